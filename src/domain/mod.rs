@@ -1,0 +1,10 @@
+//! Pure domain logic: what a write does to each view, merge-patch diffs, and
+//! (later) dashboard composition. Nothing here does I/O.
+
+pub mod merge;
+pub mod persons;
+pub mod view;
+pub mod write;
+
+pub use view::View;
+pub use write::{Draft, Fault, Missing, Plan, Source, Write};

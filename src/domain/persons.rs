@@ -1,0 +1,349 @@
+//! Persons and the locations view derived from them (SPEC §3).
+//!
+//! A person is `{"name", "city"?}` keyed by a server-assigned integer id.
+//! Every person write also keeps `locations` exact: each city with at least
+//! one person maps to `{"total": n}`, and a city whose total drops to 0
+//! disappears. Both views change in the same write, so one request is one
+//! event per view it changes.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::view::View;
+use super::write::{Draft, Fault, Output, Write};
+
+/// The id counter for persons: ids are never reused, also not after a delete.
+const PERSON_IDS: &str = "persons";
+
+/// The body of `POST /persons`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    pub name: String,
+    #[serde(default)]
+    pub city: Option<String>,
+}
+
+/// The body of `PATCH /persons/{id}`: a merge patch of the person. `None`
+/// leaves a field alone; `Some(None)` removes the city.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PersonPatch {
+    pub name: Option<String>,
+    pub city: Option<Option<String>>,
+}
+
+impl NewPerson {
+    pub fn validate(self) -> Result<Self, Fault> {
+        Ok(NewPerson {
+            name: valid_name(&self.name)?,
+            city: self.city.as_deref().map(valid_city).transpose()?,
+        })
+    }
+}
+
+impl PersonPatch {
+    /// Reads a merge patch of a person; refuses anything but `name` (a
+    /// non-empty string) and `city` (a non-empty string or null).
+    pub fn parse(body: &Value) -> Result<Self, Fault> {
+        let Value::Object(fields) = body else {
+            return Err(invalid("the body must be a JSON object"));
+        };
+        let mut patch = PersonPatch::default();
+        for (field, value) in fields {
+            match (field.as_str(), value) {
+                ("name", Value::String(s)) => patch.name = Some(valid_name(s)?),
+                ("name", Value::Null) => return Err(invalid("name cannot be removed")),
+                ("name", _) => return Err(invalid("name must be a string")),
+                ("city", Value::String(s)) => patch.city = Some(Some(valid_city(s)?)),
+                ("city", Value::Null) => patch.city = Some(None),
+                ("city", _) => return Err(invalid("city must be a string or null")),
+                (other, _) => {
+                    return Err(invalid(format!(
+                        "unknown field `{other}`, expected `name` or `city`"
+                    )));
+                }
+            }
+        }
+        Ok(patch)
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Fault {
+    Fault::Invalid(msg.into())
+}
+
+fn valid_name(name: &str) -> Result<String, Fault> {
+    if name.trim().is_empty() {
+        return Err(invalid("name must be a non-empty string"));
+    }
+    Ok(name.to_string())
+}
+
+fn valid_city(city: &str) -> Result<String, Fault> {
+    if city.trim().is_empty() {
+        return Err(invalid(
+            "city must be a non-empty string (use null to remove it)",
+        ));
+    }
+    Ok(city.to_string())
+}
+
+/// Parses a person id from a path segment: a positive integer.
+pub fn parse_id(raw: &str) -> Result<u64, Fault> {
+    match raw.parse::<u64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(invalid(format!(
+            "person id must be a positive integer, got `{raw}`"
+        ))),
+    }
+}
+
+fn person_doc(name: &str, city: Option<&str>) -> Value {
+    let mut doc = Map::new();
+    doc.insert("name".into(), json!(name));
+    if let Some(city) = city {
+        doc.insert("city".into(), json!(city));
+    }
+    Value::Object(doc)
+}
+
+/// A stored person as the API shows it: the document plus its `id`.
+pub fn with_id(id: u64, doc: &Value) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), json!(id));
+    if let Value::Object(fields) = doc {
+        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(out)
+}
+
+fn city_of(doc: &Value) -> Option<String> {
+    doc.get("city").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Moves one person's weight in `locations` by `delta` for `city`.
+fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
+    let total = d
+        .get(View::Locations, city)?
+        .and_then(|doc| doc.get("total").and_then(Value::as_i64))
+        .unwrap_or(0)
+        + delta;
+    if total > 0 {
+        d.put(View::Locations, city, json!({ "total": total }))
+    } else {
+        d.delete(View::Locations, city);
+        Ok(())
+    }
+}
+
+const VIEWS: &[View] = &[View::Persons, View::Locations];
+
+/// `POST /persons`: answers the person with its new id.
+pub fn create(person: NewPerson) -> Write {
+    Write::new(VIEWS, move |d| {
+        let id = d.next_id(PERSON_IDS)?;
+        let doc = person_doc(&person.name, person.city.as_deref());
+        d.put(View::Persons, id.to_string(), doc.clone())?;
+        if let Some(city) = &person.city {
+            count(d, city, 1)?;
+        }
+        Ok(with_id(id, &doc))
+    })
+}
+
+/// `PATCH /persons/{id}`: answers the person after the patch.
+pub fn patch(id: u64, patch: PersonPatch) -> Write {
+    Write::new(VIEWS, move |d| {
+        let key = id.to_string();
+        let Some(old) = d.get(View::Persons, &key)? else {
+            return Err(Fault::NotFound(format!("no person with id {id}")));
+        };
+        let old_city = city_of(&old);
+        let name = patch
+            .name
+            .clone()
+            .or_else(|| old.get("name").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        let new_city = match &patch.city {
+            Some(city) => city.clone(),
+            None => old_city.clone(),
+        };
+        let doc = person_doc(&name, new_city.as_deref());
+        d.put(View::Persons, key, doc.clone())?;
+        if old_city != new_city {
+            if let Some(city) = &old_city {
+                count(d, city, -1)?;
+            }
+            if let Some(city) = &new_city {
+                count(d, city, 1)?;
+            }
+        }
+        Ok(with_id(id, &doc))
+    })
+}
+
+/// `DELETE /persons/{id}`.
+pub fn delete(id: u64) -> Write {
+    Write::new(VIEWS, move |d| {
+        let key = id.to_string();
+        let Some(old) = d.get(View::Persons, &key)? else {
+            return Err(Fault::NotFound(format!("no person with id {id}")));
+        };
+        d.delete(View::Persons, key);
+        if let Some(city) = city_of(&old) {
+            count(d, &city, -1)?;
+        }
+        Ok(Output::Null)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::write::{MemorySource, Plan};
+
+    fn new(name: &str, city: Option<&str>) -> NewPerson {
+        NewPerson {
+            name: name.into(),
+            city: city.map(Into::into),
+        }
+    }
+
+    fn event(plan: &Plan, view: View) -> Option<Value> {
+        plan.changes
+            .iter()
+            .find(|c| c.view == view)
+            .map(|c| c.patch.clone())
+    }
+
+    /// SPEC §3 reference sequence, row by row, on the pure write path.
+    #[test]
+    fn the_reference_sequence_produces_the_specified_views_and_events() {
+        let mut db = MemorySource::default();
+        let rows: Vec<(Write, Value, Value, Option<Value>, Option<Value>)> = vec![
+            (
+                create(new("Ann", Some("Rome"))),
+                json!({"1":{"name":"Ann","city":"Rome"}}),
+                json!({"Rome":{"total":1}}),
+                Some(json!({"1":{"name":"Ann","city":"Rome"}})),
+                Some(json!({"Rome":{"total":1}})),
+            ),
+            (
+                create(new("Bob", None)),
+                json!({"1":{"name":"Ann","city":"Rome"},"2":{"name":"Bob"}}),
+                json!({"Rome":{"total":1}}),
+                Some(json!({"2":{"name":"Bob"}})),
+                None,
+            ),
+            (
+                patch(2, PersonPatch::parse(&json!({"city":"Rome"})).unwrap()),
+                json!({"1":{"name":"Ann","city":"Rome"},"2":{"name":"Bob","city":"Rome"}}),
+                json!({"Rome":{"total":2}}),
+                Some(json!({"2":{"city":"Rome"}})),
+                Some(json!({"Rome":{"total":2}})),
+            ),
+            (
+                patch(1, PersonPatch::parse(&json!({"city":null})).unwrap()),
+                json!({"1":{"name":"Ann"},"2":{"name":"Bob","city":"Rome"}}),
+                json!({"Rome":{"total":1}}),
+                Some(json!({"1":{"city":null}})),
+                Some(json!({"Rome":{"total":1}})),
+            ),
+            (
+                delete(2),
+                json!({"1":{"name":"Ann"}}),
+                json!({}),
+                Some(json!({"2":null})),
+                Some(json!({"Rome":null})),
+            ),
+        ];
+        for (i, (write, persons, locations, p_event, l_event)) in rows.into_iter().enumerate() {
+            let (_, plan) = db.run(&write).unwrap();
+            assert_eq!(db.view(View::Persons), persons, "row {}", i + 1);
+            assert_eq!(db.view(View::Locations), locations, "row {}", i + 1);
+            assert_eq!(event(&plan, View::Persons), p_event, "row {}", i + 1);
+            assert_eq!(event(&plan, View::Locations), l_event, "row {}", i + 1);
+        }
+        assert_eq!(db.revisions.get(&View::Persons), Some(&5));
+        assert_eq!(db.revisions.get(&View::Locations), Some(&4));
+    }
+
+    #[test]
+    fn moving_the_only_person_of_a_city_is_one_location_event() {
+        let mut db = MemorySource::default();
+        db.run(&create(new("Ann", Some("Paris")))).unwrap();
+        let (_, plan) = db
+            .run(&patch(
+                1,
+                PersonPatch::parse(&json!({"city":"Oslo"})).unwrap(),
+            ))
+            .unwrap();
+        assert_eq!(
+            event(&plan, View::Locations),
+            Some(json!({"Paris":null,"Oslo":{"total":1}}))
+        );
+    }
+
+    #[test]
+    fn an_empty_or_unchanging_patch_emits_nothing() {
+        let mut db = MemorySource::default();
+        db.run(&create(new("Ann", Some("Rome")))).unwrap();
+        for body in [json!({}), json!({"name":"Ann"}), json!({"city":"Rome"})] {
+            let (out, plan) = db
+                .run(&patch(1, PersonPatch::parse(&body).unwrap()))
+                .unwrap();
+            assert!(plan.changes.is_empty(), "{body}");
+            assert_eq!(out, json!({"id":1,"name":"Ann","city":"Rome"}));
+            assert_eq!(plan.revision(View::Persons), Some(1));
+        }
+    }
+
+    #[test]
+    fn ids_are_not_reused_after_a_delete() {
+        let mut db = MemorySource::default();
+        db.run(&create(new("Ann", None))).unwrap();
+        db.run(&delete(1)).unwrap();
+        let (out, _) = db.run(&create(new("Bob", None))).unwrap();
+        assert_eq!(out["id"], json!(2));
+    }
+
+    #[test]
+    fn unknown_persons_are_not_found() {
+        let mut db = MemorySource::default();
+        assert!(matches!(db.run(&delete(7)), Err(Fault::NotFound(_))));
+        assert!(matches!(
+            db.run(&patch(7, PersonPatch::default())),
+            Err(Fault::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_patches_and_names_are_refused() {
+        for body in [
+            json!({"name": null}),
+            json!({"name": ""}),
+            json!({"name": "  "}),
+            json!({"name": 3}),
+            json!({"city": 3}),
+            json!({"city": ""}),
+            json!({"age": 3}),
+            json!([1]),
+            json!("x"),
+        ] {
+            assert!(
+                matches!(PersonPatch::parse(&body), Err(Fault::Invalid(_))),
+                "{body}"
+            );
+        }
+        assert!(new("", None).validate().is_err());
+        assert!(new("Ann", Some("")).validate().is_err());
+    }
+
+    #[test]
+    fn ids_must_be_positive_integers() {
+        assert_eq!(parse_id("12"), Ok(12));
+        for raw in ["0", "-1", "abc", "1.5", "", "99999999999999999999999"] {
+            assert!(parse_id(raw).is_err(), "{raw}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The one write path, as pure functions.
+//!
+//! A write is a function over a [`Draft`]: it reads the current documents of
+//! any view through a [`Source`], and records the new documents it wants.
+//! [`plan`] then turns the draft into what the store persists in one
+//! transaction: per changed view, the minimal merge patch over the touched
+//! keys (which equals the diff of the whole view), the next revision, and the
+//! rows to upsert or delete. A view whose documents did not change gets no
+//! event and keeps its revision.
+//!
+//! Stores that cannot read synchronously (PostgreSQL) implement [`Source`]
+//! over what they have loaded so far and answer [`Missing`] for the rest;
+//! they load it and run the write again. Writes are pure, so a re-run is
+//! harmless.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::merge;
+use super::view::View;
+
+/// A read that the source could not answer yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Missing {
+    Doc(View, String),
+    Counter(String),
+    Revision(View),
+}
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The write is invalid for the current state (a client error: 400).
+    Invalid(String),
+    /// The entity the write names does not exist (404).
+    NotFound(String),
+    /// The source must load this first; the store re-runs the write.
+    Missing(Missing),
+}
+
+impl From<Missing> for Fault {
+    fn from(m: Missing) -> Self {
+        Fault::Missing(m)
+    }
+}
+
+/// Read access to committed state, as seen inside the writing transaction.
+pub trait Source {
+    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
+    /// The next value the named id counter will hand out (1 if never used).
+    fn counter(&self, name: &str) -> Result<u64, Missing>;
+    fn revision(&self, view: View) -> Result<u64, Missing>;
+}
+
+/// What a write function produces for its caller (the HTTP answer body).
+pub type Output = Value;
+
+type WriteFn = dyn Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync;
+
+/// A write ready to be run by a store: the views it may change (stores that
+/// lock per view lock exactly these, in this order) and the pure function.
+#[derive(Clone)]
+pub struct Write {
+    views: Vec<View>,
+    run: Arc<WriteFn>,
+}
+
+impl Write {
+    pub fn new(
+        views: &[View],
+        run: impl Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync + 'static,
+    ) -> Self {
+        let mut views = views.to_vec();
+        views.sort();
+        views.dedup();
+        Write {
+            views,
+            run: Arc::new(run),
+        }
+    }
+
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// Runs the write against `source` and plans its effects.
+    pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Fault> {
+        let mut draft = Draft::new(source);
+        let output = (self.run)(&mut draft)?;
+        for (view, _) in draft.docs.keys() {
+            if !self.views.contains(view) {
+                return Err(Fault::Invalid(format!(
+                    "internal: write touched undeclared view {view}"
+                )));
+            }
+        }
+        let plan = plan(draft, &self.views)?;
+        Ok((output, plan))
+    }
+}
+
+/// The state a write builds: reads fall through to the source unless the
+/// write already changed that document.
+pub struct Draft<'s> {
+    source: &'s dyn Source,
+    docs: BTreeMap<(View, String), Option<Value>>,
+    counters: BTreeMap<String, u64>,
+}
+
+impl<'s> Draft<'s> {
+    pub fn new(source: &'s dyn Source) -> Self {
+        Draft {
+            source,
+            docs: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Fault> {
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.clone()),
+            None => Ok(self.source.doc(view, key)?),
+        }
+    }
+
+    /// Sets a document. A document must not contain `null` members.
+    pub fn put(&mut self, view: View, key: impl Into<String>, doc: Value) -> Result<(), Fault> {
+        if doc.is_null() || merge::has_null_member(&doc) {
+            return Err(Fault::Invalid("documents cannot contain null".into()));
+        }
+        self.docs.insert((view, key.into()), Some(doc));
+        Ok(())
+    }
+
+    pub fn delete(&mut self, view: View, key: impl Into<String>) {
+        self.docs.insert((view, key.into()), None);
+    }
+
+    /// Hands out the next id of a counter; ids are never handed out twice.
+    pub fn next_id(&mut self, counter: &str) -> Result<u64, Fault> {
+        let next = match self.counters.get(counter) {
+            Some(n) => *n,
+            None => self.source.counter(counter)?,
+        };
+        self.counters.insert(counter.to_string(), next + 1);
+        Ok(next)
+    }
+}
+
+/// What one write does to one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewChange {
+    pub view: View,
+    pub revision: u64,
+    /// The merge patch from revision - 1 to revision; never empty.
+    pub patch: Value,
+    /// Rows to write: `None` deletes the key.
+    pub rows: Vec<(String, Option<Value>)>,
+}
+
+/// Everything one write persists, in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub changes: Vec<ViewChange>,
+    /// New values of id counters (the next id each will hand out).
+    pub counters: Vec<(String, u64)>,
+    /// The revision of every declared view after the write (changed or not).
+    pub revisions: Vec<(View, u64)>,
+}
+
+impl Plan {
+    pub fn revision(&self, view: View) -> Option<u64> {
+        self.revisions
+            .iter()
+            .find(|(v, _)| *v == view)
+            .map(|(_, r)| *r)
+    }
+}
+
+fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Fault> {
+    let Draft {
+        source,
+        docs,
+        counters,
+    } = draft;
+    let mut by_view: BTreeMap<View, (Map<String, Value>, Vec<(String, Option<Value>)>)> =
+        BTreeMap::new();
+    for ((view, key), new) in docs {
+        let old = source.doc(view, &key)?;
+        let entry = match (&old, &new) {
+            (None, None) => None,
+            (Some(_), None) => Some(Value::Null),
+            (None, Some(new)) => Some(new.clone()),
+            (Some(old), Some(new)) => merge::diff(old, new),
+        };
+        if let Some(entry) = entry {
+            let (patch, rows) = by_view.entry(view).or_default();
+            patch.insert(key.clone(), entry);
+            rows.push((key, new));
+        }
+    }
+    let mut plan = Plan {
+        counters: counters.into_iter().collect(),
+        ..Plan::default()
+    };
+    for &view in views {
+        let current = source.revision(view)?;
+        match by_view.remove(&view) {
+            Some((patch, rows)) => {
+                plan.changes.push(ViewChange {
+                    view,
+                    revision: current + 1,
+                    patch: Value::Object(patch),
+                    rows,
+                });
+                plan.revisions.push((view, current + 1));
+            }
+            None => plan.revisions.push((view, current)),
+        }
+    }
+    Ok(plan)
+}
+
+/// An in-memory [`Source`], for unit tests of writes and for tools.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    pub docs: BTreeMap<(View, String), Value>,
+    pub counters: BTreeMap<String, u64>,
+    pub revisions: BTreeMap<View, u64>,
+}
+
+impl MemorySource {
+    /// Persists a plan, as a store would.
+    pub fn commit(&mut self, plan: &Plan) {
+        for change in &plan.changes {
+            for (key, doc) in &change.rows {
+                match doc {
+                    Some(doc) => self.docs.insert((change.view, key.clone()), doc.clone()),
+                    None => self.docs.remove(&(change.view, key.clone())),
+                };
+            }
+            self.revisions.insert(change.view, change.revision);
+        }
+        for (name, next) in &plan.counters {
+            self.counters.insert(name.clone(), *next);
+        }
+    }
+
+    /// Runs a write and commits it; returns its output and plan.
+    pub fn run(&mut self, write: &Write) -> Result<(Output, Plan), Fault> {
+        let (out, plan) = write.execute(self)?;
+        self.commit(&plan);
+        Ok((out, plan))
+    }
+
+    /// The whole view as one JSON object.
+    pub fn view(&self, view: View) -> Value {
+        Value::Object(
+            self.docs
+                .iter()
+                .filter(|((v, _), _)| *v == view)
+                .map(|((_, k), d)| (k.clone(), d.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl Source for MemorySource {
+    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+        Ok(self.docs.get(&(view, key.to_string())).cloned())
+    }
+    fn counter(&self, name: &str) -> Result<u64, Missing> {
+        Ok(self.counters.get(name).copied().unwrap_or(1))
+    }
+    fn revision(&self, view: View) -> Result<u64, Missing> {
+        Ok(self.revisions.get(&view).copied().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_write_that_changes_nothing_plans_no_event_and_keeps_the_revision() {
+        let mut src = MemorySource::default();
+        let put = Write::new(&[View::Persons], |d| {
+            d.put(View::Persons, "1", json!({"name":"Ann"}))?;
+            Ok(Value::Null)
+        });
+        let (_, first) = src.run(&put).unwrap();
+        assert_eq!(first.changes.len(), 1);
+        let (_, again) = src.run(&put).unwrap();
+        assert!(again.changes.is_empty());
+        assert_eq!(again.revision(View::Persons), Some(1));
+    }
+
+    #[test]
+    fn deleting_a_missing_key_is_no_change() {
+        let mut src = MemorySource::default();
+        let del = Write::new(&[View::Persons], |d| {
+            d.delete(View::Persons, "9");
+            Ok(Value::Null)
+        });
+        let (_, plan) = src.run(&del).unwrap();
+        assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn counters_hand_out_consecutive_ids_within_and_across_writes() {
+        let mut src = MemorySource::default();
+        let two = Write::new(&[View::Persons], |d| {
+            Ok(json!([d.next_id("p")?, d.next_id("p")?]))
+        });
+        assert_eq!(src.run(&two).unwrap().0, json!([1, 2]));
+        assert_eq!(src.run(&two).unwrap().0, json!([3, 4]));
+    }
+
+    #[test]
+    fn touching_an_undeclared_view_is_refused() {
+        let src = MemorySource::default();
+        let bad = Write::new(&[View::Persons], |d| {
+            d.put(View::Locations, "x", json!(1))?;
+            Ok(Value::Null)
+        });
+        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+    }
+
+    #[test]
+    fn documents_with_null_members_are_refused() {
+        let src = MemorySource::default();
+        let bad = Write::new(&[View::Persons], |d| {
+            d.put(View::Persons, "1", json!({"a": null}))?;
+            Ok(Value::Null)
+        });
+        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+    }
+
+    /// A source that has loaded nothing: every read is Missing.
+    struct Empty;
+    impl Source for Empty {
+        fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+            Err(Missing::Doc(view, key.into()))
+        }
+        fn counter(&self, name: &str) -> Result<u64, Missing> {
+            Err(Missing::Counter(name.into()))
+        }
+        fn revision(&self, view: View) -> Result<u64, Missing> {
+            Err(Missing::Revision(view))
+        }
+    }
+
+    #[test]
+    fn a_source_that_has_not_loaded_a_document_asks_for_it() {
+        let w = Write::new(&[View::Persons], |d| {
+            d.put(View::Persons, "1", json!(1))?;
+            Ok(Value::Null)
+        });
+        assert_eq!(
+            w.execute(&Empty).err(),
+            Some(Fault::Missing(Missing::Doc(View::Persons, "1".into())))
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! `AppError`: every failure a handler can answer, as a JSON `{"error"}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::Fault;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    NotFound(String),
+    UnsupportedMediaType(String),
+    PayloadTooLarge(String),
+    /// `410 Gone` with a body that names the bounds and the snapshot path.
+    Gone(String),
+    Unavailable(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::Gone(body) => {
+                return (
+                    StatusCode::GONE,
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response();
+            }
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
+            AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            AppError::Unavailable(m) => {
+                tracing::warn!(error = %m, "answering 503");
+                (StatusCode::SERVICE_UNAVAILABLE, m)
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(m) => AppError::BadRequest(m),
+            StoreError::NotFound(m) => AppError::NotFound(m),
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+        }
+    }
+}
+
+impl From<Fault> for AppError {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::Invalid(m) => AppError::BadRequest(m),
+            Fault::NotFound(m) => AppError::NotFound(m),
+            Fault::Missing(m) => AppError::Unavailable(format!("unanswered read {m:?}")),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Persons endpoints (SPEC §3). Handlers parse, call a domain write through
+//! the app, and shape the answer; they never touch the store directly.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::error::AppError;
+use super::extract::ApiJson;
+use super::views::X_REVISION;
+use crate::app::App;
+use crate::domain::View;
+use crate::domain::persons::{self, NewPerson, PersonPatch};
+use crate::store::Committed;
+
+fn written(status: StatusCode, done: &Committed) -> Response {
+    let mut response = if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, Json(done.output.clone())).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(X_REVISION, HeaderValue::from(done.revision(View::Persons)));
+    response
+}
+
+pub async fn create(
+    State(app): State<App>,
+    ApiJson(person): ApiJson<NewPerson>,
+) -> Result<Response, AppError> {
+    let done = app.write(persons::create(person.validate()?)).await?;
+    let mut response = written(StatusCode::CREATED, &done);
+    if let Some(id) = done.output.get("id").and_then(Value::as_u64) {
+        response.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_str(&format!("/persons/{id}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("/persons")),
+        );
+    }
+    Ok(response)
+}
+
+pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = persons::parse_id(&id)?;
+    match app.store.doc(View::Persons, id.to_string()).await? {
+        Some(doc) => Ok(Json(persons::with_id(id, &doc)).into_response()),
+        None => Err(AppError::NotFound(format!("no person with id {id}"))),
+    }
+}
+
+pub async fn patch(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, AppError> {
+    let id = persons::parse_id(&id)?;
+    let patch = PersonPatch::parse(&body)?;
+    let done = app.write(persons::patch(id, patch)).await?;
+    Ok(written(StatusCode::OK, &done))
+}
+
+pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = persons::parse_id(&id)?;
+    let done = app.write(persons::delete(id)).await?;
+    Ok(written(StatusCode::NO_CONTENT, &done))
+}
+
+pub async fn location(
+    State(app): State<App>,
+    Path(city): Path<String>,
+) -> Result<Response, AppError> {
+    match app.store.doc(View::Locations, city.clone()).await? {
+        Some(doc) => Ok(Json(doc).into_response()),
+        None => Err(AppError::NotFound(format!("no location `{city}`"))),
+    }
+}

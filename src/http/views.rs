@@ -1,0 +1,114 @@
+//! The two faces of every view: the snapshot (`GET`) and the change stream.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::AppError;
+use crate::app::App;
+use crate::domain::View;
+use crate::stream::{self, Opened, position};
+
+pub const X_REVISION: &str = "x-revision";
+pub const X_EPOCH: &str = "x-epoch";
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `GET` a whole view, with `X-Revision`, `X-Epoch` and an `ETag`.
+pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, AppError> {
+    let snap = app.snapshot(view).await?;
+    let etag = snap.etag(app.epoch());
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag.as_str())
+        });
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            snap.body.clone(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(X_REVISION, HeaderValue::from(snap.revision));
+    h.insert(X_EPOCH, header_value(app.epoch()));
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    revision: Option<String>,
+    snapshot: Option<String>,
+    epoch: Option<String>,
+}
+
+fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, AppError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| AppError::BadRequest(format!("{name} must be visible ASCII")))
+        })
+        .transpose()
+}
+
+/// `GET` the change stream of a view (SPEC §5).
+pub async fn events(
+    app: App,
+    view: View,
+    query: StreamQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let raw = position::Raw {
+        last_event_id: text(&headers, "last-event-id")?,
+        query_revision: query.revision.as_deref(),
+        header_revision: text(&headers, X_REVISION)?,
+        snapshot: query.snapshot.as_deref(),
+        query_epoch: query.epoch.as_deref(),
+        header_epoch: text(&headers, X_EPOCH)?,
+    };
+    let request = position::parse(&raw).map_err(AppError::BadRequest)?;
+    match stream::open(&app, view, request).await? {
+        Opened::Gone {
+            why,
+            oldest,
+            current,
+        } => Err(AppError::Gone(stream::gone_body(
+            view,
+            &why.to_string(),
+            oldest,
+            current,
+            app.epoch(),
+        ))),
+        Opened::Stream(subscription) => Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                (
+                    header::HeaderName::from_static("x-accel-buffering"),
+                    HeaderValue::from_static("no"),
+                ),
+                (
+                    header::HeaderName::from_static(X_EPOCH),
+                    header_value(app.epoch()),
+                ),
+            ],
+            subscription.into_body(),
+        )
+            .into_response()),
+    }
+}

@@ -1,0 +1,123 @@
+//! Live fan-out of committed events to stream subscribers.
+//!
+//! Each view has a bounded broadcast ring of pre-encoded SSE frames. The
+//! store publishes into it after a transaction commits, in revision order;
+//! subscribers read from the ring. A subscriber that falls behind the ring
+//! is told it lagged and reads the missed events from the store instead, so
+//! memory per subscriber stays bounded however slowly it reads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use crate::domain::View;
+use crate::sse;
+
+/// How many recent frames each view keeps for live subscribers.
+pub const RING: usize = 1024;
+
+/// One committed event, encoded once for every subscriber.
+#[derive(Debug)]
+pub struct Frame {
+    pub revision: u64,
+    pub bytes: Bytes,
+}
+
+struct Channel {
+    sender: broadcast::Sender<Arc<Frame>>,
+    /// The newest revision known to be committed. Written only by the
+    /// publisher (after commit), read by snapshot caching and health checks.
+    latest: AtomicU64,
+}
+
+pub struct Hub {
+    channels: HashMap<View, Channel>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Self {
+        let channels = View::ALL
+            .into_iter()
+            .map(|view| {
+                let (sender, _) = broadcast::channel(RING);
+                let latest = AtomicU64::new(0);
+                (view, Channel { sender, latest })
+            })
+            .collect();
+        Hub { channels }
+    }
+
+    fn channel(&self, view: View) -> &Channel {
+        // Every view gets a channel in `new`, so the lookup cannot fail.
+        &self.channels[&view]
+    }
+
+    /// Publishes a committed event. Callers publish each view's events in
+    /// revision order.
+    pub fn publish(&self, view: View, revision: u64, patch: &str) {
+        let channel = self.channel(view);
+        channel.latest.fetch_max(revision, Ordering::AcqRel);
+        let frame = Arc::new(Frame {
+            revision,
+            bytes: sse::change(revision, patch),
+        });
+        metrics::counter!("duality_events_total", "view" => view.name()).increment(1);
+        // No receivers is fine: nobody is listening right now.
+        let _ = channel.sender.send(frame);
+    }
+
+    /// Records a revision committed without a live frame (at start-up, or
+    /// when another process committed it).
+    pub fn observe(&self, view: View, revision: u64) {
+        self.channel(view)
+            .latest
+            .fetch_max(revision, Ordering::AcqRel);
+    }
+
+    pub fn subscribe(&self, view: View) -> broadcast::Receiver<Arc<Frame>> {
+        self.channel(view).sender.subscribe()
+    }
+
+    pub fn latest(&self, view: View) -> u64 {
+        self.channel(view).latest.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn subscribers_receive_frames_in_order_and_latest_moves() {
+        let hub = Hub::new();
+        let mut rx = hub.subscribe(View::Persons);
+        hub.publish(View::Persons, 1, "{}");
+        hub.publish(View::Persons, 2, "{}");
+        assert_eq!(rx.recv().await.unwrap().revision, 1);
+        assert_eq!(rx.recv().await.unwrap().revision, 2);
+        assert_eq!(hub.latest(View::Persons), 2);
+        assert_eq!(hub.latest(View::Locations), 0);
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_instead_of_buffering() {
+        let hub = Hub::new();
+        let mut rx = hub.subscribe(View::Persons);
+        for r in 1..=(RING as u64 + 10) {
+            hub.publish(View::Persons, r, "{}");
+        }
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+    }
+}

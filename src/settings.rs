@@ -1,0 +1,261 @@
+//! Typed settings: the command line and its environment variables (SPEC §7).
+//!
+//! Every value is parsed and checked here, so an invalid flag is refused at
+//! start with a one-line error, before anything is opened.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::store::sqlite::Location;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "duality",
+    version,
+    about = "Every view served twice: as an aggregate and as a change stream.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `duality` alone is `duality serve`.
+    #[command(flatten)]
+    pub serve: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the views (the default command).
+    Serve(Settings),
+}
+
+/// Everything `duality serve` needs to know.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to serve on.
+    #[arg(long, env = "DUALITY_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// A SQLite file path, `:memory:`, or a `postgres://` URL.
+    #[arg(long, env = "DUALITY_DB", default_value = "duality.db", value_parser = parse_database)]
+    pub db: Database,
+
+    /// How long events are kept (`500ms`, `30s`, `5m`, `2h`).
+    #[arg(long, env = "DUALITY_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub retention: Duration,
+
+    /// Comma list of services to run: persons, customers, incidents, aggregates.
+    #[arg(long, env = "DUALITY_SERVICES", default_value = "persons", value_parser = parse_services)]
+    pub services: Services,
+
+    /// Where the aggregates service finds the customers service.
+    #[arg(long, env = "DUALITY_CUSTOMERS_URL")]
+    pub customers_url: Option<String>,
+
+    /// Where the aggregates service finds the incidents service.
+    #[arg(long, env = "DUALITY_INCIDENTS_URL")]
+    pub incidents_url: Option<String>,
+
+    /// Load a built-in sample of customers and incidents into an empty database.
+    #[arg(long, env = "DUALITY_DEMO_DATA")]
+    pub demo_data: bool,
+
+    /// How often an idle stream sends a keep-alive comment.
+    #[arg(long, env = "DUALITY_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration)]
+    pub keep_alive: Duration,
+}
+
+impl Settings {
+    /// Settings for tests and tools: an in-memory database on port 0.
+    pub fn ephemeral() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db: Database::Sqlite(Location::Memory),
+            retention: Duration::from_secs(3600),
+            services: Services::persons(),
+            customers_url: None,
+            incidents_url: None,
+            demo_data: false,
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(Location),
+    Postgres(String),
+}
+
+pub fn parse_database(raw: &str) -> Result<Database, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("the database must be a file path, :memory: or a postgres:// URL".into());
+    }
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        return Ok(Database::Postgres(raw.to_string()));
+    }
+    if raw.contains("://") {
+        return Err(format!("unsupported database URL `{raw}`"));
+    }
+    if raw == ":memory:" {
+        return Ok(Database::Sqlite(Location::Memory));
+    }
+    Ok(Database::Sqlite(Location::File(PathBuf::from(raw))))
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h` (and `1d`); the duration must be > 0.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{raw}` needs a unit: ms, s, m, h or d"))?;
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a duration like 500ms, 30s, 5m or 2h"))?;
+    let ms_per_unit = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{raw}` has an unknown unit; use ms, s, m, h or d")),
+    };
+    let ms = n
+        .checked_mul(ms_per_unit)
+        .ok_or_else(|| format!("`{raw}` is too long"))?;
+    if ms == 0 {
+        return Err("the duration must be greater than zero".into());
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Persons,
+    Customers,
+    Incidents,
+    Aggregates,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [
+        Service::Persons,
+        Service::Customers,
+        Service::Incidents,
+        Service::Aggregates,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Persons => "persons",
+            Service::Customers => "customers",
+            Service::Incidents => "incidents",
+            Service::Aggregates => "aggregates",
+        }
+    }
+}
+
+/// The services one process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Services(pub Vec<Service>);
+
+impl Services {
+    pub fn persons() -> Self {
+        Services(vec![Service::Persons])
+    }
+
+    pub fn contains(&self, service: Service) -> bool {
+        self.0.contains(&service)
+    }
+}
+
+pub fn parse_services(raw: &str) -> Result<Services, String> {
+    let mut services = Vec::new();
+    for name in raw.split(',').map(str::trim) {
+        if name == "all" {
+            services.extend(Service::ALL);
+            continue;
+        }
+        let service = Service::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                format!("unknown service `{name}`; use persons, customers, incidents, aggregates")
+            })?;
+        services.push(service);
+    }
+    services.sort();
+    services.dedup();
+    Ok(Services(services))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_documented_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "0s",
+            "5x",
+            "-5s",
+            "1.5s",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn databases_are_files_memory_or_postgres() {
+        assert_eq!(
+            parse_database(":memory:"),
+            Ok(Database::Sqlite(Location::Memory))
+        );
+        assert_eq!(
+            parse_database("x.db"),
+            Ok(Database::Sqlite(Location::File("x.db".into())))
+        );
+        assert!(matches!(
+            parse_database("postgres://u@h/db"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(parse_database("mysql://x").is_err());
+        assert!(parse_database("").is_err());
+    }
+
+    #[test]
+    fn services_are_a_known_comma_list() {
+        assert_eq!(
+            parse_services("persons, aggregates"),
+            Ok(Services(vec![Service::Persons, Service::Aggregates]))
+        );
+        assert_eq!(parse_services("all").map(|s| s.0.len()), Ok(4));
+        assert!(parse_services("persons,nope").is_err());
+        assert!(parse_services("").is_err());
+    }
+
+    #[test]
+    fn bare_duality_means_serve_with_defaults() {
+        let cli = Cli::try_parse_from(["duality"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            cli.serve.db,
+            Database::Sqlite(Location::File("duality.db".into()))
+        );
+        assert_eq!(cli.serve.retention, Duration::from_secs(3600));
+    }
+}

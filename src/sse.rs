@@ -1,0 +1,106 @@
+//! Server-Sent Events framing: a pure encoder, no I/O.
+//!
+//! Change events carry `id:` and `data:` and no `event:` name, so a plain
+//! `EventSource.onmessage` receives them; control events (`snapshot`,
+//! `reset`) are named. Every frame is built once into [`Bytes`] and can be
+//! shared by all subscribers.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A change event: `id: <revision>` and the merge patch as data.
+pub fn change(revision: u64, data: &str) -> Bytes {
+    frame(None, Some(revision), data)
+}
+
+/// A named control event (`snapshot`, `reset`), with an id if it has one.
+pub fn named(name: &str, id: Option<u64>, data: &str) -> Bytes {
+    frame(Some(name), id, data)
+}
+
+/// A comment line: ignored by clients, keeps idle connections alive.
+pub fn comment(text: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(text.len() + 4);
+    buf.put_slice(b": ");
+    buf.put_slice(one_line(text).as_bytes());
+    buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+/// Appends a change event to `buf` (for catch-up pages sent as one chunk).
+pub fn put_change(buf: &mut BytesMut, revision: u64, data: &str) {
+    put_frame(buf, None, Some(revision), data);
+}
+
+fn frame(name: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(data.len() + 32);
+    put_frame(&mut buf, name, id, data);
+    buf.freeze()
+}
+
+fn put_frame(buf: &mut BytesMut, name: Option<&str>, id: Option<u64>, data: &str) {
+    if let Some(name) = name {
+        buf.put_slice(b"event: ");
+        buf.put_slice(one_line(name).as_bytes());
+        buf.put_u8(b'\n');
+    }
+    if let Some(id) = id {
+        buf.put_slice(b"id: ");
+        buf.put_slice(id.to_string().as_bytes());
+        buf.put_u8(b'\n');
+    }
+    // A data line cannot hold a line break: each line is its own `data:`
+    // field, and the client joins them with '\n' again.
+    for line in data.split('\n') {
+        buf.put_slice(b"data: ");
+        buf.put_slice(line.strip_suffix('\r').unwrap_or(line).as_bytes());
+        buf.put_u8(b'\n');
+    }
+    buf.put_u8(b'\n');
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_has_an_id_and_data_and_no_name() {
+        assert_eq!(
+            &change(7, r#"{"1":null}"#)[..],
+            b"id: 7\ndata: {\"1\":null}\n\n"
+        );
+    }
+
+    #[test]
+    fn a_named_event_comes_first_with_its_name() {
+        assert_eq!(
+            &named("reset", None, "{}")[..],
+            b"event: reset\ndata: {}\n\n"
+        );
+        assert_eq!(
+            &named("snapshot", Some(3), "{}")[..],
+            b"event: snapshot\nid: 3\ndata: {}\n\n"
+        );
+    }
+
+    #[test]
+    fn multi_line_data_becomes_several_data_fields() {
+        assert_eq!(&change(1, "a\nb")[..], b"id: 1\ndata: a\ndata: b\n\n");
+    }
+
+    #[test]
+    fn a_comment_cannot_break_the_framing() {
+        assert_eq!(&comment("keep\nalive")[..], b": keep alive\n\n");
+    }
+
+    #[test]
+    fn pages_concatenate_frames() {
+        let mut buf = BytesMut::new();
+        put_change(&mut buf, 1, "{}");
+        put_change(&mut buf, 2, "{}");
+        assert_eq!(&buf[..], b"id: 1\ndata: {}\n\nid: 2\ndata: {}\n\n");
+    }
+}

@@ -1,0 +1,107 @@
+//! The store interface: one trait, a SQLite and a PostgreSQL implementation.
+//!
+//! A store persists views, their revisions and the outbox of events, and
+//! runs writes: it executes the pure [`Write`] inside one transaction, saves
+//! the documents, the events and the new revisions together, and after the
+//! commit publishes the events to the [`Hub`](crate::hub::Hub) in revision
+//! order. Everything else (HTTP, streams, caching) is built on this trait.
+
+use std::time::SystemTime;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::domain::{View, write::Output};
+
+pub mod sqlite;
+
+/// A stored event: the merge patch that took the view to `revision`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub revision: u64,
+    /// The patch as JSON text, exactly as it is sent on the stream.
+    pub patch: String,
+}
+
+/// A page of the outbox, read in one transaction with the view's bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsPage {
+    /// Consecutive events from the requested revision on (at most the limit).
+    pub events: Vec<Event>,
+    /// The oldest retained event of the view, if any is retained.
+    pub oldest: Option<u64>,
+    /// The view's current revision.
+    pub current: u64,
+}
+
+/// A whole view and the revision it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub revision: u64,
+    pub docs: Map<String, Value>,
+}
+
+/// The outcome of a committed write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub output: Output,
+    /// Every view the write declared, with its revision after the write.
+    pub revisions: Vec<(View, u64)>,
+}
+
+impl Committed {
+    pub fn revision(&self, view: View) -> u64 {
+        self.revisions
+            .iter()
+            .find(|(v, _)| *v == view)
+            .map_or(0, |(_, r)| *r)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The write is invalid for the current state.
+    #[error("{0}")]
+    Invalid(String),
+    /// The write names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database failed or is out of reach; nothing was committed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// The id of this database's history (see SPEC §2, "epoch").
+    fn epoch(&self) -> &str;
+
+    /// Runs a write in one transaction and publishes its events.
+    fn write(&self, write: crate::domain::Write) -> BoxFuture<'_, Result<Committed, StoreError>>;
+
+    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
+
+    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>>;
+
+    /// Events from revision `from` on, at most `limit`, with the bounds.
+    fn events(
+        &self,
+        view: View,
+        from: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<EventsPage, StoreError>>;
+
+    /// Deletes events committed before `cutoff`; answers how many.
+    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+}
+
+/// Milliseconds since the Unix epoch, as stored with each event.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh random epoch id.
+pub fn new_epoch() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,502 @@
+//! The SQLite store: a dedicated writer thread with group commit, plus a
+//! small pool of read connections.
+//!
+//! Writes queue on a bounded channel. The writer thread takes every write
+//! that is waiting (up to [`MAX_BATCH`]), runs each inside its own savepoint
+//! of one `BEGIN IMMEDIATE` transaction, and commits the batch with a single
+//! fsync (`synchronous=FULL`). Each write still gets its own revisions and
+//! events; a write that fails is rolled back to its savepoint without
+//! disturbing the others. Only after the commit are the events published and
+//! the writes acknowledged, so an acknowledged write is durable and a
+//! subscriber never sees an event that could still roll back.
+//!
+//! Readers use separate connections (WAL lets them read while the writer
+//! writes). An in-memory database has only the writer's connection, so its
+//! reads run on the writer thread too.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures_util::future::BoxFuture;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, unix_ms};
+use crate::domain::View;
+use crate::domain::write::{Fault, Missing, Plan, Source, Write};
+use crate::hub::Hub;
+
+/// The most writes committed in one transaction.
+pub const MAX_BATCH: usize = 1024;
+/// How many writes may wait for the writer before senders wait too.
+const QUEUE: usize = 8192;
+/// Read connections for a database file.
+const READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (view, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (view, revision)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms);
+";
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+type Exec = Box<dyn FnOnce(&mut Connection) + Send>;
+type Reply = oneshot::Sender<Result<Committed, StoreError>>;
+
+enum Job {
+    Write(Write, Reply),
+    /// Anything else that must run on the writer's connection: trims, and
+    /// all reads of an in-memory database.
+    Exec(Exec),
+}
+
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    /// `None` for an in-memory database: reads then go to the writer.
+    readers: Option<Arc<ReadPool>>,
+    epoch: String,
+}
+
+struct ReadPool {
+    /// Idle connections; a permit from `permits` guarantees one is here.
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and starts the writer thread.
+    /// Blocks: call it off the async runtime.
+    pub fn open(location: &Location, hub: Arc<Hub>) -> Result<SqliteStore, StoreError> {
+        let conn = match location {
+            Location::File(path) => Connection::open(path),
+            Location::Memory => Connection::open_in_memory(),
+        }
+        .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        if let Location::File(_) = location {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(unavailable)?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
+            [new_epoch()],
+        )
+        .map_err(unavailable)?;
+        let epoch: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+                r.get(0)
+            })
+            .map_err(unavailable)?;
+        {
+            let mut stmt = conn
+                .prepare("SELECT view, revision FROM views")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(unavailable)?;
+            for row in rows {
+                let (name, revision) = row.map_err(unavailable)?;
+                if let Some(view) = View::from_name(&name) {
+                    hub.observe(view, revision as u64);
+                }
+            }
+        }
+        let readers = match location {
+            Location::File(path) => {
+                let mut idle = Vec::with_capacity(READERS);
+                for _ in 0..READERS {
+                    let reader = Connection::open(path).map_err(unavailable)?;
+                    reader
+                        .busy_timeout(std::time::Duration::from_secs(5))
+                        .map_err(unavailable)?;
+                    reader
+                        .pragma_update(None, "query_only", "ON")
+                        .map_err(unavailable)?;
+                    idle.push(reader);
+                }
+                Some(Arc::new(ReadPool {
+                    idle: Mutex::new(idle),
+                    permits: Semaphore::new(READERS),
+                }))
+            }
+            Location::Memory => None,
+        };
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("duality-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, hub))
+            .map_err(unavailable)?;
+        Ok(SqliteStore {
+            jobs,
+            readers,
+            epoch,
+        })
+    }
+
+    /// Runs `f` on a read connection (or, in memory, on the writer's).
+    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.readers {
+            Some(pool) => {
+                let _permit = pool.permits.acquire().await.map_err(unavailable)?;
+                let mut conn = pool
+                    .idle
+                    .lock()
+                    .map_err(|_| unavailable("read pool poisoned"))?
+                    .pop()
+                    .ok_or_else(|| unavailable("no idle read connection"))?;
+                let pool = Arc::clone(pool);
+                tokio::task::spawn_blocking(move || {
+                    let result = f(&mut conn);
+                    if let Ok(mut idle) = pool.idle.lock() {
+                        idle.push(conn);
+                    }
+                    result
+                })
+                .await
+                .map_err(unavailable)?
+                .map_err(unavailable)
+            }
+            None => self.on_writer(f).await?.map_err(unavailable),
+        }
+    }
+
+    /// Runs `f` on the writer's connection, between write batches.
+    async fn on_writer<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Exec(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        }));
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| unavailable("writer stopped"))?;
+        rx.await.map_err(|_| unavailable("writer stopped"))
+    }
+}
+
+impl Store for SqliteStore {
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(Job::Write(write, reply))
+                .await
+                .map_err(|_| unavailable("writer stopped"))?;
+            answer.await.map_err(|_| unavailable("writer stopped"))?
+        })
+    }
+
+    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+        Box::pin(self.read(move |conn| read_snapshot(conn, view)))
+    }
+
+    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
+        Box::pin(self.read(move |conn| read_doc(conn, view, &key)))
+    }
+
+    fn events(
+        &self,
+        view: View,
+        from: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<EventsPage, StoreError>> {
+        Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
+    }
+
+    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let cutoff = unix_ms(cutoff);
+        Box::pin(async move {
+            self.on_writer(move |conn| {
+                conn.execute("DELETE FROM events WHERE created_ms < ?1", [cutoff])
+                    .map(|n| n as u64)
+            })
+            .await?
+            .map_err(unavailable)
+        })
+    }
+}
+
+fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut writes = Vec::new();
+        let mut execs = Vec::new();
+        let mut take = |job| match job {
+            Job::Write(w, reply) => writes.push((w, reply)),
+            Job::Exec(f) => execs.push(f),
+        };
+        take(first);
+        let mut taken = 1;
+        while taken < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => take(job),
+                Err(_) => break,
+            }
+            taken += 1;
+        }
+        if !writes.is_empty() {
+            commit_batch(&mut conn, writes, &hub);
+        }
+        for exec in execs {
+            exec(&mut conn);
+        }
+    }
+}
+
+type Published = Vec<(View, u64, String)>;
+
+fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
+    metrics::histogram!("duality_commit_batch_writes").record(writes.len() as f64);
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, reply) in writes {
+                let _ = reply.send(Err(unavailable(&e)));
+            }
+            return;
+        }
+    };
+    let now = unix_ms(SystemTime::now());
+    let mut published: Published = Vec::new();
+    let mut answers = Vec::with_capacity(writes.len());
+    for (write, reply) in writes {
+        let answer = run_one(&mut tx, &write, now).map(|(committed, events)| {
+            published.extend(events);
+            committed
+        });
+        answers.push((reply, answer));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (view, revision, patch) in &published {
+                hub.publish(*view, *revision, patch);
+            }
+            for (reply, answer) in answers {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed");
+            for (reply, answer) in answers {
+                let _ = reply.send(answer.and(Err(unavailable(&e))));
+            }
+        }
+    }
+}
+
+/// Runs one write inside its own savepoint of the batch transaction.
+fn run_one(
+    tx: &mut rusqlite::Transaction<'_>,
+    write: &Write,
+    now: i64,
+) -> Result<(Committed, Published), StoreError> {
+    let sp = tx.savepoint().map_err(unavailable)?;
+    let source = TxSource {
+        conn: &sp,
+        failure: RefCell::new(None),
+    };
+    let executed = write.execute(&source);
+    if let Some(failure) = source.failure.into_inner() {
+        return Err(StoreError::Unavailable(failure));
+    }
+    let (output, plan) = executed.map_err(|fault| match fault {
+        Fault::Invalid(m) => StoreError::Invalid(m),
+        Fault::NotFound(m) => StoreError::NotFound(m),
+        Fault::Missing(m) => StoreError::Unavailable(format!("unanswered read {m:?}")),
+    })?;
+    let events = persist(&sp, &plan, now).map_err(unavailable)?;
+    sp.commit().map_err(unavailable)?;
+    Ok((
+        Committed {
+            output,
+            revisions: plan.revisions,
+        },
+        events,
+    ))
+}
+
+fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Published> {
+    let mut events = Vec::with_capacity(plan.changes.len());
+    for change in &plan.changes {
+        let view = change.view.name();
+        for (key, doc) in &change.rows {
+            match doc {
+                Some(doc) => conn
+                    .prepare_cached(
+                        "INSERT INTO docs (view, key, doc) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc",
+                    )?
+                    .execute(params![view, key, doc.to_string()])?,
+                None => conn
+                    .prepare_cached("DELETE FROM docs WHERE view = ?1 AND key = ?2")?
+                    .execute(params![view, key])?,
+            };
+        }
+        let patch = change.patch.to_string();
+        let revision = change.revision as i64;
+        conn.prepare_cached(
+            "INSERT INTO events (view, revision, patch, created_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![view, revision, patch, now])?;
+        conn.prepare_cached(
+            "INSERT INTO views (view, revision) VALUES (?1, ?2)
+             ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
+        )?
+        .execute(params![view, revision])?;
+        events.push((change.view, change.revision, patch));
+    }
+    for (name, next) in &plan.counters {
+        conn.prepare_cached(
+            "INSERT INTO counters (name, next) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET next = excluded.next",
+        )?
+        .execute(params![name, *next as i64])?;
+    }
+    Ok(events)
+}
+
+/// Reads committed state inside the writing transaction. Database errors
+/// cannot travel through [`Source`], so the first one is kept in `failure`
+/// and the write is failed after it returns.
+struct TxSource<'c> {
+    conn: &'c Connection,
+    failure: RefCell<Option<String>>,
+}
+
+impl TxSource<'_> {
+    fn check<T>(&self, result: rusqlite::Result<T>, missing: Missing) -> Result<T, Missing> {
+        result.map_err(|e| {
+            self.failure.borrow_mut().get_or_insert(e.to_string());
+            missing
+        })
+    }
+}
+
+impl Source for TxSource<'_> {
+    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+        self.check(
+            read_doc(self.conn, view, key),
+            Missing::Doc(view, key.into()),
+        )
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, Missing> {
+        let next = self
+            .conn
+            .prepare_cached("SELECT next FROM counters WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get::<_, i64>(0)).optional());
+        self.check(next, Missing::Counter(name.into()))
+            .map(|n| n.map_or(1, |n| n as u64))
+    }
+
+    fn revision(&self, view: View) -> Result<u64, Missing> {
+        self.check(read_revision(self.conn, view), Missing::Revision(view))
+    }
+}
+
+fn parse_doc(text: &str) -> rusqlite::Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn read_revision(conn: &Connection, view: View) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT revision FROM views WHERE view = ?1")?
+        .query_row([view.name()], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|r| r.map_or(0, |r| r as u64))
+}
+
+fn read_doc(conn: &Connection, view: View, key: &str) -> rusqlite::Result<Option<Value>> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT doc FROM docs WHERE view = ?1 AND key = ?2")?
+        .query_row(params![view.name(), key], |r| r.get(0))
+        .optional()?;
+    text.as_deref().map(parse_doc).transpose()
+}
+
+fn read_snapshot(conn: &mut Connection, view: View) -> rusqlite::Result<Snapshot> {
+    let tx = conn.transaction()?;
+    let revision = read_revision(&tx, view)?;
+    let mut docs = Map::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT key, doc FROM docs WHERE view = ?1")?;
+        let mut rows = stmt.query([view.name()])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let doc: String = row.get(1)?;
+            docs.insert(key, parse_doc(&doc)?);
+        }
+    }
+    tx.commit()?;
+    Ok(Snapshot { revision, docs })
+}
+
+fn read_events(
+    conn: &mut Connection,
+    view: View,
+    from: u64,
+    limit: usize,
+) -> rusqlite::Result<EventsPage> {
+    let tx = conn.transaction()?;
+    let current = read_revision(&tx, view)?;
+    let oldest: Option<i64> = tx
+        .prepare_cached("SELECT MIN(revision) FROM events WHERE view = ?1")?
+        .query_row([view.name()], |r| r.get(0))?;
+    let mut events = Vec::new();
+    if from <= current {
+        let mut stmt = tx.prepare_cached(
+            "SELECT revision, patch FROM events WHERE view = ?1 AND revision >= ?2
+             ORDER BY revision LIMIT ?3",
+        )?;
+        let mut rows = stmt.query(params![view.name(), from as i64, limit as i64])?;
+        while let Some(row) = rows.next()? {
+            events.push(Event {
+                revision: row.get::<_, i64>(0)? as u64,
+                patch: row.get(1)?,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(EventsPage {
+        events,
+        oldest: oldest.map(|o| o as u64),
+        current,
+    })
+}

@@ -1,0 +1,233 @@
+//! The one stream path shared by every view.
+//!
+//! A subscription first subscribes to the view's live ring in the hub, then
+//! reads what it needs from the outbox in pages (catch-up), then forwards
+//! live frames. Live frames at or below what it already sent are skipped; a
+//! gap or a lag sends it back to the outbox. So it holds at most one page in
+//! memory, never an unbounded queue, and it sees every revision exactly once
+//! and in order. If the outbox no longer has the next event (retention
+//! deleted it), it sends a `reset` event and ends.
+
+pub mod position;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::app::App;
+use crate::domain::View;
+use crate::hub::Frame;
+use crate::sse;
+use crate::store::{EventsPage, StoreError};
+use position::{Gone, Request, Start};
+
+/// Events read from the outbox per round trip.
+pub const PAGE: usize = 256;
+
+/// The answer to a stream request.
+pub enum Opened {
+    Stream(Box<Subscription>),
+    /// The position cannot be served; `410 Gone` with these bounds.
+    Gone {
+        why: Gone,
+        oldest: Option<u64>,
+        current: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    CatchUp,
+    Live,
+    Done,
+}
+
+pub struct Subscription {
+    app: App,
+    view: View,
+    /// The next revision this subscriber must receive.
+    next: u64,
+    live: broadcast::Receiver<Arc<Frame>>,
+    phase: Phase,
+    /// What to send before anything else (snapshot and first page).
+    first: Option<Bytes>,
+    keep_alive: Interval,
+    _gauge: Gauge,
+}
+
+/// Counts open subscriptions per view for `/metrics`.
+struct Gauge(View);
+
+impl Gauge {
+    fn new(view: View) -> Self {
+        metrics::gauge!("duality_subscribers", "view" => view.name()).increment(1.0);
+        Gauge(view)
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::gauge!("duality_subscribers", "view" => self.0.name()).decrement(1.0);
+    }
+}
+
+/// The JSON that explains a reset or a 410 to the consumer.
+pub fn gone_body(view: View, why: &str, oldest: Option<u64>, current: u64, epoch: &str) -> String {
+    json!({
+        "error": why,
+        "oldestRevision": oldest,
+        "currentRevision": current,
+        "snapshot": view.snapshot_path(),
+        "epoch": epoch,
+    })
+    .to_string()
+}
+
+/// Opens a stream of `view` for `request`, or says why it cannot be served.
+pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, StoreError> {
+    let live = app.hub.subscribe(view);
+    let mut first = BytesMut::new();
+    let from = match request.start {
+        Start::Snapshot => {
+            let snapshot = app.snapshot(view).await?;
+            let body = std::str::from_utf8(&snapshot.body).unwrap_or("{}");
+            first.extend_from_slice(&sse::named("snapshot", Some(snapshot.revision), body));
+            snapshot.revision + 1
+        }
+        Start::From(r) => r,
+        Start::Oldest => 0,
+    };
+    let page = app.store.events(view, from, PAGE).await?;
+    let gone = |why| Opened::Gone {
+        why,
+        oldest: page.oldest,
+        current: page.current,
+    };
+    if request.epoch.as_deref().is_some_and(|e| e != app.epoch()) {
+        return Ok(gone(Gone::OtherEpoch));
+    }
+    let next = match request.start {
+        Start::Snapshot => from,
+        start => match position::first_needed(start, page.oldest, page.current) {
+            Ok(next) => next,
+            Err(why) => return Ok(gone(why)),
+        },
+    };
+    let mut sub = Subscription {
+        app: app.clone(),
+        view,
+        next,
+        live,
+        phase: Phase::Live,
+        first: None,
+        keep_alive: keep_alive(app),
+        _gauge: Gauge::new(view),
+    };
+    if let Some(chunk) = sub.take_page(page) {
+        first.extend_from_slice(&chunk);
+    }
+    if !first.is_empty() {
+        sub.first = Some(first.freeze());
+    }
+    Ok(Opened::Stream(Box::new(sub)))
+}
+
+fn keep_alive(app: &App) -> Interval {
+    let period = app.keep_alive;
+    let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    interval
+}
+
+impl Subscription {
+    /// The response body: SSE bytes until the stream ends.
+    pub fn into_body(self: Box<Self>) -> axum::body::Body {
+        let chunks = futures_util::stream::unfold(self, |mut sub| async move {
+            let chunk = sub.next_chunk().await?;
+            Some((Ok::<Bytes, Infallible>(chunk), sub))
+        });
+        axum::body::Body::from_stream(chunks)
+    }
+
+    /// Turns an outbox page into frames, or a reset if it has a hole.
+    fn take_page(&mut self, page: EventsPage) -> Option<Bytes> {
+        let starts_right = page.events.first().map(|e| e.revision == self.next);
+        match starts_right {
+            None if self.next <= page.current => Some(self.reset(page.oldest, page.current)),
+            None => {
+                self.phase = Phase::Live;
+                None
+            }
+            Some(false) => Some(self.reset(page.oldest, page.current)),
+            Some(true) => {
+                let mut buf = BytesMut::new();
+                for event in &page.events {
+                    sse::put_change(&mut buf, event.revision, &event.patch);
+                    self.next = event.revision + 1;
+                }
+                self.phase = if page.events.len() < PAGE {
+                    Phase::Live
+                } else {
+                    Phase::CatchUp
+                };
+                Some(buf.freeze())
+            }
+        }
+    }
+
+    fn reset(&mut self, oldest: Option<u64>, current: u64) -> Bytes {
+        self.phase = Phase::Done;
+        metrics::counter!("duality_stream_resets_total", "view" => self.view.name()).increment(1);
+        let why = "this subscriber fell behind retention; reload the snapshot";
+        let body = gone_body(self.view, why, oldest, current, self.app.epoch());
+        sse::named("reset", None, &body)
+    }
+
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let mut shutdown = self.app.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                return None;
+            }
+            match self.phase {
+                Phase::Done => return None,
+                Phase::CatchUp => {
+                    let page = match self.app.store.events(self.view, self.next, PAGE).await {
+                        Ok(page) => page,
+                        Err(e) => {
+                            // The client reconnects with Last-Event-ID.
+                            tracing::warn!(view = %self.view, error = %e, "ending stream");
+                            return None;
+                        }
+                    };
+                    if let Some(chunk) = self.take_page(page) {
+                        return Some(chunk);
+                    }
+                }
+                Phase::Live => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.changed() => return None,
+                        received = self.live.recv() => match received {
+                            Ok(frame) if frame.revision < self.next => {}
+                            Ok(frame) if frame.revision == self.next => {
+                                self.next += 1;
+                                return Some(frame.bytes.clone());
+                            }
+                            Ok(_) | Err(RecvError::Lagged(_)) => self.phase = Phase::CatchUp,
+                            Err(RecvError::Closed) => return None,
+                        },
+                        _ = self.keep_alive.tick() => return Some(sse::comment("keep-alive")),
+                    }
+                }
+            }
+        }
+    }
+}
