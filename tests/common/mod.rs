@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
-use duality::settings::Settings;
 use duality::LaunchError;
+use duality::settings::Settings;
 use eventsource_stream::{Event, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -146,13 +146,21 @@ impl Sse {
     /// The next event, which must be a change: (revision, patch).
     pub async fn change(&mut self) -> (u64, Value) {
         let e = self.next().await.expect("stream ended");
-        assert_eq!(e.event, "message", "expected an unnamed change event: {e:?}");
-        (e.id.parse().unwrap(), serde_json::from_str(&e.data).unwrap())
+        assert_eq!(
+            e.event, "message",
+            "expected an unnamed change event: {e:?}"
+        );
+        (
+            e.id.parse().unwrap(),
+            serde_json::from_str(&e.data).unwrap(),
+        )
     }
 
     /// True if nothing arrives within `wait`.
     pub async fn quiet_for(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.events.next()).await.is_err()
+        tokio::time::timeout(wait, self.events.next())
+            .await
+            .is_err()
     }
 }
 
