@@ -40,6 +40,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(settings)) => runtime.block_on(serve(settings)),
+        Some(Command::Bench(args)) => runtime.block_on(crate::bench::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

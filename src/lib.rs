@@ -12,6 +12,7 @@
 //! - [`http`]: the router, handlers and errors; [`settings`], [`cli`].
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod http;

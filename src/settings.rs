@@ -30,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the views (the default command).
     Serve(Settings),
+    /// Measure this binary: start `duality serve` as a child process on
+    /// 127.0.0.1 and load it (durable writes/s, fan-out latency, memory per
+    /// idle subscriber).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Everything `duality serve` needs to know.

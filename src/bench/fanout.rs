@@ -1,0 +1,312 @@
+//! Scenario `fanout`: subscribers on `/person-events`, then one task that
+//! writes at a fixed rate. Latency is from a write's request being sent to
+//! a subscriber receiving that write's event, over every (subscriber,
+//! event) pair.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::server::Server;
+use super::writes::{met, round2};
+use super::{BenchArgs, Report};
+
+const TARGET_P99_MS: f64 = 40.0;
+/// How long subscribers may take to receive the last events after the
+/// last write was acknowledged.
+const GRACE: Duration = Duration::from_secs(5);
+/// Subscriber connections share this many clients.
+const CLIENTS: usize = 16;
+/// At most this many subscriptions are being opened at once.
+const CONNECTING: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    Running,
+    /// Every write is acknowledged; this is the last revision.
+    Last(u64),
+    /// Give up waiting.
+    Stop,
+}
+
+/// What one subscriber saw.
+struct Heard {
+    /// Each new revision and when it arrived.
+    times: Vec<(u64, Instant)>,
+    out_of_order: u64,
+    error: Option<String>,
+}
+
+/// Opens `n` streams of `/person-events?revision=from` and returns once
+/// every one has answered 200. Each stream is its own connection; the few
+/// clients they share keep no idle connections, so no pool limit applies.
+pub(super) async fn subscribe(
+    server: &Server,
+    from: u64,
+    n: u64,
+) -> Result<Vec<reqwest::Response>, String> {
+    let clients = (0..CLIENTS)
+        .map(|_| super::client(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let url = server.url(&format!("/person-events?revision={from}"));
+    let gate = Arc::new(Semaphore::new(CONNECTING));
+    let mut opening = JoinSet::new();
+    for i in 0..n {
+        let request = clients[i as usize % CLIENTS].get(&url);
+        let gate = Arc::clone(&gate);
+        opening.spawn(async move {
+            let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
+            let response = tokio::time::timeout(Duration::from_secs(10), request.send())
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            if response.status() != reqwest::StatusCode::OK {
+                return Err(format!("answered {}", response.status()));
+            }
+            Ok(response)
+        });
+    }
+    let mut open = Vec::with_capacity(n as usize);
+    let mut failed = 0;
+    let mut first_error = None;
+    while let Some(joined) = opening.join_next().await {
+        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok(response) => open.push(response),
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(open),
+        Some(e) => Err(format!(
+            "{failed} of {n} subscriptions failed to open; the first: {e}"
+        )),
+    }
+}
+
+pub async fn run(args: &BenchArgs) -> Result<Report, String> {
+    let server = Server::start("fanout").await?;
+    let writer = super::client(16)?;
+    let current = writer
+        .get(server.url("/persons"))
+        .send()
+        .await
+        .map_err(|e| format!("GET /persons: {e}"))?;
+    let from = super::revision(&current)? + 1;
+    drop(current);
+
+    let connecting = Instant::now();
+    let streams = subscribe(&server, from, args.subscribers).await?;
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let (control, controlled) = watch::channel(Control::Running);
+    let mut listeners = JoinSet::new();
+    for response in streams {
+        listeners.spawn(listen(response, controlled.clone(), from));
+    }
+    // Let every listener start reading before the first write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (server_cpu0, own_cpu0) = (server.cpu_seconds()?, super::cpu_seconds("self")?);
+    let writes = ((args.rate as f64) * args.duration.as_secs_f64())
+        .round()
+        .max(1.0) as u64;
+    let started = Instant::now();
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
+    pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let url = server.url("/persons");
+    let mut posts = JoinSet::new();
+    for i in 0..writes {
+        pace.tick().await;
+        let request = writer
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50));
+        posts.spawn(async move {
+            let sent = Instant::now();
+            let response = tokio::time::timeout(Duration::from_secs(10), request.send())
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            let acked = sent.elapsed();
+            if response.status() != reqwest::StatusCode::CREATED {
+                return Err(format!("POST /persons answered {}", response.status()));
+            }
+            Ok((super::revision(&response)?, sent, acked))
+        });
+    }
+    let mut sent_at = HashMap::with_capacity(writes as usize);
+    let mut ack = super::histogram()?;
+    let (mut write_errors, mut first_error) = (0u64, None);
+    while let Some(joined) = posts.join_next().await {
+        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok((revision, sent, acked)) => {
+                sent_at.insert(revision, sent);
+                ack.saturating_record(super::micros(acked));
+            }
+            Err(e) => {
+                write_errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let writing_seconds = started.elapsed().as_secs_f64();
+    let last = sent_at.keys().copied().max().unwrap_or(from - 1);
+    let _ = control.send(Control::Last(last));
+
+    let acked = Instant::now();
+    let grace = acked + GRACE;
+    let mut heard = Vec::with_capacity(args.subscribers as usize);
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            joined = listeners.join_next() => match joined {
+                Some(Ok(h)) => heard.push(h),
+                Some(Err(e)) => return Err(format!("a subscriber task failed: {e}")),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(grace), if !stopped => {
+                let _ = control.send(Control::Stop);
+                stopped = true;
+            }
+        }
+    }
+    let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
+    let server_cpu = server.cpu_seconds()? - server_cpu0;
+    let own_cpu = super::cpu_seconds("self")? - own_cpu0;
+    server.stop().await?;
+
+    let mut latency = super::histogram()?;
+    let (mut received, mut out_of_order, mut unknown) = (0u64, 0u64, 0u64);
+    let mut stream_errors = 0u64;
+    for h in &heard {
+        out_of_order += h.out_of_order;
+        if let Some(e) = &h.error {
+            stream_errors += 1;
+            first_error.get_or_insert_with(|| e.clone());
+        }
+        for (revision, at) in &h.times {
+            match sent_at.get(revision) {
+                Some(sent) => {
+                    received += 1;
+                    latency.saturating_record(super::micros(at.saturating_duration_since(*sent)));
+                }
+                None => unknown += 1,
+            }
+        }
+    }
+    let written = sent_at.len() as u64;
+    let expected = written * args.subscribers;
+    let lost = expected.saturating_sub(received);
+    let p99 = super::ms(latency.value_at_quantile(0.99));
+    let good = p99 <= TARGET_P99_MS && lost == 0 && out_of_order == 0 && write_errors == 0;
+    let (latency_json, latency_text) = super::latency(&latency);
+    let (ack_json, ack_text) = super::latency(&ack);
+    let mut text = format!(
+        "fanout: {} subscribers (all open in {connect_seconds:.1} s), {written} writes in \
+         {writing_seconds:.1} s ({:.0}/s), {write_errors} write errors\n  \
+         write -> event received: {latency_text} (target p99 <= {TARGET_P99_MS} ms: {})\n  \
+         lost {lost} of {expected}, out of order {out_of_order}, unexpected {unknown}, \
+         stream errors {stream_errors}; all delivered {drain_ms:.0} ms after the last ack\n  \
+         write acknowledged: {ack_text}\n  \
+         CPU while writing: server {:.0}%, load generator {:.0}% (of one core)",
+        args.subscribers,
+        written as f64 / writing_seconds,
+        met(good),
+        100.0 * server_cpu / writing_seconds,
+        100.0 * own_cpu / writing_seconds,
+    );
+    if let Some(e) = &first_error {
+        text.push_str(&format!("\n  first error: {e}"));
+    }
+    let json = json!({
+        "scenario": "fanout",
+        "subscribers": args.subscribers,
+        "rate": args.rate,
+        "writes": written,
+        "write_errors": write_errors,
+        "seconds": round2(writing_seconds),
+        "latency": latency_json,
+        "ack_latency": ack_json,
+        "expected_events": expected,
+        "lost": lost,
+        "out_of_order": out_of_order,
+        "stream_errors": stream_errors,
+        "drain_ms": drain_ms.round(),
+        "server_cpu_pct": (100.0 * server_cpu / writing_seconds).round(),
+        "loadgen_cpu_pct": (100.0 * own_cpu / writing_seconds).round(),
+        "target_p99_ms": TARGET_P99_MS,
+        "meets_target": good,
+    });
+    Ok(Report { text, json })
+}
+
+/// Reads one stream until it has every revision up to the last one, or
+/// until told to stop.
+async fn listen(
+    response: reqwest::Response,
+    mut control: watch::Receiver<Control>,
+    from: u64,
+) -> Heard {
+    let mut events = response.bytes_stream().eventsource();
+    let mut heard = Heard {
+        times: Vec::new(),
+        out_of_order: 0,
+        error: None,
+    };
+    let mut next = from;
+    let mut last = None;
+    loop {
+        if last.is_some_and(|last| next > last) {
+            return heard;
+        }
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) if event.event == "message" => {
+                    let at = Instant::now();
+                    let Ok(revision) = event.id.parse::<u64>() else {
+                        heard.error = Some(format!("an event without a revision: {event:?}"));
+                        return heard;
+                    };
+                    if revision != next {
+                        heard.out_of_order += 1;
+                    }
+                    if revision >= next {
+                        heard.times.push((revision, at));
+                        next = revision + 1;
+                    }
+                }
+                Some(Ok(event)) => {
+                    heard.error = Some(format!("a `{}` event: {}", event.event, event.data));
+                    return heard;
+                }
+                Some(Err(e)) => {
+                    heard.error = Some(e.to_string());
+                    return heard;
+                }
+                None => {
+                    heard.error = Some("the stream ended".into());
+                    return heard;
+                }
+            },
+            changed = control.changed() => {
+                if changed.is_err() {
+                    return heard;
+                }
+                match *control.borrow_and_update() {
+                    Control::Running => {}
+                    Control::Last(l) => last = Some(l),
+                    Control::Stop => return heard,
+                }
+            }
+        }
+    }
+}

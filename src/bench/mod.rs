@@ -1,0 +1,218 @@
+//! `duality bench`: a bounded load generator for this very binary.
+//!
+//! Each scenario starts the server as a child process (`duality serve` on a
+//! free port of 127.0.0.1, with a fresh durable SQLite file in a temporary
+//! directory), so that the load generator is a separate process and the
+//! server's memory can be read from `/proc/<pid>/status`. The child is
+//! killed and the directory removed when the scenario ends, also on error.
+//!
+//! - `writes`: concurrent connections `POST /persons` for a fixed time:
+//!   durable writes per second and latency per write.
+//! - `fanout`: subscribers on `/person-events` while one task writes at a
+//!   fixed rate: latency from a write's request to each subscriber's
+//!   receipt of its event, losses and order.
+//! - `idle`: server RSS per idle subscriber.
+//!
+//! Every scenario prints a short human report and one JSON line.
+
+mod fanout;
+mod idle;
+mod server;
+mod writes;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::settings::parse_duration;
+
+/// The `duality bench` command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: Scenario,
+
+    /// How long the `writes` and `fanout` scenarios write (at most 10m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Subscribers opened by the `fanout` and `idle` scenarios.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub subscribers: u64,
+
+    /// Writes per second in the `fanout` scenario.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rate: u64,
+
+    /// Concurrent connections (one writer each) in the `writes` scenario.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1_024))]
+    pub connections: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    All,
+    Writes,
+    Fanout,
+    Idle,
+}
+
+/// What a scenario measured: lines for people, one JSON object for docs.
+pub struct Report {
+    pub text: String,
+    pub json: Value,
+}
+
+/// Runs the chosen scenarios one after the other.
+pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.duration > Duration::from_secs(600) {
+        return Err("--duration must be at most 10m".into());
+    }
+    println!(
+        "duality bench: {} CPUs, {} MiB memory; server = {} serve (child process)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        mem_total_kib().map_or(0, |k| k / 1024),
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "duality".into()),
+    );
+    let all = args.scenario == Scenario::All;
+    let mut reports: Vec<Report> = Vec::new();
+    for scenario in [Scenario::Writes, Scenario::Fanout, Scenario::Idle] {
+        if !all && args.scenario != scenario {
+            continue;
+        }
+        let report = match scenario {
+            Scenario::Writes => writes::run(&args).await?,
+            Scenario::Fanout => fanout::run(&args).await?,
+            _ => idle::run(&args).await?,
+        };
+        println!("{}", report.text);
+        reports.push(report);
+    }
+    println!();
+    for report in &reports {
+        println!("{}", report.json);
+    }
+    Ok(())
+}
+
+/// A latency histogram in microseconds, from 1 µs to 10 minutes.
+fn histogram() -> Result<Histogram<u64>, String> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).map_err(|e| format!("histogram: {e}"))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds, rounded to 0.01.
+fn ms(micros: u64) -> f64 {
+    (micros as f64 / 10.0).round() / 100.0
+}
+
+/// p50, p99 and max of `h` in milliseconds, as JSON fields and as text.
+fn latency(h: &Histogram<u64>) -> (Value, String) {
+    let (p50, p99, max) = (
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max()),
+    );
+    (
+        serde_json::json!({"p50_ms": p50, "p99_ms": p99, "max_ms": max, "samples": h.len()}),
+        format!(
+            "p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms ({} samples)",
+            h.len()
+        ),
+    )
+}
+
+/// A client for 127.0.0.1 only: no proxy, bounded connect time.
+fn client(idle_per_host: usize) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(idle_per_host)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// The `X-Revision` header of a response.
+fn revision(response: &reqwest::Response) -> Result<u64, String> {
+    response
+        .headers()
+        .get("x-revision")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{} answered without X-Revision", response.url()))
+}
+
+/// User + system CPU seconds of a process (`self` or a pid).
+fn cpu_seconds(pid: &str) -> Result<f64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th and stime the 13th.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("unexpected /proc stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| "unexpected /proc stat format".to_string())
+    };
+    // USER_HZ is 100 on every Linux this runs on.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+fn mem_total_kib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    status_kib(&info, "MemTotal:")
+}
+
+/// A `Name:   123 kB` line of a /proc file.
+fn status_kib(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    #[test]
+    fn defaults_match_the_targets_setup() {
+        let a = Cmd::try_parse_from(["bench"]).unwrap().args;
+        assert_eq!(a.scenario, Scenario::All);
+        assert_eq!(a.duration, Duration::from_secs(10));
+        assert_eq!((a.subscribers, a.rate, a.connections), (1000, 100, 32));
+        assert!(Cmd::try_parse_from(["bench", "--subscribers", "0"]).is_err());
+        assert!(Cmd::try_parse_from(["bench", "--scenario", "nope"]).is_err());
+    }
+
+    #[test]
+    fn proc_fields_parse() {
+        let status = "Name:\tduality\nVmRSS:\t   12345 kB\n";
+        assert_eq!(status_kib(status, "VmRSS:"), Some(12345));
+        assert_eq!(status_kib(status, "VmHWM:"), None);
+        assert!(cpu_seconds("self").is_ok());
+        assert_eq!(ms(1234), 1.23);
+    }
+}

@@ -1,0 +1,168 @@
+//! The server under test: `duality serve` as a child process on a free port
+//! of 127.0.0.1, with a fresh durable SQLite file in its own temporary
+//! directory. Dropping it kills the child and removes the directory.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+pub struct Server {
+    child: Child,
+    pub pid: u32,
+    pub addr: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server and waits until `GET /healthz` answers.
+    pub async fn start(label: &str) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+        let dir =
+            std::env::temp_dir().join(format!("duality-bench-{}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let addr = free_addr()?;
+        let mut command = Command::new(exe);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(&addr)
+            .arg("--db")
+            .arg(dir.join("bench.db"));
+        // The flags above and the defaults, whatever this shell exports.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("DUALITY_") {
+                command.env_remove(name);
+            }
+        }
+        let spawned = command
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(format!("cannot start the server: {e}"));
+            }
+        };
+        let mut server = Server {
+            pid: child.id().unwrap_or(0),
+            child,
+            addr,
+            dir,
+        };
+        server.wait_ready().await?;
+        Ok(server)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = super::client(1)?;
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("the server exited at start: {status}"));
+            }
+            let answer = client
+                .get(self.url("/healthz"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the server did not answer /healthz within 10 s".into())
+    }
+
+    /// The server's resident memory in KiB.
+    pub fn rss_kib(&self) -> Result<u64, String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .map_err(|e| format!("cannot read the server's /proc status: {e}"))?;
+        super::status_kib(&status, "VmRSS:").ok_or_else(|| "no VmRSS in /proc status".into())
+    }
+
+    /// CPU seconds the server has used so far.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        super::cpu_seconds(&self.pid.to_string())
+    }
+
+    /// The `/metrics` lines of one metric family.
+    pub async fn metric(&self, name: &str) -> Result<Vec<String>, String> {
+        let text = super::client(1)?
+            .get(self.url("/metrics"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("GET /metrics: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("GET /metrics: {e}"))?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Group-commit batches: (transactions, mean writes per transaction,
+    /// median, max), from the `duality_commit_batch_writes` summary.
+    pub async fn batches(&self) -> Result<Option<(f64, f64, f64, f64)>, String> {
+        let lines = self.metric("duality_commit_batch_writes").await?;
+        let value = |prefix: &str| {
+            lines
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        let count = value("duality_commit_batch_writes_count");
+        let sum = value("duality_commit_batch_writes_sum");
+        let median = value("duality_commit_batch_writes{quantile=\"0.5\"}");
+        let max = value("duality_commit_batch_writes{quantile=\"1\"}");
+        Ok(match (count, sum) {
+            (Some(count), Some(sum)) if count > 0.0 => Some((
+                count,
+                sum / count,
+                median.unwrap_or(f64::NAN),
+                max.unwrap_or(f64::NAN),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Kills the server and waits for it to exit.
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .await
+            .map_err(|e| format!("cannot stop the server: {e}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port of 127.0.0.1 that is free right now.
+fn free_addr() -> Result<String, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    Ok(addr.to_string())
+}

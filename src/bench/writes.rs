@@ -1,0 +1,156 @@
+//! Scenario `writes`: N connections, one writer each, `POST /persons` as
+//! fast as the server acknowledges, for a fixed time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::server::Server;
+use super::{BenchArgs, Report};
+
+/// The target on a 2-core machine, load generator included.
+const TARGET_PER_SECOND: f64 = 15_000.0;
+
+struct Writer {
+    latency: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+pub async fn run(args: &BenchArgs) -> Result<Report, String> {
+    let server = Server::start("writes").await?;
+    let url = server.url("/persons");
+    let (server_cpu0, own_cpu0) = (server.cpu_seconds()?, super::cpu_seconds("self")?);
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    let sequence = Arc::new(AtomicU64::new(0));
+    let mut writers = JoinSet::new();
+    for _ in 0..args.connections {
+        // One client per writer: each keeps its own connection.
+        let client = super::client(1)?;
+        let latency = super::histogram()?;
+        writers.spawn(write(
+            client,
+            url.clone(),
+            deadline,
+            Arc::clone(&sequence),
+            latency,
+        ));
+    }
+    let mut latency = super::histogram()?;
+    let (mut ok, mut errors, mut first_error) = (0, 0, None);
+    while let Some(joined) = writers.join_next().await {
+        let w = joined.map_err(|e| format!("a writer task failed: {e}"))?;
+        latency
+            .add(&w.latency)
+            .map_err(|e| format!("histogram: {e}"))?;
+        ok += w.ok;
+        errors += w.errors;
+        first_error = first_error.or(w.first_error);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let server_cpu = server.cpu_seconds()? - server_cpu0;
+    let own_cpu = super::cpu_seconds("self")? - own_cpu0;
+    let batches = server.batches().await?;
+    server.stop().await?;
+
+    let per_second = ok as f64 / elapsed;
+    let (latency_json, latency_text) = super::latency(&latency);
+    let mut text = format!(
+        "writes: {} connections, {elapsed:.1} s: {ok} durable writes = {per_second:.0} writes/s \
+         (target >= {TARGET_PER_SECOND:.0}: {}), {errors} errors\n  latency per write: {latency_text}\n  \
+         CPU: server {:.0}%, load generator {:.0}% (of one core)",
+        args.connections,
+        met(per_second >= TARGET_PER_SECOND),
+        100.0 * server_cpu / elapsed,
+        100.0 * own_cpu / elapsed,
+    );
+    if let Some((count, mean, median, max)) = batches {
+        text.push_str(&format!(
+            "\n  group commit: {count:.0} transactions, {mean:.1} writes each on average \
+             (median {median:.0}, max {max:.0})"
+        ));
+    }
+    if let Some(e) = &first_error {
+        text.push_str(&format!("\n  first error: {e}"));
+    }
+    let json = json!({
+        "scenario": "writes",
+        "connections": args.connections,
+        "seconds": round2(elapsed),
+        "writes": ok,
+        "writes_per_s": per_second.round(),
+        "errors": errors,
+        "latency": latency_json,
+        "server_cpu_pct": (100.0 * server_cpu / elapsed).round(),
+        "loadgen_cpu_pct": (100.0 * own_cpu / elapsed).round(),
+        "commit_batches": batches.map(|(count, mean, median, max)| json!({
+            "transactions": count, "mean": round2(mean), "median": median, "max": max,
+        })),
+        "target_writes_per_s": TARGET_PER_SECOND,
+        "meets_target": per_second >= TARGET_PER_SECOND && errors == 0,
+    });
+    Ok(Report { text, json })
+}
+
+async fn write(
+    client: reqwest::Client,
+    url: String,
+    deadline: Instant,
+    sequence: Arc<AtomicU64>,
+    latency: Histogram<u64>,
+) -> Writer {
+    let mut w = Writer {
+        latency,
+        ok: 0,
+        errors: 0,
+        first_error: None,
+    };
+    while Instant::now() < deadline {
+        let i = sequence.fetch_add(1, Ordering::Relaxed);
+        let body = format!(r#"{{"name":"n{i}","city":"c{}"}}"#, i % 50);
+        let sent = Instant::now();
+        let answer = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        // Read the whole body so the connection is reused.
+        let outcome = match answer {
+            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                r.bytes().await.map(drop).map_err(|e| e.to_string())
+            }
+            Ok(r) => Err(format!("POST /persons answered {}", r.status())),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                w.ok += 1;
+                w.latency.saturating_record(super::micros(sent.elapsed()));
+            }
+            Err(e) => {
+                w.errors += 1;
+                w.first_error.get_or_insert(e);
+                // Do not spin on a server that refuses.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    w
+}
+
+pub(super) fn met(yes: bool) -> &'static str {
+    if yes { "met" } else { "MISSED" }
+}
+
+pub(super) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
