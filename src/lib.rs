@@ -11,9 +11,11 @@
 //! - [`app`], [`snapshots`]: the core every handler goes through.
 //! - [`http`]: the router, handlers and errors; [`settings`], [`cli`].
 
+pub mod aggregates;
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod domain;
 pub mod http;
 pub mod hub;
@@ -32,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use app::App;
+use domain::View;
 use hub::Hub;
 use settings::{Database, Service, Settings};
 use store::sqlite::SqliteStore;
@@ -63,6 +66,28 @@ pub async fn open_store(settings: &Settings, hub: Arc<Hub>) -> Result<Arc<dyn St
     }
 }
 
+/// How the aggregates service reaches a backend: through this process's
+/// router when the backend runs here, else over HTTP at its URL.
+fn backend(
+    settings: &Settings,
+    service: Service,
+    url: &Option<String>,
+    local: &axum::Router,
+) -> Result<Arc<dyn client::Transport>, LaunchError> {
+    if settings.services.contains(service) {
+        return Ok(client::InProcess::new(local.clone()));
+    }
+    let flag = format!("--{}-url", service.name());
+    let url = url.as_deref().ok_or_else(|| {
+        LaunchError::Config(format!(
+            "the aggregates service needs the {} service: run it here or give {flag}",
+            service.name()
+        ))
+    })?;
+    let http = client::Http::new(url).map_err(|e| LaunchError::Config(format!("{flag}: {e}")))?;
+    Ok(Arc::new(http))
+}
+
 /// Serves `settings` on `listener` until `shutdown` completes; open streams
 /// end when it does, so the server stops promptly.
 pub async fn launch(
@@ -70,13 +95,13 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
-    for service in &settings.services.0 {
-        if *service != Service::Persons {
-            return Err(LaunchError::Config(format!(
-                "the {} service is not available yet",
-                service.name()
-            )));
-        }
+    let services = &settings.services;
+    let owns_backends =
+        services.contains(Service::Customers) && services.contains(Service::Incidents);
+    if settings.demo_data && !owns_backends {
+        return Err(LaunchError::Config(
+            "--demo-data needs the customers and incidents services in this process".into(),
+        ));
     }
     telemetry::prometheus();
     let hub = Arc::new(Hub::new());
@@ -84,13 +109,43 @@ pub async fn launch(
     let (stop, stopped) = watch::channel(false);
     let app = App::new(
         Arc::clone(&store),
-        hub,
+        Arc::clone(&hub),
         stopped.clone(),
         settings.keep_alive,
     );
+    if settings.demo_data && hub.latest(View::Customers) == 0 && hub.latest(View::Incidents) == 0 {
+        app.write(domain::demo::load()).await?;
+        tracing::info!("loaded the demo data");
+    }
+    let (upstreams, backends) = if services.contains(Service::Aggregates) {
+        let mut local_services = services.clone();
+        local_services.0.retain(|s| *s != Service::Aggregates);
+        let local = http::router(app.clone(), &local_services, None, None);
+        let customers = backend(
+            &settings,
+            Service::Customers,
+            &settings.customers_url,
+            &local,
+        )?;
+        let incidents = backend(
+            &settings,
+            Service::Incidents,
+            &settings.incidents_url,
+            &local,
+        )?;
+        let backends = http::aggregates::Backends {
+            customers: Arc::clone(&customers),
+            incidents: Arc::clone(&incidents),
+        };
+        let options = client::Options::default();
+        let upstreams = aggregates::Upstreams::start(app.clone(), customers, incidents, options);
+        (Some(upstreams), Some(backends))
+    } else {
+        (None, None)
+    };
     let trimmer = retention::spawn(store, settings.retention, stopped);
-    let router = http::router(app, &settings.services);
-    tracing::info!(addr = %listener.local_addr()?, db = ?settings.db, "serving");
+    let router = http::router(app, services, upstreams, backends);
+    tracing::info!(addr = %listener.local_addr()?, db = ?settings.db, services = ?services.0, "serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -52,7 +52,7 @@ pub struct Settings {
     pub retention: Duration,
 
     /// Comma list of services to run: persons, customers, incidents, aggregates.
-    #[arg(long, env = "DUALITY_SERVICES", default_value = "persons", value_parser = parse_services)]
+    #[arg(long, env = "DUALITY_SERVICES", default_value = "persons,customers,incidents,aggregates", value_parser = parse_services)]
     pub services: Services,
 
     /// Where the aggregates service finds the customers service.
@@ -79,7 +79,7 @@ impl Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: Database::Sqlite(Location::Memory),
             retention: Duration::from_secs(3600),
-            services: Services::persons(),
+            services: Services::all(),
             customers_url: None,
             incidents_url: None,
             demo_data: false,
@@ -169,8 +169,8 @@ impl Service {
 pub struct Services(pub Vec<Service>);
 
 impl Services {
-    pub fn persons() -> Self {
-        Services(vec![Service::Persons])
+    pub fn all() -> Self {
+        Services(Service::ALL.to_vec())
     }
 
     pub fn contains(&self, service: Service) -> bool {

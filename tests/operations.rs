@@ -59,6 +59,22 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
             Some(json!({"name":"Ann","city":"Rome"})),
         )
         .await;
+    let customer = json!({"name":"Cy","city":"Oslo","country":"Norway","scoring":3});
+    let r = server
+        .send("POST", "/customers/items", Some(customer.clone()))
+        .await;
+    let customer_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let incident = json!({"amount":5,"customerName":"Cy","category":"x"});
+    let r = server
+        .send("POST", "/incidents/items", Some(incident.clone()))
+        .await;
+    let incident_id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let doc = server.get_json("/openapi.json").await;
     assert_eq!(doc["openapi"], json!("3.1.0"));
     let paths = doc["paths"].as_object().unwrap();
@@ -82,6 +98,26 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/customers"),
+        ("GET", "/customer-events"),
+        ("GET", "/customers/count"),
+        ("GET", "/customers/top/{limit}"),
+        ("GET", "/customers/items"),
+        ("POST", "/customers/items"),
+        ("GET", "/customers/items/{id}"),
+        ("PATCH", "/customers/items/{id}"),
+        ("DELETE", "/customers/items/{id}"),
+        ("GET", "/incidents"),
+        ("GET", "/incident-events"),
+        ("GET", "/incidents/items"),
+        ("POST", "/incidents/items"),
+        ("GET", "/incidents/items/{id}"),
+        ("PATCH", "/incidents/items/{id}"),
+        ("DELETE", "/incidents/items/{id}"),
+        ("GET", "/incidents/grouped-by-customer"),
+        ("GET", "/aggregates/dashboard"),
+        ("GET", "/aggregates/dashboard-events"),
+        ("GET", "/aggregates/dashboard/composed"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -92,8 +128,20 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
     // so the person they remove is there for the other methods).
     documented.sort_by_key(|(m, _)| m == "DELETE");
     for (method, path) in documented {
-        let concrete = path.replace("{id}", "1").replace("{city}", "Rome");
+        let id = if path.starts_with("/customers") {
+            customer_id.as_str()
+        } else if path.starts_with("/incidents") {
+            incident_id.as_str()
+        } else {
+            "1"
+        };
+        let concrete = path
+            .replace("{id}", id)
+            .replace("{city}", "Rome")
+            .replace("{limit}", "3");
         let body = match method.as_str() {
+            "POST" if path.starts_with("/customers") => Some(customer.clone()),
+            "POST" if path.starts_with("/incidents") => Some(incident.clone()),
             "POST" => Some(json!({"name":"Bob"})),
             "PATCH" => Some(json!({})),
             _ => None,

@@ -180,7 +180,9 @@ async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
         if r.status() == 410 {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["currentRevision"], json!(3));
-            assert_eq!(body["oldestRevision"], Value::Null);
+            // Event 1 is gone; later ones may not be expired yet.
+            let oldest = &body["oldestRevision"];
+            assert!(oldest.is_null() || oldest.as_u64().unwrap() > 1, "{body}");
             break;
         }
         assert!(

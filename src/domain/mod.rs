@@ -1,6 +1,11 @@
 //! Pure domain logic: what a write does to each view, merge-patch diffs, and
-//! (later) dashboard composition. Nothing here does I/O.
+//! dashboard composition. Nothing here does I/O.
 
+pub mod customers;
+pub mod dashboard;
+pub mod demo;
+pub mod fields;
+pub mod incidents;
 pub mod merge;
 pub mod persons;
 pub mod view;

@@ -2,6 +2,8 @@
 //! snapshot and stream through the same two handlers, plus the domain
 //! endpoints, the operations endpoints and the shared middleware.
 
+pub mod aggregates;
+pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -20,6 +22,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::aggregates::Upstreams;
 use crate::app::App;
 use crate::domain::View;
 use crate::settings::{Service, Services};
@@ -29,11 +32,16 @@ use extract::{ApiQuery, json_errors};
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
-/// The router's state: the app and the views this process serves.
+/// The router's state.
 #[derive(Clone)]
 pub struct Served {
     pub app: App,
+    /// The views this process serves (for health and the OpenAPI document).
     pub views: Arc<Vec<View>>,
+    /// The aggregates service's followers, if it runs here.
+    pub upstreams: Option<Arc<Upstreams>>,
+    /// Where the aggregates service reaches the backends, if it runs here.
+    pub backends: Option<aggregates::Backends>,
 }
 
 impl FromRef<Served> for App {
@@ -45,8 +53,13 @@ impl FromRef<Served> for App {
 /// The views a set of services serves.
 pub fn served_views(services: &Services) -> Vec<View> {
     let mut views = Vec::new();
-    if services.contains(Service::Persons) {
-        views.extend([View::Persons, View::Locations]);
+    for service in &services.0 {
+        match service {
+            Service::Persons => views.extend([View::Persons, View::Locations]),
+            Service::Customers => views.push(View::Customers),
+            Service::Incidents => views.push(View::Incidents),
+            Service::Aggregates => views.push(View::Dashboard),
+        }
     }
     views
 }
@@ -67,24 +80,46 @@ async fn not_found() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
-pub fn router(app: App, services: &Services) -> Router {
+/// The router for `services`, over `app`.
+pub fn router(
+    app: App,
+    services: &Services,
+    upstreams: Option<Arc<Upstreams>>,
+    backends: Option<aggregates::Backends>,
+) -> Router {
     let views = served_views(services);
     let mut router = Router::new();
     for &view in &views {
+        let snapshot = match view {
+            View::Dashboard => get(aggregates::dashboard),
+            _ => snapshot_route(view),
+        };
         router = router
-            .route(view.snapshot_path(), snapshot_route(view))
+            .route(view.snapshot_path(), snapshot)
             .route(view.stream_path(), stream_route(view));
     }
-    if services.contains(Service::Persons) {
-        router = router
-            .route("/persons", axum::routing::post(persons::create))
-            .route(
-                "/persons/{id}",
-                get(persons::get)
-                    .patch(persons::patch)
-                    .delete(persons::delete),
-            )
-            .route("/locations/{city}", get(persons::location));
+    let (customer_reads, incident_reads) = entities::read_models();
+    for service in &services.0 {
+        router = match service {
+            Service::Persons => router
+                .route("/persons", axum::routing::post(persons::create))
+                .route(
+                    "/persons/{id}",
+                    get(persons::get)
+                        .patch(persons::patch)
+                        .delete(persons::delete),
+                )
+                .route("/locations/{city}", get(persons::location)),
+            Service::Customers => router
+                .merge(entities::routes(&entities::CUSTOMERS))
+                .merge(customer_reads.clone()),
+            Service::Incidents => router
+                .merge(entities::routes(&entities::INCIDENTS))
+                .merge(incident_reads.clone()),
+            Service::Aggregates => {
+                router.route("/aggregates/dashboard/composed", get(aggregates::composed))
+            }
+        };
     }
     router
         .route("/healthz", get(ops::healthz))
@@ -102,5 +137,7 @@ pub fn router(app: App, services: &Services) -> Router {
         .with_state(Served {
             app,
             views: Arc::new(views),
+            upstreams,
+            backends,
         })
 }

@@ -87,6 +87,35 @@ fn persons_paths(paths: &mut Map<String, Value>) {
     }));
 }
 
+fn entity_paths(paths: &mut Map<String, Value>, view: View, items: &str, schema: &str, list: &str) {
+    let tag = view.name();
+    let item = json!({"$ref": format!("#/components/schemas/{schema}")});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}});
+    let revision = json!({"X-Revision": {"schema": {"type": "integer"}, "description": format!("The {tag} revision after the write")}});
+    paths.insert(items.into(), json!({
+        "get": {"tags": [tag], "summary": list, "responses": {"200": {"description": "The items"}}},
+        "post": {"tags": [tag], "summary": format!("Create an item (the server makes its UUID)"),
+                 "requestBody": {"required": true, "content": {"application/json": {"schema": item.clone()}}},
+                 "responses": {"201": {"description": "Created; Location names it", "headers": revision.clone()},
+                               "400": error("Invalid body"), "413": error("Body over 1 MiB"), "415": error("Not JSON")}}
+    }));
+    paths.insert(format!("{items}/{{id}}"), json!({
+        "get": {"tags": [tag], "summary": "One item with its id", "parameters": [id.clone()],
+                "responses": {"200": {"description": "The item"}, "400": error("Not a UUID"), "404": error("Unknown id")}},
+        "patch": {"tags": [tag], "summary": "Merge-patch an item (fields cannot be removed)", "parameters": [id.clone()],
+                  "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+                  "responses": {"200": {"description": "The item after the patch", "headers": revision.clone()},
+                                "400": error("Invalid patch or id"), "404": error("Unknown id")}},
+        "delete": {"tags": [tag], "summary": "Delete an item", "parameters": [id],
+                   "responses": {"204": {"description": "Deleted", "headers": revision}, "400": error("Not a UUID"), "404": error("Unknown id")}}
+    }));
+}
+
+fn read_model(tag: &str, summary: &str, params: Value) -> Value {
+    json!({"get": {"tags": [tag], "summary": summary, "parameters": params,
+                   "responses": {"200": {"description": summary}, "400": error("Invalid parameter")}}})
+}
+
 pub fn document(views: &[View]) -> Value {
     let mut paths = Map::new();
     for &view in views {
@@ -95,6 +124,52 @@ pub fn document(views: &[View]) -> Value {
     }
     if views.contains(&View::Persons) {
         persons_paths(&mut paths);
+    }
+    if views.contains(&View::Customers) {
+        entity_paths(
+            &mut paths,
+            View::Customers,
+            "/customers/items",
+            "Customer",
+            "All customers by name: [{id, name, country, scoring}]",
+        );
+        paths.insert(
+            "/customers/count".into(),
+            read_model("customers", "{\"count\": n}", json!([])),
+        );
+        paths.insert("/customers/top/{limit}".into(), read_model("customers",
+            "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
+            json!([{"name": "limit", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 1}}])));
+    }
+    if views.contains(&View::Incidents) {
+        entity_paths(
+            &mut paths,
+            View::Incidents,
+            "/incidents/items",
+            "Incident",
+            "All incidents by customer name: [{id, amount, customerName}]",
+        );
+        paths.insert(
+            "/incidents/grouped-by-customer".into(),
+            read_model(
+                "incidents",
+                "{customerName: [{id, amount, customerName}]}",
+                json!([]),
+            ),
+        );
+    }
+    if views.contains(&View::Dashboard) {
+        let item = paths
+            .get_mut(View::Dashboard.snapshot_path())
+            .and_then(|i| i.get_mut("get"));
+        if let Some(op) = item {
+            op["description"] = json!(
+                "The dashboard composed from the customers and incidents services, kept live by following their streams. X-Stale: true while a backend cannot be followed (the last known state is served)."
+            );
+        }
+        paths.insert("/aggregates/dashboard/composed".into(), read_model("dashboard",
+            "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
+            json!([])));
     }
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Health, epoch and revisions", "responses": {"200": {"description": "ok"}}}}));
     paths.insert("/metrics".into(), json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format"}}}}));
@@ -113,6 +188,12 @@ pub fn document(views: &[View]) -> Value {
                           "properties": {"name": {"type": "string", "minLength": 1}, "city": {"type": "string", "minLength": 1}}},
             "PersonPatch": {"type": "object", "additionalProperties": false,
                             "properties": {"name": {"type": "string", "minLength": 1}, "city": {"type": ["string", "null"], "minLength": 1}}},
+            "Customer": {"type": "object", "additionalProperties": false, "required": ["name", "city", "country", "scoring"],
+                         "properties": {"name": {"type": "string", "minLength": 1}, "city": {"type": "string", "minLength": 1},
+                                        "country": {"type": "string", "minLength": 1}, "scoring": {"type": "integer", "minimum": 0, "maximum": 10}}},
+            "Incident": {"type": "object", "additionalProperties": false, "required": ["amount", "customerName", "category"],
+                         "properties": {"amount": {"type": "number", "minimum": 0}, "customerName": {"type": "string", "minLength": 1},
+                                        "category": {"type": "string", "minLength": 1}}},
             "Person": {"type": "object", "required": ["id", "name"],
                        "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "city": {"type": "string"}}}
         }}

@@ -16,11 +16,20 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
         .iter()
         .map(|v| (v.name().to_string(), json!(app.hub.latest(*v))))
         .collect();
-    Json(json!({
+    let mut health = json!({
         "status": "ok",
         "epoch": app.epoch(),
         "revisions": views,
-    }))
+    });
+    if let Some(upstreams) = &served.upstreams {
+        let stale = upstreams.stale();
+        health["stale"] = json!(stale);
+        health["upstreams"] = upstreams.report();
+        if stale {
+            health["status"] = json!("degraded");
+        }
+    }
+    Json(health)
 }
 
 pub async fn metrics() -> Response {

@@ -9,30 +9,17 @@ use serde_json::Value;
 
 use super::error::AppError;
 use super::extract::ApiJson;
-use super::views::X_REVISION;
+use super::views::written;
 use crate::app::App;
 use crate::domain::View;
 use crate::domain::persons::{self, NewPerson, PersonPatch};
-use crate::store::Committed;
-
-fn written(status: StatusCode, done: &Committed) -> Response {
-    let mut response = if status == StatusCode::NO_CONTENT {
-        status.into_response()
-    } else {
-        (status, Json(done.output.clone())).into_response()
-    };
-    response
-        .headers_mut()
-        .insert(X_REVISION, HeaderValue::from(done.revision(View::Persons)));
-    response
-}
 
 pub async fn create(
     State(app): State<App>,
     ApiJson(person): ApiJson<NewPerson>,
 ) -> Result<Response, AppError> {
     let done = app.write(persons::create(person.validate()?)).await?;
-    let mut response = written(StatusCode::CREATED, &done);
+    let mut response = written(StatusCode::CREATED, &done, View::Persons);
     if let Some(id) = done.output.get("id").and_then(Value::as_u64) {
         response.headers_mut().insert(
             header::LOCATION,
@@ -59,13 +46,13 @@ pub async fn patch(
     let id = persons::parse_id(&id)?;
     let patch = PersonPatch::parse(&body)?;
     let done = app.write(persons::patch(id, patch)).await?;
-    Ok(written(StatusCode::OK, &done))
+    Ok(written(StatusCode::OK, &done, View::Persons))
 }
 
 pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
     let done = app.write(persons::delete(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, &done))
+    Ok(written(StatusCode::NO_CONTENT, &done, View::Persons))
 }
 
 pub async fn location(

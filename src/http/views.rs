@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::error::AppError;
 use crate::app::App;
 use crate::domain::View;
+use crate::store::Committed;
 use crate::stream::{self, Opened, position};
 
 pub const X_REVISION: &str = "x-revision";
@@ -111,4 +112,18 @@ pub async fn events(
         )
             .into_response()),
     }
+}
+
+/// The answer to a successful write: the output as JSON (none for 204) and
+/// `X-Revision`, the written view's revision after the write.
+pub fn written(status: StatusCode, done: &Committed, view: View) -> Response {
+    let mut response = if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, axum::Json(done.output.clone())).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(X_REVISION, HeaderValue::from(done.revision(view)));
+    response
 }

@@ -1,0 +1,346 @@
+//! A follower keeps a local copy of one remote view current.
+//!
+//! It bootstraps from the snapshot (`X-Revision`, `X-Epoch`), follows the
+//! change stream from the next revision, and applies each merge patch. After
+//! a dropped connection it reconnects with `Last-Event-ID` and exponential
+//! backoff; on `410`, a `reset` event, a changed epoch or a malformed event
+//! it starts over from the snapshot. It never gives up; while it cannot
+//! follow, it reports itself stale and keeps the last known copy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::transport::Transport;
+
+/// The local copy of a view.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ViewCopy {
+    /// `false` until the first snapshot arrived.
+    pub loaded: bool,
+    pub revision: u64,
+    pub epoch: String,
+    pub doc: Map<String, Value>,
+}
+
+/// Whether the copy is current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// True while the stream is connected and applied.
+    pub live: bool,
+    /// The last reason it was not, if any.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// First wait before a reconnect; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// A stream that sends nothing (not even a keep-alive) for this long is
+    /// treated as dropped.
+    pub idle_timeout: Duration,
+    /// Time allowed for the snapshot request.
+    pub request_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(45),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The stream path the server's convention gives a snapshot path:
+/// `/persons` → `/person-events`, `/aggregates/dashboard` →
+/// `/aggregates/dashboard-events`.
+pub fn stream_path_for(snapshot_path: &str) -> String {
+    let (dir, last) = snapshot_path
+        .rsplit_once('/')
+        .unwrap_or(("", snapshot_path));
+    let singular = last.strip_suffix('s').unwrap_or(last);
+    format!("{dir}/{singular}-events")
+}
+
+pub struct Follower {
+    copy: watch::Receiver<ViewCopy>,
+    health: watch::Receiver<Health>,
+    source: String,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Follower {
+    /// Starts following `snapshot_path` (and `stream_path`) through `transport`.
+    pub fn spawn(
+        transport: Arc<dyn Transport>,
+        snapshot_path: &str,
+        stream_path: &str,
+        options: Options,
+    ) -> Follower {
+        let (copy_tx, copy) = watch::channel(ViewCopy::default());
+        let (health_tx, health) = watch::channel(Health {
+            live: false,
+            error: Some("connecting".into()),
+        });
+        let source = format!("{}{}", transport.describe(), snapshot_path);
+        let run = Run {
+            transport,
+            snapshot_path: snapshot_path.to_string(),
+            stream_path: stream_path.to_string(),
+            options,
+            copy: copy_tx,
+            health: health_tx,
+        };
+        let task = tokio::spawn(run.forever());
+        Follower {
+            copy,
+            health,
+            source,
+            task,
+        }
+    }
+
+    /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`; the
+    /// stream URL follows the server's convention.
+    pub fn connect(url: &str, options: Options) -> Result<Follower, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+        let path = parsed.path().to_string();
+        let base = url
+            .strip_suffix(&path)
+            .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
+        let transport = Arc::new(super::transport::Http::new(base)?);
+        Ok(Follower::spawn(
+            transport,
+            &path,
+            &stream_path_for(&path),
+            options,
+        ))
+    }
+
+    /// The current copy (cloned).
+    pub fn current(&self) -> ViewCopy {
+        self.copy.borrow().clone()
+    }
+
+    /// Runs `f` on the current copy without cloning it.
+    pub fn with<R>(&self, f: impl FnOnce(&ViewCopy) -> R) -> R {
+        f(&self.copy.borrow())
+    }
+
+    /// A receiver that wakes on every applied change.
+    pub fn watch(&self) -> watch::Receiver<ViewCopy> {
+        self.copy.clone()
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
+    }
+
+    pub fn watch_health(&self) -> watch::Receiver<Health> {
+        self.health.clone()
+    }
+
+    /// Where this follower reads from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Waits until the copy reaches `revision` (or `timeout` passes).
+    pub async fn wait_for(&self, revision: u64, timeout: Duration) -> Result<ViewCopy, String> {
+        let mut rx = self.copy.clone();
+        let reached =
+            tokio::time::timeout(timeout, rx.wait_for(|c| c.loaded && c.revision >= revision))
+                .await;
+        match reached {
+            Ok(Ok(copy)) => Ok(copy.clone()),
+            Ok(Err(_)) => Err("follower stopped".into()),
+            Err(_) => Err(format!(
+                "revision {revision} not reached within {timeout:?}"
+            )),
+        }
+    }
+}
+
+/// Why one connection to the stream ended.
+enum Ended {
+    /// Reconnect with Last-Event-ID after a backoff.
+    Dropped(String),
+    /// Start over from the snapshot.
+    Restart(String),
+}
+
+struct Run {
+    transport: Arc<dyn Transport>,
+    snapshot_path: String,
+    stream_path: String,
+    options: Options,
+    copy: watch::Sender<ViewCopy>,
+    health: watch::Sender<Health>,
+}
+
+impl Run {
+    async fn forever(self) {
+        let mut backoff = self.options.min_backoff;
+        let mut bootstrap = true;
+        loop {
+            if bootstrap {
+                match self.bootstrap().await {
+                    Ok(()) => bootstrap = false,
+                    Err(e) => {
+                        self.stale(e);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.options.max_backoff);
+                        continue;
+                    }
+                }
+            }
+            match self.follow(&mut backoff).await {
+                Ended::Dropped(why) => self.stale(why),
+                Ended::Restart(why) => {
+                    tracing::info!(source = %self.snapshot_path, reason = %why, "starting over from the snapshot");
+                    self.stale(why);
+                    bootstrap = true;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.options.max_backoff);
+        }
+    }
+
+    fn stale(&self, why: String) {
+        tracing::debug!(source = %self.snapshot_path, reason = %why, "follower not live");
+        self.health.send_replace(Health {
+            live: false,
+            error: Some(why),
+        });
+    }
+
+    async fn bootstrap(&self) -> Result<(), String> {
+        let fetch = async {
+            let reply = self.transport.get(&self.snapshot_path, &[]).await?;
+            if reply.status != 200 {
+                return Err(format!("snapshot answered {}", reply.status));
+            }
+            let revision = reply
+                .header("x-revision")
+                .and_then(|r| r.parse::<u64>().ok())
+                .ok_or("snapshot without a valid X-Revision")?;
+            let epoch = reply.header("x-epoch").unwrap_or_default().to_string();
+            let body = reply.bytes(256 * 1024 * 1024).await?;
+            let doc: Map<String, Value> = serde_json::from_slice(&body)
+                .map_err(|e| format!("snapshot is not a JSON object: {e}"))?;
+            Ok(ViewCopy {
+                loaded: true,
+                revision,
+                epoch,
+                doc,
+            })
+        };
+        let copy = tokio::time::timeout(self.options.request_timeout, fetch)
+            .await
+            .map_err(|_| "snapshot timed out".to_string())??;
+        self.copy.send_replace(copy);
+        Ok(())
+    }
+
+    async fn follow(&self, backoff: &mut Duration) -> Ended {
+        let (revision, epoch) = self.copy.borrow().clone_position();
+        let headers = [("last-event-id", revision.to_string()), ("x-epoch", epoch)];
+        let connect = self.transport.get(&self.stream_path, &headers);
+        let reply = match tokio::time::timeout(self.options.request_timeout, connect).await {
+            Err(_) => return Ended::Dropped("stream request timed out".into()),
+            Ok(Err(e)) => return Ended::Dropped(e),
+            Ok(Ok(reply)) => reply,
+        };
+        match reply.status {
+            200 => {}
+            410 => return Ended::Restart("410 Gone".into()),
+            other => return Ended::Dropped(format!("stream answered {other}")),
+        }
+        self.health.send_replace(Health {
+            live: true,
+            error: None,
+        });
+        *backoff = self.options.min_backoff;
+        let mut events = reply.body.eventsource();
+        loop {
+            let next = match tokio::time::timeout(self.options.idle_timeout, events.next()).await {
+                Err(_) => return Ended::Dropped("stream idle for too long".into()),
+                Ok(None) => return Ended::Dropped("stream ended".into()),
+                Ok(Some(Err(e))) => return Ended::Dropped(format!("stream failed: {e}")),
+                Ok(Some(Ok(event))) => event,
+            };
+            match next.event.as_str() {
+                "message" => {}
+                "reset" => return Ended::Restart("reset by the server".into()),
+                _ => continue,
+            }
+            let Ok(revision) = next.id.parse::<u64>() else {
+                return Ended::Restart(format!("event id `{}` is not a revision", next.id));
+            };
+            let patch: Value = match serde_json::from_str(&next.data) {
+                Ok(patch) => patch,
+                Err(e) => return Ended::Restart(format!("event {revision} is not JSON: {e}")),
+            };
+            let mut gap = None;
+            self.copy.send_if_modified(|copy| {
+                if revision <= copy.revision {
+                    return false;
+                }
+                if revision != copy.revision + 1 {
+                    gap = Some(copy.revision);
+                    return false;
+                }
+                let mut doc = Value::Object(std::mem::take(&mut copy.doc));
+                json_patch::merge(&mut doc, &patch);
+                copy.doc = match doc {
+                    Value::Object(map) => map,
+                    _ => Map::new(),
+                };
+                copy.revision = revision;
+                true
+            });
+            if let Some(at) = gap {
+                return Ended::Restart(format!("event {revision} does not follow {at}"));
+            }
+        }
+    }
+}
+
+impl ViewCopy {
+    fn clone_position(&self) -> (u64, String) {
+        (self.revision, self.epoch.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_paths_follow_the_servers_convention() {
+        assert_eq!(stream_path_for("/persons"), "/person-events");
+        assert_eq!(stream_path_for("/locations"), "/location-events");
+        assert_eq!(stream_path_for("/customers"), "/customer-events");
+        assert_eq!(stream_path_for("/incidents"), "/incident-events");
+        assert_eq!(
+            stream_path_for("/aggregates/dashboard"),
+            "/aggregates/dashboard-events"
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The item endpoints of the customers and incidents services: one set of
+//! handlers, described per entity, over the pure domain functions.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::Value;
+
+use super::Served;
+use super::error::AppError;
+use super::extract::ApiJson;
+use super::views::written;
+use crate::app::App;
+use crate::domain::{Fault, View, Write, customers, fields, incidents};
+
+/// What differs between customers and incidents.
+pub struct Entity {
+    pub view: View,
+    /// `/customers/items`: the collection; items live below it.
+    pub items: &'static str,
+    pub parse_new: fn(&Value) -> Result<Value, Fault>,
+    pub create: fn(String, Value) -> Write,
+    pub patch: fn(String, Value) -> Write,
+    pub delete: fn(String) -> Write,
+    /// The shape of one item with its id.
+    pub item: fn(&str, &Value) -> Value,
+    /// The shape of the whole collection.
+    pub list: fn(&serde_json::Map<String, Value>) -> Value,
+}
+
+pub static CUSTOMERS: Entity = Entity {
+    view: View::Customers,
+    items: "/customers/items",
+    parse_new: customers::parse_new,
+    create: customers::create,
+    patch: customers::patch,
+    delete: customers::delete,
+    item: customers::item,
+    list: customers::items,
+};
+
+pub static INCIDENTS: Entity = Entity {
+    view: View::Incidents,
+    items: "/incidents/items",
+    parse_new: incidents::parse_new,
+    create: incidents::create,
+    patch: incidents::patch,
+    delete: incidents::delete,
+    item: incidents::item,
+    list: incidents::items,
+};
+
+pub fn routes(e: &'static Entity) -> Router<Served> {
+    Router::new()
+        .route(
+            e.items,
+            get(move |State(app): State<App>| list(app, e)).post(
+                move |State(app): State<App>, ApiJson(body): ApiJson<Value>| create(app, e, body),
+            ),
+        )
+        .route(
+            &format!("{}/{{id}}", e.items),
+            get(move |State(app): State<App>, Path(id): Path<String>| one(app, e, id))
+                .patch(
+                    move |State(app): State<App>,
+                          Path(id): Path<String>,
+                          ApiJson(body): ApiJson<Value>| {
+                        patch(app, e, id, body)
+                    },
+                )
+                .delete(move |State(app): State<App>, Path(id): Path<String>| delete(app, e, id)),
+        )
+}
+
+async fn list(app: App, e: &'static Entity) -> Result<Json<Value>, AppError> {
+    Ok(Json((e.list)(&app.snapshot(e.view).await?.docs)))
+}
+
+async fn one(app: App, e: &'static Entity, id: String) -> Result<Json<Value>, AppError> {
+    let id = fields::uuid(&id)?;
+    match app.store.doc(e.view, id.clone()).await? {
+        Some(doc) => Ok(Json((e.item)(&id, &doc))),
+        None => Err(AppError::NotFound(format!("no item with id {id}"))),
+    }
+}
+
+async fn create(app: App, e: &'static Entity, body: Value) -> Result<Response, AppError> {
+    let doc = (e.parse_new)(&body)?;
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let done = app.write((e.create)(id.clone(), doc)).await?;
+    let mut response = written(StatusCode::CREATED, &done, e.view);
+    if let Ok(location) = format!("{}/{id}", e.items).parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn patch(
+    app: App,
+    e: &'static Entity,
+    id: String,
+    body: Value,
+) -> Result<Response, AppError> {
+    let id = fields::uuid(&id)?;
+    let done = app.write((e.patch)(id, body)).await?;
+    Ok(written(StatusCode::OK, &done, e.view))
+}
+
+async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, AppError> {
+    let id = fields::uuid(&id)?;
+    let done = app.write((e.delete)(id)).await?;
+    Ok(written(StatusCode::NO_CONTENT, &done, e.view))
+}
+
+/// `GET /customers/count`, `/customers/top/{limit}` and
+/// `/incidents/grouped-by-customer`: read models over the cached views.
+pub fn read_models() -> (Router<Served>, Router<Served>) {
+    let customers = Router::new()
+        .route(
+            "/customers/count",
+            get(|State(app): State<App>| async move {
+                let snap = app.snapshot(View::Customers).await?;
+                Ok::<_, AppError>(Json(customers::count(&snap.docs)))
+            }),
+        )
+        .route(
+            "/customers/top/{limit}",
+            get(
+                |State(app): State<App>, Path(limit): Path<String>| async move {
+                    let limit = customers::parse_limit(&limit)?;
+                    let snap = app.snapshot(View::Customers).await?;
+                    Ok::<_, AppError>(Json(customers::top(&snap.docs, limit)))
+                },
+            ),
+        );
+    let incidents = Router::new().route(
+        "/incidents/grouped-by-customer",
+        get(|State(app): State<App>| async move {
+            let snap = app.snapshot(View::Incidents).await?;
+            Ok::<_, AppError>(Json(incidents::grouped_by_customer(&snap.docs)))
+        }),
+    );
+    (customers, incidents)
+}
