@@ -9,14 +9,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use std::path::Path;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Sse, TestServer, fold, revision_of, spawn, spawn_default};
+use common::{ChildServer, Sse, TestServer, fold, revision_of, spawn, spawn_default};
 use duality::settings::{Database, Settings};
 use duality::store::sqlite::Location;
 use serde_json::{Map, Value, json};
@@ -324,87 +324,14 @@ async fn an_in_memory_database_gets_a_new_epoch_on_every_start() {
 // kill -9 of the real binary under concurrent writes
 // ---------------------------------------------------------------------------
 
-/// The `duality` binary running as a child process; killed (SIGKILL) and
-/// reaped on drop, so a failing test leaves no process behind.
-struct Child {
-    child: std::process::Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Child {
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `kill -9`: no graceful shutdown, no chance to flush anything.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        self.child.wait().expect("reap the server");
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- server log {} ---\n{log}", self.log.display());
-        }
-    }
-}
-
-/// A free port: bind port 0 and let it go (someone may take it before the
-/// server does; [`start_binary`] then retries).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `duality serve` on the SQLite file `db` and waits for `/healthz`.
-async fn start_binary(db: &Path, dir: &Path, client: &reqwest::Client) -> Child {
-    for attempt in 0..5 {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = dir.join(format!("server-{}-{attempt}.log", addr.port()));
-        let child = Command::new(env!("CARGO_BIN_EXE_duality"))
-            .args(["serve", "--listen", &addr.to_string(), "--db"])
-            .arg(db)
-            .args(["--services", "persons", "--retention", "1h"])
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the duality binary");
-        let mut child = Child { child, addr, log };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = child.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(&child.log).unwrap_or_default();
-                eprintln!("server on {addr} exited at start ({status}), retrying: {log}");
-                break;
-            }
-            let health = client
-                .get(format!("{}/healthz", child.base()))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return child;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server on {addr} did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-    panic!("could not start the server on a free port");
+async fn start_binary(db: &Path, dir: &Path, _client: &reqwest::Client) -> ChildServer {
+    let db = db.to_str().expect("a UTF-8 temp path");
+    ChildServer::start(
+        &["--db", db, "--services", "persons", "--retention", "1h"],
+        dir,
+    )
+    .await
 }
 
 /// Which person a write was about.

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use duality::LaunchError;
@@ -170,4 +172,90 @@ pub fn fold(mut doc: Value, patches: &[Value]) -> Value {
         json_patch::merge(&mut doc, p);
     }
     doc
+}
+
+/// The `duality` binary running as a child process; killed (SIGKILL) and
+/// reaped on drop, so a failing test leaves no process behind. Its log is
+/// printed if the test panics.
+pub struct ChildServer {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl ChildServer {
+    /// `duality serve ARGS` on a free port; retries if the port was taken.
+    pub async fn start(args: &[&str], dir: &Path) -> ChildServer {
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if let Some(child) = ChildServer::start_on(addr, args, dir).await {
+                return child;
+            }
+        }
+        panic!("could not start the server on a free port");
+    }
+
+    /// `duality serve --listen ADDR ARGS`; `None` if it exits at start.
+    pub async fn start_on(addr: SocketAddr, args: &[&str], dir: &Path) -> Option<ChildServer> {
+        let log = dir.join(format!("server-{}-{}.log", addr.port(), std::process::id()));
+        let child = Command::new(env!("CARGO_BIN_EXE_duality"))
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start the duality binary");
+        let mut child = ChildServer { child, addr, log };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(&child.log).unwrap_or_default();
+                eprintln!("server on {addr} exited at start ({status}): {log}");
+                return None;
+            }
+            let health = client
+                .get(format!("{}/healthz", child.base()))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Some(child);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server on {addr} did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `kill -9`: no graceful shutdown, no chance to flush anything.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- server log {} ---\n{log}", self.log.display());
+        }
+    }
 }
