@@ -41,6 +41,7 @@ pub fn main() -> ExitCode {
         None => runtime.block_on(serve(cli.serve)),
         Some(Command::Serve(settings)) => runtime.block_on(serve(settings)),
         Some(Command::Bench(args)) => runtime.block_on(crate::bench::run(args)),
+        Some(Command::Watch(args)) => runtime.block_on(crate::watch::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,12 +26,12 @@ pub mod sse;
 pub mod store;
 pub mod stream;
 pub mod telemetry;
+pub mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use app::App;
 use domain::View;
@@ -106,7 +106,7 @@ pub async fn launch(
     telemetry::prometheus();
     let hub = Arc::new(Hub::new());
     let store = open_store(&settings, Arc::clone(&hub)).await?;
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = App::new(
         Arc::clone(&store),
         Arc::clone(&hub),
@@ -120,7 +120,7 @@ pub async fn launch(
     let (upstreams, backends) = if services.contains(Service::Aggregates) {
         let mut local_services = services.clone();
         local_services.0.retain(|s| *s != Service::Aggregates);
-        let local = http::router(app.clone(), &local_services, None, None);
+        let local = http::router(app.clone(), &local_services, None, None, &[]);
         let customers = backend(
             &settings,
             Service::Customers,
@@ -144,7 +144,7 @@ pub async fn launch(
         (None, None)
     };
     let trimmer = retention::spawn(store, settings.retention, stopped);
-    let router = http::router(app, services, upstreams, backends);
+    let router = http::router(app, services, upstreams, backends, &settings.cors_origin);
     tracing::info!(addr = %listener.local_addr()?, db = ?settings.db, services = ?services.0, "serving");
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {

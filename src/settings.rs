@@ -34,6 +34,8 @@ pub enum Command {
     /// 127.0.0.1 and load it (durable writes/s, fan-out latency, memory per
     /// idle subscriber).
     Bench(crate::bench::BenchArgs),
+    /// Print a view and keep it current: `duality watch http://127.0.0.1:3000/persons`.
+    Watch(crate::watch::WatchArgs),
 }
 
 /// Everything `duality serve` needs to know.
@@ -67,6 +69,10 @@ pub struct Settings {
     #[arg(long, env = "DUALITY_DEMO_DATA")]
     pub demo_data: bool,
 
+    /// Origins whose pages may read snapshots and streams (comma list, or `*`).
+    #[arg(long, env = "DUALITY_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origin: Vec<String>,
+
     /// How often an idle stream sends a keep-alive comment.
     #[arg(long, env = "DUALITY_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration)]
     pub keep_alive: Duration,
@@ -83,8 +89,29 @@ impl Settings {
             customers_url: None,
             incidents_url: None,
             demo_data: false,
+            cors_origin: Vec::new(),
             keep_alive: Duration::from_secs(15),
         }
+    }
+}
+
+/// An origin as browsers send it (`https://example.com:8080`), or `*`.
+pub fn parse_origin(raw: &str) -> Result<String, String> {
+    let raw = raw.trim().trim_end_matches('/');
+    if raw == "*" {
+        return Ok(raw.into());
+    }
+    let ok = (raw.starts_with("http://") || raw.starts_with("https://"))
+        && !raw
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/'))
+        && axum::http::HeaderValue::from_str(raw).is_ok();
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(format!(
+            "`{raw}` is not an origin like https://example.com or *"
+        ))
     }
 }
 
@@ -249,6 +276,18 @@ mod tests {
         assert_eq!(parse_services("all").map(|s| s.0.len()), Ok(4));
         assert!(parse_services("persons,nope").is_err());
         assert!(parse_services("").is_err());
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port_or_a_star() {
+        assert_eq!(
+            parse_origin("https://a.example:8080/"),
+            Ok("https://a.example:8080".into())
+        );
+        assert_eq!(parse_origin("*"), Ok("*".into()));
+        for bad in ["a.example", "https://", "https://a.example/path", "ftp://x"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

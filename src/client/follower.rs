@@ -35,6 +35,9 @@ pub struct Health {
     pub live: bool,
     /// The last reason it was not, if any.
     pub error: Option<String>,
+    /// How many snapshots it has loaded: 1 after the first bootstrap, one
+    /// more for every start-over (410, reset, new epoch).
+    pub bootstraps: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,7 @@ impl Follower {
         let (health_tx, health) = watch::channel(Health {
             live: false,
             error: Some("connecting".into()),
+            bootstraps: 0,
         });
         let source = format!("{}{}", transport.describe(), snapshot_path);
         let run = Run {
@@ -224,9 +228,9 @@ impl Run {
 
     fn stale(&self, why: String) {
         tracing::debug!(source = %self.snapshot_path, reason = %why, "follower not live");
-        self.health.send_replace(Health {
-            live: false,
-            error: Some(why),
+        self.health.send_modify(|h| {
+            h.live = false;
+            h.error = Some(why);
         });
     }
 
@@ -255,6 +259,7 @@ impl Run {
             .await
             .map_err(|_| "snapshot timed out".to_string())??;
         self.copy.send_replace(copy);
+        self.health.send_modify(|h| h.bootstraps += 1);
         Ok(())
     }
 
@@ -272,9 +277,9 @@ impl Run {
             410 => return Ended::Restart("410 Gone".into()),
             other => return Ended::Dropped(format!("stream answered {other}")),
         }
-        self.health.send_replace(Health {
-            live: true,
-            error: None,
+        self.health.send_modify(|h| {
+            h.live = true;
+            h.error = None;
         });
         *backoff = self.options.min_backoff;
         let mut events = reply.body.eventsource();

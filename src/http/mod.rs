@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
 use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -81,11 +82,38 @@ async fn not_found() -> AppError {
 }
 
 /// The router for `services`, over `app`.
+/// Lets pages on `origins` read snapshots and streams, and see the
+/// headers that carry revisions.
+pub fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static(views::X_REVISION),
+            HeaderName::from_static(views::X_EPOCH),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static(views::X_REVISION),
+            HeaderName::from_static(views::X_EPOCH),
+            HeaderName::from_static("x-stale"),
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    layer.allow_origin(AllowOrigin::list(list))
+}
+
 pub fn router(
     app: App,
     services: &Services,
     upstreams: Option<Arc<Upstreams>>,
     backends: Option<aggregates::Backends>,
+    cors_origins: &[String],
 ) -> Router {
     let views = served_views(services);
     let mut router = Router::new();
@@ -133,6 +161,7 @@ pub fn router(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        .layer(cors(cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(Served {
             app,

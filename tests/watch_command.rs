@@ -1,0 +1,136 @@
+//! `duality watch`: prints a view once, or keeps it current; refuses an
+//! unreachable server or a URL that is not a view.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::spawn_default;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn watch(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_duality"))
+        .arg("watch")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run duality watch")
+}
+
+#[tokio::test]
+async fn watch_once_prints_a_flat_view_as_a_table_and_a_nested_one_as_json() {
+    let server = spawn_default().await;
+    server
+        .send(
+            "POST",
+            "/persons",
+            Some(json!({"name":"Ann","city":"Rome"})),
+        )
+        .await;
+    server
+        .send("POST", "/persons", Some(json!({"name":"Bob"})))
+        .await;
+    let url = server.url("/persons");
+    let out = tokio::task::spawn_blocking(move || watch(&[&url, "--once"]))
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "persons @ revision 2 (live)\nkey  city  name\n1    Rome  Ann\n2          Bob\n"
+    );
+    let url = server.url("/aggregates/dashboard");
+    let out = tokio::task::spawn_blocking(move || watch(&[&url, "--once"]))
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("dashboard @ revision "), "{text}");
+    assert!(text.contains("\"topCustomers\""), "{text}");
+}
+
+#[tokio::test]
+async fn watch_reprints_the_view_as_patches_arrive() {
+    let server = spawn_default().await;
+    server
+        .send(
+            "POST",
+            "/persons",
+            Some(json!({"name":"Ann","city":"Rome"})),
+        )
+        .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
+        .args(["watch", &server.url("/locations"), "--until", "3"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("watch printed nothing within 10 s")
+            .unwrap()
+            .expect("watch ended early")
+    };
+    assert_eq!(next().await, "locations @ revision 1 (live)");
+    assert_eq!(next().await, "key   total");
+    assert_eq!(next().await, "Rome  1");
+    server
+        .send(
+            "POST",
+            "/persons",
+            Some(json!({"name":"Bob","city":"Oslo"})),
+        )
+        .await;
+    server
+        .send("PATCH", "/persons/1", Some(json!({"city":"Oslo"})))
+        .await;
+    let mut rest = Vec::new();
+    loop {
+        let line = next().await;
+        let done = line == "Oslo  2";
+        rest.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        rest.contains(&"locations @ revision 3 (live)".to_string()),
+        "{rest:?}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "--until 3 ends the watch");
+}
+
+#[tokio::test]
+async fn watch_refuses_an_unreachable_server_and_a_url_that_is_not_a_view() {
+    let server = spawn_default().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cases = [
+        (format!("http://127.0.0.1:{port}/persons"), "cannot reach"),
+        (server.url("/nowhere"), "not a view"),
+        (server.url("/healthz"), "not a duality view"),
+        ("nonsense".to_string(), ""),
+    ];
+    for (url, message) in cases {
+        let out = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || watch(&[&url])
+        })
+        .await
+        .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{url}: {err}");
+    }
+}
