@@ -209,7 +209,7 @@ mod tests {
         );
         assert_eq!(
             render("persons", &c, true),
-            "persons @ revision 5 (live)\nkey  city  name\n2    Rome  Bob\n10        Cy\n"
+            "persons @ revision 5 (live)\nkey  city  name\n2    Rome  Bob\n10         Cy\n"
         );
     }
 
