@@ -115,7 +115,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     // Let every listener start reading before the first write.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let (server_cpu0, own_cpu0) = (server.cpu_seconds()?, super::cpu_seconds("self")?);
+    let meter = super::CpuMeter::start(server.pid)?;
     let writes = ((args.rate as f64) * args.duration.as_secs_f64())
         .round()
         .max(1.0) as u64;
@@ -159,6 +159,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         }
     }
     let writing_seconds = started.elapsed().as_secs_f64();
+    let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(from - 1);
     let _ = control.send(Control::Last(last));
 
@@ -180,8 +181,6 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         }
     }
     let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
-    let server_cpu = server.cpu_seconds()? - server_cpu0;
-    let own_cpu = super::cpu_seconds("self")? - own_cpu0;
     server.stop().await?;
 
     let mut latency = super::histogram()?;
@@ -217,12 +216,11 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
          lost {lost} of {expected}, out of order {out_of_order}, unexpected {unknown}, \
          stream errors {stream_errors}; all delivered {drain_ms:.0} ms after the last ack\n  \
          write acknowledged: {ack_text}\n  \
-         CPU while writing: server {:.0}%, load generator {:.0}% (of one core)",
+         while writing, {}",
         args.subscribers,
         written as f64 / writing_seconds,
         met(good),
-        100.0 * server_cpu / writing_seconds,
-        100.0 * own_cpu / writing_seconds,
+        cpu.text(),
     );
     if let Some(e) = &first_error {
         text.push_str(&format!("\n  first error: {e}"));
@@ -241,8 +239,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "out_of_order": out_of_order,
         "stream_errors": stream_errors,
         "drain_ms": drain_ms.round(),
-        "server_cpu_pct": (100.0 * server_cpu / writing_seconds).round(),
-        "loadgen_cpu_pct": (100.0 * own_cpu / writing_seconds).round(),
+        "cpu": cpu.json(),
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": good,
     });

@@ -171,6 +171,83 @@ fn cpu_seconds(pid: &str) -> Result<f64, String> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+/// Busy CPU seconds of the whole machine, from the first line of /proc/stat
+/// (user, nice, system, irq, softirq, steal).
+fn machine_busy_seconds() -> Result<f64, String> {
+    let stat = std::fs::read_to_string("/proc/stat")
+        .map_err(|e| format!("cannot read /proc/stat: {e}"))?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .ok_or("unexpected /proc/stat format")?
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Ok(busy / 100.0)
+}
+
+/// CPU used by the server, by this load generator and by anything else on
+/// the machine (other processes skew the figures: the report says so).
+struct CpuMeter {
+    pid: String,
+    start: std::time::Instant,
+    server: f64,
+    own: f64,
+    busy: f64,
+}
+
+/// Percentages of one core over the metered time.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    server: f64,
+    own: f64,
+    other: f64,
+}
+
+impl CpuMeter {
+    fn start(pid: u32) -> Result<CpuMeter, String> {
+        let pid = pid.to_string();
+        Ok(CpuMeter {
+            server: cpu_seconds(&pid)?,
+            own: cpu_seconds("self")?,
+            busy: machine_busy_seconds()?,
+            start: std::time::Instant::now(),
+            pid,
+        })
+    }
+
+    fn finish(&self) -> Result<Cpu, String> {
+        let wall = self.start.elapsed().as_secs_f64().max(1e-3);
+        let server = cpu_seconds(&self.pid)? - self.server;
+        let own = cpu_seconds("self")? - self.own;
+        let busy = machine_busy_seconds()? - self.busy;
+        let pct = |x: f64| (100.0 * x / wall).round();
+        Ok(Cpu {
+            server: pct(server),
+            own: pct(own),
+            other: pct((busy - server - own).max(0.0)),
+        })
+    }
+}
+
+impl Cpu {
+    fn text(&self) -> String {
+        format!(
+            "CPU (% of one core): server {:.0}, load generator {:.0}, rest of the machine {:.0}",
+            self.server, self.own, self.other
+        )
+    }
+
+    fn json(&self) -> Value {
+        serde_json::json!({"server_pct": self.server, "loadgen_pct": self.own, "other_pct": self.other})
+    }
+}
+
 fn mem_total_kib() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     status_kib(&info, "MemTotal:")

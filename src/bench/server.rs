@@ -92,11 +92,6 @@ impl Server {
         super::status_kib(&status, "VmRSS:").ok_or_else(|| "no VmRSS in /proc status".into())
     }
 
-    /// CPU seconds the server has used so far.
-    pub fn cpu_seconds(&self) -> Result<f64, String> {
-        super::cpu_seconds(&self.pid.to_string())
-    }
-
     /// The `/metrics` lines of one metric family.
     pub async fn metric(&self, name: &str) -> Result<Vec<String>, String> {
         let text = super::client(1)?

@@ -26,7 +26,7 @@ struct Writer {
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let server = Server::start("writes").await?;
     let url = server.url("/persons");
-    let (server_cpu0, own_cpu0) = (server.cpu_seconds()?, super::cpu_seconds("self")?);
+    let meter = super::CpuMeter::start(server.pid)?;
     let start = Instant::now();
     let deadline = start + args.duration;
     let sequence = Arc::new(AtomicU64::new(0));
@@ -55,8 +55,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         first_error = first_error.or(w.first_error);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let server_cpu = server.cpu_seconds()? - server_cpu0;
-    let own_cpu = super::cpu_seconds("self")? - own_cpu0;
+    let cpu = meter.finish()?;
     let batches = server.batches().await?;
     server.stop().await?;
 
@@ -65,11 +64,10 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let mut text = format!(
         "writes: {} connections, {elapsed:.1} s: {ok} durable writes = {per_second:.0} writes/s \
          (target >= {TARGET_PER_SECOND:.0}: {}), {errors} errors\n  latency per write: {latency_text}\n  \
-         CPU: server {:.0}%, load generator {:.0}% (of one core)",
+         {}",
         args.connections,
         met(per_second >= TARGET_PER_SECOND),
-        100.0 * server_cpu / elapsed,
-        100.0 * own_cpu / elapsed,
+        cpu.text(),
     );
     if let Some((count, mean, median, max)) = batches {
         text.push_str(&format!(
@@ -88,8 +86,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "writes_per_s": per_second.round(),
         "errors": errors,
         "latency": latency_json,
-        "server_cpu_pct": (100.0 * server_cpu / elapsed).round(),
-        "loadgen_cpu_pct": (100.0 * own_cpu / elapsed).round(),
+        "cpu": cpu.json(),
         "commit_batches": batches.map(|(count, mean, median, max)| json!({
             "transactions": count, "mean": round2(mean), "median": median, "max": max,
         })),
