@@ -8,17 +8,25 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value, json};
 
+use super::entity::Kind;
 use super::fields::{self, invalid};
 use super::view::View;
-use super::write::{Fault, Write};
+use super::write::Fault;
 
 const FIELDS: &[&str] = &["name", "city", "country", "scoring"];
 
 /// A valid customer document, built from a request body.
+/// Customers as items: parsing and the writes.
+pub static KIND: Kind = Kind {
+    view: View::Customers,
+    noun: "customer",
+    fields: FIELDS,
+    validate,
+    item,
+};
+
 pub fn parse_new(body: &Value) -> Result<Value, Fault> {
-    let f = fields::object(body)?;
-    fields::only_known(f, FIELDS)?;
-    validate(f)
+    KIND.parse_new(body)
 }
 
 fn validate(f: &Map<String, Value>) -> Result<Value, Fault> {
@@ -98,34 +106,6 @@ pub fn items(view: &Map<String, Value>) -> Value {
     Value::Array(all.into_iter().map(|(id, d)| summary(id, d)).collect())
 }
 
-pub fn create(id: String, doc: Value) -> Write {
-    Write::new(&[View::Customers], move |d| {
-        d.put(View::Customers, id.clone(), doc.clone())?;
-        Ok(item(&id, &doc))
-    })
-}
-
-pub fn patch(id: String, patch: Value) -> Write {
-    Write::new(&[View::Customers], move |d| {
-        let Some(current) = d.get(View::Customers, &id)? else {
-            return Err(Fault::NotFound(format!("no customer with id {id}")));
-        };
-        let doc = validate(&fields::patched(&current, &patch, FIELDS)?)?;
-        d.put(View::Customers, id.clone(), doc.clone())?;
-        Ok(item(&id, &doc))
-    })
-}
-
-pub fn delete(id: String) -> Write {
-    Write::new(&[View::Customers], move |d| {
-        if d.get(View::Customers, &id)?.is_none() {
-            return Err(Fault::NotFound(format!("no customer with id {id}")));
-        }
-        d.delete(View::Customers, id.clone());
-        Ok(Value::Null)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,14 +181,22 @@ mod tests {
     fn a_patch_changes_only_what_it_names_and_cannot_remove_fields() {
         let mut db = MemorySource::default();
         let doc = parse_new(&json!({"name":"A","city":"B","country":"C","scoring":3})).unwrap();
-        db.run(&create("k".into(), doc)).unwrap();
-        let (out, plan) = db.run(&patch("k".into(), json!({"scoring": 7}))).unwrap();
+        db.run(&KIND.create("k".into(), doc)).unwrap();
+        let (out, plan) = db
+            .run(&KIND.patch("k".into(), json!({"scoring": 7})))
+            .unwrap();
         assert_eq!(out["scoring"], json!(7));
         assert_eq!(plan.changes[0].patch, json!({"k":{"scoring":7}}));
-        assert!(db.run(&patch("k".into(), json!({"city": null}))).is_err());
-        assert!(db.run(&patch("k".into(), json!({"scoring": 12}))).is_err());
+        assert!(
+            db.run(&KIND.patch("k".into(), json!({"city": null})))
+                .is_err()
+        );
+        assert!(
+            db.run(&KIND.patch("k".into(), json!({"scoring": 12})))
+                .is_err()
+        );
         assert!(matches!(
-            db.run(&patch("z".into(), json!({}))),
+            db.run(&KIND.patch("z".into(), json!({}))),
             Err(Fault::NotFound(_))
         ));
     }

@@ -7,16 +7,24 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::entity::Kind;
 use super::fields;
 use super::view::View;
-use super::write::{Fault, Write};
+use super::write::Fault;
 
 const FIELDS: &[&str] = &["amount", "customerName", "category"];
 
+/// Incidents as items: parsing and the writes.
+pub static KIND: Kind = Kind {
+    view: View::Incidents,
+    noun: "incident",
+    fields: FIELDS,
+    validate,
+    item,
+};
+
 pub fn parse_new(body: &Value) -> Result<Value, Fault> {
-    let f = fields::object(body)?;
-    fields::only_known(f, FIELDS)?;
-    validate(f)
+    KIND.parse_new(body)
 }
 
 fn validate(f: &Map<String, Value>) -> Result<Value, Fault> {
@@ -76,34 +84,6 @@ pub fn grouped_by_customer(view: &Map<String, Value>) -> Value {
             .map(|(name, list)| (name.to_string(), Value::Array(list)))
             .collect(),
     )
-}
-
-pub fn create(id: String, doc: Value) -> Write {
-    Write::new(&[View::Incidents], move |d| {
-        d.put(View::Incidents, id.clone(), doc.clone())?;
-        Ok(item(&id, &doc))
-    })
-}
-
-pub fn patch(id: String, patch: Value) -> Write {
-    Write::new(&[View::Incidents], move |d| {
-        let Some(current) = d.get(View::Incidents, &id)? else {
-            return Err(Fault::NotFound(format!("no incident with id {id}")));
-        };
-        let doc = validate(&fields::patched(&current, &patch, FIELDS)?)?;
-        d.put(View::Incidents, id.clone(), doc.clone())?;
-        Ok(item(&id, &doc))
-    })
-}
-
-pub fn delete(id: String) -> Write {
-    Write::new(&[View::Incidents], move |d| {
-        if d.get(View::Incidents, &id)?.is_none() {
-            return Err(Fault::NotFound(format!("no incident with id {id}")));
-        }
-        d.delete(View::Incidents, id.clone());
-        Ok(Value::Null)
-    })
 }
 
 #[cfg(test)]

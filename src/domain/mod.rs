@@ -4,6 +4,7 @@
 pub mod customers;
 pub mod dashboard;
 pub mod demo;
+pub mod entity;
 pub mod fields;
 pub mod incidents;
 pub mod merge;

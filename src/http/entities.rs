@@ -14,42 +14,27 @@ use super::error::AppError;
 use super::extract::ApiJson;
 use super::views::written;
 use crate::app::App;
-use crate::domain::{Fault, View, Write, customers, fields, incidents};
+use crate::domain::entity::Kind;
+use crate::domain::{View, customers, fields, incidents};
 
 /// What differs between customers and incidents.
 pub struct Entity {
-    pub view: View,
+    pub kind: &'static Kind,
     /// `/customers/items`: the collection; items live below it.
     pub items: &'static str,
-    pub parse_new: fn(&Value) -> Result<Value, Fault>,
-    pub create: fn(String, Value) -> Write,
-    pub patch: fn(String, Value) -> Write,
-    pub delete: fn(String) -> Write,
-    /// The shape of one item with its id.
-    pub item: fn(&str, &Value) -> Value,
     /// The shape of the whole collection.
     pub list: fn(&serde_json::Map<String, Value>) -> Value,
 }
 
 pub static CUSTOMERS: Entity = Entity {
-    view: View::Customers,
+    kind: &customers::KIND,
     items: "/customers/items",
-    parse_new: customers::parse_new,
-    create: customers::create,
-    patch: customers::patch,
-    delete: customers::delete,
-    item: customers::item,
     list: customers::items,
 };
 
 pub static INCIDENTS: Entity = Entity {
-    view: View::Incidents,
+    kind: &incidents::KIND,
     items: "/incidents/items",
-    parse_new: incidents::parse_new,
-    create: incidents::create,
-    patch: incidents::patch,
-    delete: incidents::delete,
-    item: incidents::item,
     list: incidents::items,
 };
 
@@ -76,22 +61,22 @@ pub fn routes(e: &'static Entity) -> Router<Served> {
 }
 
 async fn list(app: App, e: &'static Entity) -> Result<Json<Value>, AppError> {
-    Ok(Json((e.list)(&app.snapshot(e.view).await?.docs)))
+    Ok(Json((e.list)(&app.snapshot(e.kind.view).await?.docs)))
 }
 
 async fn one(app: App, e: &'static Entity, id: String) -> Result<Json<Value>, AppError> {
     let id = fields::uuid(&id)?;
-    match app.store.doc(e.view, id.clone()).await? {
-        Some(doc) => Ok(Json((e.item)(&id, &doc))),
+    match app.store.doc(e.kind.view, id.clone()).await? {
+        Some(doc) => Ok(Json((e.kind.item)(&id, &doc))),
         None => Err(AppError::NotFound(format!("no item with id {id}"))),
     }
 }
 
 async fn create(app: App, e: &'static Entity, body: Value) -> Result<Response, AppError> {
-    let doc = (e.parse_new)(&body)?;
+    let doc = e.kind.parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    let done = app.write((e.create)(id.clone(), doc)).await?;
-    let mut response = written(StatusCode::CREATED, &done, e.view);
+    let done = app.write(e.kind.create(id.clone(), doc)).await?;
+    let mut response = written(StatusCode::CREATED, &done, e.kind.view);
     if let Ok(location) = format!("{}/{id}", e.items).parse() {
         response
             .headers_mut()
@@ -107,14 +92,14 @@ async fn patch(
     body: Value,
 ) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
-    let done = app.write((e.patch)(id, body)).await?;
-    Ok(written(StatusCode::OK, &done, e.view))
+    let done = app.write(e.kind.patch(id, body)).await?;
+    Ok(written(StatusCode::OK, &done, e.kind.view))
 }
 
 async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
-    let done = app.write((e.delete)(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, &done, e.view))
+    let done = app.write(e.kind.delete(id)).await?;
+    Ok(written(StatusCode::NO_CONTENT, &done, e.kind.view))
 }
 
 /// `GET /customers/count`, `/customers/top/{limit}` and
