@@ -41,11 +41,7 @@ pub fn compose(
         .collect();
     let by_volume = top_by(&per_customer, |(_, sum)| *sum)
         .into_iter()
-        .map(|(name, (_, sum))| {
-            // A sum past f64's range would serialise as null; cap it.
-            let sum = if sum.is_finite() { sum } else { f64::MAX };
-            json!({"customerName": name, "incidentVolume": sum})
-        })
+        .map(|(name, (_, sum))| json!({"customerName": name, "incidentVolume": volume(sum)}))
         .collect();
 
     let mut out = Map::new();
@@ -57,6 +53,19 @@ pub fn compose(
         Value::Array(by_volume),
     );
     out
+}
+
+/// A sum as shown: float noise from adding decimals is rounded away (to
+/// 6 places), and a sum past f64's range, which would serialise as null,
+/// is capped.
+fn volume(sum: f64) -> f64 {
+    if !sum.is_finite() {
+        return f64::MAX;
+    }
+    if sum.abs() < 1e15 {
+        return (sum * 1e6).round() / 1e6;
+    }
+    sum
 }
 
 /// The `LIMIT` largest by `key` (descending), ties by name ascending.
@@ -166,6 +175,17 @@ mod tests {
                 {"customerName":"Cid","incidentVolume":4.0}
             ])
         );
+    }
+
+    #[test]
+    fn volumes_lose_the_noise_of_adding_decimals() {
+        let d = compose(
+            &Map::new(),
+            &incidents(&[("A", 0.1), ("A", 0.2), ("B", 80000.03), ("B", 769.7)]),
+        );
+        let v = &d["customersWithHighestIncidentVolume"];
+        assert_eq!(v[0]["incidentVolume"], json!(80769.73));
+        assert_eq!(v[1]["incidentVolume"], json!(0.3));
     }
 
     #[test]
