@@ -171,6 +171,7 @@ pub fn document(views: &[View]) -> Value {
             "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
             json!([])));
     }
+    paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Health, epoch and revisions", "responses": {"200": {"description": "ok"}}}}));
     paths.insert("/metrics".into(), json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format"}}}}));
     paths.insert("/openapi.json".into(), json!({"get": {"tags": ["operations"], "summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
