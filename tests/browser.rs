@@ -1,0 +1,282 @@
+//! The live web page in a real browser (SPEC §8): Debian's Chromium driven
+//! by `playwright-core` from the Node scripts in `tests/browser/`.
+//!
+//! These tests need `node` (18 or later), `npm` and `/usr/bin/chromium` (or
+//! `CHROMIUM=<path>`); `.ci/run` installs them. Without them the tests fail
+//! and say what is missing: they never skip. `npm ci` runs here when
+//! `tests/browser/node_modules` is missing or older than the lock file.
+//!
+//! The screenshot goes to `$DUALITY_SCREENSHOT` if set, else to Cargo's
+//! temporary directory. Refresh the one in the README with
+//! `DUALITY_SCREENSHOT=$PWD/docs/screenshot.png cargo test --test browser`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::{ChildServer, spawn};
+use duality::settings::Settings;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Fails with a clear message unless node ≥ 18, npm and Chromium are there;
+/// then installs the npm packages if needed.
+async fn prepare() {
+    let node = Command::new("node").arg("--version").output().await;
+    let version = match node {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => panic!(
+            "the browser tests need Node.js 18 or later on PATH (Debian: apt-get install nodejs npm)"
+        ),
+    };
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        major >= 18,
+        "the browser tests need Node.js 18 or later, found {version}"
+    );
+    let chromium = chromium();
+    assert!(
+        chromium.exists(),
+        "the browser tests need Chromium at {} (Debian: apt-get install chromium, or set CHROMIUM)",
+        chromium.display()
+    );
+    npm_ci(&scripts()).await;
+}
+
+/// `npm ci` unless `node_modules` is current with `package-lock.json`.
+async fn npm_ci(dir: &Path) {
+    static ONCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = ONCE.lock().await;
+    let modified = |p: PathBuf| p.metadata().and_then(|m| m.modified()).ok();
+    let installed = modified(dir.join("node_modules/.package-lock.json"));
+    let locked = modified(dir.join("package-lock.json"));
+    if installed.is_some() && installed >= locked {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("cannot run npm ({e}): the browser tests need npm on PATH (Debian: apt-get install npm)")
+        });
+    assert!(
+        out.status.success(),
+        "npm ci in {} failed:\n{}",
+        dir.display(),
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_shows_api_writes_live_without_a_reload_and_logs_no_errors() {
+    prepare().await;
+    let server = spawn(Settings {
+        demo_data: true,
+        ..Settings::ephemeral()
+    })
+    .await;
+    let screenshot = std::env::var_os("DUALITY_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshot.png"));
+    let _ = std::fs::remove_file(&screenshot);
+
+    let run = Command::new("node")
+        .arg("check.mjs")
+        .arg(server.url(""))
+        .arg(&screenshot)
+        .current_dir(scripts())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser check did not finish within 120 s")
+        .expect("run node check.mjs");
+    assert!(
+        out.status.success(),
+        "the browser check failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+
+    let png = std::fs::read(&screenshot).expect("the check saved a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    server.stop().await.unwrap();
+}
+
+/// A node script on pipes, spoken to line by line.
+struct Script {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    seen: String,
+}
+
+impl Script {
+    fn start(name: &str, args: &[&str]) -> Script {
+        let mut child = Command::new("node")
+            .arg(name)
+            .args(args)
+            .current_dir(scripts())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node");
+        let stdin = child.stdin.take().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Script {
+            child,
+            stdin,
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    async fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut err)).await;
+        }
+        err
+    }
+
+    /// Reads stdout until the line `word`; fails with all output otherwise.
+    async fn expect(&mut self, word: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if line == word {
+                        return;
+                    }
+                }
+                outcome => {
+                    let _ = self.child.start_kill();
+                    let err = self.stderr().await;
+                    panic!(
+                        "expected {word} from the script ({}):\n--- stdout ---\n{}\n--- stderr ---\n{err}",
+                        match outcome {
+                            Err(_) => "timed out",
+                            _ => "it ended",
+                        },
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// Waits for the script to exit and fails with its output unless 0.
+    async fn succeeds(mut self) {
+        let status = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                self.seen.push_str(&line);
+                self.seen.push('\n');
+            }
+            self.child.wait().await
+        })
+        .await
+        .expect("the script did not end within 60 s")
+        .unwrap();
+        let err = self.stderr().await;
+        assert!(
+            status.success(),
+            "the script failed ({status}):\n--- stdout ---\n{}\n--- stderr ---\n{err}",
+            self.seen
+        );
+        println!("{}", self.seen);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_goes_stale_while_the_server_is_down_and_starts_over_when_it_returns_with_a_new_history()
+ {
+    prepare().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", ":memory:", "--services", "persons"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let addr = server.addr;
+    let client = reqwest::Client::new();
+    let mut script = Script::start("restart.mjs", &[&server.base()]);
+
+    script.expect("READY").await;
+    server.kill_9();
+    script.send("KILLED").await;
+    script.expect("STALE").await;
+
+    // The same address, a new in-memory database: a new epoch, revisions
+    // from 0 again; Bob gets id 1 and persons revision 1, as Ann had.
+    let mut restarted = None;
+    for _ in 0..50 {
+        restarted = ChildServer::start_on(addr, &args, dir.path()).await;
+        if restarted.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server = restarted.expect("restart the server on the same address");
+    let r = client
+        .post(format!("{}/persons", server.base()))
+        .json(&serde_json::json!({"name": "Bob", "city": "Oslo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let health: serde_json::Value = client
+        .get(format!("{}/healthz", server.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let epoch = health["epoch"].as_str().unwrap().to_string();
+    script.send(&format!("RESTARTED {epoch}")).await;
+    script.succeeds().await;
+    drop(server);
+}
