@@ -60,8 +60,8 @@ pub async fn open_store(settings: &Settings, hub: Arc<Hub>) -> Result<Arc<dyn St
                 .map_err(|e| LaunchError::Config(e.to_string()))??;
             Ok(Arc::new(store))
         }
-        Database::Postgres(_) => Err(LaunchError::Config(
-            "PostgreSQL is not supported yet: use a SQLite file or :memory:".into(),
+        Database::Postgres(url) => Ok(Arc::new(
+            store::postgres::PgStore::open(url, hub).await?,
         )),
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::{View, write::Output};
 
+pub mod postgres;
 pub mod sqlite;
 
 /// A stored event: the merge patch that took the view to `revision`.

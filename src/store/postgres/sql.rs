@@ -1,0 +1,107 @@
+//! The SQL of the PostgreSQL store, in one place.
+//!
+//! The tables mirror the SQLite store's. Documents and patches are stored as
+//! JSON text, exactly as they are served. Writes send their rows as arrays
+//! (`unnest`), so one write is a fixed number of statements however many
+//! documents it touches.
+
+/// The version of the schema below; kept in `meta` under `schema`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Serialises schema creation between processes starting at once.
+pub const SCHEMA_LOCK: i64 = 0x6475_616c_0001;
+/// Lets one process at a time trim the outbox; the others skip the round.
+pub const TRIM_LOCK: i64 = 0x6475_616c_0002;
+
+/// The channel every process LISTENs on; the payload is `view:revision`.
+pub const CHANNEL: &str = "duality_events";
+
+/// Creates or upgrades the schema. Runs as one implicit transaction (one
+/// simple query), holding [`SCHEMA_LOCK`]; `{epoch}` and `{views}` are
+/// filled in by the caller with values that need no quoting (hex, names).
+pub const SCHEMA: &str = "
+SELECT pg_advisory_xact_lock({lock});
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (view, key));
+CREATE TABLE IF NOT EXISTS events (
+    view TEXT NOT NULL, revision BIGINT NOT NULL, patch TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (view, revision));
+CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms);
+INSERT INTO meta (key, value) VALUES ('epoch', '{epoch}') ON CONFLICT (key) DO NOTHING;
+INSERT INTO meta (key, value) VALUES ('schema', '{version}') ON CONFLICT (key) DO NOTHING;
+INSERT INTO views (view, revision) VALUES {views} ON CONFLICT (view) DO NOTHING;
+";
+
+pub const META: &str = "SELECT key, value FROM meta WHERE key IN ('epoch', 'schema')";
+
+pub const ALL_REVISIONS: &str = "SELECT view, revision FROM views";
+
+/// Locks the rows of the views a write declares, always in the same order,
+/// so writers of a view serialise and never deadlock.
+pub const LOCK_VIEWS: &str = "SELECT view, revision FROM views WHERE view = ANY($1::text[])
+    ORDER BY view COLLATE \"C\" FOR UPDATE";
+
+pub const ADD_VIEWS: &str = "INSERT INTO views (view, revision)
+    SELECT v, 0 FROM unnest($1::text[]) AS v ORDER BY v COLLATE \"C\"
+    ON CONFLICT (view) DO NOTHING";
+
+pub const REVISION: &str = "SELECT revision FROM views WHERE view = $1";
+
+pub const DOC: &str = "SELECT doc FROM docs WHERE view = $1 AND key = $2";
+
+/// Reads a counter and locks it for the rest of the transaction (creating
+/// it at 1 if it was never used), in one statement.
+pub const LOCK_COUNTER: &str = "INSERT INTO counters (name, next) VALUES ($1, 1)
+    ON CONFLICT (name) DO UPDATE SET next = counters.next RETURNING next";
+
+pub const UPSERT_DOCS: &str = "INSERT INTO docs (view, key, doc)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+    ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc";
+
+pub const DELETE_DOCS: &str = "DELETE FROM docs AS d
+    USING unnest($1::text[], $2::text[]) AS x(view, key)
+    WHERE d.view = x.view AND d.key = x.key";
+
+pub const INSERT_EVENTS: &str = "INSERT INTO events (view, revision, patch, created_ms)
+    SELECT v, r, p, $4 FROM unnest($1::text[], $2::int8[], $3::text[]) AS x(v, r, p)";
+
+/// Moves each view exactly one revision on; the caller checks the count.
+pub const ADVANCE_VIEWS: &str = "UPDATE views AS v SET revision = x.r
+    FROM unnest($1::text[], $2::int8[]) AS x(n, r)
+    WHERE v.view = x.n AND v.revision = x.r - 1";
+
+pub const UPSERT_COUNTERS: &str = "INSERT INTO counters (name, next)
+    SELECT * FROM unnest($1::text[], $2::int8[])
+    ON CONFLICT (name) DO UPDATE SET next = excluded.next";
+
+/// Delivered at commit only: `view:revision` per changed view.
+pub const NOTIFY: &str = "SELECT pg_notify('duality_events', p) FROM unnest($1::text[]) AS p";
+
+/// A view and its revision in one statement, so in one snapshot.
+pub const SNAPSHOT: &str = "SELECT COALESCE((SELECT revision FROM views WHERE view = $1), 0),
+    d.key, d.doc
+    FROM (VALUES (1)) AS one(x) LEFT JOIN docs AS d ON d.view = $1";
+
+/// A page of the outbox with the view's bounds, in one statement.
+pub const EVENTS: &str = "SELECT c.current, o.oldest, e.revision, e.patch
+    FROM (SELECT COALESCE((SELECT revision FROM views WHERE view = $1), 0) AS current) AS c
+    CROSS JOIN (SELECT MIN(revision) AS oldest FROM events WHERE view = $1) AS o
+    LEFT JOIN LATERAL (
+        SELECT revision, patch FROM events
+        WHERE view = $1 AND revision >= $2 AND revision <= c.current
+        ORDER BY revision LIMIT $3) AS e ON true
+    ORDER BY e.revision";
+
+/// Committed events after a publisher's cursor, for its hub.
+pub const EVENTS_AFTER: &str = "SELECT revision, patch FROM events
+    WHERE view = $1 AND revision > $2 AND revision <= $3
+    ORDER BY revision LIMIT $4";
+
+pub const TRY_TRIM_LOCK: &str = "SELECT pg_try_advisory_xact_lock($1)";
+
+pub const TRIM: &str = "DELETE FROM events WHERE created_ms < $1";
