@@ -7,7 +7,7 @@
 //! `tests/browser/node_modules` is missing or older than the lock file.
 //!
 //! The screenshot goes to `$DUALITY_SCREENSHOT` if set, else to Cargo's
-//! temporary directory. Refresh the one in the README with
+//! temporary directory. Refresh `docs/screenshot.png` with
 //! `DUALITY_SCREENSHOT=$PWD/docs/screenshot.png cargo test --test browser`.
 
 mod common;
