@@ -280,3 +280,69 @@ async fn the_page_goes_stale_while_the_server_is_down_and_starts_over_when_it_re
     script.succeeds().await;
     drop(server);
 }
+
+#[tokio::test]
+async fn the_page_and_its_assets_come_with_content_types_cache_headers_and_etags() {
+    let server = common::spawn_default().await;
+    let page = server.get("/").await;
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let html = page.text().await.unwrap();
+
+    // Every asset the page names carries the version that makes it immutable.
+    let mut named = 0;
+    for (file, content_type) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let start = html
+            .find(&format!("/assets/{file}?v="))
+            .unwrap_or_else(|| panic!("the page does not load {file}"));
+        let url = &html[start..start + html[start..].find('"').unwrap()];
+        let r = server.get(url).await;
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.headers()["content-type"], content_type, "{url}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        // Without the current version it must be revalidated.
+        let r = server.get(&format!("/assets/{file}")).await;
+        assert_eq!(r.headers()["cache-control"], "no-cache", "{file}");
+        let tag = r.headers()["etag"].to_str().unwrap().to_string();
+        let r = server
+            .client
+            .get(server.url(&format!("/assets/{file}")))
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{file}");
+        named += 1;
+    }
+    assert_eq!(named, 3);
+
+    let r = server
+        .client
+        .get(server.url("/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = server.get("/assets/nope.js").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    server.stop().await.unwrap();
+}
