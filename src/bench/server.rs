@@ -129,8 +129,8 @@ impl Server {
             (Some(count), Some(sum)) if count > 0.0 => Some((
                 count,
                 sum / count,
-                median.unwrap_or(f64::NAN),
-                max.unwrap_or(f64::NAN),
+                median.map_or(f64::NAN, f64::round),
+                max.map_or(f64::NAN, f64::round),
             )),
             _ => None,
         })
