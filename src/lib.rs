@@ -60,9 +60,7 @@ pub async fn open_store(settings: &Settings, hub: Arc<Hub>) -> Result<Arc<dyn St
                 .map_err(|e| LaunchError::Config(e.to_string()))??;
             Ok(Arc::new(store))
         }
-        Database::Postgres(url) => Ok(Arc::new(
-            store::postgres::PgStore::open(url, hub).await?,
-        )),
+        Database::Postgres(url) => Ok(Arc::new(store::postgres::PgStore::open(url, hub).await?)),
     }
 }
 
@@ -146,7 +144,9 @@ pub async fn launch(
     let trimmer = retention::spawn(store, settings.retention, stopped);
     let router = http::router(app, services, upstreams, backends, &settings.cors_origin);
     tracing::info!(addr = %listener.local_addr()?, db = ?settings.db, services = ?services.0, "serving");
-    axum::serve(listener, router)
+    // A make-service shares one route table by all connections; serving the
+    // router itself would copy it for every connection (tens of KiB each).
+    axum::serve(listener, router.into_make_service())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: ending open streams");

@@ -304,11 +304,17 @@ fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
     }
     match tx.commit() {
         Ok(()) => {
-            for (view, revision, patch) in &published {
-                hub.publish(*view, *revision, patch);
+            // Writers learn of their commit before subscribers do: fanning
+            // out to many subscribers takes milliseconds. `observe` first,
+            // so a writer's next snapshot read already sees its revision.
+            for (view, revision, _) in &published {
+                hub.observe(*view, *revision);
             }
             for (reply, answer) in answers {
                 let _ = reply.send(answer);
+            }
+            for (view, revision, patch) in &published {
+                hub.publish(*view, *revision, patch);
             }
         }
         Err(e) => {
