@@ -76,6 +76,12 @@ impl Publisher {
         self.hub.observe(view, revision);
     }
 
+    /// Tells the hub that `view` reached `revision`, before its events are
+    /// published (for snapshots: a writer reads its own writes).
+    pub fn observe(&self, view: View, revision: u64) {
+        self.hub.observe(view, revision);
+    }
+
     /// Notes that `view` is committed up to `revision`; the worker publishes.
     pub fn want(&self, view: View, revision: u64) {
         if let Ok(mut pending) = self.pending.lock() {

@@ -1,43 +1,40 @@
 //! The PostgreSQL store: any number of `duality` processes on one database.
 //!
 //! Same tables, same guarantees as the SQLite store; what changes is who
-//! else writes. A write is one transaction on a pooled connection:
-//!
-//! 1. lock the rows of the views it declares in `views` (`SELECT ... FOR
-//!    UPDATE`, always in the same order), so writers of a view serialise,
-//!    across processes too, and never deadlock;
-//! 2. run the pure [`Write`] over what has been loaded; each read it cannot
-//!    answer yet ([`Missing`]) is loaded and the write runs again (writes
-//!    are pure, so a re-run is harmless);
-//! 3. save documents, events, the views' next revisions (allocated here,
-//!    under the lock: gapless, never a sequence) and counters, NOTIFY
-//!    `view:revision`, and commit.
+//! else writes. Writes run in [`writer`]: each process's writes are
+//! group-committed on one connection, and every transaction first locks
+//! the rows of the views it writes in `views` (`SELECT ... FOR UPDATE`, one
+//! fixed order), so writers of a view serialise across processes, and
+//! revisions are allocated under that lock: gapless, committed in order,
+//! never from a sequence. Each commit NOTIFYs `view:revision`.
 //!
 //! After the commit the events are published to this process's hub through
 //! the [`Publisher`](listener::Publisher), which also publishes what other
-//! processes commit (see [`listener`]): each process serves every stream.
-//! The epoch lives in the database, so every process has the same.
+//! processes commit (see [`listener`]): every process serves every stream.
+//! Reads (snapshots, documents, outbox pages) are single statements on
+//! pooled connections, so each sees one consistent snapshot. The epoch
+//! lives in the database, so every process has the same.
 
 mod listener;
 mod sql;
+mod writer;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
-use futures_util::future::{BoxFuture, try_join_all};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
-use tokio_postgres::error::SqlState;
 
 use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, unix_ms};
 use crate::domain::View;
-use crate::domain::write::{Fault, Missing, Plan, Source, Write};
+use crate::domain::write::Write;
 use crate::hub::Hub;
 use listener::Publisher;
 
@@ -51,17 +48,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one read.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts for a write that failed before its commit for a reason that a
-/// retry can fix (a deadlock, a connection that was closed while idle).
-const ATTEMPTS: u32 = 3;
-/// The most reads one write may need (a guard against a write that never
-/// stops asking).
-const MAX_LOADS: usize = 100_000;
 
 pub struct PgStore {
     pool: Pool,
     epoch: String,
-    publisher: Arc<Publisher>,
+    /// The writer task's queue (group commit, see [`writer`]).
+    jobs: mpsc::Sender<writer::Job>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -214,7 +206,9 @@ impl PgStore {
             }
         }
         drop(client);
+        let (jobs, queued) = mpsc::channel(writer::QUEUE);
         let tasks = vec![
+            tokio::spawn(writer::run(pool.clone(), Arc::clone(&publisher), queued)),
             tokio::spawn(Arc::clone(&publisher).run()),
             tokio::spawn(listener::listen_forever(
                 config,
@@ -225,48 +219,9 @@ impl PgStore {
         Ok(PgStore {
             pool,
             epoch,
-            publisher,
+            jobs,
             tasks,
         })
-    }
-
-    /// One attempt at a write: one transaction, committed or rolled back.
-    async fn write_once(&self, write: &Write) -> Result<(Committed, Plan), Failed> {
-        let mut client = pooled(&self.pool).await.map_err(Failed::final_before)?;
-        let tx = client.transaction().await.map_err(Failed::before)?;
-        let mut loaded = Loaded::default();
-        lock_views(&tx, write.views(), &mut loaded)
-            .await
-            .map_err(Failed::before)?;
-        let mut loads = 0;
-        let (output, plan) = loop {
-            match write.execute(&loaded) {
-                Ok(done) => break done,
-                Err(Fault::Missing(missing)) if loads < MAX_LOADS => {
-                    loads += 1;
-                    loaded.load(&tx, missing).await?;
-                }
-                Err(Fault::Missing(m)) => {
-                    return Err(Failed::final_before(unavailable_msg(format!(
-                        "a write asked for more than {MAX_LOADS} reads (last {m:?})"
-                    ))));
-                }
-                Err(Fault::Invalid(m)) => return Err(Failed::Fault(StoreError::Invalid(m))),
-                Err(Fault::NotFound(m)) => return Err(Failed::Fault(StoreError::NotFound(m))),
-            }
-        };
-        metrics::histogram!("duality_pg_write_loads").record(loads as f64);
-        if !plan.changes.is_empty() || !plan.counters.is_empty() {
-            persist(&tx, &plan, unix_ms(SystemTime::now())).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| Failed::Commit(unavailable(e)))?;
-        let committed = Committed {
-            output,
-            revisions: plan.revisions.clone(),
-        };
-        Ok((committed, plan))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -281,223 +236,7 @@ async fn bounded<R>(read: impl Future<Output = Result<R, StoreError>>) -> Result
         .map_err(|_| unavailable_msg("the database did not answer in time"))?
 }
 
-/// Why an attempt at a write failed, and so whether to try again.
-enum Failed {
-    /// Before the commit: nothing was committed; `retry` if a new attempt
-    /// may succeed.
-    Before { error: StoreError, retry: bool },
-    /// The write itself refused (400, 404).
-    Fault(StoreError),
-    /// At the commit: it may or may not have committed.
-    Commit(StoreError),
-}
-
-impl Failed {
-    fn before(e: tokio_postgres::Error) -> Failed {
-        Failed::Before {
-            retry: retryable(&e),
-            error: unavailable(e),
-        }
-    }
-
-    fn final_before(error: StoreError) -> Failed {
-        Failed::Before {
-            error,
-            retry: false,
-        }
-    }
-}
-
-/// Errors that a new attempt can fix.
-fn retryable(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || matches!(
-            e.code(),
-            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED
-                || *c == SqlState::T_R_SERIALIZATION_FAILURE
-        )
-}
-
-impl From<tokio_postgres::Error> for Failed {
-    fn from(e: tokio_postgres::Error) -> Failed {
-        Failed::before(e)
-    }
-}
-
-/// Locks the declared views' rows and notes their revisions.
-async fn lock_views(
-    tx: &Transaction<'_>,
-    views: &[View],
-    loaded: &mut Loaded,
-) -> Result<(), tokio_postgres::Error> {
-    if views.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = views.iter().map(|v| v.name()).collect();
-    let lock = tx.prepare_cached(sql::LOCK_VIEWS).await?;
-    let mut rows = tx.query(&lock, &[&names]).await?;
-    if rows.len() < names.len() {
-        // A view this database has not seen (all known views are created
-        // at start, so only a newer binary's view gets here).
-        let add = tx.prepare_cached(sql::ADD_VIEWS).await?;
-        tx.execute(&add, &[&names]).await?;
-        rows = tx.query(&lock, &[&names]).await?;
-    }
-    for row in rows {
-        if let Some(view) = View::from_name(row.get(0)) {
-            loaded.revisions.insert(view, row.get::<_, i64>(1) as u64);
-        }
-    }
-    Ok(())
-}
-
-/// Saves a plan: documents, events, revisions and counters, and NOTIFYs
-/// the changed views, as a fixed number of pipelined statements.
-async fn persist(tx: &Transaction<'_>, plan: &Plan, now: i64) -> Result<(), Failed> {
-    let (mut up_views, mut up_keys, mut up_docs) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut del_views, mut del_keys) = (Vec::new(), Vec::new());
-    let (mut ev_views, mut ev_revisions, mut ev_patches) = (Vec::new(), Vec::new(), Vec::new());
-    let mut payloads = Vec::new();
-    for change in &plan.changes {
-        let view = change.view.name();
-        for (key, doc) in &change.rows {
-            match doc {
-                Some(doc) => {
-                    up_views.push(view);
-                    up_keys.push(key.as_str());
-                    up_docs.push(doc.to_string());
-                }
-                None => {
-                    del_views.push(view);
-                    del_keys.push(key.as_str());
-                }
-            }
-        }
-        ev_views.push(view);
-        ev_revisions.push(change.revision as i64);
-        ev_patches.push(change.patch.to_string());
-        payloads.push(listener::payload(change.view, change.revision));
-    }
-    let counter_names: Vec<&str> = plan.counters.iter().map(|(n, _)| n.as_str()).collect();
-    let counter_next: Vec<i64> = plan.counters.iter().map(|(_, n)| *n as i64).collect();
-
-    let prepared = try_join_all(
-        [
-            sql::UPSERT_DOCS,
-            sql::DELETE_DOCS,
-            sql::INSERT_EVENTS,
-            sql::ADVANCE_VIEWS,
-            sql::UPSERT_COUNTERS,
-            sql::NOTIFY,
-        ]
-        .map(|q| tx.prepare_cached(q)),
-    )
-    .await?;
-    let [upsert, delete, insert, advance, counters, notify] = &prepared[..] else {
-        unreachable!("six statements were prepared");
-    };
-    type Pending<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;
-    // Sent one after the other without waiting (pipelined), run in order.
-    let mut statements: Vec<Pending<'_>> = Vec::new();
-    if !up_views.is_empty() {
-        statements.push(Box::pin(async {
-            tx.execute(upsert, &[&up_views, &up_keys, &up_docs]).await
-        }));
-    }
-    if !del_views.is_empty() {
-        statements.push(Box::pin(async {
-            tx.execute(delete, &[&del_views, &del_keys]).await
-        }));
-    }
-    if !counter_names.is_empty() {
-        statements.push(Box::pin(async {
-            tx.execute(counters, &[&counter_names, &counter_next]).await
-        }));
-    }
-    let changed = ev_views.len() as u64;
-    if changed > 0 {
-        statements.push(Box::pin(async {
-            tx.execute(insert, &[&ev_views, &ev_revisions, &ev_patches, &now])
-                .await
-        }));
-        statements.push(Box::pin(async { tx.execute(notify, &[&payloads]).await }));
-        statements.push(Box::pin(async {
-            tx.execute(advance, &[&ev_views, &ev_revisions]).await
-        }));
-    }
-    let counts = try_join_all(statements).await?;
-    if changed > 0 && counts.last() != Some(&changed) {
-        // Cannot happen while every writer locks its views first; refuse
-        // rather than commit a revision twice or with a gap.
-        return Err(Failed::final_before(unavailable_msg(
-            "a view's revision moved during the write",
-        )));
-    }
-    Ok(())
-}
-
-/// What a write has read so far, inside its transaction.
-#[derive(Default)]
-struct Loaded {
-    revisions: HashMap<View, u64>,
-    docs: HashMap<(View, String), Option<Value>>,
-    counters: HashMap<String, u64>,
-}
-
-impl Loaded {
-    async fn load(&mut self, tx: &Transaction<'_>, missing: Missing) -> Result<(), Failed> {
-        match missing {
-            Missing::Doc(view, key) => {
-                let stmt = tx.prepare_cached(sql::DOC).await?;
-                let row = tx.query_opt(&stmt, &[&view.name(), &key]).await?;
-                let doc = row
-                    .map(|r| parse_doc(r.get(0)))
-                    .transpose()
-                    .map_err(Failed::final_before)?;
-                self.docs.insert((view, key), doc);
-            }
-            Missing::Counter(name) => {
-                let stmt = tx.prepare_cached(sql::LOCK_COUNTER).await?;
-                let next: i64 = tx.query_one(&stmt, &[&name]).await?.get(0);
-                self.counters.insert(name, next as u64);
-            }
-            Missing::Revision(view) => {
-                let stmt = tx.prepare_cached(sql::REVISION).await?;
-                let revision = tx
-                    .query_opt(&stmt, &[&view.name()])
-                    .await?
-                    .map_or(0, |r| r.get::<_, i64>(0) as u64);
-                self.revisions.insert(view, revision);
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Source for Loaded {
-    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
-        self.docs
-            .get(&(view, key.to_string()))
-            .cloned()
-            .ok_or_else(|| Missing::Doc(view, key.into()))
-    }
-
-    fn counter(&self, name: &str) -> Result<u64, Missing> {
-        self.counters
-            .get(name)
-            .copied()
-            .ok_or_else(|| Missing::Counter(name.into()))
-    }
-
-    fn revision(&self, view: View) -> Result<u64, Missing> {
-        self.revisions
-            .get(&view)
-            .copied()
-            .ok_or(Missing::Revision(view))
-    }
-}
-
-fn parse_doc(text: &str) -> Result<Value, StoreError> {
+pub(crate) fn parse_doc(text: &str) -> Result<Value, StoreError> {
     serde_json::from_str(text)
         .map_err(|e| unavailable_msg(format!("a stored document is not JSON: {e}")))
 }
@@ -509,32 +248,14 @@ impl Store for PgStore {
 
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
         Box::pin(async move {
-            let mut attempt = 1;
-            let (committed, plan) = loop {
-                let outcome = tokio::time::timeout(WRITE_TIMEOUT, self.write_once(&write))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failed::Commit(unavailable_msg(
-                            "the database did not answer in time",
-                        )))
-                    });
-                match outcome {
-                    Ok(done) => break done,
-                    Err(Failed::Before { error, retry: true }) if attempt < ATTEMPTS => {
-                        attempt += 1;
-                        tracing::debug!(%error, attempt, "retrying a write");
-                    }
-                    Err(
-                        Failed::Before { error, .. } | Failed::Fault(error) | Failed::Commit(error),
-                    ) => return Err(error),
-                }
-            };
-            for change in &plan.changes {
-                self.publisher
-                    .local(change.view, change.revision, &change.patch.to_string())
-                    .await;
-            }
-            Ok(committed)
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(writer::Job { write, reply })
+                .await
+                .map_err(|_| unavailable_msg("the writer stopped"))?;
+            answer
+                .await
+                .map_err(|_| unavailable_msg("the writer stopped"))?
         })
     }
 

@@ -70,10 +70,11 @@ pub const DELETE_DOCS: &str = "DELETE FROM docs AS d
 pub const INSERT_EVENTS: &str = "INSERT INTO events (view, revision, patch, created_ms)
     SELECT v, r, p, $4 FROM unnest($1::text[], $2::int8[], $3::text[]) AS x(v, r, p)";
 
-/// Moves each view exactly one revision on; the caller checks the count.
+/// Moves each view from the revision it was locked at to its new one; the
+/// caller checks the count.
 pub const ADVANCE_VIEWS: &str = "UPDATE views AS v SET revision = x.r
-    FROM unnest($1::text[], $2::int8[]) AS x(n, r)
-    WHERE v.view = x.n AND v.revision = x.r - 1";
+    FROM unnest($1::text[], $2::int8[], $3::int8[]) AS x(n, r, f)
+    WHERE v.view = x.n AND v.revision = x.f";
 
 pub const UPSERT_COUNTERS: &str = "INSERT INTO counters (name, next)
     SELECT * FROM unnest($1::text[], $2::int8[])
