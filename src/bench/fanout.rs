@@ -94,10 +94,10 @@ pub(super) async fn subscribe(
 }
 
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
-    let server = Server::start("fanout").await?;
+    let servers = Server::start_many("fanout", args.db.as_deref(), args.processes).await?;
     let writer = super::client(16)?;
     let current = writer
-        .get(server.url("/persons"))
+        .get(servers[0].url("/persons"))
         .send()
         .await
         .map_err(|e| format!("GET /persons: {e}"))?;
@@ -105,7 +105,15 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     drop(current);
 
     let connecting = Instant::now();
-    let streams = subscribe(&server, from, args.subscribers).await?;
+    // Subscribers are spread over the server processes.
+    let mut streams = Vec::with_capacity(args.subscribers as usize);
+    let n = servers.len() as u64;
+    for (i, server) in servers.iter().enumerate() {
+        let share = args.subscribers / n + u64::from((i as u64) < args.subscribers % n);
+        if share > 0 {
+            streams.extend(subscribe(server, from, share).await?);
+        }
+    }
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let (control, controlled) = watch::channel(Control::Running);
     let mut listeners = JoinSet::new();
@@ -115,19 +123,22 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     // Let every listener start reading before the first write.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let meter = super::CpuMeter::start(server.pid)?;
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let meter = super::CpuMeter::start_all(&pids)?;
     let writes = ((args.rate as f64) * args.duration.as_secs_f64())
         .round()
         .max(1.0) as u64;
     let started = Instant::now();
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let url = server.url("/persons");
+    // Writes go round-robin to the processes, so with more than one, most
+    // events reach most subscribers from another process.
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/persons")).collect();
     let mut posts = JoinSet::new();
     for i in 0..writes {
         pace.tick().await;
         let request = writer
-            .post(&url)
+            .post(&urls[i as usize % urls.len()])
             .header("content-type", "application/json")
             .body(format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50));
         posts.spawn(async move {
@@ -181,7 +192,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         }
     }
     let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
-    server.stop().await?;
+    for server in servers {
+        server.stop().await?;
+    }
 
     let mut latency = super::histogram()?;
     let (mut received, mut out_of_order, mut unknown) = (0u64, 0u64, 0u64);
@@ -210,7 +223,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let (latency_json, latency_text) = super::latency(&latency);
     let (ack_json, ack_text) = super::latency(&ack);
     let mut text = format!(
-        "fanout: {} subscribers (all open in {connect_seconds:.1} s), {written} writes in \
+        "fanout: {} subscribers on {} {} server process(es) (all open in {connect_seconds:.1} s), {written} writes in \
          {writing_seconds:.1} s ({:.0}/s), {write_errors} write errors\n  \
          write -> event received: {latency_text} (target p99 <= {TARGET_P99_MS} ms: {})\n  \
          lost {lost} of {expected}, out of order {out_of_order}, unexpected {unknown}, \
@@ -218,6 +231,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
          write acknowledged: {ack_text}\n  \
          while writing, {}",
         args.subscribers,
+        args.processes,
+        args.db_kind(),
         written as f64 / writing_seconds,
         met(good),
         cpu.text(),
@@ -228,6 +243,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let json = json!({
         "scenario": "fanout",
         "subscribers": args.subscribers,
+        "db": args.db_kind(),
+        "processes": args.processes,
         "rate": args.rate,
         "writes": written,
         "write_errors": write_errors,

@@ -12,7 +12,7 @@ use super::{BenchArgs, Report};
 const TARGET_KIB: f64 = 24.0;
 
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
-    let server = Server::start("idle").await?;
+    let server = Server::start_on("idle", args.db.as_deref()).await?;
     // Serve a snapshot and one stream first, so the baseline includes
     // what any first request allocates.
     let warm = super::fanout::subscribe(&server, 1, 1).await?;

@@ -5,6 +5,9 @@
 //! directory), so that the load generator is a separate process and the
 //! server's memory can be read from `/proc/<pid>/status`. The child is
 //! killed and the directory removed when the scenario ends, also on error.
+//! With `--db postgres://...` the servers use that database instead, and
+//! `--processes N` starts N of them on it, with writers, subscribers and
+//! writes spread over them round-robin (so events cross processes).
 //!
 //! - `writes`: concurrent connections `POST /persons` for a fixed time:
 //!   durable writes per second and latency per write.
@@ -49,6 +52,34 @@ pub struct BenchArgs {
     /// Concurrent connections (one writer each) in the `writes` scenario.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1_024))]
     pub connections: u64,
+
+    /// The servers' database: a SQLite file or a `postgres://` URL (default:
+    /// a fresh SQLite file per scenario). A PostgreSQL database is shared by
+    /// every scenario; give an empty one.
+    #[arg(long)]
+    pub db: Option<String>,
+
+    /// Server processes on that database (more than 1 needs PostgreSQL):
+    /// writers, subscribers and writes are spread over them round-robin.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub processes: u64,
+}
+
+impl BenchArgs {
+    fn postgres(&self) -> bool {
+        self.db
+            .as_deref()
+            .is_some_and(|db| db.starts_with("postgres://") || db.starts_with("postgresql://"))
+    }
+
+    /// `sqlite` or `postgres`, for the reports.
+    pub(crate) fn db_kind(&self) -> &'static str {
+        if self.postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +100,12 @@ pub struct Report {
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.duration > Duration::from_secs(600) {
         return Err("--duration must be at most 10m".into());
+    }
+    if args.processes > 1 && !args.postgres() {
+        return Err(
+            "--processes above 1 needs --db postgres://...: the processes share one database"
+                .into(),
+        );
     }
     println!(
         "duality bench: {} CPUs, {} MiB memory; server = {} serve (child process)",
@@ -171,6 +208,10 @@ fn cpu_seconds(pid: &str) -> Result<f64, String> {
     Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
+fn servers_cpu_seconds(pids: &[String]) -> Result<f64, String> {
+    pids.iter().map(|p| cpu_seconds(p)).sum()
+}
+
 /// Busy CPU seconds of the whole machine, from the first line of /proc/stat
 /// (user, nice, system, irq, softirq, steal).
 fn machine_busy_seconds() -> Result<f64, String> {
@@ -194,7 +235,8 @@ fn machine_busy_seconds() -> Result<f64, String> {
 /// CPU used by the server, by this load generator and by anything else on
 /// the machine (other processes skew the figures: the report says so).
 struct CpuMeter {
-    pid: String,
+    /// The server processes (their CPU is summed).
+    pids: Vec<String>,
     start: std::time::Instant,
     server: f64,
     own: f64,
@@ -210,20 +252,21 @@ struct Cpu {
 }
 
 impl CpuMeter {
-    fn start(pid: u32) -> Result<CpuMeter, String> {
-        let pid = pid.to_string();
+    /// Meters the server processes `pids` together.
+    fn start_all(pids: &[u32]) -> Result<CpuMeter, String> {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         Ok(CpuMeter {
-            server: cpu_seconds(&pid)?,
+            server: servers_cpu_seconds(&pids)?,
             own: cpu_seconds("self")?,
             busy: machine_busy_seconds()?,
             start: std::time::Instant::now(),
-            pid,
+            pids,
         })
     }
 
     fn finish(&self) -> Result<Cpu, String> {
         let wall = self.start.elapsed().as_secs_f64().max(1e-3);
-        let server = cpu_seconds(&self.pid)? - self.server;
+        let server = servers_cpu_seconds(&self.pids)? - self.server;
         let own = cpu_seconds("self")? - self.own;
         let busy = machine_busy_seconds()? - self.busy;
         let pct = |x: f64| (100.0 * x / wall).round();

@@ -1,6 +1,8 @@
 //! The server under test: `duality serve` as a child process on a free port
 //! of 127.0.0.1, with a fresh durable SQLite file in its own temporary
-//! directory. Dropping it kills the child and removes the directory.
+//! directory, or on the database given with `--db` (with `--processes N`,
+//! N of them on one PostgreSQL database). Dropping it kills the child and
+//! removes the directory.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,8 +18,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server and waits until `GET /healthz` answers.
-    pub async fn start(label: &str) -> Result<Server, String> {
+    /// `processes` servers on one database `db` (see [`Server::start_on`]).
+    pub async fn start_many(
+        label: &str,
+        db: Option<&str>,
+        processes: u64,
+    ) -> Result<Vec<Server>, String> {
+        let mut servers = Vec::new();
+        for i in 0..processes.max(1) {
+            servers.push(Server::start_on(&format!("{label}-{i}"), db).await?);
+        }
+        Ok(servers)
+    }
+
+    /// Starts a server on `db` (a SQLite file or a `postgres://` URL), or
+    /// on a fresh SQLite file when `None`, and waits until `GET /healthz`
+    /// answers.
+    pub async fn start_on(label: &str, db: Option<&str>) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let dir =
             std::env::temp_dir().join(format!("duality-bench-{}-{label}", std::process::id()));
@@ -31,7 +48,7 @@ impl Server {
             .arg("--listen")
             .arg(&addr)
             .arg("--db")
-            .arg(dir.join("bench.db"));
+            .arg(db.map_or_else(|| dir.join("bench.db").into_os_string(), Into::into));
         // The flags above and the defaults, whatever this shell exports.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("DUALITY_") {

@@ -24,24 +24,20 @@ struct Writer {
 }
 
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
-    let server = Server::start("writes").await?;
-    let url = server.url("/persons");
-    let meter = super::CpuMeter::start(server.pid)?;
+    let servers = Server::start_many("writes", args.db.as_deref(), args.processes).await?;
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let meter = super::CpuMeter::start_all(&pids)?;
     let start = Instant::now();
     let deadline = start + args.duration;
     let sequence = Arc::new(AtomicU64::new(0));
     let mut writers = JoinSet::new();
-    for _ in 0..args.connections {
+    for c in 0..args.connections {
+        // Connections are spread over the server processes.
+        let url = servers[c as usize % servers.len()].url("/persons");
         // One client per writer: each keeps its own connection.
         let client = super::client(1)?;
         let latency = super::histogram()?;
-        writers.spawn(write(
-            client,
-            url.clone(),
-            deadline,
-            Arc::clone(&sequence),
-            latency,
-        ));
+        writers.spawn(write(client, url, deadline, Arc::clone(&sequence), latency));
     }
     let mut latency = super::histogram()?;
     let (mut ok, mut errors, mut first_error) = (0, 0, None);
@@ -56,16 +52,20 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu = meter.finish()?;
-    let batches = server.batches().await?;
-    server.stop().await?;
+    let batches = servers[0].batches().await?;
+    for server in servers {
+        server.stop().await?;
+    }
 
     let per_second = ok as f64 / elapsed;
     let (latency_json, latency_text) = super::latency(&latency);
     let mut text = format!(
-        "writes: {} connections, {elapsed:.1} s: {ok} durable writes = {per_second:.0} writes/s \
+        "writes: {} connections, {} {} server process(es), {elapsed:.1} s: {ok} durable writes = {per_second:.0} writes/s \
          (target >= {TARGET_PER_SECOND:.0}: {}), {errors} errors\n  latency per write: {latency_text}\n  \
          {}",
         args.connections,
+        args.processes,
+        args.db_kind(),
         met(per_second >= TARGET_PER_SECOND),
         cpu.text(),
     );
@@ -81,6 +81,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let json = json!({
         "scenario": "writes",
         "connections": args.connections,
+        "db": args.db_kind(),
+        "processes": args.processes,
         "seconds": round2(elapsed),
         "writes": ok,
         "writes_per_s": per_second.round(),
