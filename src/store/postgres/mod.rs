@@ -115,9 +115,9 @@ fn target(config: &tokio_postgres::Config) -> String {
     } else {
         hosts.join(",")
     };
+    let user = config.get_user().map_or(String::new(), |u| format!("{u}@"));
     format!(
-        "postgres://{}@{hosts}/{}",
-        config.get_user().unwrap_or(""),
+        "postgres://{user}{hosts}/{}",
         config.get_dbname().unwrap_or("")
     )
 }
