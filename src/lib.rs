@@ -143,7 +143,7 @@ pub async fn launch(
     };
     let trimmer = retention::spawn(store, settings.retention, stopped);
     let router = http::router(app, services, upstreams, backends, &settings.cors_origin);
-    tracing::info!(addr = %listener.local_addr()?, db = ?settings.db, services = ?services.0, "serving");
+    tracing::info!(addr = %listener.local_addr()?, db = %settings.db, services = ?services.0, "serving");
     // A make-service shares one route table by all connections; serving the
     // router itself would copy it for every connection (tens of KiB each).
     axum::serve(listener, router.into_make_service())

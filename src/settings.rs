@@ -121,6 +121,25 @@ pub enum Database {
     Postgres(String),
 }
 
+impl std::fmt::Display for Database {
+    /// For logs: a PostgreSQL URL shows `***` instead of its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(Location::Memory) => f.write_str(":memory:"),
+            Database::Sqlite(Location::File(path)) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match reqwest::Url::parse(url) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    f.write_str(parsed.as_str())
+                }
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
 pub fn parse_database(raw: &str) -> Result<Database, String> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -265,6 +284,16 @@ mod tests {
         ));
         assert!(parse_database("mysql://x").is_err());
         assert!(parse_database("").is_err());
+    }
+
+    #[test]
+    fn database_urls_show_no_password() {
+        let db = parse_database("postgres://app:s3cret@db.internal:5432/duality").unwrap();
+        assert_eq!(
+            db.to_string(),
+            "postgres://app:***@db.internal:5432/duality"
+        );
+        assert_eq!(parse_database(":memory:").unwrap().to_string(), ":memory:");
     }
 
     #[test]
