@@ -11,6 +11,8 @@
 //! `DUALITY_SCREENSHOT=$PWD/docs/screenshot.png cargo test --test browser`.
 
 mod common;
+#[path = "common/node.rs"]
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -42,57 +44,14 @@ fn text(output: &Output) -> String {
 /// Fails with a clear message unless node ≥ 18, npm and Chromium are there;
 /// then installs the npm packages if needed.
 async fn prepare() {
-    let node = Command::new("node").arg("--version").output().await;
-    let version = match node {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => panic!(
-            "the browser tests need Node.js 18 or later on PATH (Debian: apt-get install nodejs npm)"
-        ),
-    };
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        major >= 18,
-        "the browser tests need Node.js 18 or later, found {version}"
-    );
+    node::require("the browser tests").await;
     let chromium = chromium();
     assert!(
         chromium.exists(),
         "the browser tests need Chromium at {} (Debian: apt-get install chromium, or set CHROMIUM)",
         chromium.display()
     );
-    npm_ci(&scripts()).await;
-}
-
-/// `npm ci` unless `node_modules` is current with `package-lock.json`.
-async fn npm_ci(dir: &Path) {
-    static ONCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one_at_a_time = ONCE.lock().await;
-    let modified = |p: PathBuf| p.metadata().and_then(|m| m.modified()).ok();
-    let installed = modified(dir.join("node_modules/.package-lock.json"));
-    let locked = modified(dir.join("package-lock.json"));
-    if installed.is_some() && installed >= locked {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot run npm ({e}): the browser tests need npm on PATH (Debian: apt-get install npm)")
-        });
-    assert!(
-        out.status.success(),
-        "npm ci in {} failed:\n{}",
-        dir.display(),
-        text(&out)
-    );
+    node::npm_ci(&scripts(), "the browser tests").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

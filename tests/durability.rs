@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{ChildServer, Sse, TestServer, fold, revision_of, spawn, spawn_default};
+use common::{ChildServer, Sse, TestServer, fold, locations_of, revision_of, spawn, spawn_default};
 use duality::settings::{Database, Settings};
 use duality::store::sqlite::Location;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// Every await that talks to the network gets at most this long.
 const WAIT: Duration = Duration::from_secs(10);
@@ -111,21 +111,6 @@ async fn fold_from_the_start(
         patches.push(patch);
     }
     fold(json!({}), &patches)
-}
-
-/// The locations view that a persons view implies: persons counted by city.
-fn locations_of(persons: &Value) -> Value {
-    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-    for person in persons.as_object().unwrap().values() {
-        if let Some(city) = person.get("city").and_then(Value::as_str) {
-            *totals.entry(city.to_string()).or_default() += 1;
-        }
-    }
-    let view: Map<String, Value> = totals
-        .into_iter()
-        .map(|(city, n)| (city, json!({ "total": n })))
-        .collect();
-    Value::Object(view)
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@
 //! `node_modules` is missing or older than its lock file.
 
 mod common;
+#[path = "common/node.rs"]
+mod node;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,47 +27,8 @@ fn example() -> PathBuf {
 /// Fails with a clear message unless node ≥ 18 and npm are there; then
 /// installs the example's npm packages if needed.
 async fn prepare() {
-    let version = match Command::new("node").arg("--version").output().await {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => panic!(
-            "the Node consumer tests need Node.js 18 or later on PATH (Debian: apt-get install nodejs npm)"
-        ),
-    };
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        major >= 18,
-        "the Node consumer tests need Node.js 18 or later, found {version}"
-    );
-
-    static ONCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one_at_a_time = ONCE.lock().await;
-    let dir = example();
-    let modified = |p: PathBuf| p.metadata().and_then(|m| m.modified()).ok();
-    let installed = modified(dir.join("node_modules/.package-lock.json"));
-    if installed.is_some() && installed >= modified(dir.join("package-lock.json")) {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("cannot run npm ({e}): the Node consumer tests need npm on PATH (Debian: apt-get install npm)")
-        });
-    assert!(
-        out.status.success(),
-        "npm ci in {} failed:\n{}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node::require("the Node consumer tests").await;
+    node::npm_ci(&example(), "the Node consumer tests").await;
 }
 
 /// One line the consumer printed.

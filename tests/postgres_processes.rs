@@ -9,13 +9,12 @@ mod common;
 #[path = "common/pg.rs"]
 mod pg;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ChildServer, Sse, fold};
-use serde_json::{Map, Value, json};
+use common::{ChildServer, Sse, fold, locations_of};
+use serde_json::{Value, json};
 
 /// Every step that talks to the network gets at most this long.
 const WAIT: Duration = Duration::from_secs(20);
@@ -105,21 +104,6 @@ async fn read_until(sse: &mut Sse, last: u64, what: &str) -> Vec<Value> {
         patches.push(patch);
     }
     patches
-}
-
-/// The locations view a persons view implies.
-fn locations_of(persons: &Value) -> Value {
-    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-    for person in persons.as_object().unwrap().values() {
-        if let Some(city) = person.get("city").and_then(Value::as_str) {
-            *totals.entry(city.to_string()).or_default() += 1;
-        }
-    }
-    let view: Map<String, Value> = totals
-        .into_iter()
-        .map(|(city, n)| (city, json!({ "total": n })))
-        .collect();
-    Value::Object(view)
 }
 
 /// One writer: creates persons, moves some, deletes some; answers the

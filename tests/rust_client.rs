@@ -217,7 +217,10 @@ async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the
     assert_eq!(Value::Object(copy.doc), server.get_json("/persons").await);
     assert_eq!(follower.health().bootstraps, 2, "410 made it start over");
     let mut health = follower.watch_health();
-    tokio::time::timeout(WAIT, health.wait_for(|h| h.live)).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, health.wait_for(|h| h.live))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

@@ -259,3 +259,19 @@ impl Drop for ChildServer {
         }
     }
 }
+
+/// The locations view that a persons view implies: persons counted by city.
+pub fn locations_of(persons: &Value) -> Value {
+    let mut totals = std::collections::BTreeMap::<String, u64>::new();
+    for person in persons.as_object().expect("a view is an object").values() {
+        if let Some(city) = person.get("city").and_then(Value::as_str) {
+            *totals.entry(city.to_string()).or_default() += 1;
+        }
+    }
+    Value::Object(
+        totals
+            .into_iter()
+            .map(|(city, n)| (city, serde_json::json!({ "total": n })))
+            .collect(),
+    )
+}
