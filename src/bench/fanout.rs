@@ -44,18 +44,18 @@ struct Heard {
     error: Option<String>,
 }
 
-/// Opens `n` streams of `/person-events?revision=from` and returns once
-/// every one has answered 200. Each stream is its own connection; the few
+/// Opens `n` streams of `path` (e.g. `/person-events?revision=7`) and
+/// returns once every one has answered 200. Each stream is its own connection; the few
 /// clients they share keep no idle connections, so no pool limit applies.
 pub(super) async fn subscribe(
     server: &Server,
-    from: u64,
+    path: &str,
     n: u64,
 ) -> Result<Vec<reqwest::Response>, String> {
     let clients = (0..CLIENTS)
         .map(|_| super::client(0))
         .collect::<Result<Vec<_>, _>>()?;
-    let url = server.url(&format!("/person-events?revision={from}"));
+    let url = server.url(path);
     let gate = Arc::new(Semaphore::new(CONNECTING));
     let mut opening = JoinSet::new();
     for i in 0..n {
@@ -111,7 +111,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     for (i, server) in servers.iter().enumerate() {
         let share = args.subscribers / n + u64::from((i as u64) < args.subscribers % n);
         if share > 0 {
-            streams.extend(subscribe(server, from, share).await?);
+            let path = format!("/person-events?revision={from}");
+            streams.extend(subscribe(server, &path, share).await?);
         }
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();

@@ -15,7 +15,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let server = Server::start_on("idle", args.db.as_deref()).await?;
     // Serve a snapshot and one stream first, so the baseline includes
     // what any first request allocates.
-    let warm = super::fanout::subscribe(&server, 1, 1).await?;
+    let warm = super::fanout::subscribe(&server, "/person-events?revision=1", 1).await?;
     drop(warm);
     let client = super::client(1)?;
     client
@@ -26,7 +26,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib()?;
 
-    let streams = super::fanout::subscribe(&server, 1, args.subscribers).await?;
+    let streams =
+        super::fanout::subscribe(&server, "/person-events?revision=1", args.subscribers).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = server.rss_kib()?;
     let gauge = server

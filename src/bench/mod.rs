@@ -15,11 +15,21 @@
 //!   fixed rate: latency from a write's request to each subscriber's
 //!   receipt of its event, losses and order.
 //! - `idle`: server RSS per idle subscriber.
+//! - `dashboard`: the Aggregate Pattern end to end: subscribers on
+//!   `/aggregates/dashboard-events` of a server with the demo data while
+//!   one task posts incidents: latency from a backend write to the
+//!   dashboard event that shows it; then the same with the services split
+//!   over two processes.
+//! - `dashboard-reads`: `GET /aggregates/dashboard` requests per second
+//!   next to `GET /aggregates/dashboard/composed`, which calls both
+//!   backends and composes on every request.
 //!
 //! Every scenario prints a short human report and one JSON line.
 
+mod dashboard;
 mod fanout;
 mod idle;
+mod reads;
 mod server;
 mod writes;
 
@@ -37,7 +47,8 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: Scenario,
 
-    /// How long the `writes` and `fanout` scenarios write (at most 10m).
+    /// How long the `writes`, `fanout` and `dashboard` scenarios write, and
+    /// `dashboard-reads` reads each path (at most 10m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
 
@@ -49,9 +60,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rate: u64,
 
-    /// Concurrent connections (one writer each) in the `writes` scenario.
+    /// Concurrent connections (one writer or reader each) in the `writes`
+    /// and `dashboard-reads` scenarios.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1_024))]
     pub connections: u64,
+
+    /// Subscribers on the dashboard stream in the `dashboard` scenario.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dashboard_subscribers: u64,
+
+    /// Incident writes per second in the `dashboard` scenario.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub dashboard_rate: u64,
 
     /// The servers' database: a SQLite file or a `postgres://` URL (default:
     /// a fresh SQLite file per scenario). A PostgreSQL database is shared by
@@ -88,6 +108,8 @@ pub enum Scenario {
     Writes,
     Fanout,
     Idle,
+    Dashboard,
+    DashboardReads,
 }
 
 /// What a scenario measured: lines for people, one JSON object for docs.
@@ -117,17 +139,27 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     );
     let all = args.scenario == Scenario::All;
     let mut reports: Vec<Report> = Vec::new();
-    for scenario in [Scenario::Writes, Scenario::Fanout, Scenario::Idle] {
+    for scenario in [
+        Scenario::Writes,
+        Scenario::Fanout,
+        Scenario::Idle,
+        Scenario::Dashboard,
+        Scenario::DashboardReads,
+    ] {
         if !all && args.scenario != scenario {
             continue;
         }
-        let report = match scenario {
-            Scenario::Writes => writes::run(&args).await?,
-            Scenario::Fanout => fanout::run(&args).await?,
-            _ => idle::run(&args).await?,
+        let done = match scenario {
+            Scenario::Writes => vec![writes::run(&args).await?],
+            Scenario::Fanout => vec![fanout::run(&args).await?],
+            Scenario::Idle => vec![idle::run(&args).await?],
+            Scenario::Dashboard => dashboard::run(&args).await?,
+            _ => vec![reads::run(&args).await?],
         };
-        println!("{}", report.text);
-        reports.push(report);
+        for report in done {
+            println!("{}", report.text);
+            reports.push(report);
+        }
     }
     println!();
     for report in &reports {
@@ -323,6 +355,9 @@ mod tests {
         assert_eq!(a.scenario, Scenario::All);
         assert_eq!(a.duration, Duration::from_secs(10));
         assert_eq!((a.subscribers, a.rate, a.connections), (1000, 100, 32));
+        assert_eq!((a.dashboard_subscribers, a.dashboard_rate), (100, 50));
+        let reads = Cmd::try_parse_from(["bench", "--scenario", "dashboard-reads"]).unwrap();
+        assert_eq!(reads.args.scenario, Scenario::DashboardReads);
         assert!(Cmd::try_parse_from(["bench", "--subscribers", "0"]).is_err());
         assert!(Cmd::try_parse_from(["bench", "--scenario", "nope"]).is_err());
     }

@@ -35,6 +35,16 @@ impl Server {
     /// on a fresh SQLite file when `None`, and waits until `GET /healthz`
     /// answers.
     pub async fn start_on(label: &str, db: Option<&str>) -> Result<Server, String> {
+        Server::start_with(label, db, &[]).await
+    }
+
+    /// [`Server::start_on`] with more `duality serve` flags (`--demo-data`,
+    /// `--services ...`).
+    pub async fn start_with(
+        label: &str,
+        db: Option<&str>,
+        flags: &[String],
+    ) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let dir =
             std::env::temp_dir().join(format!("duality-bench-{}-{label}", std::process::id()));
@@ -48,7 +58,8 @@ impl Server {
             .arg("--listen")
             .arg(&addr)
             .arg("--db")
-            .arg(db.map_or_else(|| dir.join("bench.db").into_os_string(), Into::into));
+            .arg(db.map_or_else(|| dir.join("bench.db").into_os_string(), Into::into))
+            .args(flags);
         // The flags above and the defaults, whatever this shell exports.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("DUALITY_") {

@@ -1,0 +1,413 @@
+//! Scenario `dashboard`: backend write → dashboard subscriber latency, the
+//! Aggregate Pattern end to end.
+//!
+//! The server runs every service (the default `duality serve`) with
+//! `--demo-data`; subscribers follow `/aggregates/dashboard-events` from the
+//! next dashboard revision while one task posts incidents at a fixed rate.
+//! Every incident names the same customer with the same large amount, so
+//! each write makes that customer's `incidentVolume` (first on the
+//! `customersWithHighestIncidentVolume` list) grow by one step: a dashboard
+//! patch showing volume `k × AMOUNT` reflects the first `k` bench writes.
+//! The dashboard's revisions are its own, so writes are matched to events
+//! by that content, not by revision: write `k` is the one whose `POST`
+//! answered incidents revision `base + k`. Latency = receipt of the first
+//! dashboard event that reflects write `k` − the time write `k`'s request
+//! was sent, over every (subscriber, write) pair.
+//!
+//! The same is then measured with the services split over two processes
+//! (customers and incidents on one, the aggregates service on the other,
+//! chaining over HTTP), on SQLite only.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::server::Server;
+use super::writes::round2;
+use super::{BenchArgs, Report};
+
+/// The customer every bench incident names, and its amount: far above any
+/// demo customer's volume, so that customer leads the volume list from the
+/// first write on and each write shows as one more step of `AMOUNT`.
+pub(super) const NAME: &str = "Bench Volume Leader";
+pub(super) const AMOUNT: f64 = 1_000_000.0;
+/// How long subscribers may take to see the last write after it was
+/// acknowledged.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    Running,
+    /// Every write is acknowledged; this many are committed.
+    Last(u64),
+    Stop,
+}
+
+/// What one subscriber saw.
+struct Heard {
+    /// For each event that reflects new writes: how many bench writes it
+    /// reflects in all, and when it arrived.
+    steps: Vec<(u64, Instant)>,
+    events: u64,
+    /// Events that reflect no new bench write.
+    unmatched: u64,
+    /// Writes that arrived in an event together with an earlier write.
+    coalesced: u64,
+    /// Dashboard revisions that were not the next one.
+    out_of_order: u64,
+    error: Option<String>,
+}
+
+pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, String> {
+    let one = Server::start_with("dashboard", args.db.as_deref(), &["--demo-data".into()]).await?;
+    let mut reports = vec![measure(args, vec![one], 0, 0, "one process").await?];
+    if args.db.is_some() {
+        println!("dashboard, two processes: skipped (measured on fresh SQLite files only)");
+        return Ok(reports);
+    }
+    let backends = Server::start_with(
+        "dashboard-backends",
+        None,
+        &[
+            "--demo-data".into(),
+            "--services".into(),
+            "customers,incidents".into(),
+        ],
+    )
+    .await?;
+    let url = format!("http://{}", backends.addr);
+    let aggregates = Server::start_with(
+        "dashboard-aggregates",
+        None,
+        &[
+            "--services".into(),
+            "aggregates".into(),
+            "--customers-url".into(),
+            url.clone(),
+            "--incidents-url".into(),
+            url,
+        ],
+    )
+    .await?;
+    reports.push(measure(args, vec![backends, aggregates], 0, 1, "two processes").await?);
+    Ok(reports)
+}
+
+/// Waits until the dashboard has been composed from the demo data and has
+/// stopped changing; answers its revision.
+pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result<u64, String> {
+    let url = server.url("/aggregates/dashboard");
+    let mut last = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(response) = client.get(&url).send().await else {
+            continue;
+        };
+        let fresh = response
+            .headers()
+            .get("x-stale")
+            .is_some_and(|v| v == "false");
+        let revision = super::revision(&response)?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("GET /aggregates/dashboard: {e}"))?;
+        let full = body["customerCount"].as_u64().unwrap_or(0) > 0
+            && body["customersWithHighestIncidentVolume"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+        if fresh && full && last == Some(revision) {
+            return Ok(revision);
+        }
+        last = (fresh && full).then_some(revision);
+    }
+    Err("the dashboard was not composed from the demo data within 20 s".into())
+}
+
+async fn measure(
+    args: &BenchArgs,
+    servers: Vec<Server>,
+    backend: usize,
+    front: usize,
+    mode: &str,
+) -> Result<Report, String> {
+    let client = super::client(16)?;
+    let from = settled(&client, &servers[front]).await? + 1;
+    let current = client
+        .get(servers[backend].url("/incidents"))
+        .send()
+        .await
+        .map_err(|e| format!("GET /incidents: {e}"))?;
+    let base = super::revision(&current)?;
+    drop(current);
+
+    let connecting = Instant::now();
+    let path = format!("/aggregates/dashboard-events?revision={from}");
+    let n = args.dashboard_subscribers;
+    let streams = super::fanout::subscribe(&servers[front], &path, n).await?;
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let (control, controlled) = watch::channel(Control::Running);
+    let mut listeners = JoinSet::new();
+    for response in streams {
+        listeners.spawn(listen(response, controlled.clone(), from));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
+    let meter = super::CpuMeter::start_all(&pids)?;
+    let rate = args.dashboard_rate;
+    let writes = ((rate as f64) * args.duration.as_secs_f64())
+        .round()
+        .max(1.0) as u64;
+    let started = Instant::now();
+    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let url = servers[backend].url("/incidents/items");
+    let body = json!({"amount": AMOUNT, "customerName": NAME, "category": "bench"}).to_string();
+    let mut posts = JoinSet::new();
+    for _ in 0..writes {
+        pace.tick().await;
+        let request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        posts.spawn(async move {
+            let sent = Instant::now();
+            let response = tokio::time::timeout(Duration::from_secs(10), request.send())
+                .await
+                .map_err(|_| "no answer within 10 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            let acked = sent.elapsed();
+            if response.status() != reqwest::StatusCode::CREATED {
+                return Err(format!(
+                    "POST /incidents/items answered {}",
+                    response.status()
+                ));
+            }
+            Ok((super::revision(&response)?, sent, acked))
+        });
+    }
+    // Write k is the one that made incidents revision base + k.
+    let mut sent_at = HashMap::with_capacity(writes as usize);
+    let mut ack = super::histogram()?;
+    let (mut write_errors, mut first_error) = (0u64, None);
+    while let Some(joined) = posts.join_next().await {
+        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
+            Ok((revision, sent, acked)) => {
+                sent_at.insert(revision.saturating_sub(base), sent);
+                ack.saturating_record(super::micros(acked));
+            }
+            Err(e) => {
+                write_errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let writing_seconds = started.elapsed().as_secs_f64();
+    let cpu = meter.finish()?;
+    let last = sent_at.keys().copied().max().unwrap_or(0);
+    let _ = control.send(Control::Last(last));
+
+    let acked = Instant::now();
+    let grace = acked + GRACE;
+    let mut heard = Vec::with_capacity(n as usize);
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            joined = listeners.join_next() => match joined {
+                Some(Ok(h)) => heard.push(h),
+                Some(Err(e)) => return Err(format!("a subscriber task failed: {e}")),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(grace), if !stopped => {
+                let _ = control.send(Control::Stop);
+                stopped = true;
+            }
+        }
+    }
+    let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
+    for server in servers {
+        server.stop().await?;
+    }
+
+    let mut latency = super::histogram()?;
+    let (mut received, mut events, mut unmatched, mut coalesced) = (0u64, 0u64, 0u64, 0u64);
+    let (mut out_of_order, mut stream_errors) = (0u64, 0u64);
+    for h in &heard {
+        events += h.events;
+        unmatched += h.unmatched;
+        coalesced += h.coalesced;
+        out_of_order += h.out_of_order;
+        if let Some(e) = &h.error {
+            stream_errors += 1;
+            first_error.get_or_insert_with(|| e.clone());
+        }
+        let mut seen = 0;
+        for &(k, at) in &h.steps {
+            for write in seen + 1..=k {
+                if let Some(sent) = sent_at.get(&write) {
+                    received += 1;
+                    latency.saturating_record(super::micros(at.saturating_duration_since(*sent)));
+                }
+            }
+            seen = k;
+        }
+    }
+    let written = sent_at.len() as u64;
+    let expected = written * n;
+    let lost = expected.saturating_sub(received);
+    let (latency_json, latency_text) = super::latency(&latency);
+    let (ack_json, ack_text) = super::latency(&ack);
+    let mut text = format!(
+        "dashboard ({mode}, {}): {n} subscribers on /aggregates/dashboard-events (all open in \
+         {connect_seconds:.1} s), {written} incident writes in {writing_seconds:.1} s ({:.0}/s), \
+         {write_errors} write errors\n  \
+         backend write -> dashboard event received: {latency_text}\n  \
+         lost {lost} of {expected}; {events} dashboard events received for {expected} (subscriber, \
+         write) pairs: {coalesced} writes shared an event with an earlier one, {unmatched} events \
+         showed no new write, {out_of_order} out of order, stream errors {stream_errors}; all \
+         delivered {drain_ms:.0} ms after the last ack\n  \
+         incident write acknowledged: {ack_text}\n  \
+         while writing, {}",
+        args.db_kind(),
+        written as f64 / writing_seconds,
+        cpu.text(),
+    );
+    if let Some(e) = &first_error {
+        text.push_str(&format!("\n  first error: {e}"));
+    }
+    let json = json!({
+        "scenario": "dashboard",
+        "mode": mode,
+        "db": args.db_kind(),
+        "subscribers": n,
+        "rate": rate,
+        "writes": written,
+        "write_errors": write_errors,
+        "seconds": round2(writing_seconds),
+        "latency": latency_json,
+        "ack_latency": ack_json,
+        "expected": expected,
+        "lost": lost,
+        "events": events,
+        "coalesced_writes": coalesced,
+        "unmatched_events": unmatched,
+        "out_of_order": out_of_order,
+        "stream_errors": stream_errors,
+        "drain_ms": drain_ms.round(),
+        "cpu": cpu.json(),
+    });
+    Ok(Report { text, json })
+}
+
+/// How many bench writes a dashboard patch reflects, if it shows the bench
+/// customer's volume.
+fn writes_shown(patch: &Value) -> Option<u64> {
+    patch["customersWithHighestIncidentVolume"]
+        .as_array()?
+        .iter()
+        .find(|e| e["customerName"] == NAME)?["incidentVolume"]
+        .as_f64()
+        .map(|v| (v / AMOUNT).round() as u64)
+}
+
+/// Reads one dashboard stream until it shows the last write, or until told
+/// to stop.
+async fn listen(
+    response: reqwest::Response,
+    mut control: watch::Receiver<Control>,
+    from: u64,
+) -> Heard {
+    let mut stream = response.bytes_stream().eventsource();
+    let mut heard = Heard {
+        steps: Vec::new(),
+        events: 0,
+        unmatched: 0,
+        coalesced: 0,
+        out_of_order: 0,
+        error: None,
+    };
+    let (mut next, mut seen) = (from, 0u64);
+    let mut last = None;
+    loop {
+        if last.is_some_and(|last| seen >= last) {
+            return heard;
+        }
+        tokio::select! {
+            event = stream.next() => match event {
+                Some(Ok(event)) if event.event == "message" => {
+                    let at = Instant::now();
+                    heard.events += 1;
+                    match event.id.parse::<u64>() {
+                        Ok(revision) => {
+                            if revision != next {
+                                heard.out_of_order += 1;
+                            }
+                            next = next.max(revision + 1);
+                        }
+                        Err(_) => {
+                            heard.error = Some(format!("an event without a revision: {event:?}"));
+                            return heard;
+                        }
+                    }
+                    let patch: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                    match writes_shown(&patch) {
+                        Some(k) if k > seen => {
+                            heard.coalesced += k - seen - 1;
+                            heard.steps.push((k, at));
+                            seen = k;
+                        }
+                        _ => heard.unmatched += 1,
+                    }
+                }
+                Some(Ok(event)) => {
+                    heard.error = Some(format!("a `{}` event: {}", event.event, event.data));
+                    return heard;
+                }
+                Some(Err(e)) => {
+                    heard.error = Some(e.to_string());
+                    return heard;
+                }
+                None => {
+                    heard.error = Some("the stream ended".into());
+                    return heard;
+                }
+            },
+            changed = control.changed() => {
+                if changed.is_err() {
+                    return heard;
+                }
+                match *control.borrow_and_update() {
+                    Control::Running => {}
+                    Control::Last(l) => last = Some(l),
+                    Control::Stop => return heard,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_shows_how_many_bench_writes_it_reflects() {
+        let patch = json!({"customersWithHighestIncidentVolume": [
+            {"customerName": NAME, "incidentVolume": 3.0 * AMOUNT},
+            {"customerName": "Ada Amsel", "incidentVolume": 12345.67},
+        ]});
+        assert_eq!(writes_shown(&patch), Some(3));
+        assert_eq!(writes_shown(&json!({"customerCount": 41})), None);
+        assert_eq!(
+            writes_shown(&json!({"customersWithHighestIncidentVolume": []})),
+            None
+        );
+    }
+}
