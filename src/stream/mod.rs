@@ -56,6 +56,8 @@ pub struct Subscription {
     /// What to send before anything else (snapshot and first page).
     first: Option<Bytes>,
     keep_alive: Interval,
+    /// Flips to `true` on server shutdown: the stream then ends.
+    shutdown: tokio::sync::watch::Receiver<bool>,
     _gauge: Gauge,
 }
 
@@ -125,6 +127,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         phase: Phase::Live,
         first: None,
         keep_alive: keep_alive(app),
+        shutdown: app.shutdown.clone(),
         _gauge: Gauge::new(view),
     };
     if let Some(chunk) = sub.take_page(page) {
@@ -215,9 +218,8 @@ impl Subscription {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
-        let mut shutdown = self.app.shutdown.clone();
         loop {
-            if *shutdown.borrow() {
+            if *self.shutdown.borrow() {
                 return None;
             }
             match self.phase {
@@ -238,7 +240,7 @@ impl Subscription {
                 Phase::Live => {
                     tokio::select! {
                         biased;
-                        _ = shutdown.changed() => return None,
+                        _ = self.shutdown.changed() => return None,
                         received = self.live.recv() => match received {
                             Ok(frame) if frame.revision < self.next => {}
                             Ok(frame) if frame.revision == self.next => {
