@@ -98,13 +98,13 @@ async fn compose_forever(
             let i = incidents.borrow_and_update();
             (c.loaded && i.loaded).then(|| dashboard::compose(&c.doc, &i.doc))
         };
-        if let Some(docs) = composed {
-            if let Err(e) = app.write(store_dashboard(docs)).await {
-                tracing::warn!(error = %e, "could not store the dashboard; retrying");
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                }
+        if let Some(docs) = composed
+            && let Err(e) = app.write(store_dashboard(docs)).await
+        {
+            tracing::warn!(error = %e, "could not store the dashboard; retrying");
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
             }
         }
         tokio::select! {

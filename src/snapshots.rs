@@ -56,11 +56,11 @@ impl SnapshotCache {
     ) -> Result<Arc<Cached>, StoreError> {
         let slot = &self.views[&view];
         let mut cached = slot.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if c.revision >= hub.latest(view) {
-                metrics::counter!("duality_snapshot_cache_hits_total").increment(1);
-                return Ok(Arc::clone(c));
-            }
+        if let Some(c) = cached.as_ref()
+            && c.revision >= hub.latest(view)
+        {
+            metrics::counter!("duality_snapshot_cache_hits_total").increment(1);
+            return Ok(Arc::clone(c));
         }
         let snapshot = store.snapshot(view).await?;
         let body = Bytes::from(Value::Object(snapshot.docs.clone()).to_string());

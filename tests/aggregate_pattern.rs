@@ -56,10 +56,10 @@ async fn eventually(
             .await
         {
             let headers = r.headers().clone();
-            if let Ok(body) = r.json::<Value>().await {
-                if check(&headers, &body) {
-                    return body;
-                }
+            if let Ok(body) = r.json::<Value>().await
+                && check(&headers, &body)
+            {
+                return body;
             }
         }
         assert!(

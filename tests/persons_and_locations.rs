@@ -12,15 +12,18 @@ async fn the_reference_sequence_gives_the_specified_views_events_and_revisions()
     let mut persons = server.subscribe("/person-events?revision=1", &[]).await;
     let mut locations = server.subscribe("/location-events?revision=1", &[]).await;
 
-    let rows: Vec<(
-        &str,
-        &str,
+    // (method, path, body, persons view after, locations view after,
+    //  persons event, locations event)
+    type Row = (
+        &'static str,
+        &'static str,
         Option<Value>,
         Value,
         Value,
         Option<Value>,
         Option<Value>,
-    )> = vec![
+    );
+    let rows: Vec<Row> = vec![
         (
             "POST",
             "/persons",

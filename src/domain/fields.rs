@@ -9,7 +9,7 @@ pub fn invalid(msg: impl Into<String>) -> Fault {
     Fault::Invalid(msg.into())
 }
 
-pub fn object<'v>(body: &'v Value) -> Result<&'v Map<String, Value>, Fault> {
+pub fn object(body: &Value) -> Result<&Map<String, Value>, Fault> {
     body.as_object()
         .ok_or_else(|| invalid("the body must be a JSON object"))
 }

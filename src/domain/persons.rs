@@ -220,7 +220,9 @@ mod tests {
     #[test]
     fn the_reference_sequence_produces_the_specified_views_and_events() {
         let mut db = MemorySource::default();
-        let rows: Vec<(Write, Value, Value, Option<Value>, Option<Value>)> = vec![
+        // (write, persons view after, locations view after, events)
+        type Row = (Write, Value, Value, Option<Value>, Option<Value>);
+        let rows: Vec<Row> = vec![
             (
                 create(new("Ann", Some("Rome"))),
                 json!({"1":{"name":"Ann","city":"Rome"}}),

@@ -157,7 +157,7 @@ pub struct ViewChange {
     /// The merge patch from revision - 1 to revision; never empty.
     pub patch: Value,
     /// Rows to write: `None` deletes the key.
-    pub rows: Vec<(String, Option<Value>)>,
+    pub rows: Rows,
 }
 
 /// Everything one write persists, in one transaction.
@@ -179,14 +179,16 @@ impl Plan {
     }
 }
 
+/// Rows to write for one view: `None` deletes the key.
+type Rows = Vec<(String, Option<Value>)>;
+
 fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Fault> {
     let Draft {
         source,
         docs,
         counters,
     } = draft;
-    let mut by_view: BTreeMap<View, (Map<String, Value>, Vec<(String, Option<Value>)>)> =
-        BTreeMap::new();
+    let mut by_view: BTreeMap<View, (Map<String, Value>, Rows)> = BTreeMap::new();
     for ((view, key), new) in docs {
         let old = source.doc(view, &key)?;
         let entry = match (&old, &new) {
