@@ -21,13 +21,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::follow::{Change, Control, collect, follow};
 use super::server::Server;
 use super::writes::round2;
 use super::{BenchArgs, Report};
@@ -41,15 +40,8 @@ pub(super) const AMOUNT: f64 = 1_000_000.0;
 /// acknowledged.
 const GRACE: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Running,
-    /// Every write is acknowledged; this many are committed.
-    Last(u64),
-    Stop,
-}
-
 /// What one subscriber saw.
+#[derive(Default)]
 struct Heard {
     /// For each event that reflects new writes: how many bench writes it
     /// reflects in all, and when it arrived.
@@ -59,9 +51,26 @@ struct Heard {
     unmatched: u64,
     /// Writes that arrived in an event together with an earlier write.
     coalesced: u64,
-    /// Dashboard revisions that were not the next one.
-    out_of_order: u64,
-    error: Option<String>,
+}
+
+impl Heard {
+    /// Records one dashboard event; answers how many writes it has seen.
+    fn record(&mut self, change: Change<'_>) -> u64 {
+        self.events += 1;
+        let seen = self.steps.last().map_or(0, |(k, _)| *k);
+        let patch: Value = serde_json::from_str(change.data).unwrap_or(Value::Null);
+        match writes_shown(&patch) {
+            Some(k) if k > seen => {
+                self.coalesced += k - seen - 1;
+                self.steps.push((k, change.at));
+                k
+            }
+            _ => {
+                self.unmatched += 1;
+                seen
+            }
+        }
+    }
 }
 
 pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, String> {
@@ -155,7 +164,13 @@ async fn measure(
     let (control, controlled) = watch::channel(Control::Running);
     let mut listeners = JoinSet::new();
     for response in streams {
-        listeners.spawn(listen(response, controlled.clone(), from));
+        listeners.spawn(follow(
+            response,
+            controlled.clone(),
+            from,
+            Heard::default(),
+            Heard::record,
+        ));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -212,26 +227,7 @@ async fn measure(
     let writing_seconds = started.elapsed().as_secs_f64();
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(0);
-    let _ = control.send(Control::Last(last));
-
-    let acked = Instant::now();
-    let grace = acked + GRACE;
-    let mut heard = Vec::with_capacity(n as usize);
-    let mut stopped = false;
-    loop {
-        tokio::select! {
-            joined = listeners.join_next() => match joined {
-                Some(Ok(h)) => heard.push(h),
-                Some(Err(e)) => return Err(format!("a subscriber task failed: {e}")),
-                None => break,
-            },
-            _ = tokio::time::sleep_until(grace), if !stopped => {
-                let _ = control.send(Control::Stop);
-                stopped = true;
-            }
-        }
-    }
-    let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
+    let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;
     for server in servers {
         server.stop().await?;
     }
@@ -240,16 +236,16 @@ async fn measure(
     let (mut received, mut events, mut unmatched, mut coalesced) = (0u64, 0u64, 0u64, 0u64);
     let (mut out_of_order, mut stream_errors) = (0u64, 0u64);
     for h in &heard {
-        events += h.events;
-        unmatched += h.unmatched;
-        coalesced += h.coalesced;
+        events += h.seen.events;
+        unmatched += h.seen.unmatched;
+        coalesced += h.seen.coalesced;
         out_of_order += h.out_of_order;
         if let Some(e) = &h.error {
             stream_errors += 1;
             first_error.get_or_insert_with(|| e.clone());
         }
         let mut seen = 0;
-        for &(k, at) in &h.steps {
+        for &(k, at) in &h.seen.steps {
             for write in seen + 1..=k {
                 if let Some(sent) = sent_at.get(&write) {
                     received += 1;
@@ -315,82 +311,6 @@ fn writes_shown(patch: &Value) -> Option<u64> {
         .find(|e| e["customerName"] == NAME)?["incidentVolume"]
         .as_f64()
         .map(|v| (v / AMOUNT).round() as u64)
-}
-
-/// Reads one dashboard stream until it shows the last write, or until told
-/// to stop.
-async fn listen(
-    response: reqwest::Response,
-    mut control: watch::Receiver<Control>,
-    from: u64,
-) -> Heard {
-    let mut stream = response.bytes_stream().eventsource();
-    let mut heard = Heard {
-        steps: Vec::new(),
-        events: 0,
-        unmatched: 0,
-        coalesced: 0,
-        out_of_order: 0,
-        error: None,
-    };
-    let (mut next, mut seen) = (from, 0u64);
-    let mut last = None;
-    loop {
-        if last.is_some_and(|last| seen >= last) {
-            return heard;
-        }
-        tokio::select! {
-            event = stream.next() => match event {
-                Some(Ok(event)) if event.event == "message" => {
-                    let at = Instant::now();
-                    heard.events += 1;
-                    match event.id.parse::<u64>() {
-                        Ok(revision) => {
-                            if revision != next {
-                                heard.out_of_order += 1;
-                            }
-                            next = next.max(revision + 1);
-                        }
-                        Err(_) => {
-                            heard.error = Some(format!("an event without a revision: {event:?}"));
-                            return heard;
-                        }
-                    }
-                    let patch: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-                    match writes_shown(&patch) {
-                        Some(k) if k > seen => {
-                            heard.coalesced += k - seen - 1;
-                            heard.steps.push((k, at));
-                            seen = k;
-                        }
-                        _ => heard.unmatched += 1,
-                    }
-                }
-                Some(Ok(event)) => {
-                    heard.error = Some(format!("a `{}` event: {}", event.event, event.data));
-                    return heard;
-                }
-                Some(Err(e)) => {
-                    heard.error = Some(e.to_string());
-                    return heard;
-                }
-                None => {
-                    heard.error = Some("the stream ended".into());
-                    return heard;
-                }
-            },
-            changed = control.changed() => {
-                if changed.is_err() {
-                    return heard;
-                }
-                match *control.borrow_and_update() {
-                    Control::Running => {}
-                    Control::Last(l) => last = Some(l),
-                    Control::Stop => return heard,
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,13 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::follow::{Control, collect, follow};
 use super::server::Server;
 use super::writes::{met, round2};
 use super::{BenchArgs, Report};
@@ -26,23 +25,6 @@ const GRACE: Duration = Duration::from_secs(5);
 const CLIENTS: usize = 16;
 /// At most this many subscriptions are being opened at once.
 const CONNECTING: usize = 64;
-
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Running,
-    /// Every write is acknowledged; this is the last revision.
-    Last(u64),
-    /// Give up waiting.
-    Stop,
-}
-
-/// What one subscriber saw.
-struct Heard {
-    /// Each new revision and when it arrived.
-    times: Vec<(u64, Instant)>,
-    out_of_order: u64,
-    error: Option<String>,
-}
 
 /// Opens `n` streams of `path` (e.g. `/person-events?revision=7`) and
 /// returns once every one has answered 200. Each stream is its own connection; the few
@@ -119,7 +101,18 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let (control, controlled) = watch::channel(Control::Running);
     let mut listeners = JoinSet::new();
     for response in streams {
-        listeners.spawn(listen(response, controlled.clone(), from));
+        listeners.spawn(follow(
+            response,
+            controlled.clone(),
+            from,
+            Vec::new(),
+            |times, c| {
+                if c.fresh {
+                    times.push((c.revision, c.at));
+                }
+                c.revision
+            },
+        ));
     }
     // Let every listener start reading before the first write.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -173,26 +166,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let writing_seconds = started.elapsed().as_secs_f64();
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(from - 1);
-    let _ = control.send(Control::Last(last));
-
-    let acked = Instant::now();
-    let grace = acked + GRACE;
-    let mut heard = Vec::with_capacity(args.subscribers as usize);
-    let mut stopped = false;
-    loop {
-        tokio::select! {
-            joined = listeners.join_next() => match joined {
-                Some(Ok(h)) => heard.push(h),
-                Some(Err(e)) => return Err(format!("a subscriber task failed: {e}")),
-                None => break,
-            },
-            _ = tokio::time::sleep_until(grace), if !stopped => {
-                let _ = control.send(Control::Stop);
-                stopped = true;
-            }
-        }
-    }
-    let drain_ms = acked.elapsed().as_secs_f64() * 1000.0;
+    let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;
     for server in servers {
         server.stop().await?;
     }
@@ -206,7 +180,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             stream_errors += 1;
             first_error.get_or_insert_with(|| e.clone());
         }
-        for (revision, at) in &h.times {
+        for (revision, at) in &h.seen {
             match sent_at.get(revision) {
                 Some(sent) => {
                     received += 1;
@@ -262,66 +236,4 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "meets_target": good,
     });
     Ok(Report { text, json })
-}
-
-/// Reads one stream until it has every revision up to the last one, or
-/// until told to stop.
-async fn listen(
-    response: reqwest::Response,
-    mut control: watch::Receiver<Control>,
-    from: u64,
-) -> Heard {
-    let mut events = response.bytes_stream().eventsource();
-    let mut heard = Heard {
-        times: Vec::new(),
-        out_of_order: 0,
-        error: None,
-    };
-    let mut next = from;
-    let mut last = None;
-    loop {
-        if last.is_some_and(|last| next > last) {
-            return heard;
-        }
-        tokio::select! {
-            event = events.next() => match event {
-                Some(Ok(event)) if event.event == "message" => {
-                    let at = Instant::now();
-                    let Ok(revision) = event.id.parse::<u64>() else {
-                        heard.error = Some(format!("an event without a revision: {event:?}"));
-                        return heard;
-                    };
-                    if revision != next {
-                        heard.out_of_order += 1;
-                    }
-                    if revision >= next {
-                        heard.times.push((revision, at));
-                        next = revision + 1;
-                    }
-                }
-                Some(Ok(event)) => {
-                    heard.error = Some(format!("a `{}` event: {}", event.event, event.data));
-                    return heard;
-                }
-                Some(Err(e)) => {
-                    heard.error = Some(e.to_string());
-                    return heard;
-                }
-                None => {
-                    heard.error = Some("the stream ended".into());
-                    return heard;
-                }
-            },
-            changed = control.changed() => {
-                if changed.is_err() {
-                    return heard;
-                }
-                match *control.borrow_and_update() {
-                    Control::Running => {}
-                    Control::Last(l) => last = Some(l),
-                    Control::Stop => return heard,
-                }
-            }
-        }
-    }
 }

@@ -28,6 +28,7 @@
 
 mod dashboard;
 mod fanout;
+mod follow;
 mod idle;
 mod reads;
 mod server;
