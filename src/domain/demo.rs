@@ -123,10 +123,10 @@ mod tests {
         let names: HashSet<_> = c.iter().map(|(_, d)| d["name"].clone()).collect();
         assert_eq!(names.len(), 40, "customer names are distinct");
         for (_, doc) in &c {
-            assert_eq!(&customers::parse_new(doc).unwrap(), doc);
+            assert_eq!(&customers::KIND.parse_new(doc).unwrap(), doc);
         }
         for (_, doc) in &i {
-            assert_eq!(&incidents::parse_new(doc).unwrap(), doc);
+            assert_eq!(&incidents::KIND.parse_new(doc).unwrap(), doc);
         }
         let ids: HashSet<_> = c.iter().chain(&i).map(|(id, _)| id.clone()).collect();
         assert_eq!(ids.len(), 140);

@@ -23,10 +23,6 @@ pub static KIND: Kind = Kind {
     item,
 };
 
-pub fn parse_new(body: &Value) -> Result<Value, Fault> {
-    KIND.parse_new(body)
-}
-
 fn validate(f: &Map<String, Value>) -> Result<Value, Fault> {
     Ok(json!({
         "amount": fields::amount("amount", f.get("amount"))?,
@@ -113,7 +109,7 @@ mod tests {
     #[test]
     fn amounts_must_be_non_negative_numbers() {
         let ok = json!({"amount": 0, "customerName": "A", "category": "c"});
-        assert!(parse_new(&ok).is_ok());
+        assert!(KIND.parse_new(&ok).is_ok());
         for bad in [
             json!({"amount": -1, "customerName": "A", "category": "c"}),
             json!({"amount": "5", "customerName": "A", "category": "c"}),
@@ -121,7 +117,7 @@ mod tests {
             json!({"amount": 1, "customerName": "", "category": "c"}),
             json!({"amount": 1, "customerName": "A", "category": "c", "x": 1}),
         ] {
-            assert!(parse_new(&bad).is_err(), "{bad}");
+            assert!(KIND.parse_new(&bad).is_err(), "{bad}");
         }
     }
 }
