@@ -211,9 +211,7 @@ async fn incidents_answer_items_item_and_groups_including_unknown_customers() {
         json!([{"id": b, "amount": 3.0, "customerName": "Ghost Ltd"}])
     );
     assert_eq!(server.get("/incidents/items/xyz").await.status(), 400);
-    let r = server
-        .send("POST", "/incidents/items", Some(incident("Amy", -1.0)))
-        .await;
+    let r = server.post("/incidents/items", incident("Amy", -1.0)).await;
     assert_eq!(r.status(), 400);
     let r = server
         .send(

@@ -131,11 +131,7 @@ async fn send(server: &TestServer, case: &Bad) -> reqwest::Response {
 async fn every_bad_input_is_a_json_4xx_that_changes_nothing_and_emits_no_event() {
     let server = spawn_default().await;
     let r = server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     assert_eq!(r.status(), 201);
     let persons_before = server.get_json("/persons").await;
@@ -166,9 +162,7 @@ async fn every_bad_input_is_a_json_4xx_that_changes_nothing_and_emits_no_event()
     assert!(persons.quiet_for(Duration::from_millis(300)).await);
     assert!(locations.quiet_for(Duration::from_millis(100)).await);
     // The next good write is revision 2 and id 2: nothing was consumed.
-    let r = server
-        .send("POST", "/persons", Some(json!({"name":"Bob"})))
-        .await;
+    let r = server.post("/persons", json!({"name":"Bob"})).await;
     assert_eq!(revision_of(&r), 2);
     assert_eq!(r.json::<Value>().await.unwrap()["id"], json!(2));
 }

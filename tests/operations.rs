@@ -9,11 +9,7 @@ use serde_json::json;
 async fn healthz_reports_ok_the_epoch_and_each_views_revision() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     let r = server.get("/persons").await;
     let epoch = r.headers()["x-epoch"].to_str().unwrap().to_string();
@@ -28,9 +24,7 @@ async fn healthz_reports_ok_the_epoch_and_each_views_revision() {
 async fn metrics_count_writes_events_and_subscribers_in_prometheus_text() {
     let server = spawn_default().await;
     let _stream = server.subscribe("/person-events", &[]).await;
-    server
-        .send("POST", "/persons", Some(json!({"name":"Ann"})))
-        .await;
+    server.post("/persons", json!({"name":"Ann"})).await;
     let r = server.get("/metrics").await;
     assert_eq!(r.status(), 200);
     assert!(
@@ -53,24 +47,16 @@ async fn metrics_count_writes_events_and_subscribers_in_prometheus_text() {
 async fn the_openapi_document_lists_every_route_and_each_answers() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     let customer = json!({"name":"Cy","city":"Oslo","country":"Norway","scoring":3});
-    let r = server
-        .send("POST", "/customers/items", Some(customer.clone()))
-        .await;
+    let r = server.post("/customers/items", customer.clone()).await;
     let customer_id = r.json::<serde_json::Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     let incident = json!({"amount":5,"customerName":"Cy","category":"x"});
-    let r = server
-        .send("POST", "/incidents/items", Some(incident.clone()))
-        .await;
+    let r = server.post("/incidents/items", incident.clone()).await;
     let incident_id = r.json::<serde_json::Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
@@ -161,10 +147,9 @@ async fn snapshots_are_compressed_on_request_but_streams_never_are() {
     let server = spawn_default().await;
     for i in 0..50 {
         server
-            .send(
-                "POST",
+            .post(
                 "/persons",
-                Some(json!({"name": format!("person {i}"), "city": "Rome"})),
+                json!({"name": format!("person {i}"), "city": "Rome"}),
             )
             .await;
     }

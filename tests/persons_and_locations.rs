@@ -113,11 +113,7 @@ async fn the_reference_sequence_gives_the_specified_views_events_and_revisions()
 async fn writes_answer_the_specified_status_codes_headers_and_bodies() {
     let server = spawn_default().await;
     let r = server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["location"], "/persons/1");
@@ -161,9 +157,7 @@ async fn writes_answer_the_specified_status_codes_headers_and_bodies() {
     );
 
     // Ids are never reused, also not after a delete.
-    let r = server
-        .send("POST", "/persons", Some(json!({"name":"Bob"})))
-        .await;
+    let r = server.post("/persons", json!({"name":"Bob"})).await;
     assert_eq!(r.json::<Value>().await.unwrap()["id"], json!(2));
 }
 
@@ -171,11 +165,7 @@ async fn writes_answer_the_specified_status_codes_headers_and_bodies() {
 async fn a_write_that_changes_nothing_answers_the_current_revision_and_emits_no_event() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     let mut stream = server.subscribe("/person-events?revision=2", &[]).await;
     for body in [json!({}), json!({"name":"Ann"}), json!({"city":"Rome"})] {
@@ -199,11 +189,7 @@ async fn a_write_that_changes_nothing_answers_the_current_revision_and_emits_no_
 async fn moving_the_only_person_of_a_city_is_one_location_event() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Paris"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Paris"}))
         .await;
     let mut stream = server.subscribe("/location-events?revision=2", &[]).await;
     server
@@ -231,10 +217,9 @@ async fn concurrent_writers_get_distinct_ids_and_exact_totals() {
             for i in 0..25 {
                 let city = ["Rome", "Oslo", "Lima"][(t + i) % 3];
                 let r = server
-                    .send(
-                        "POST",
+                    .post(
                         "/persons",
-                        Some(json!({"name": format!("p{t}-{i}"), "city": city})),
+                        json!({"name": format!("p{t}-{i}"), "city": city}),
                     )
                     .await;
                 assert_eq!(r.status(), 201);

@@ -14,7 +14,7 @@ async fn with_persons(n: usize) -> TestServer {
     let server = spawn_default().await;
     for i in 0..n {
         let r = server
-            .send("POST", "/persons", Some(json!({"name": format!("p{i}")})))
+            .post("/persons", json!({"name": format!("p{i}")}))
             .await;
         assert_eq!(r.status(), 201);
     }
@@ -64,7 +64,7 @@ async fn a_stream_sends_every_later_event_in_order_with_ids_and_no_names() {
     let mut s = server.subscribe("/person-events", &[]).await;
     for i in 2..40 {
         server
-            .send("POST", "/persons", Some(json!({"name": format!("q{i}")})))
+            .post("/persons", json!({"name": format!("q{i}")}))
             .await;
     }
     for expected in 1..=39u64 {
@@ -80,9 +80,7 @@ async fn a_position_just_after_the_current_revision_waits_for_the_next_write() {
     let server = with_persons(3).await;
     let mut s = server.subscribe("/person-events?revision=4", &[]).await;
     assert!(s.quiet_for(Duration::from_millis(200)).await);
-    server
-        .send("POST", "/persons", Some(json!({"name":"d"})))
-        .await;
+    server.post("/persons", json!({"name":"d"})).await;
     assert_eq!(s.change().await, (4, json!({"4":{"name":"d"}})));
 }
 
@@ -171,7 +169,7 @@ async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
     let server = spawn(settings).await;
     for i in 0..3 {
         server
-            .send("POST", "/persons", Some(json!({"name": format!("p{i}")})))
+            .post("/persons", json!({"name": format!("p{i}")}))
             .await;
     }
     let start = Instant::now();
@@ -200,9 +198,7 @@ async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
         3
     );
     let mut s = server.subscribe("/person-events?revision=4", &[]).await;
-    server
-        .send("POST", "/persons", Some(json!({"name":"late"})))
-        .await;
+    server.post("/persons", json!({"name":"late"})).await;
     assert_eq!(s.change().await.0, 4);
 }
 
@@ -224,11 +220,7 @@ async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends
         writers.push(tokio::spawn(async move {
             for i in 0..190 {
                 let r = server
-                    .send(
-                        "POST",
-                        "/persons",
-                        Some(json!({"name": format!("{name}{t}-{i}")})),
-                    )
+                    .post("/persons", json!({"name": format!("{name}{t}-{i}")}))
                     .await;
                 assert_eq!(r.status(), 201);
             }
@@ -284,9 +276,7 @@ async fn snapshots_carry_revision_epoch_and_an_etag_that_answers_304() {
         .unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(revision_of(&again), 1);
-    server
-        .send("POST", "/persons", Some(json!({"name":"b"})))
-        .await;
+    server.post("/persons", json!({"name":"b"})).await;
     let changed = server
         .client
         .get(server.url("/persons"))
@@ -331,7 +321,7 @@ async fn many_subscribers_fold_the_same_patches_into_the_same_view() {
     for i in 0..60 {
         let city = ["Rome", "Oslo", "Lima", "Kyiv"][i % 4];
         server
-            .send("POST", "/persons", Some(json!({"name": "n", "city": city})))
+            .post("/persons", json!({"name": "n", "city": city}))
             .await;
         if i % 3 == 0 {
             server

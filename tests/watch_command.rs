@@ -23,15 +23,9 @@ fn watch(args: &[&str]) -> std::process::Output {
 async fn watch_once_prints_a_flat_view_as_a_table_and_a_nested_one_as_json() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
-    server
-        .send("POST", "/persons", Some(json!({"name":"Bob"})))
-        .await;
+    server.post("/persons", json!({"name":"Bob"})).await;
     let url = server.url("/persons");
     let out = tokio::task::spawn_blocking(move || watch(&[&url, "--once"]))
         .await
@@ -55,11 +49,7 @@ async fn watch_once_prints_a_flat_view_as_a_table_and_a_nested_one_as_json() {
 async fn watch_reprints_the_view_as_patches_arrive() {
     let server = spawn_default().await;
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Ann","city":"Rome"})),
-        )
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
         .await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
         .args(["watch", &server.url("/locations"), "--until", "3"])
@@ -79,11 +69,7 @@ async fn watch_reprints_the_view_as_patches_arrive() {
     assert_eq!(next().await, "key   total");
     assert_eq!(next().await, "Rome  1");
     server
-        .send(
-            "POST",
-            "/persons",
-            Some(json!({"name":"Bob","city":"Oslo"})),
-        )
+        .post("/persons", json!({"name":"Bob","city":"Oslo"}))
         .await;
     server
         .send("PATCH", "/persons/1", Some(json!({"city":"Oslo"})))

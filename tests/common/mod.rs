@@ -93,6 +93,11 @@ impl TestServer {
         req.send().await.unwrap()
     }
 
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.send("POST", path, Some(body)).await
+    }
+
     /// Opens an SSE stream; panics unless it answers 200 text/event-stream.
     pub async fn subscribe(&self, path: &str, headers: &[(&str, &str)]) -> Sse {
         let mut req = self.client.get(self.url(path));
