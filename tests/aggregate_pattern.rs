@@ -369,9 +369,7 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
 
     let addr = backend.addr;
     drop(backend);
-    let backend = ChildServer::start_on(addr, &backend_args, dir.path())
-        .await
-        .expect("restart the backend on its address");
+    let backend = ChildServer::restart_on(addr, &backend_args, dir.path()).await;
     post_id(
         &backend.base(),
         &client,

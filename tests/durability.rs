@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{ChildServer, Sse, TestServer, fold, locations_of, revision_of, spawn, spawn_default};
+use common::{
+    ChildServer, Sse, TestServer, fold, header, locations_of, revision_of, spawn, spawn_default,
+};
 use duality::settings::{Database, Settings};
 use duality::store::sqlite::Location;
 use serde_json::{Value, json};
@@ -28,15 +30,6 @@ async fn bounded<F: Future>(what: &str, f: F) -> F::Output {
     tokio::time::timeout(WAIT, f)
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer within {WAIT:?}"))
-}
-
-fn header(r: &reqwest::Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 /// A server whose database is the SQLite file `db`.

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ChildServer, Sse, fold, locations_of};
+use common::{ChildServer, Sse, fold, header, locations_of};
 use serde_json::{Value, json};
 
 /// Every step that talks to the network gets at most this long.
@@ -38,15 +38,6 @@ async fn serve(url: &str, dir: &Path, args: &[&str]) -> ChildServer {
     let mut all = vec!["--db", url];
     all.extend_from_slice(args);
     ChildServer::start(&all, dir).await
-}
-
-fn header(r: &reqwest::Response, name: &str) -> String {
-    r.headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
-        .to_string()
 }
 
 /// A snapshot as a consumer sees it.

@@ -103,9 +103,7 @@ async fn a_follower_survives_a_server_restart_and_resumes_with_last_event_id() {
         .unwrap();
     let addr = server.addr;
     drop(server);
-    let server = ChildServer::start_on(addr, &args, dir.path())
-        .await
-        .expect("restart");
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
     tokio::time::timeout(WAIT, health.wait_for(|h| h.live))
         .await
         .unwrap()
@@ -134,9 +132,7 @@ async fn a_follower_starts_over_when_the_server_has_a_new_epoch() {
     server.kill_9();
     let addr = server.addr;
     drop(server);
-    let server = ChildServer::start_on(addr, &args, dir.path())
-        .await
-        .expect("restart");
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
     post(&client, &server.base(), json!({"name": "Cy"})).await;
     let mut copies = follower.watch();
     let copy = tokio::time::timeout(WAIT, copies.wait_for(|c| c.epoch != old.epoch))

@@ -243,6 +243,18 @@ impl ChildServer {
         }
     }
 
+    /// Starts the server again on `addr` (where a killed one listened),
+    /// retrying for up to 5 s while the address is not free yet.
+    pub async fn restart_on(addr: SocketAddr, args: &[&str], dir: &Path) -> ChildServer {
+        for _ in 0..50 {
+            if let Some(server) = ChildServer::start_on(addr, args, dir).await {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not restart the server on {addr}");
+    }
+
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -279,4 +291,14 @@ pub fn locations_of(persons: &Value) -> Value {
             .map(|(city, n)| (city, serde_json::json!({ "total": n })))
             .collect(),
     )
+}
+
+/// A response header as text; panics if it is missing.
+pub fn header(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+        .to_string()
 }
