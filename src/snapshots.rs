@@ -63,7 +63,10 @@ impl SnapshotCache {
             return Ok(Arc::clone(c));
         }
         let snapshot = store.snapshot(view).await?;
-        let body = Bytes::from(Value::Object(snapshot.docs.clone()).to_string());
+        let body = Bytes::from(
+            serde_json::to_vec(&snapshot.docs)
+                .map_err(|e| StoreError::Unavailable(format!("cannot serialise the view: {e}")))?,
+        );
         let fresh = Arc::new(Cached {
             revision: snapshot.revision,
             body,

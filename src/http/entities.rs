@@ -76,7 +76,7 @@ async fn create(app: App, e: &'static Entity, body: Value) -> Result<Response, A
     let doc = e.kind.parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     let done = app.write(e.kind.create(id.clone(), doc)).await?;
-    let mut response = written(StatusCode::CREATED, &done, e.kind.view);
+    let mut response = written(StatusCode::CREATED, done, e.kind.view);
     if let Ok(location) = format!("{}/{id}", e.items).parse() {
         response
             .headers_mut()
@@ -93,13 +93,13 @@ async fn patch(
 ) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
     let done = app.write(e.kind.patch(id, body)).await?;
-    Ok(written(StatusCode::OK, &done, e.kind.view))
+    Ok(written(StatusCode::OK, done, e.kind.view))
 }
 
 async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
     let done = app.write(e.kind.delete(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, &done, e.kind.view))
+    Ok(written(StatusCode::NO_CONTENT, done, e.kind.view))
 }
 
 /// `GET /customers/count`, `/customers/top/{limit}` and

@@ -19,8 +19,9 @@ pub async fn create(
     ApiJson(person): ApiJson<NewPerson>,
 ) -> Result<Response, AppError> {
     let done = app.write(persons::create(person.validate()?)).await?;
-    let mut response = written(StatusCode::CREATED, &done, View::Persons);
-    if let Some(id) = done.output.get("id").and_then(Value::as_u64) {
+    let id = done.output.get("id").and_then(Value::as_u64);
+    let mut response = written(StatusCode::CREATED, done, View::Persons);
+    if let Some(id) = id {
         response.headers_mut().insert(
             header::LOCATION,
             HeaderValue::from_str(&format!("/persons/{id}"))
@@ -46,13 +47,13 @@ pub async fn patch(
     let id = persons::parse_id(&id)?;
     let patch = PersonPatch::parse(&body)?;
     let done = app.write(persons::patch(id, patch)).await?;
-    Ok(written(StatusCode::OK, &done, View::Persons))
+    Ok(written(StatusCode::OK, done, View::Persons))
 }
 
 pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
     let done = app.write(persons::delete(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, &done, View::Persons))
+    Ok(written(StatusCode::NO_CONTENT, done, View::Persons))
 }
 
 pub async fn location(

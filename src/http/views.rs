@@ -116,14 +116,15 @@ pub async fn events(
 
 /// The answer to a successful write: the output as JSON (none for 204) and
 /// `X-Revision`, the written view's revision after the write.
-pub fn written(status: StatusCode, done: &Committed, view: View) -> Response {
+pub fn written(status: StatusCode, done: Committed, view: View) -> Response {
+    let revision = done.revision(view);
     let mut response = if status == StatusCode::NO_CONTENT {
         status.into_response()
     } else {
-        (status, axum::Json(done.output.clone())).into_response()
+        (status, axum::Json(done.output)).into_response()
     };
     response
         .headers_mut()
-        .insert(X_REVISION, HeaderValue::from(done.revision(view)));
+        .insert(X_REVISION, HeaderValue::from(revision));
     response
 }
