@@ -115,10 +115,10 @@ pub async fn launch(
         app.write(domain::demo::load()).await?;
         tracing::info!("loaded the demo data");
     }
-    let (upstreams, backends) = if services.contains(Service::Aggregates) {
+    let upstreams = if services.contains(Service::Aggregates) {
         let mut local_services = services.clone();
         local_services.0.retain(|s| *s != Service::Aggregates);
-        let local = http::router(app.clone(), &local_services, None, None, &[]);
+        let local = http::router(app.clone(), &local_services, None, &[]);
         let customers = backend(
             &settings,
             Service::Customers,
@@ -131,18 +131,18 @@ pub async fn launch(
             &settings.incidents_url,
             &local,
         )?;
-        let backends = http::aggregates::Backends {
-            customers: Arc::clone(&customers),
-            incidents: Arc::clone(&incidents),
-        };
         let options = client::Options::default();
-        let upstreams = aggregates::Upstreams::start(app.clone(), customers, incidents, options);
-        (Some(upstreams), Some(backends))
+        Some(aggregates::Upstreams::start(
+            app.clone(),
+            customers,
+            incidents,
+            options,
+        ))
     } else {
-        (None, None)
+        None
     };
     let trimmer = retention::spawn(store, settings.retention, stopped);
-    let router = http::router(app, services, upstreams, backends, &settings.cors_origin);
+    let router = http::router(app, services, upstreams, &settings.cors_origin);
     tracing::info!(addr = %listener.local_addr()?, db = %settings.db, services = ?services.0, "serving");
     // A make-service shares one route table by all connections; serving the
     // router itself would copy it for every connection (tens of KiB each).

@@ -75,6 +75,7 @@ pub fn stream_path_for(snapshot_path: &str) -> String {
 }
 
 pub struct Follower {
+    transport: Arc<dyn Transport>,
     copy: watch::Receiver<ViewCopy>,
     health: watch::Receiver<Health>,
     source: String,
@@ -103,7 +104,7 @@ impl Follower {
         });
         let source = format!("{}{}", transport.describe(), snapshot_path);
         let run = Run {
-            transport,
+            transport: Arc::clone(&transport),
             snapshot_path: snapshot_path.to_string(),
             stream_path: stream_path.to_string(),
             options,
@@ -112,6 +113,7 @@ impl Follower {
         };
         let task = tokio::spawn(run.forever());
         Follower {
+            transport,
             copy,
             health,
             source,
@@ -157,6 +159,11 @@ impl Follower {
 
     pub fn watch_health(&self) -> watch::Receiver<Health> {
         self.health.clone()
+    }
+
+    /// How this follower reaches its server (for other requests to it).
+    pub fn transport(&self) -> &dyn Transport {
+        &*self.transport
     }
 
     /// Where this follower reads from.

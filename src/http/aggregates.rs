@@ -1,8 +1,6 @@
 //! The aggregates service's endpoints: the dashboard view (marked stale when
 //! a backend cannot be followed) and a compose-on-request baseline.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
@@ -30,13 +28,6 @@ pub async fn dashboard(
     Ok(response)
 }
 
-/// Where the compose-on-request baseline reads the backends.
-#[derive(Clone)]
-pub struct Backends {
-    pub customers: Arc<dyn Transport>,
-    pub incidents: Arc<dyn Transport>,
-}
-
 async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, AppError> {
     let unavailable = |e: String| AppError::Unavailable(format!("{path}: {e}"));
     let reply = transport.get(path, &[]).await.map_err(unavailable)?;
@@ -51,14 +42,20 @@ async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Valu
 /// every request. This is how a dashboard is built without a view of its
 /// own; it is kept as the baseline for benchmarks and consistency checks.
 pub async fn composed(State(served): State<Served>) -> Result<Json<Value>, AppError> {
-    let Some(backends) = served.backends.as_ref() else {
+    let Some(upstreams) = served.upstreams.as_ref() else {
         return Err(AppError::NotFound(
             "the aggregates service is not running".into(),
         ));
     };
     let (customers, incidents) = tokio::try_join!(
-        fetch(&*backends.customers, View::Customers.snapshot_path()),
-        fetch(&*backends.incidents, View::Incidents.snapshot_path()),
+        fetch(
+            upstreams.customers.transport(),
+            View::Customers.snapshot_path()
+        ),
+        fetch(
+            upstreams.incidents.transport(),
+            View::Incidents.snapshot_path()
+        ),
     )?;
     Ok(Json(Value::Object(dashboard::compose(
         &customers, &incidents,

@@ -42,8 +42,6 @@ pub struct Served {
     pub views: Arc<Vec<View>>,
     /// The aggregates service's followers, if it runs here.
     pub upstreams: Option<Arc<Upstreams>>,
-    /// Where the aggregates service reaches the backends, if it runs here.
-    pub backends: Option<aggregates::Backends>,
 }
 
 impl FromRef<Served> for App {
@@ -113,7 +111,6 @@ pub fn router(
     app: App,
     services: &Services,
     upstreams: Option<Arc<Upstreams>>,
-    backends: Option<aggregates::Backends>,
     cors_origins: &[String],
 ) -> Router {
     let views = served_views(services);
@@ -169,6 +166,5 @@ pub fn router(
             app,
             views: Arc::new(views),
             upstreams,
-            backends,
         })
 }
