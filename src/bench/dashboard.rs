@@ -24,9 +24,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::follow::{Change, Control, collect, follow};
+use super::paced::{Paced, post_paced};
 use super::server::Server;
 use super::writes::round2;
 use super::{BenchArgs, Report};
@@ -176,55 +177,23 @@ async fn measure(
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;
-    let rate = args.dashboard_rate;
-    let writes = ((rate as f64) * args.duration.as_secs_f64())
-        .round()
-        .max(1.0) as u64;
-    let started = Instant::now();
-    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let url = servers[backend].url("/incidents/items");
     let body = json!({"amount": AMOUNT, "customerName": NAME, "category": "bench"}).to_string();
-    let mut posts = JoinSet::new();
-    for _ in 0..writes {
-        pace.tick().await;
-        let request = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.clone());
-        posts.spawn(async move {
-            let sent = Instant::now();
-            let response = tokio::time::timeout(Duration::from_secs(10), request.send())
-                .await
-                .map_err(|_| "no answer within 10 s".to_string())?
-                .map_err(|e| e.to_string())?;
-            let acked = sent.elapsed();
-            if response.status() != reqwest::StatusCode::CREATED {
-                return Err(format!(
-                    "POST /incidents/items answered {}",
-                    response.status()
-                ));
-            }
-            Ok((super::revision(&response)?, sent, acked))
-        });
-    }
+    let Paced {
+        sent_at,
+        ack,
+        errors: write_errors,
+        mut first_error,
+        seconds: writing_seconds,
+    } = post_paced(&client, args.dashboard_rate, args.duration, |_| {
+        (url.clone(), body.clone())
+    })
+    .await?;
     // Write k is the one that made incidents revision base + k.
-    let mut sent_at = HashMap::with_capacity(writes as usize);
-    let mut ack = super::histogram()?;
-    let (mut write_errors, mut first_error) = (0u64, None);
-    while let Some(joined) = posts.join_next().await {
-        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok((revision, sent, acked)) => {
-                sent_at.insert(revision.saturating_sub(base), sent);
-                ack.saturating_record(super::micros(acked));
-            }
-            Err(e) => {
-                write_errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    let writing_seconds = started.elapsed().as_secs_f64();
+    let sent_at: HashMap<u64, Instant> = sent_at
+        .into_iter()
+        .map(|(revision, sent)| (revision.saturating_sub(base), sent))
+        .collect();
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(0);
     let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;
@@ -283,7 +252,7 @@ async fn measure(
         "mode": mode,
         "db": args.db_kind(),
         "subscribers": n,
-        "rate": rate,
+        "rate": args.dashboard_rate,
         "writes": written,
         "write_errors": write_errors,
         "seconds": round2(writing_seconds),

@@ -3,16 +3,16 @@
 //! a subscriber receiving that write's event, over every (subscriber,
 //! event) pair.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 use super::follow::{Control, collect, follow};
+use super::paced::{Paced, post_paced};
 use super::server::Server;
 use super::writes::{met, round2};
 use super::{BenchArgs, Report};
@@ -119,51 +119,20 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;
-    let writes = ((args.rate as f64) * args.duration.as_secs_f64())
-        .round()
-        .max(1.0) as u64;
-    let started = Instant::now();
-    let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
-    pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
     // Writes go round-robin to the processes, so with more than one, most
     // events reach most subscribers from another process.
     let urls: Vec<String> = servers.iter().map(|s| s.url("/persons")).collect();
-    let mut posts = JoinSet::new();
-    for i in 0..writes {
-        pace.tick().await;
-        let request = writer
-            .post(&urls[i as usize % urls.len()])
-            .header("content-type", "application/json")
-            .body(format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50));
-        posts.spawn(async move {
-            let sent = Instant::now();
-            let response = tokio::time::timeout(Duration::from_secs(10), request.send())
-                .await
-                .map_err(|_| "no answer within 10 s".to_string())?
-                .map_err(|e| e.to_string())?;
-            let acked = sent.elapsed();
-            if response.status() != reqwest::StatusCode::CREATED {
-                return Err(format!("POST /persons answered {}", response.status()));
-            }
-            Ok((super::revision(&response)?, sent, acked))
-        });
-    }
-    let mut sent_at = HashMap::with_capacity(writes as usize);
-    let mut ack = super::histogram()?;
-    let (mut write_errors, mut first_error) = (0u64, None);
-    while let Some(joined) = posts.join_next().await {
-        match joined.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok((revision, sent, acked)) => {
-                sent_at.insert(revision, sent);
-                ack.saturating_record(super::micros(acked));
-            }
-            Err(e) => {
-                write_errors += 1;
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    let writing_seconds = started.elapsed().as_secs_f64();
+    let Paced {
+        sent_at,
+        ack,
+        errors: write_errors,
+        mut first_error,
+        seconds: writing_seconds,
+    } = post_paced(&writer, args.rate, args.duration, |i| {
+        let url = urls[i as usize % urls.len()].clone();
+        (url, format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50))
+    })
+    .await?;
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(from - 1);
     let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;

@@ -30,6 +30,7 @@ mod dashboard;
 mod fanout;
 mod follow;
 mod idle;
+mod paced;
 mod reads;
 mod server;
 mod writes;
