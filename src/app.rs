@@ -4,18 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::domain::{View, Write};
 use crate::hub::Hub;
-use crate::snapshots::{Cached, SnapshotCache};
+use crate::materialized::{Index, Snapshot};
 use crate::store::{Committed, Store, StoreError};
 
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
     pub hub: Arc<Hub>,
-    pub snapshots: Arc<SnapshotCache>,
     /// Flips to `true` when the server shuts down; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
     /// How often an idle stream sends a keep-alive comment.
@@ -32,7 +32,6 @@ impl App {
         App {
             store,
             hub,
-            snapshots: Arc::new(SnapshotCache::default()),
             shutdown,
             keep_alive,
         }
@@ -55,7 +54,25 @@ impl App {
         result
     }
 
-    pub async fn snapshot(&self, view: View) -> Result<Arc<Cached>, StoreError> {
-        self.snapshots.get(&*self.store, &self.hub, view).await
+    /// The view at the newest revision committed (in this process, or
+    /// published to it by another): its in-memory copy, not a store read.
+    pub async fn snapshot(&self, view: View) -> Result<Arc<Snapshot>, StoreError> {
+        let want = self.hub.latest(view);
+        self.hub.views.snapshot(view, want, &*self.store).await
+    }
+
+    /// One document of a view, from its in-memory copy.
+    pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.snapshot(view).await?.doc(key))
+    }
+
+    /// Reads the view's read model `I`, current to the newest revision.
+    pub async fn read<I: Index, R>(
+        &self,
+        view: View,
+        f: impl FnOnce(&I) -> R,
+    ) -> Result<R, StoreError> {
+        let want = self.hub.latest(view);
+        self.hub.views.read(view, want, &*self.store, f).await
     }
 }

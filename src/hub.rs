@@ -5,6 +5,9 @@
 //! subscribers read from the ring. A subscriber that falls behind the ring
 //! is told it lagged and reads the missed events from the store instead, so
 //! memory per subscriber stays bounded however slowly it reads.
+//!
+//! Publishing is also what advances each view's in-memory copy
+//! ([`Views`]): the hub sees every committed event once, in order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use crate::domain::View;
+use crate::materialized::Views;
 use crate::sse;
 
 /// How many recent frames each view keeps for live subscribers.
@@ -35,6 +39,9 @@ struct Channel {
 
 pub struct Hub {
     channels: HashMap<View, Channel>,
+    /// Every view's in-memory copy, advanced by each published event
+    /// before its frame goes out.
+    pub views: Views,
 }
 
 impl Default for Hub {
@@ -53,7 +60,12 @@ impl Hub {
                 (view, Channel { sender, latest })
             })
             .collect();
-        Hub { channels }
+        let views = Views::new(
+            View::ALL
+                .into_iter()
+                .map(|v| (v, crate::domain::indexes(v))),
+        );
+        Hub { channels, views }
     }
 
     fn channel(&self, view: View) -> &Channel {
@@ -61,11 +73,15 @@ impl Hub {
         &self.channels[&view]
     }
 
-    /// Publishes a committed event. Callers publish each view's events in
-    /// revision order.
+    /// Publishes a committed event: applies it to the view's in-memory copy,
+    /// then sends its frame to subscribers. Callers publish each view's
+    /// events in revision order.
     pub fn publish(&self, view: View, revision: u64, patch: &str) {
         let channel = self.channel(view);
         channel.latest.fetch_max(revision, Ordering::AcqRel);
+        if let Some(copy) = self.views.get(view) {
+            copy.apply(revision, patch);
+        }
         let frame = Arc::new(Frame {
             revision,
             bytes: sse::change(revision, patch),

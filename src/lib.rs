@@ -8,7 +8,9 @@
 //!   in one transaction (SQLite with group commit).
 //! - [`hub`] and [`stream`]: live fan-out and the one stream path; [`sse`]
 //!   is its pure codec.
-//! - [`app`], [`snapshots`]: the core every handler goes through.
+//! - [`materialized`]: every view kept in memory as shared chunks of
+//!   serialised JSON, advanced by its own events; snapshots and read models.
+//! - [`app`]: the core every handler goes through.
 //! - [`http`]: the router, handlers and errors; [`settings`], [`cli`].
 
 pub mod aggregates;
@@ -19,9 +21,9 @@ pub mod client;
 pub mod domain;
 pub mod http;
 pub mod hub;
+pub mod materialized;
 pub mod retention;
 pub mod settings;
-pub mod snapshots;
 pub mod sse;
 pub mod store;
 pub mod stream;
@@ -104,6 +106,8 @@ pub async fn launch(
     telemetry::prometheus();
     let hub = Arc::new(Hub::new());
     let store = open_store(&settings, Arc::clone(&hub)).await?;
+    // The one read of every view; from here on they advance by events.
+    hub.views.load(&*store).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = App::new(
         Arc::clone(&store),

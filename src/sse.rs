@@ -17,6 +17,22 @@ pub fn named(name: &str, id: Option<u64>, data: &str) -> Bytes {
     frame(Some(name), id, data)
 }
 
+/// The head of a named event whose single-line data is sent after it in
+/// pieces (a large snapshot): `event:`, `id:` and `data: `. The data must
+/// hold no line break (compact JSON never does); [`END`] closes the event.
+pub fn head(name: &str, id: u64) -> Bytes {
+    let mut buf = BytesMut::with_capacity(name.len() + 40);
+    buf.put_slice(b"event: ");
+    buf.put_slice(one_line(name).as_bytes());
+    buf.put_slice(b"\nid: ");
+    buf.put_slice(id.to_string().as_bytes());
+    buf.put_slice(b"\ndata: ");
+    buf.freeze()
+}
+
+/// Closes an event opened with [`head`].
+pub const END: &[u8] = b"\n\n";
+
 /// A comment line: ignored by clients, keeps idle connections alive.
 pub fn comment(text: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(text.len() + 4);

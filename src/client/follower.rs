@@ -40,6 +40,15 @@ pub struct Health {
     pub bootstraps: u64,
 }
 
+/// Told every change a follower applies, in order, before the copy's
+/// watchers wake: read models kept beside (or instead of) the copy.
+pub trait Observer: Send + Sync + 'static {
+    /// The copy was loaded from a snapshot (first, or starting over).
+    fn loaded(&self, view: &Map<String, Value>);
+    /// The merge patch of the next revision was applied.
+    fn patched(&self, patch: &Map<String, Value>);
+}
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// First wait before a reconnect; doubles up to `max_backoff`.
@@ -50,6 +59,10 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Time allowed for the snapshot request.
     pub request_timeout: Duration,
+    /// Keep the documents in [`ViewCopy::doc`]. A follower whose
+    /// [`Observer`] keeps what it needs turns this off and holds only the
+    /// revision, however large the view.
+    pub keep_copy: bool,
 }
 
 impl Default for Options {
@@ -59,6 +72,7 @@ impl Default for Options {
             max_backoff: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(45),
             request_timeout: Duration::from_secs(10),
+            keep_copy: true,
         }
     }
 }
@@ -96,6 +110,17 @@ impl Follower {
         stream_path: &str,
         options: Options,
     ) -> Follower {
+        Follower::spawn_observed(transport, snapshot_path, stream_path, options, None)
+    }
+
+    /// [`Follower::spawn`], telling `observer` every change it applies.
+    pub fn spawn_observed(
+        transport: Arc<dyn Transport>,
+        snapshot_path: &str,
+        stream_path: &str,
+        options: Options,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Follower {
         let (copy_tx, copy) = watch::channel(ViewCopy::default());
         let (health_tx, health) = watch::channel(Health {
             live: false,
@@ -108,6 +133,7 @@ impl Follower {
             snapshot_path: snapshot_path.to_string(),
             stream_path: stream_path.to_string(),
             options,
+            observer,
             copy: copy_tx,
             health: health_tx,
         };
@@ -200,6 +226,7 @@ struct Run {
     snapshot_path: String,
     stream_path: String,
     options: Options,
+    observer: Option<Arc<dyn Observer>>,
     copy: watch::Sender<ViewCopy>,
     health: watch::Sender<Health>,
 }
@@ -253,8 +280,14 @@ impl Run {
                 .ok_or("snapshot without a valid X-Revision")?;
             let epoch = reply.header("x-epoch").unwrap_or_default().to_string();
             let body = reply.bytes(256 * 1024 * 1024).await?;
-            let doc: Map<String, Value> = serde_json::from_slice(&body)
+            let mut doc: Map<String, Value> = serde_json::from_slice(&body)
                 .map_err(|e| format!("snapshot is not a JSON object: {e}"))?;
+            if let Some(observer) = &self.observer {
+                observer.loaded(&doc);
+            }
+            if !self.options.keep_copy {
+                doc = Map::new();
+            }
             Ok(ViewCopy {
                 loaded: true,
                 revision,
@@ -305,31 +338,36 @@ impl Run {
             let Ok(revision) = next.id.parse::<u64>() else {
                 return Ended::Restart(format!("event id `{}` is not a revision", next.id));
             };
-            let patch: Value = match serde_json::from_str(&next.data) {
+            let patch: Map<String, Value> = match serde_json::from_str(&next.data) {
                 Ok(patch) => patch,
-                Err(e) => return Ended::Restart(format!("event {revision} is not JSON: {e}")),
+                Err(e) => {
+                    return Ended::Restart(format!("event {revision} is not a JSON object: {e}"));
+                }
             };
-            let mut gap = None;
-            self.copy.send_if_modified(|copy| {
-                if revision <= copy.revision {
-                    return false;
-                }
-                if revision != copy.revision + 1 {
-                    gap = Some(copy.revision);
-                    return false;
-                }
-                let mut doc = Value::Object(std::mem::take(&mut copy.doc));
-                json_patch::merge(&mut doc, &patch);
-                copy.doc = match doc {
-                    Value::Object(map) => map,
-                    _ => Map::new(),
-                };
-                copy.revision = revision;
-                true
-            });
-            if let Some(at) = gap {
+            // Only this task writes the copy, so its revision cannot move
+            // between this read and the update below.
+            let at = self.copy.borrow().revision;
+            if revision <= at {
+                continue;
+            }
+            if revision != at + 1 {
                 return Ended::Restart(format!("event {revision} does not follow {at}"));
             }
+            if let Some(observer) = &self.observer {
+                observer.patched(&patch);
+            }
+            let keep = self.options.keep_copy;
+            self.copy.send_modify(|copy| {
+                if keep {
+                    let mut doc = Value::Object(std::mem::take(&mut copy.doc));
+                    json_patch::merge(&mut doc, &Value::Object(patch));
+                    copy.doc = match doc {
+                        Value::Object(map) => map,
+                        _ => Map::new(),
+                    };
+                }
+                copy.revision = revision;
+            });
         }
     }
 }

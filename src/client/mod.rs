@@ -4,5 +4,5 @@
 pub mod follower;
 pub mod transport;
 
-pub use follower::{Follower, Health, Options, ViewCopy};
+pub use follower::{Follower, Health, Observer, Options, ViewCopy};
 pub use transport::{Http, InProcess, Transport};

@@ -4,14 +4,14 @@
 //! server makes. The read endpoints (`count`, `top`, `items`) are pure
 //! functions over the view's documents.
 
-use std::cmp::Ordering;
-
 use serde_json::{Map, Value, json};
 
 use super::entity::Kind;
 use super::fields::{self, invalid};
+use super::ranking::Ranking;
 use super::view::View;
 use super::write::Fault;
+use crate::materialized::Index;
 
 const FIELDS: &[&str] = &["name", "city", "country", "scoring"];
 
@@ -49,31 +49,114 @@ pub fn item(id: &str, doc: &Value) -> Value {
     with_id(id, doc, FIELDS)
 }
 
-/// The list shape: `{"id","name","country","scoring"}`.
-fn summary(id: &str, doc: &Value) -> Value {
-    with_id(id, doc, &["name", "country", "scoring"])
-}
-
-fn name(doc: &Value) -> &str {
+pub(crate) fn name(doc: &Value) -> &str {
     doc.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
-fn scoring(doc: &Value) -> i64 {
+pub(crate) fn scoring(doc: &Value) -> i64 {
     doc.get("scoring").and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Best first: scoring descending, then name ascending, then id.
-pub fn by_rank(a: (&String, &Value), b: (&String, &Value)) -> Ordering {
-    scoring(b.1)
-        .cmp(&scoring(a.1))
-        .then_with(|| name(a.1).cmp(name(b.1)))
-        .then_with(|| a.0.cmp(b.0))
+/// Customers by `(name, id)`, with `(country, scoring)`.
+pub type ByName = imbl::OrdMap<(Box<str>, Box<str>), (Box<str>, i64)>;
+
+/// The customers' read models, kept current from the view's changes:
+/// the ranking behind `top/{n}` and the count, and the list by name.
+#[derive(Default, Clone)]
+pub struct CustomerIndex {
+    ranking: Ranking,
+    /// `(name, id)` → `(country, scoring)`: `/customers/items` in order.
+    /// Persistent, so a reader takes it in O(1) and builds outside locks.
+    by_name: ByName,
+}
+
+fn country(doc: &Value) -> &str {
+    doc.get("country")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+impl CustomerIndex {
+    /// The index of a whole view (for tests and tools).
+    pub fn of(view: &Map<String, Value>) -> CustomerIndex {
+        let mut index = CustomerIndex::default();
+        for (id, doc) in view {
+            index.change(id, None, Some(doc));
+        }
+        index
+    }
+
+    pub fn change(&mut self, id: &str, old: Option<&Value>, new: Option<&Value>) {
+        if let Some(old) = old {
+            self.ranking.remove(id, name(old), scoring(old));
+            self.by_name.remove(&(name(old).into(), id.into()));
+        }
+        if let Some(new) = new {
+            self.ranking.insert(id, name(new), scoring(new));
+            self.by_name.insert(
+                (name(new).into(), id.into()),
+                (country(new).into(), scoring(new)),
+            );
+        }
+    }
+
+    pub fn count(&self) -> Value {
+        json!({ "count": self.ranking.len() })
+    }
+
+    /// The `limit` best customers: O(limit log n).
+    pub fn top(&self, limit: usize) -> Value {
+        Value::Array(
+            self.ranking
+                .top(limit)
+                .map(|(id, name, scoring)| {
+                    let country = self
+                        .by_name
+                        .get(&(name.into(), id.into()))
+                        .map_or("", |(c, _)| &**c);
+                    json!({"id": id, "name": name, "country": country, "scoring": scoring})
+                })
+                .collect(),
+        )
+    }
+
+    /// The list by name, shared: build it with [`items_of`] outside locks.
+    pub fn list(&self) -> ByName {
+        self.by_name.clone()
+    }
+}
+
+/// `GET /customers/items`: every customer by name, as summaries.
+pub fn items_of(list: &ByName) -> Value {
+    Value::Array(
+        list.iter()
+            .map(|((name, id), (country, scoring))| {
+                json!({"id": &**id, "name": &**name, "country": &**country, "scoring": scoring})
+            })
+            .collect(),
+    )
+}
+
+impl Index for CustomerIndex {
+    fn change(&mut self, key: &str, old: Option<&Value>, new: Option<&Value>) {
+        CustomerIndex::change(self, key, old, new);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Makes the customers view's index (registered with its view).
+pub fn index() -> Box<dyn Index> {
+    Box::new(CustomerIndex::default())
 }
 
 pub fn count(view: &Map<String, Value>) -> Value {
     json!({ "count": view.len() })
 }
 
+/// Parses the `{limit}` of `/customers/top/{limit}`.
 pub fn parse_limit(raw: &str) -> Result<usize, Fault> {
     match raw.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
@@ -83,22 +166,14 @@ pub fn parse_limit(raw: &str) -> Result<usize, Fault> {
     }
 }
 
+/// The `limit` best customers of a whole view.
 pub fn top(view: &Map<String, Value>, limit: usize) -> Value {
-    let mut all: Vec<_> = view.iter().collect();
-    all.sort_by(|a, b| by_rank(*a, *b));
-    Value::Array(
-        all.into_iter()
-            .take(limit)
-            .map(|(id, d)| summary(id, d))
-            .collect(),
-    )
+    CustomerIndex::of(view).top(limit)
 }
 
-/// All customers by name (then id).
+/// Every customer of a whole view, by name.
 pub fn items(view: &Map<String, Value>) -> Value {
-    let mut all: Vec<_> = view.iter().collect();
-    all.sort_by(|a, b| name(a.1).cmp(name(b.1)).then_with(|| a.0.cmp(b.0)));
-    Value::Array(all.into_iter().map(|(id, d)| summary(id, d)).collect())
+    items_of(&CustomerIndex::of(view).by_name)
 }
 
 #[cfg(test)]

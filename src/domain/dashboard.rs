@@ -3,61 +3,132 @@
 //! `dashboard` view, so each backend change becomes the minimal patch of the
 //! dashboard.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::customers;
-use super::incidents;
+use super::ranking::{Ranking, Tally};
 
 /// How many entries each list holds at most.
 pub const LIMIT: usize = 5;
 
-/// The dashboard's documents: its four top-level keys.
+/// What the dashboard is composed from, kept current change by change:
+/// each customer's name and scoring, each incident's customer name and
+/// amount (nothing else of either), and the ordered read models over them.
+/// Composing reads the first five of each order: O(log n), however many
+/// customers and incidents there are.
+#[derive(Debug, Default, Clone)]
+pub struct Composer {
+    customers: HashMap<Box<str>, (Box<str>, i64)>,
+    ranking: Ranking,
+    incidents: HashMap<Box<str>, (Arc<str>, f64)>,
+    tally: Tally,
+}
+
+fn text<'a>(entry: &'a Value, field: &str) -> Option<&'a str> {
+    entry.get(field).and_then(Value::as_str)
+}
+
+impl Composer {
+    /// Replaces what is known of the customers with a whole view.
+    pub fn load_customers(&mut self, view: &Map<String, Value>) {
+        self.customers.clear();
+        self.ranking = Ranking::default();
+        self.patch_customers(view);
+    }
+
+    /// Applies a merge patch of the customers view.
+    pub fn patch_customers(&mut self, patch: &Map<String, Value>) {
+        for (id, entry) in patch {
+            let old = self.customers.remove(id.as_str());
+            if let Some((name, scoring)) = &old {
+                self.ranking.remove(id, name, *scoring);
+            }
+            if entry.is_null() {
+                continue;
+            }
+            let (old_name, old_scoring) = old.unwrap_or_default();
+            let name: Box<str> = text(entry, "name").map_or(old_name, Into::into);
+            let scoring = entry
+                .get("scoring")
+                .and_then(Value::as_i64)
+                .unwrap_or(old_scoring);
+            self.ranking.insert(id, &name, scoring);
+            self.customers.insert(id.as_str().into(), (name, scoring));
+        }
+    }
+
+    /// Replaces what is known of the incidents with a whole view.
+    pub fn load_incidents(&mut self, view: &Map<String, Value>) {
+        self.incidents.clear();
+        self.tally = Tally::default();
+        self.patch_incidents(view);
+    }
+
+    /// Applies a merge patch of the incidents view.
+    pub fn patch_incidents(&mut self, patch: &Map<String, Value>) {
+        for (id, entry) in patch {
+            let old = self.incidents.remove(id.as_str());
+            if let Some((name, amount)) = &old {
+                self.tally.remove(name, *amount);
+            }
+            if entry.is_null() {
+                continue;
+            }
+            let (old_name, old_amount) = old.unwrap_or_else(|| (Arc::from(""), 0.0));
+            let name: Arc<str> = text(entry, "customerName").map_or(old_name, Arc::from);
+            let amount = entry
+                .get("amount")
+                .and_then(Value::as_f64)
+                .unwrap_or(old_amount);
+            self.tally.add(&name, amount);
+            self.incidents.insert(id.as_str().into(), (name, amount));
+        }
+    }
+
+    /// The dashboard's documents: its four top-level keys.
+    pub fn compose(&self) -> Map<String, Value> {
+        let top_customers: Vec<Value> = self
+            .ranking
+            .top(LIMIT)
+            .map(|(_, name, scoring)| json!({"customerName": name, "scoring": scoring}))
+            .collect();
+        let by_count: Vec<Value> = self
+            .tally
+            .top_by_count(LIMIT)
+            .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
+            .collect();
+        let by_volume: Vec<Value> = self
+            .tally
+            .top_by_volume(LIMIT)
+            .map(|(name, sum)| json!({"customerName": name, "incidentVolume": volume(sum)}))
+            .collect();
+        let mut out = Map::new();
+        out.insert("customerCount".into(), json!(self.ranking.len()));
+        out.insert("topCustomers".into(), Value::Array(top_customers));
+        out.insert("customersWithMostIncidents".into(), Value::Array(by_count));
+        out.insert(
+            "customersWithHighestIncidentVolume".into(),
+            Value::Array(by_volume),
+        );
+        out
+    }
+}
+
+/// The dashboard of two whole views, composed from scratch.
 pub fn compose(
     customers: &Map<String, Value>,
     incidents: &Map<String, Value>,
 ) -> Map<String, Value> {
-    let mut ranked: Vec<_> = customers.iter().collect();
-    ranked.sort_by(|a, b| customers::by_rank(*a, *b));
-    let top_customers: Vec<Value> = ranked
-        .into_iter()
-        .take(LIMIT)
-        .map(|(_, c)| json!({"customerName": c.get("name"), "scoring": c.get("scoring")}))
-        .collect();
-
-    let mut per_customer: HashMap<&str, (u64, f64)> = HashMap::new();
-    for incident in incidents.values() {
-        let entry = per_customer
-            .entry(incidents::customer_name(incident))
-            .or_default();
-        entry.0 += 1;
-        entry.1 += incidents::amount(incident);
-    }
-    let by_count = top_by(&per_customer, |(n, _)| *n as f64)
-        .into_iter()
-        .map(|(name, (n, _))| json!({"customerName": name, "numberOfIncidents": n}))
-        .collect();
-    let by_volume = top_by(&per_customer, |(_, sum)| *sum)
-        .into_iter()
-        .map(|(name, (_, sum))| json!({"customerName": name, "incidentVolume": volume(sum)}))
-        .collect();
-
-    let mut out = Map::new();
-    out.insert("customerCount".into(), json!(customers.len()));
-    out.insert("topCustomers".into(), Value::Array(top_customers));
-    out.insert("customersWithMostIncidents".into(), Value::Array(by_count));
-    out.insert(
-        "customersWithHighestIncidentVolume".into(),
-        Value::Array(by_volume),
-    );
-    out
+    let mut composer = Composer::default();
+    composer.load_customers(customers);
+    composer.load_incidents(incidents);
+    composer.compose()
 }
 
-/// A sum as shown: float noise from adding decimals is rounded away (to
-/// 6 places), and a sum past f64's range, which would serialise as null,
-/// is capped.
+/// A sum as shown: float noise is rounded away (to 6 places), and a sum
+/// past f64's range, which would serialise as null, is capped.
 fn volume(sum: f64) -> f64 {
     if !sum.is_finite() {
         return f64::MAX;
@@ -66,22 +137,6 @@ fn volume(sum: f64) -> f64 {
         return (sum * 1e6).round() / 1e6;
     }
     sum
-}
-
-/// The `LIMIT` largest by `key` (descending), ties by name ascending.
-fn top_by<'a>(
-    groups: &HashMap<&'a str, (u64, f64)>,
-    key: impl Fn(&(u64, f64)) -> f64,
-) -> Vec<(&'a str, (u64, f64))> {
-    let mut all: Vec<_> = groups.iter().map(|(n, v)| (*n, *v)).collect();
-    all.sort_by(|a, b| {
-        key(&b.1)
-            .partial_cmp(&key(&a.1))
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| a.0.cmp(b.0))
-    });
-    all.truncate(LIMIT);
-    all
 }
 
 #[cfg(test)]
@@ -110,6 +165,37 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn composing_change_by_change_equals_composing_from_scratch(
+            ops in proptest::collection::vec((0..8usize, 0..6usize, 0..4u8, proptest::bool::ANY), 1..120)
+        ) {
+            let names = ["Ann", "Bob", "Cy", "Dee", "Eve", "Fay"];
+            let amounts = [0.0, 0.1, 250.25, 1e16];
+            let mut c = Map::new();
+            let mut i = Map::new();
+            let mut live = Composer::default();
+            for (slot, name, amount, delete) in ops {
+                let key = format!("k{slot}");
+                let (cp, ip) = if delete {
+                    (json!({&key: null}), json!({&key: null}))
+                } else {
+                    (json!({&key: {"name": names[name], "scoring": slot as i64, "city": "c", "country": "x"}}),
+                     json!({&key: {"amount": amounts[amount as usize], "customerName": names[name], "category": "k"}}))
+                };
+                let mut cv = Value::Object(c);
+                crate::domain::merge::apply(&mut cv, &cp);
+                c = cv.as_object().cloned().unwrap_or_default();
+                let mut iv = Value::Object(i);
+                crate::domain::merge::apply(&mut iv, &ip);
+                i = iv.as_object().cloned().unwrap_or_default();
+                live.patch_customers(cp.as_object().unwrap());
+                live.patch_incidents(ip.as_object().unwrap());
+                proptest::prop_assert_eq!(live.compose(), compose(&c, &i));
+            }
+        }
     }
 
     #[test]

@@ -3,14 +3,13 @@
 //! An incident is `{"amount", "customerName", "category"}` keyed by a UUID.
 //! It refers to a customer by name only; a name with no customer is kept.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value, json};
 
 use super::entity::Kind;
 use super::fields;
 use super::view::View;
 use super::write::Fault;
+use crate::materialized::Index;
 
 const FIELDS: &[&str] = &["amount", "customerName", "category"];
 
@@ -40,10 +39,6 @@ pub fn item(id: &str, doc: &Value) -> Value {
     })
 }
 
-fn summary(id: &str, doc: &Value) -> Value {
-    json!({"id": id, "amount": doc.get("amount"), "customerName": doc.get("customerName")})
-}
-
 pub fn customer_name(doc: &Value) -> &str {
     doc.get("customerName")
         .and_then(Value::as_str)
@@ -55,31 +50,100 @@ pub fn amount(doc: &Value) -> f64 {
 }
 
 /// All incidents, by customer name then id.
-pub fn items(view: &Map<String, Value>) -> Value {
-    let mut all: Vec<_> = view.iter().collect();
-    all.sort_by(|a, b| {
-        customer_name(a.1)
-            .cmp(customer_name(b.1))
-            .then_with(|| a.0.cmp(b.0))
-    });
-    Value::Array(all.into_iter().map(|(id, d)| summary(id, d)).collect())
+/// The incidents' read model, kept current from the view's changes: the
+/// incidents grouped by customer name, each group in id order. Persistent,
+/// so a reader takes it in O(1) and builds its answer outside locks.
+#[derive(Default, Clone)]
+pub struct IncidentIndex {
+    groups: Groups,
 }
 
-/// `{customerName: [incident summaries by id]}`.
-pub fn grouped_by_customer(view: &Map<String, Value>) -> Value {
-    let mut groups: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for (id, doc) in view {
-        groups
-            .entry(customer_name(doc))
-            .or_default()
-            .push(summary(id, doc));
+/// customer name → incident id → amount.
+pub type Groups = imbl::OrdMap<Box<str>, imbl::OrdMap<Box<str>, Value>>;
+
+impl IncidentIndex {
+    pub fn of(view: &Map<String, Value>) -> IncidentIndex {
+        let mut index = IncidentIndex::default();
+        for (id, doc) in view {
+            index.change(id, None, Some(doc));
+        }
+        index
     }
-    Value::Object(
+
+    pub fn change(&mut self, id: &str, old: Option<&Value>, new: Option<&Value>) {
+        if let Some(old) = old {
+            let name = customer_name(old);
+            if let Some(group) = self.groups.get_mut(name) {
+                group.remove(id);
+                if group.is_empty() {
+                    self.groups.remove(name);
+                }
+            }
+        }
+        if let Some(new) = new {
+            let amount = new.get("amount").cloned().unwrap_or(Value::Null);
+            self.groups
+                .entry(customer_name(new).into())
+                .or_default()
+                .insert(id.into(), amount);
+        }
+    }
+
+    pub fn groups(&self) -> Groups {
+        self.groups.clone()
+    }
+}
+
+impl Index for IncidentIndex {
+    fn change(&mut self, key: &str, old: Option<&Value>, new: Option<&Value>) {
+        IncidentIndex::change(self, key, old, new);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Makes the incidents view's index (registered with its view).
+pub fn index() -> Box<dyn Index> {
+    Box::new(IncidentIndex::default())
+}
+
+fn summary_of(name: &str, id: &str, amount: &Value) -> Value {
+    json!({"id": id, "amount": amount, "customerName": name})
+}
+
+/// `GET /incidents/items`: by customer name, then id.
+pub fn items_of(groups: &Groups) -> Value {
+    Value::Array(
         groups
-            .into_iter()
-            .map(|(name, list)| (name.to_string(), Value::Array(list)))
+            .iter()
+            .flat_map(|(name, group)| group.iter().map(move |(id, a)| summary_of(name, id, a)))
             .collect(),
     )
+}
+
+/// `GET /incidents/grouped-by-customer`.
+pub fn grouped_of(groups: &Groups) -> Value {
+    Value::Object(
+        groups
+            .iter()
+            .map(|(name, group)| {
+                let list = group
+                    .iter()
+                    .map(|(id, a)| summary_of(name, id, a))
+                    .collect();
+                (name.to_string(), Value::Array(list))
+            })
+            .collect(),
+    )
+}
+
+pub fn items(view: &Map<String, Value>) -> Value {
+    items_of(&IncidentIndex::of(view).groups)
+}
+
+pub fn grouped_by_customer(view: &Map<String, Value>) -> Value {
+    grouped_of(&IncidentIndex::of(view).groups)
 }
 
 #[cfg(test)]

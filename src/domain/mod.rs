@@ -9,8 +9,18 @@ pub mod fields;
 pub mod incidents;
 pub mod merge;
 pub mod persons;
+pub mod ranking;
 pub mod view;
 pub mod write;
 
 pub use view::View;
 pub use write::{Draft, Fault, Missing, Plan, Source, Write};
+
+/// The read models kept with each view's in-memory copy.
+pub fn indexes(view: View) -> Vec<crate::materialized::MakeIndex> {
+    match view {
+        View::Customers => vec![customers::index],
+        View::Incidents => vec![incidents::index],
+        _ => Vec::new(),
+    }
+}

@@ -14,28 +14,41 @@ use super::error::AppError;
 use super::extract::ApiJson;
 use super::views::written;
 use crate::app::App;
+use crate::domain::customers::CustomerIndex;
 use crate::domain::entity::Kind;
+use crate::domain::incidents::IncidentIndex;
 use crate::domain::{View, customers, fields, incidents};
+use futures_util::future::BoxFuture;
 
 /// What differs between customers and incidents.
 pub struct Entity {
     pub kind: &'static Kind,
     /// `/customers/items`: the collection; items live below it.
     pub items: &'static str,
-    /// The shape of the whole collection.
-    pub list: fn(&serde_json::Map<String, Value>) -> Value,
+    /// The whole collection, from the view's read model.
+    pub list: fn(App) -> BoxFuture<'static, Result<Value, AppError>>,
 }
 
 pub static CUSTOMERS: Entity = Entity {
     kind: &customers::KIND,
     items: "/customers/items",
-    list: customers::items,
+    list: |app| {
+        Box::pin(async move {
+            let list = app.read(View::Customers, CustomerIndex::list).await?;
+            Ok(customers::items_of(&list))
+        })
+    },
 };
 
 pub static INCIDENTS: Entity = Entity {
     kind: &incidents::KIND,
     items: "/incidents/items",
-    list: incidents::items,
+    list: |app| {
+        Box::pin(async move {
+            let groups = app.read(View::Incidents, IncidentIndex::groups).await?;
+            Ok(incidents::items_of(&groups))
+        })
+    },
 };
 
 pub fn routes(e: &'static Entity) -> Router<Served> {
@@ -61,12 +74,12 @@ pub fn routes(e: &'static Entity) -> Router<Served> {
 }
 
 async fn list(app: App, e: &'static Entity) -> Result<Json<Value>, AppError> {
-    Ok(Json((e.list)(&app.snapshot(e.kind.view).await?.docs)))
+    Ok(Json((e.list)(app).await?))
 }
 
 async fn one(app: App, e: &'static Entity, id: String) -> Result<Json<Value>, AppError> {
     let id = fields::uuid(&id)?;
-    match app.store.doc(e.kind.view, id.clone()).await? {
+    match app.doc(e.kind.view, &id).await? {
         Some(doc) => Ok(Json((e.kind.item)(&id, &doc))),
         None => Err(AppError::NotFound(format!("no item with id {id}"))),
     }
@@ -103,14 +116,14 @@ async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, Ap
 }
 
 /// `GET /customers/count`, `/customers/top/{limit}` and
-/// `/incidents/grouped-by-customer`: read models over the cached views.
+/// `/incidents/grouped-by-customer`: read models kept with the views.
 pub fn read_models() -> (Router<Served>, Router<Served>) {
     let customers = Router::new()
         .route(
             "/customers/count",
             get(|State(app): State<App>| async move {
-                let snap = app.snapshot(View::Customers).await?;
-                Ok::<_, AppError>(Json(customers::count(&snap.docs)))
+                let count = app.read(View::Customers, CustomerIndex::count).await?;
+                Ok::<_, AppError>(Json(count))
             }),
         )
         .route(
@@ -118,16 +131,18 @@ pub fn read_models() -> (Router<Served>, Router<Served>) {
             get(
                 |State(app): State<App>, Path(limit): Path<String>| async move {
                     let limit = customers::parse_limit(&limit)?;
-                    let snap = app.snapshot(View::Customers).await?;
-                    Ok::<_, AppError>(Json(customers::top(&snap.docs, limit)))
+                    let top = app
+                        .read(View::Customers, |i: &CustomerIndex| i.top(limit))
+                        .await?;
+                    Ok::<_, AppError>(Json(top))
                 },
             ),
         );
     let incidents = Router::new().route(
         "/incidents/grouped-by-customer",
         get(|State(app): State<App>| async move {
-            let snap = app.snapshot(View::Incidents).await?;
-            Ok::<_, AppError>(Json(incidents::grouped_by_customer(&snap.docs)))
+            let groups = app.read(View::Incidents, IncidentIndex::groups).await?;
+            Ok::<_, AppError>(Json(incidents::grouped_of(&groups)))
         }),
     );
     (customers, incidents)

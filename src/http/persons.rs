@@ -33,7 +33,7 @@ pub async fn create(
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
-    match app.store.doc(View::Persons, id.to_string()).await? {
+    match app.doc(View::Persons, &id.to_string()).await? {
         Some(doc) => Ok(Json(persons::with_id(id, &doc)).into_response()),
         None => Err(AppError::NotFound(format!("no person with id {id}"))),
     }
@@ -60,7 +60,7 @@ pub async fn location(
     State(app): State<App>,
     Path(city): Path<String>,
 ) -> Result<Response, AppError> {
-    match app.store.doc(View::Locations, city.clone()).await? {
+    match app.doc(View::Locations, &city).await? {
         Some(doc) => Ok(Json(doc).into_response()),
         None => Err(AppError::NotFound(format!("no location `{city}`"))),
     }

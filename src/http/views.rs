@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::error::AppError;
 use crate::app::App;
 use crate::domain::View;
+use crate::materialized::PiecesBody;
 use crate::store::Committed;
 use crate::stream::{self, Opened, position};
 
@@ -30,21 +31,50 @@ pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Respon
             let tag = tag.trim();
             tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag.as_str())
         });
+    let gzip = accepts_gzip(&headers);
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (
-            [(header::CONTENT_TYPE, "application/json")],
-            snap.body.clone(),
-        )
-            .into_response()
+        let pieces = snap.body(gzip).await;
+        let mut response = axum::body::Body::new(PiecesBody::new(pieces)).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
     };
     let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(X_REVISION, HeaderValue::from(snap.revision));
     h.insert(X_EPOCH, header_value(app.epoch()));
     h.insert(header::ETAG, header_value(&etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+/// True if the request accepts a gzip body (`Accept-Encoding: gzip`, or
+/// `*`, with a non-zero quality).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,4 +157,25 @@ pub fn written(status: StatusCode, done: Committed, view: View) -> Response {
         .headers_mut()
         .insert(X_REVISION, HeaderValue::from(revision));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_accepted_unless_refused_with_q_zero() {
+        let accepts = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("br, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.000"));
+        assert!(!accepts(""));
+    }
 }

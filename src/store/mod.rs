@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::domain::{View, write::Output};
+use crate::materialized::Chunks;
 
 pub mod postgres;
 pub mod sqlite;
@@ -80,6 +81,11 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, write: crate::domain::Write) -> BoxFuture<'_, Result<Committed, StoreError>>;
 
     fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
+
+    /// The whole view and its revision, read in one transaction, with the
+    /// documents as stored (JSON text, not parsed) in ascending key order:
+    /// how each process loads its in-memory copy at start.
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>>;
 
     fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>>;
 

@@ -28,6 +28,7 @@ use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch
 use crate::domain::View;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
+use crate::materialized::{Chunks, chunks};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -225,6 +226,10 @@ impl Store for SqliteStore {
 
     fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
         Box::pin(self.read(move |conn| read_snapshot(conn, view)))
+    }
+
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>> {
+        Box::pin(self.read(move |conn| scan_view(conn, view)))
     }
 
     fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
@@ -472,6 +477,27 @@ fn read_snapshot(conn: &mut Connection, view: View) -> rusqlite::Result<Snapshot
     }
     tx.commit()?;
     Ok(Snapshot { revision, docs })
+}
+
+fn scan_view(conn: &mut Connection, view: View) -> rusqlite::Result<(u64, Chunks)> {
+    let tx = conn.transaction()?;
+    let revision = read_revision(&tx, view)?;
+    let mut builder = chunks::Builder::default();
+    {
+        // The primary key orders keys bytewise, which is Rust's `str` order.
+        let mut stmt =
+            tx.prepare_cached("SELECT key, doc FROM docs WHERE view = ?1 ORDER BY key")?;
+        let mut rows = stmt.query([view.name()])?;
+        while let Some(row) = rows.next()? {
+            let key = row.get_ref(0)?.as_str()?;
+            let doc = row.get_ref(1)?.as_str()?;
+            builder.push(key, doc).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+            })?;
+        }
+    }
+    tx.commit()?;
+    Ok((revision, builder.finish()))
 }
 
 fn read_events(

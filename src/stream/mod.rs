@@ -21,6 +21,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::app::App;
 use crate::domain::View;
 use crate::hub::Frame;
+use crate::materialized::Pieces;
 use crate::sse;
 use crate::store::{EventsPage, StoreError};
 use position::{Gone, Request, Start};
@@ -54,11 +55,38 @@ pub struct Subscription {
     live: broadcast::Receiver<Arc<Frame>>,
     phase: Phase,
     /// What to send before anything else (snapshot and first page).
-    first: Option<Bytes>,
+    lead: Lead,
     keep_alive: Interval,
     /// Flips to `true` on server shutdown: the stream then ends.
     shutdown: tokio::sync::watch::Receiver<bool>,
     _gauge: Gauge,
+}
+
+/// What a subscription sends before anything else: a snapshot event whose
+/// data is the snapshot's shared body, sent piece by piece, then the
+/// first page of the outbox.
+#[derive(Default)]
+struct Lead {
+    head: Option<Bytes>,
+    /// The body's pieces and how many were sent.
+    body: Option<(Arc<Pieces>, usize)>,
+    rest: Option<Bytes>,
+}
+
+impl Lead {
+    fn next(&mut self) -> Option<Bytes> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        if let Some((pieces, sent)) = &mut self.body {
+            if let Some(part) = pieces.parts.get(*sent) {
+                *sent += 1;
+                return Some(part.clone());
+            }
+            self.body = None;
+        }
+        self.rest.take()
+    }
 }
 
 /// Counts open subscriptions per view for `/metrics`.
@@ -92,12 +120,15 @@ pub fn gone_body(view: View, why: &str, oldest: Option<u64>, current: u64, epoch
 /// Opens a stream of `view` for `request`, or says why it cannot be served.
 pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, StoreError> {
     let live = app.hub.subscribe(view);
+    let mut lead = Lead::default();
     let mut first = BytesMut::new();
     let from = match request.start {
         Start::Snapshot => {
+            // The event shares the snapshot's body with every other reader.
             let snapshot = app.snapshot(view).await?;
-            let body = std::str::from_utf8(&snapshot.body).unwrap_or("{}");
-            first.extend_from_slice(&sse::named("snapshot", Some(snapshot.revision), body));
+            lead.head = Some(sse::head("snapshot", snapshot.revision));
+            lead.body = Some((snapshot.body(false).await, 0));
+            first.extend_from_slice(sse::END);
             snapshot.revision + 1
         }
         Start::From(r) => r,
@@ -125,7 +156,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         next,
         live,
         phase: Phase::Live,
-        first: None,
+        lead: Lead::default(),
         keep_alive: keep_alive(app),
         shutdown: app.shutdown.clone(),
         _gauge: Gauge::new(view),
@@ -134,8 +165,9 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         first.extend_from_slice(&chunk);
     }
     if !first.is_empty() {
-        sub.first = Some(first.freeze());
+        lead.rest = Some(first.freeze());
     }
+    sub.lead = lead;
     Ok(Opened::Stream(Box::new(sub)))
 }
 
@@ -215,8 +247,8 @@ impl Subscription {
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
+        if let Some(chunk) = self.lead.next() {
+            return Some(chunk);
         }
         loop {
             if *self.shutdown.borrow() {

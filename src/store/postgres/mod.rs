@@ -36,6 +36,8 @@ use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch
 use crate::domain::View;
 use crate::domain::write::Write;
 use crate::hub::Hub;
+use crate::materialized::{Chunks, chunks};
+use futures_util::StreamExt;
 use listener::Publisher;
 
 /// Connections per process.
@@ -48,6 +50,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one read.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on reading a whole view (once per process, at start).
+const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct PgStore {
     pool: Pool,
@@ -280,6 +284,43 @@ impl Store for PgStore {
             }
             Ok(Snapshot { revision, docs })
         }))
+    }
+
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>> {
+        Box::pin(async move {
+            let scan = async {
+                let mut client = self.client().await?;
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .await
+                    .map_err(unavailable)?;
+                let revision = tx
+                    .query_opt(sql::REVISION, &[&view.name()])
+                    .await
+                    .map_err(unavailable)?
+                    .map_or(0, |r| r.get::<_, i64>(0) as u64);
+                let rows = tx
+                    .query_raw(sql::SCAN, &[view.name()])
+                    .await
+                    .map_err(unavailable)?;
+                futures_util::pin_mut!(rows);
+                let mut builder = chunks::Builder::default();
+                while let Some(row) = rows.next().await {
+                    let row = row.map_err(unavailable)?;
+                    builder
+                        .push(row.get(0), row.get(1))
+                        .map_err(unavailable_msg)?;
+                }
+                tx.commit().await.map_err(unavailable)?;
+                Ok((revision, builder.finish()))
+            };
+            tokio::time::timeout(SCAN_TIMEOUT, scan)
+                .await
+                .map_err(|_| unavailable_msg("reading the view did not finish in time"))?
+        })
     }
 
     fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {

@@ -88,6 +88,9 @@ pub const SNAPSHOT: &str = "SELECT COALESCE((SELECT revision FROM views WHERE vi
     d.key, d.doc
     FROM (VALUES (1)) AS one(x) LEFT JOIN docs AS d ON d.view = $1";
 
+/// A view's documents in `str` order (bytewise, hence `COLLATE "C"`); the
+/// revision is read in the same transaction.
+pub const SCAN: &str = "SELECT key, doc FROM docs WHERE view = $1 ORDER BY key COLLATE \"C\"";
 /// A page of the outbox with the view's bounds, in one statement.
 pub const EVENTS: &str = "SELECT c.current, o.oldest, e.revision, e.patch
     FROM (SELECT COALESCE((SELECT revision FROM views WHERE view = $1), 0) AS current) AS c

@@ -1,0 +1,248 @@
+//! Ordered read models, kept current change by change (SPEC §10).
+//!
+//! [`Ranking`] orders customers by scoring (descending), then name, then id;
+//! [`Tally`] keeps, per customer name, the number of incidents and their
+//! total amount, ordered both ways. Each change is O(log n) and reading the
+//! first `k` entries is O(k log n), so neither the dashboard nor
+//! `/customers/top/{n}` ever sorts every customer or incident.
+//!
+//! Volumes are summed exactly: amounts below [`HUGE`] in whole millionths
+//! (an `i128`), larger ones kept as they are and added up in one fixed
+//! order. Adding and then removing an amount therefore leaves no float
+//! noise behind, and the total does not depend on the order of changes.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Amounts at or above this are not counted in millionths.
+pub const HUGE: f64 = 1e15;
+
+/// Customers by (scoring desc, name asc, id asc).
+#[derive(Debug, Default, Clone)]
+pub struct Ranking {
+    ranked: BTreeSet<(Reverse<i64>, Box<str>, Box<str>)>,
+}
+
+impl Ranking {
+    pub fn insert(&mut self, id: &str, name: &str, scoring: i64) {
+        self.ranked
+            .insert((Reverse(scoring), name.into(), id.into()));
+    }
+
+    pub fn remove(&mut self, id: &str, name: &str, scoring: i64) {
+        self.ranked
+            .remove(&(Reverse(scoring), name.into(), id.into()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranked.is_empty()
+    }
+
+    /// The best `n` as `(id, name, scoring)`.
+    pub fn top(&self, n: usize) -> impl Iterator<Item = (&str, &str, i64)> {
+        self.ranked
+            .iter()
+            .take(n)
+            .map(|(Reverse(s), name, id)| (&**id, &**name, *s))
+    }
+}
+
+/// An exact sum of non-negative amounts.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Volume {
+    micros: i128,
+    /// Amounts of [`HUGE`] or more, ascending.
+    huge: Vec<f64>,
+}
+
+fn micros(amount: f64) -> i128 {
+    (amount * 1e6).round() as i128
+}
+
+impl Volume {
+    pub fn add(&mut self, amount: f64) {
+        if amount < HUGE {
+            self.micros += micros(amount);
+        } else {
+            let at = self.huge.partition_point(|h| *h < amount);
+            self.huge.insert(at, amount);
+        }
+    }
+
+    pub fn remove(&mut self, amount: f64) {
+        if amount < HUGE {
+            self.micros -= micros(amount);
+        } else if let Some(at) = self.huge.iter().position(|h| *h == amount) {
+            self.huge.remove(at);
+        }
+    }
+
+    /// The total as shown: exact to the millionth, capped at `f64::MAX`
+    /// so that it never serialises as null.
+    pub fn total(&self) -> f64 {
+        let small = self.micros as f64 / 1e6;
+        let sum = self.huge.iter().fold(small, |acc, h| acc + h);
+        if sum.is_finite() { sum } else { f64::MAX }
+    }
+}
+
+/// A total that sorts (f64's total order; totals are never NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Total(f64);
+
+impl Eq for Total {}
+
+impl PartialOrd for Total {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Total {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Group {
+    count: u64,
+    volume: Volume,
+}
+
+/// Incidents per customer name: counts and volumes, each ordered.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    groups: HashMap<Arc<str>, Group>,
+    by_count: BTreeSet<(Reverse<u64>, Arc<str>)>,
+    by_volume: BTreeSet<(Reverse<Total>, Arc<str>)>,
+}
+
+impl Tally {
+    pub fn add(&mut self, name: &str, amount: f64) {
+        self.update(name, |g| {
+            g.count += 1;
+            g.volume.add(amount);
+        });
+    }
+
+    pub fn remove(&mut self, name: &str, amount: f64) {
+        self.update(name, |g| {
+            g.count = g.count.saturating_sub(1);
+            g.volume.remove(amount);
+        });
+    }
+
+    fn update(&mut self, name: &str, f: impl FnOnce(&mut Group)) {
+        let (key, mut group) = match self.groups.remove_entry(name) {
+            Some((key, group)) => {
+                self.by_count
+                    .remove(&(Reverse(group.count), Arc::clone(&key)));
+                self.by_volume
+                    .remove(&(Reverse(Total(group.volume.total())), Arc::clone(&key)));
+                (key, group)
+            }
+            None => (Arc::from(name), Group::default()),
+        };
+        f(&mut group);
+        if group.count == 0 {
+            return;
+        }
+        self.by_count
+            .insert((Reverse(group.count), Arc::clone(&key)));
+        self.by_volume
+            .insert((Reverse(Total(group.volume.total())), Arc::clone(&key)));
+        self.groups.insert(key, group);
+    }
+
+    /// The `n` names with the most incidents, ties by name.
+    pub fn top_by_count(&self, n: usize) -> impl Iterator<Item = (&str, u64)> {
+        self.by_count
+            .iter()
+            .take(n)
+            .map(|(Reverse(c), name)| (&**name, *c))
+    }
+
+    /// The `n` names with the largest volume, ties by name.
+    pub fn top_by_volume(&self, n: usize) -> impl Iterator<Item = (&str, f64)> {
+        self.by_volume
+            .iter()
+            .take(n)
+            .map(|(Reverse(Total(v)), name)| (&**name, *v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn adding_and_removing_leaves_no_float_noise() {
+        let mut v = Volume::default();
+        for a in [0.1, 0.2, 80000.03, 769.7] {
+            v.add(a);
+        }
+        v.remove(0.2);
+        assert_eq!(v.total(), 80769.83);
+        v.add(f64::MAX);
+        v.add(f64::MAX);
+        assert_eq!(v.total(), f64::MAX);
+    }
+
+    #[test]
+    fn a_name_whose_last_incident_goes_disappears() {
+        let mut t = Tally::default();
+        t.add("A", 1.0);
+        t.add("B", 1.0);
+        t.remove("A", 1.0);
+        assert_eq!(t.top_by_count(5).collect::<Vec<_>>(), [("B", 1)]);
+        assert_eq!(t.top_by_volume(5).collect::<Vec<_>>(), [("B", 1.0)]);
+    }
+
+    proptest! {
+        #[test]
+        fn the_tally_always_equals_a_count_from_scratch(
+            ops in proptest::collection::vec((0..6usize, 0..4u8, any::<bool>()), 1..200)
+        ) {
+            let names = ["A", "B", "C", "D", "E", "F"];
+            let amounts = [0.0, 0.1, 2.5, 1e16];
+            let mut t = Tally::default();
+            let mut live: Vec<(usize, f64)> = Vec::new();
+            for (n, a, add) in ops {
+                let amount = amounts[a as usize];
+                if add || live.is_empty() {
+                    t.add(names[n], amount);
+                    live.push((n, amount));
+                } else {
+                    let (n, amount) = live.remove(n % live.len());
+                    t.remove(names[n], amount);
+                }
+            }
+            let mut counts: Vec<(Reverse<u64>, &str)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (Reverse(live.iter().filter(|(n, _)| *n == i).count() as u64), *name))
+                .filter(|(Reverse(c), _)| *c > 0)
+                .collect();
+            counts.sort();
+            let want: Vec<(&str, u64)> = counts.iter().take(3).map(|(Reverse(c), n)| (*n, *c)).collect();
+            prop_assert_eq!(t.top_by_count(3).collect::<Vec<_>>(), want);
+            for (i, name) in names.iter().enumerate() {
+                let mut v = Volume::default();
+                for (_, a) in live.iter().filter(|(n, _)| *n == i) {
+                    v.add(*a);
+                }
+                let got = t.top_by_volume(6).find(|(n, _)| n == name).map(|(_, v)| v);
+                let expected = (v != Volume::default() || live.iter().any(|(n, _)| *n == i)).then(|| v.total());
+                prop_assert_eq!(got, expected);
+            }
+        }
+    }
+}
