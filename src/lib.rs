@@ -107,7 +107,7 @@ pub async fn launch(
     let hub = Arc::new(Hub::new());
     let store = open_store(&settings, Arc::clone(&hub)).await?;
     // The one read of every view; from here on they advance by events.
-    hub.views.load(&*store).await?;
+    hub.views.load(&*store, |view| hub.latest(view)).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = App::new(
         Arc::clone(&store),

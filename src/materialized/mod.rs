@@ -37,7 +37,7 @@ use crate::store::{Store, StoreError};
 
 /// How long a reader waits for the publisher to apply a revision the hub
 /// already announced, before catching up from the outbox itself.
-const PUBLISH_WAIT: Duration = Duration::from_secs(1);
+const PUBLISH_WAIT: Duration = Duration::from_millis(250);
 /// Events read per round trip when catching up.
 const CATCH_UP_PAGE: usize = 1024;
 /// Bodies of views larger than this are built on the blocking pool.
@@ -323,10 +323,17 @@ impl Views {
         self.views.get(&view)
     }
 
-    /// Reads every view from the store: once, at start.
-    pub async fn load(&self, store: &dyn Store) -> Result<(), StoreError> {
-        for m in self.views.values() {
+    /// Reads every view from the store: once, at start. `latest` is what
+    /// the hub knows is committed; events committed (by other processes)
+    /// while a view was read are then taken from the outbox.
+    pub async fn load(
+        &self,
+        store: &dyn Store,
+        latest: impl Fn(View) -> u64,
+    ) -> Result<(), StoreError> {
+        for (view, m) in &self.views {
             m.reload(store).await?;
+            m.catch_up(store, latest(*view)).await?;
         }
         Ok(())
     }
