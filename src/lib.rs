@@ -39,7 +39,8 @@ use app::App;
 use domain::View;
 use hub::Hub;
 use settings::{Database, Service, Settings};
-use store::sqlite::SqliteStore;
+use store::owner::Owner;
+use store::sqlite::{Location, SqliteStore};
 use store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,17 +53,28 @@ pub enum LaunchError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store that the settings name.
-pub async fn open_store(settings: &Settings, hub: Arc<Hub>) -> Result<Arc<dyn Store>, LaunchError> {
+/// Opens the store that the settings name. A SQLite file comes with its
+/// [`Owner`] lock, to be held while the file is served.
+pub async fn open_store(
+    settings: &Settings,
+    hub: Arc<Hub>,
+) -> Result<(Arc<dyn Store>, Option<Owner>), LaunchError> {
     match &settings.db {
         Database::Sqlite(location) => {
+            let owner = match location {
+                Location::File(path) => Some(store::owner::claim(path)?),
+                Location::Memory => None,
+            };
             let location = location.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(&location, hub))
                 .await
                 .map_err(|e| LaunchError::Config(e.to_string()))??;
-            Ok(Arc::new(store))
+            Ok((Arc::new(store), owner))
         }
-        Database::Postgres(url) => Ok(Arc::new(store::postgres::PgStore::open(url, hub).await?)),
+        Database::Postgres(url) => Ok((
+            Arc::new(store::postgres::PgStore::open(url, hub).await?),
+            None,
+        )),
     }
 }
 
@@ -105,7 +117,8 @@ pub async fn launch(
     }
     telemetry::prometheus();
     let hub = Arc::new(Hub::new());
-    let store = open_store(&settings, Arc::clone(&hub)).await?;
+    // Held until this function returns: no other process serves the file.
+    let (store, _owner) = open_store(&settings, Arc::clone(&hub)).await?;
     // The one read of every view; from here on they advance by events.
     hub.views.load(&*store, |view| hub.latest(view)).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

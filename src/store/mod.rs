@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::domain::{View, write::Output};
 use crate::materialized::Chunks;
 
+pub mod owner;
 pub mod postgres;
 pub mod sqlite;
 
