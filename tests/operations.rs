@@ -82,6 +82,7 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
         ("GET", "/person-events"),
         ("GET", "/location-events"),
         ("GET", "/healthz"),
+        ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("GET", "/customers"),

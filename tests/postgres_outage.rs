@@ -195,6 +195,15 @@ async fn scenario() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    // But it is not ready, and says why.
+    let ready = http
+        .get(format!("{}/readyz", a.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], json!("unavailable"), "{ready}");
 
     outage.end().await;
     // Writes recover by themselves (the pool reconnects).
@@ -209,6 +218,12 @@ async fn scenario() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(third, 3, "the refused writes left no trace");
+    let ready = http
+        .get(format!("{}/readyz", a.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
     assert_eq!(revision(&post(&http, &b.base(), "four").await), 4);
     // Both streams continue, gapless: the write on the other process comes
     // through the reconnected LISTEN connection (or its catch-up).

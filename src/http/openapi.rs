@@ -172,7 +172,8 @@ pub fn document(views: &[View]) -> Value {
             json!([])));
     }
     paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
-    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Health, epoch and revisions", "responses": {"200": {"description": "ok"}}}}));
+    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Liveness: the process answers; epoch, revisions and upstreams", "responses": {"200": {"description": "alive"}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "summary": "Readiness: the store answers too", "responses": {"200": {"description": "ready"}, "503": {"description": "the store is unreachable", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"type": "string"}, "error": {"type": "string"}}}}}}}}}));
     paths.insert("/metrics".into(), json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics", "responses": {"200": {"description": "Prometheus text format"}}}}));
     paths.insert("/openapi.json".into(), json!({"get": {"tags": ["operations"], "summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}));
     json!({

@@ -1,8 +1,10 @@
-//! Operations endpoints: health, Prometheus metrics, the OpenAPI document.
+//! Operations endpoints: liveness (`/healthz`: the process answers),
+//! readiness (`/readyz`: the store answers too), Prometheus metrics, the
+//! OpenAPI document.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -30,6 +32,22 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
         }
     }
     Json(health)
+}
+
+/// `GET /readyz`: 200 while the store answers, else 503 with the reason
+/// (the detail goes to the log).
+pub async fn readyz(State(served): State<Served>) -> Response {
+    match served.app.store.ping().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the store does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "error": "the store is unreachable"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 pub async fn metrics() -> Response {

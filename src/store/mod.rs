@@ -98,6 +98,9 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'_, Result<EventsPage, StoreError>>;
 
+    /// Answers `Ok` if the database can be read right now (for `/readyz`).
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Deletes events committed before `cutoff`; answers how many.
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

@@ -245,6 +245,10 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
+    }
+
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {

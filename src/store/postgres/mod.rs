@@ -372,6 +372,14 @@ impl Store for PgStore {
         }))
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(bounded(async move {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await.map_err(unavailable)?;
+            Ok(())
+        }))
+    }
+
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
