@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::client::{Follower, Observer, Options, Transport, ViewCopy};
+use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
 use crate::domain::dashboard::Composer;
 use crate::domain::{View, Write};
 
@@ -60,6 +60,11 @@ impl Upstreams {
             customers: follow(customers, View::Customers, Side::Customers),
             incidents: follow(incidents, View::Incidents, Side::Incidents),
         };
+        tokio::spawn(mark_stale(
+            app.clone(),
+            upstreams.customers.watch_health(),
+            upstreams.incidents.watch_health(),
+        ));
         let shutdown = app.shutdown.clone();
         tokio::spawn(compose_forever(
             app,
@@ -100,6 +105,30 @@ pub fn store_dashboard(docs: Map<String, Value>) -> Write {
         }
         Ok(Value::Null)
     })
+}
+
+/// Keeps the dashboard's stale mark (the `stale`/`fresh` events on its
+/// stream) in step with the followers' health.
+async fn mark_stale(
+    app: App,
+    mut customers: watch::Receiver<Health>,
+    mut incidents: watch::Receiver<Health>,
+) {
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        let lost: Vec<&str> = [("customers", &customers), ("incidents", &incidents)]
+            .into_iter()
+            .filter(|(_, h)| !h.borrow().live)
+            .map(|(name, _)| name)
+            .collect();
+        let mark = (!lost.is_empty()).then(|| json!({ "upstreams": lost }).to_string());
+        app.hub.set_stale(View::Dashboard, mark);
+        tokio::select! {
+            changed = customers.changed() => if changed.is_err() { return },
+            changed = incidents.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::domain::View;
 use crate::materialized::Views;
@@ -32,6 +32,10 @@ pub struct Frame {
 
 struct Channel {
     sender: broadcast::Sender<Arc<Frame>>,
+    /// `Some(data)` while the view is stale (a composed view whose
+    /// upstream is lost): streams send it as a `stale` event, and `fresh`
+    /// when it is `None` again.
+    stale: watch::Sender<Option<String>>,
     /// The newest revision known to be committed. Written only by the
     /// publisher (after commit), read by snapshot caching and health checks.
     latest: AtomicU64,
@@ -57,7 +61,15 @@ impl Hub {
             .map(|view| {
                 let (sender, _) = broadcast::channel(RING);
                 let latest = AtomicU64::new(0);
-                (view, Channel { sender, latest })
+                let stale = watch::channel(None).0;
+                (
+                    view,
+                    Channel {
+                        sender,
+                        stale,
+                        latest,
+                    },
+                )
             })
             .collect();
         let views = Views::new(
@@ -101,6 +113,21 @@ impl Hub {
 
     pub fn subscribe(&self, view: View) -> broadcast::Receiver<Arc<Frame>> {
         self.channel(view).sender.subscribe()
+    }
+
+    /// Marks `view` stale (`Some(data)`, the data of the `stale` event) or
+    /// fresh again (`None`).
+    pub fn set_stale(&self, view: View, stale: Option<String>) {
+        self.channel(view).stale.send_if_modified(|now| {
+            let changed = *now != stale;
+            *now = stale;
+            changed
+        });
+    }
+
+    /// Whether `view` is stale, as a receiver that wakes on every change.
+    pub fn stale(&self, view: View) -> watch::Receiver<Option<String>> {
+        self.channel(view).stale.subscribe()
     }
 
     pub fn latest(&self, view: View) -> u64 {

@@ -330,6 +330,7 @@ async fn demo_data_fills_an_empty_database_and_the_dashboard_at_once() {
 
 #[tokio::test]
 async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_itself() {
+    logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("backends.db");
     let db = db.to_str().unwrap();
@@ -366,6 +367,23 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
     let health = aggregates.get_json("/healthz").await;
     assert_eq!(health["stale"], json!(true));
     assert_eq!(health["upstreams"]["customers"]["stale"], json!(true));
+    // Stream consumers are told too, with a named event that plain
+    // `onmessage` handlers ignore.
+    let marked = stream.next().await.expect("stream ended");
+    assert_eq!(marked.event, "stale", "{marked:?}");
+    let data: Value = serde_json::from_str(&marked.data).unwrap();
+    assert!(
+        data["upstreams"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("customers"))
+    );
+    // And the operator: one warning names the lost upstream.
+    assert!(
+        logs::contains(&["WARN", "lost the upstream", &base]),
+        "no warning about the lost upstream in:\n{}",
+        logs::text()
+    );
 
     let addr = backend.addr;
     drop(backend);
@@ -386,18 +404,87 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
         json!({"customerName": "Bob", "scoring": 9})
     );
     assert_eq!(aggregates.get_json("/healthz").await["stale"], json!(false));
-    // The change arrived on the dashboard stream too, in order.
+    // The change arrived on the dashboard stream too, in order, and so did
+    // the `fresh` mark.
     let mut seen = Vec::new();
-    while seen
-        .last()
-        .map(|(_, p): &(u64, Value)| p.get("customerCount").is_none())
-        .unwrap_or(true)
+    let mut fresh = false;
+    while !fresh
+        || seen
+            .last()
+            .map(|(_, p): &(u64, Value)| p.get("customerCount").is_none())
+            .unwrap_or(true)
     {
-        seen.push(stream.change().await);
+        let e = stream.next().await.expect("stream ended");
+        match e.event.as_str() {
+            "fresh" => fresh = true,
+            // One upstream regained before the other: still stale.
+            "stale" => assert!(!fresh, "stale after fresh: {e:?}"),
+            "message" => seen.push((
+                e.id.parse().unwrap(),
+                serde_json::from_str(&e.data).unwrap(),
+            )),
+            other => panic!("unexpected event {other}: {e:?}"),
+        }
     }
     let revisions: Vec<u64> = seen.iter().map(|(r, _)| *r).collect();
     assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(revisions[0], 2);
+    assert!(
+        logs::contains(&["INFO", "following the upstream again", &base]),
+        "no line about the regained upstream in:\n{}",
+        logs::text()
+    );
+}
+
+/// The log lines of this test binary, captured for assertions.
+mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    static LINES: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(lines) = LINES.get()
+                && let Ok(mut lines) = lines.lock()
+            {
+                lines.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Starts capturing (once per test binary).
+    pub fn capture() {
+        if LINES.set(Mutex::new(Vec::new())).is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_ansi(false)
+                .with_writer(|| Sink)
+                .try_init();
+        }
+    }
+
+    pub fn text() -> String {
+        LINES
+            .get()
+            .and_then(|l| {
+                l.lock()
+                    .ok()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// True if one line holds every one of `parts`.
+    pub fn contains(parts: &[&str]) -> bool {
+        text().lines().any(|l| parts.iter().all(|p| l.contains(p)))
+    }
 }
 
 /// A backend that answers garbage, then 500s: the aggregates service stays

@@ -232,6 +232,46 @@ async fn the_page_goes_stale_while_the_server_is_down_and_starts_over_when_it_re
     drop(server);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_panel_shows_a_lost_backend_as_stale_and_live_again_when_it_returns() {
+    prepare().await;
+    let dir = tempfile::tempdir().unwrap();
+    let backend_args = [
+        "--db",
+        "backends.db",
+        "--services",
+        "customers,incidents",
+        "--demo-data",
+    ];
+    let mut backend = ChildServer::start(&backend_args, dir.path()).await;
+    let addr = backend.addr;
+    let base = backend.base();
+    let aggregates = ChildServer::start(
+        &[
+            "--db",
+            ":memory:",
+            "--services",
+            "aggregates",
+            "--customers-url",
+            &base,
+            "--incidents-url",
+            &base,
+        ],
+        dir.path(),
+    )
+    .await;
+    let mut script = Script::start("upstream.mjs", &[&aggregates.base()]);
+    script.expect("READY").await;
+    backend.kill_9();
+    script.send("KILLED").await;
+    script.expect("STALE").await;
+    drop(backend);
+    let backend = ChildServer::restart_on(addr, &backend_args, dir.path()).await;
+    script.send("RESTARTED").await;
+    script.succeeds().await;
+    drop((backend, aggregates));
+}
+
 #[tokio::test]
 async fn the_page_and_its_assets_come_with_content_types_cache_headers_and_etags() {
     let server = common::spawn_default().await;

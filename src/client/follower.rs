@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::transport::Transport;
 
+/// The health error of a follower that has not connected yet.
+const CONNECTING: &str = "connecting";
+
 /// The local copy of a view.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ViewCopy {
@@ -124,11 +127,12 @@ impl Follower {
         let (copy_tx, copy) = watch::channel(ViewCopy::default());
         let (health_tx, health) = watch::channel(Health {
             live: false,
-            error: Some("connecting".into()),
+            error: Some(CONNECTING.into()),
             bootstraps: 0,
         });
         let source = format!("{}{}", transport.describe(), snapshot_path);
         let run = Run {
+            source: source.clone(),
             transport: Arc::clone(&transport),
             snapshot_path: snapshot_path.to_string(),
             stream_path: stream_path.to_string(),
@@ -222,6 +226,8 @@ enum Ended {
 }
 
 struct Run {
+    /// Where it follows from, for the log.
+    source: String,
     transport: Arc<dyn Transport>,
     snapshot_path: String,
     stream_path: String,
@@ -251,7 +257,10 @@ impl Run {
                 Ended::Dropped(why) => self.stale(why),
                 Ended::Restart(why) => {
                     tracing::info!(source = %self.snapshot_path, reason = %why, "starting over from the snapshot");
-                    self.stale(why);
+                    self.health.send_modify(|h| {
+                        h.live = false;
+                        h.error = Some(why);
+                    });
                     bootstrap = true;
                 }
             }
@@ -261,7 +270,17 @@ impl Run {
     }
 
     fn stale(&self, why: String) {
-        tracing::debug!(source = %self.snapshot_path, reason = %why, "follower not live");
+        // One warning when the upstream is lost (or cannot be reached at
+        // all yet), then quiet retries until it is regained.
+        let first = {
+            let h = self.health.borrow();
+            h.live || h.error.as_deref() == Some(CONNECTING)
+        };
+        if first {
+            tracing::warn!(source = %self.source, reason = %why, "lost the upstream; keeping the last known copy and retrying");
+        } else {
+            tracing::debug!(source = %self.source, reason = %why, "upstream still not reachable");
+        }
         self.health.send_modify(|h| {
             h.live = false;
             h.error = Some(why);
@@ -317,10 +336,19 @@ impl Run {
             410 => return Ended::Restart("410 Gone".into()),
             other => return Ended::Dropped(format!("stream answered {other}")),
         }
+        let regained = self
+            .health
+            .borrow()
+            .error
+            .as_deref()
+            .is_some_and(|e| e != CONNECTING);
         self.health.send_modify(|h| {
             h.live = true;
             h.error = None;
         });
+        if regained {
+            tracing::info!(source = %self.source, "following the upstream again");
+        }
         *backoff = self.options.min_backoff;
         let mut events = reply.body.eventsource();
         loop {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::app::App;
@@ -57,6 +58,8 @@ pub struct Subscription {
     /// What to send before anything else (snapshot and first page).
     lead: Lead,
     keep_alive: Interval,
+    /// Whether the view is stale; a change is sent as `stale` or `fresh`.
+    stale: watch::Receiver<Option<String>>,
     /// Flips to `true` on server shutdown: the stream then ends.
     shutdown: tokio::sync::watch::Receiver<bool>,
     _gauge: Gauge,
@@ -120,6 +123,8 @@ pub fn gone_body(view: View, why: &str, oldest: Option<u64>, current: u64, epoch
 /// Opens a stream of `view` for `request`, or says why it cannot be served.
 pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, StoreError> {
     let live = app.hub.subscribe(view);
+    let mut stale = app.hub.stale(view);
+    let stale_now = stale.borrow_and_update().clone();
     let mut lead = Lead::default();
     let mut first = BytesMut::new();
     let from = match request.start {
@@ -157,12 +162,16 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         live,
         phase: Phase::Live,
         lead: Lead::default(),
+        stale,
         keep_alive: keep_alive(app),
         shutdown: app.shutdown.clone(),
         _gauge: Gauge::new(view),
     };
     if let Some(chunk) = sub.take_page(page) {
         first.extend_from_slice(&chunk);
+    }
+    if let Some(data) = &stale_now {
+        first.extend_from_slice(&sse::named("stale", None, data));
     }
     if !first.is_empty() {
         lead.rest = Some(first.freeze());
@@ -283,6 +292,17 @@ impl Subscription {
                             Err(RecvError::Closed) => return None,
                         },
                         _ = self.keep_alive.tick() => return Some(sse::comment("keep-alive")),
+                        changed = self.stale.changed() => {
+                            if changed.is_err() {
+                                // The hub is gone: nothing more will change.
+                                std::future::pending::<()>().await;
+                            }
+                            let now = self.stale.borrow_and_update().clone();
+                            return Some(match now {
+                                Some(data) => sse::named("stale", None, &data),
+                                None => sse::named("fresh", None, "{}"),
+                            });
+                        }
                     }
                 }
             }

@@ -95,18 +95,26 @@
       this.source = null;
       this.failures = 0;
       this.timer = null;
+      this.state = 'connecting';
+      this.upstreamLost = null;
       this.revisionNode = panel.querySelector('[data-role=revision]');
       this.connNode = panel.querySelector('[data-role=conn]');
     }
 
     setState(state) {
-      this.panel.dataset.state = state;
-      setText(this.connNode, state);
-      this.connNode.title = {
-        connecting: 'loading the snapshot',
-        live: 'following the change stream',
-        stale: 'the stream is down; showing the last state received',
-      }[state];
+      this.state = state;
+      // A live stream of a composed view whose upstream is lost (a `stale`
+      // event, until `fresh`) is shown stale too: its content is old.
+      const shown = state === 'live' && this.upstreamLost ? 'stale' : state;
+      this.panel.dataset.state = shown;
+      setText(this.connNode, shown);
+      this.connNode.title = state === 'live' && this.upstreamLost
+        ? `an upstream service is lost (${this.upstreamLost}); showing the last state it gave`
+        : {
+          connecting: 'loading the snapshot',
+          live: 'following the change stream',
+          stale: 'the stream is down; showing the last state received',
+        }[state];
     }
 
     show(changed) {
@@ -121,6 +129,7 @@
       if (server.epoch) query.set('epoch', server.epoch);
       const source = new EventSource(`${this.streamPath}?${query}`);
       this.source = source;
+      this.upstreamLost = null; // the server says again if it still is
       this.setState(this.model === null ? 'connecting' : 'stale');
 
       source.addEventListener('snapshot', (event) => {
@@ -146,6 +155,21 @@
       });
       source.addEventListener('reset', () => {
         if (source === this.source) this.restart();
+      });
+      source.addEventListener('stale', (event) => {
+        if (source !== this.source) return;
+        let lost = 'upstream';
+        try {
+          const data = JSON.parse(event.data);
+          if (Array.isArray(data.upstreams)) lost = data.upstreams.join(', ');
+        } catch { /* keep the generic word */ }
+        this.upstreamLost = lost;
+        this.setState(this.state);
+      });
+      source.addEventListener('fresh', () => {
+        if (source !== this.source) return;
+        this.upstreamLost = null;
+        this.setState(this.state);
       });
       source.addEventListener('open', () => {
         // A reconnection with Last-Event-ID continues where we were.
