@@ -5,8 +5,10 @@
 //! live frames. Live frames at or below what it already sent are skipped; a
 //! gap or a lag sends it back to the outbox. So it holds at most one page in
 //! memory, never an unbounded queue, and it sees every revision exactly once
-//! and in order. If the outbox no longer has the next event (retention
-//! deleted it), it sends a `reset` event and ends.
+//! and in order. Every event it sends has exactly the revision after the
+//! previous one (SPEC §5, continuity): if the outbox lacks the next event
+//! (retention deleted it, or a hole for any other reason), it sends a
+//! `reset` event and ends instead of skipping ahead.
 
 pub mod position;
 
@@ -197,30 +199,31 @@ impl Subscription {
         axum::body::Body::from_stream(chunks)
     }
 
-    /// Turns an outbox page into frames, or a reset if it has a hole.
+    /// Turns an outbox page into frames. Every event must have exactly the
+    /// revision after the one sent before it; at the first that does not
+    /// (retention deleted it, or the outbox has a hole) the frames so far
+    /// are followed by a `reset` and the stream ends. A short page that
+    /// stops below the current revision is a hole at its end.
     fn take_page(&mut self, page: EventsPage) -> Option<Bytes> {
-        let starts_right = page.events.first().map(|e| e.revision == self.next);
-        match starts_right {
-            None if self.next <= page.current => Some(self.reset(page.oldest, page.current)),
-            None => {
-                self.phase = Phase::Live;
-                None
+        let mut buf = BytesMut::new();
+        for event in &page.events {
+            if event.revision != self.next {
+                let reset = self.reset(page.oldest, page.current);
+                buf.extend_from_slice(&reset);
+                return Some(buf.freeze());
             }
-            Some(false) => Some(self.reset(page.oldest, page.current)),
-            Some(true) => {
-                let mut buf = BytesMut::new();
-                for event in &page.events {
-                    sse::put_change(&mut buf, event.revision, &event.patch);
-                    self.next = event.revision + 1;
-                }
-                self.phase = if page.events.len() < PAGE {
-                    Phase::Live
-                } else {
-                    Phase::CatchUp
-                };
-                Some(buf.freeze())
-            }
+            sse::put_change(&mut buf, event.revision, &event.patch);
+            self.next += 1;
         }
+        if page.events.len() >= PAGE {
+            self.phase = Phase::CatchUp;
+        } else if self.next <= page.current {
+            let reset = self.reset(page.oldest, page.current);
+            buf.extend_from_slice(&reset);
+        } else {
+            self.phase = Phase::Live;
+        }
+        (!buf.is_empty()).then(|| buf.freeze())
     }
 
     /// `first` and any next frames already waiting in the ring, as one
@@ -247,10 +250,16 @@ impl Subscription {
         }
     }
 
+    /// Ends the stream with a `reset`: revision `next` cannot be sent.
     fn reset(&mut self, oldest: Option<u64>, current: u64) -> Bytes {
         self.phase = Phase::Done;
         metrics::counter!("duality_stream_resets_total", "view" => self.view.name()).increment(1);
-        let why = "this subscriber fell behind retention; reload the snapshot";
+        let why = if oldest.is_none_or(|o| self.next < o) {
+            "this subscriber fell behind retention; reload the snapshot"
+        } else {
+            tracing::warn!(view = %self.view, revision = self.next, "the outbox lacks a revision; resetting the stream");
+            "the outbox lacks the next revision; reload the snapshot"
+        };
         let body = gone_body(self.view, why, oldest, current, self.app.epoch());
         sse::named("reset", None, &body)
     }
