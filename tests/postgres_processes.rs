@@ -395,6 +395,102 @@ async fn the_aggregates_service_composes_the_dashboard_on_every_process() {
     assert_eq!(fold(json!({}), &patches), expected);
 }
 
+/// Every view's outbox in the database at `url`, read directly:
+/// (view, oldest, newest, how many events, the view's current revision).
+async fn outboxes(url: &str) -> Vec<(String, Option<i64>, Option<i64>, i64, i64)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT v.view, MIN(e.revision), MAX(e.revision), COUNT(e.revision), v.revision
+             FROM views AS v LEFT JOIN events AS e ON e.view = v.view
+             GROUP BY v.view, v.revision ORDER BY v.view",
+            &[],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = driver.await;
+    rows.iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_in_two_processes_whose_clocks_differ_by_an_hour_deletes_only_prefixes() {
+    let url = pg::shared().database().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Trims every 5 s; an hour-old event is long expired, a new one is not.
+    let args = ["--db", url.as_str(), "--retention", "20s"];
+    let behind = ChildServer::start_with_clock(Some("-1h"), &args, dir.path()).await;
+    let on_time = ChildServer::start(&args, dir.path()).await;
+    let http = client();
+    let post = |base: String, name: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/persons"))
+                .json(&json!({"name": name, "city": "Oslo"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    // The process an hour behind writes first, then both take turns: to
+    // the process on time, every other event looks an hour old.
+    for i in 0..5 {
+        post(behind.base(), format!("B{i}")).await;
+    }
+    for i in 0..10 {
+        post(on_time.base(), format!("T{i}")).await;
+        post(behind.base(), format!("B{}", i + 5)).await;
+    }
+    // Retention runs in both: the leading old-looking events go.
+    bounded("the first trim", async {
+        while outboxes(&url)
+            .await
+            .iter()
+            .all(|o| o.1.is_none_or(|oldest| oldest <= 5))
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let all = outboxes(&url).await;
+    for (view, oldest, newest, count, current) in &all {
+        if let (Some(oldest), Some(newest)) = (oldest, newest) {
+            assert_eq!(
+                (*count, *newest),
+                (newest - oldest + 1, *current),
+                "{view}: a contiguous range ending at the current revision: {all:?}"
+            );
+        }
+    }
+    let persons = all.iter().find(|o| o.0 == "persons").unwrap();
+    assert_eq!(persons.4, 25);
+    assert!(persons.3 > 0, "the events on time are kept: {all:?}");
+    // And each process streams what is left without a gap.
+    for server in [&on_time, &behind] {
+        let r = bounded(
+            "stream",
+            http.get(format!("{}/person-events", server.base())).send(),
+        )
+        .await
+        .unwrap();
+        let mut sse = Sse::new(r);
+        let first = bounded("a change", sse.change()).await.0;
+        assert!(first >= persons.1.unwrap() as u64);
+        for want in first + 1..=25 {
+            assert_eq!(bounded("a change", sse.change()).await.0, want);
+        }
+    }
+}
+
 /// `duality serve --db URL` with nothing else; answers (success, stderr).
 fn serve_and_exit(url: &str) -> (bool, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

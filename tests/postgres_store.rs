@@ -82,6 +82,39 @@ impl Db {
         };
         (store, hub)
     }
+
+    /// Runs SQL on the database behind the stores' backs.
+    async fn sql(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(self.file.as_ref().unwrap()).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            Backend::Postgres => {
+                let url = self.url.as_deref().unwrap();
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(connection);
+                client.batch_execute(sql).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            }
+        }
+    }
+
+    /// Sets the commit time of some persons events, as writers whose clocks
+    /// disagree would have stamped them.
+    async fn stamp(&self, revisions: &[u64], at: SystemTime) {
+        let list: Vec<String> = revisions.iter().map(u64::to_string).collect();
+        self.sql(&format!(
+            "UPDATE events SET created_ms = {} WHERE view = 'persons' AND revision IN ({})",
+            duality::store::unix_ms(at),
+            list.join(", ")
+        ))
+        .await;
+    }
 }
 
 /// Runs each behaviour on both backends, as `sqlite::NAME` and
@@ -115,6 +148,8 @@ on_both_backends!(
     a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result,
     event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds,
     trimming_deletes_old_events_but_never_the_view_or_its_revision,
+    trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said,
+    trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_event,
     the_epoch_belongs_to_the_database_and_survives_reopening,
     concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_events,
     refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact,
@@ -410,6 +445,72 @@ async fn trimming_deletes_old_events_but_never_the_view_or_its_revision(b: Backe
     assert_eq!(next.revision(View::Persons), 4);
     let page = store.events(View::Persons, 0, 100).await.unwrap();
     assert_eq!((page.oldest, page.current), (Some(4), 4));
+}
+
+/// The retained persons revisions: (oldest, newest, current), after
+/// checking that they are exactly one contiguous range ending at current.
+async fn retained(store: &dyn Store) -> (Option<u64>, u64) {
+    let page = store.events(View::Persons, 0, 10_000).await.unwrap();
+    let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
+    let expected: Vec<u64> = match page.oldest {
+        Some(oldest) => (oldest..=page.current).collect(),
+        None => Vec::new(),
+    };
+    assert_eq!(revisions, expected, "a contiguous range ending at current");
+    (page.oldest, page.current)
+}
+
+async fn trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for i in 0..8 {
+        store.write(create(&format!("P{i}"), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let cutoff = now - Duration::from_secs(3600);
+    let long_ago = now - Duration::from_secs(7200);
+    // Another writer, two hours behind, committed every other revision.
+    db.stamp(&[1, 2, 4, 5, 7], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 2, "1 and 2; 3 is young");
+    assert_eq!(retained(&*store).await, (Some(3), 8));
+
+    db.stamp(&[3], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 3, "3, 4 and 5");
+    assert_eq!(retained(&*store).await, (Some(6), 8));
+
+    // A clock stepped back: the newest event looks older than one before it.
+    db.stamp(&[8], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 0, "6 is young");
+    assert_eq!(retained(&*store).await, (Some(6), 8));
+
+    db.stamp(&[6], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 3);
+    assert_eq!(retained(&*store).await, (None, 8));
+    let persons = store.snapshot(View::Persons).await.unwrap();
+    assert_eq!((persons.revision, persons.docs.len()), (8, 8));
+}
+
+async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_event(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let batch = duality::store::trim::BATCH;
+    let (total, young) = (2 * batch + batch / 2, 2 * batch + 7);
+    let now = duality::store::unix_ms(SystemTime::now());
+    // Old events, one young one past two whole batches, old ones after it.
+    db.sql(&format!(
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {total})
+         INSERT INTO events (view, revision, patch, created_ms)
+         SELECT 'persons', n, '{{}}', CASE WHEN n = {young} THEN {now} ELSE 0 END FROM s;
+         INSERT INTO views (view, revision) VALUES ('persons', {total})
+         ON CONFLICT (view) DO UPDATE SET revision = excluded.revision;"
+    ))
+    .await;
+    let cutoff = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.trim(cutoff).await.unwrap(), young - 1);
+    let page = store.events(View::Persons, 0, 2).await.unwrap();
+    assert_eq!(page.oldest, Some(young));
+    assert_eq!(page.events[0].revision, young);
+    assert_eq!(page.current, total);
 }
 
 async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {

@@ -17,6 +17,7 @@ use crate::materialized::Chunks;
 pub mod owner;
 pub mod postgres;
 pub mod sqlite;
+pub mod trim;
 
 /// A stored event: the merge patch that took the view to `revision`.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +102,9 @@ pub trait Store: Send + Sync + 'static {
     /// Answers `Ok` if the database can be read right now (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// Deletes events committed before `cutoff`; answers how many.
+    /// Deletes, per view, the events before the oldest one committed at or
+    /// after `cutoff` by its writer's clock: a prefix of the view's
+    /// revisions, never a hole (see [`trim`](crate::store::trim)). Answers how many.
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 

@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, unix_ms};
+use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (view, revision)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms);
+DROP INDEX IF EXISTS events_by_time;
 ";
 
 /// Where the database lives.
@@ -252,14 +252,48 @@ impl Store for SqliteStore {
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
-            self.on_writer(move |conn| {
-                conn.execute("DELETE FROM events WHERE created_ms < ?1", [cutoff])
-                    .map(|n| n as u64)
-            })
-            .await?
-            .map_err(unavailable)
+            let mut deleted = 0;
+            for view in View::ALL {
+                // One batch per job: writes run between the batches.
+                loop {
+                    let (n, more) = self
+                        .on_writer(move |conn| trim_batch(conn, view, cutoff))
+                        .await?
+                        .map_err(unavailable)?;
+                    deleted += n;
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            Ok(deleted)
         })
     }
+}
+
+/// Deletes a prefix of the view's oldest [`trim::BATCH`] events (see
+/// [`trim`](super::trim)); answers how many and whether another batch may be due.
+fn trim_batch(conn: &mut Connection, view: View, cutoff: i64) -> rusqlite::Result<(u64, bool)> {
+    let head = conn
+        .prepare_cached(
+            "SELECT MIN(CASE WHEN created_ms >= ?2 THEN revision END), MAX(revision), COUNT(*)
+             FROM (SELECT revision, created_ms FROM events WHERE view = ?1
+                   ORDER BY revision LIMIT ?3)",
+        )?
+        .query_row(params![view.name(), cutoff, trim::BATCH as i64], |r| {
+            Ok(trim::Head {
+                young: r.get::<_, Option<i64>>(0)?.map(|v| v as u64),
+                last: r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                count: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+    let Some(below) = head.delete_below() else {
+        return Ok((0, false));
+    };
+    let deleted = conn
+        .prepare_cached("DELETE FROM events WHERE view = ?1 AND revision < ?2")?
+        .execute(params![view.name(), below as i64])?;
+    Ok((deleted as u64, head.more(trim::BATCH)))
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {

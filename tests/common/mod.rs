@@ -191,6 +191,13 @@ pub struct ChildServer {
 impl ChildServer {
     /// `duality serve ARGS` on a free port; retries if the port was taken.
     pub async fn start(args: &[&str], dir: &Path) -> ChildServer {
+        ChildServer::start_with_clock(None, args, dir).await
+    }
+
+    /// Like [`ChildServer::start`], with the process's wall clock shifted
+    /// by `shift` (for example `-1h`) through Debian's `faketime`; its
+    /// monotonic clock is left alone.
+    pub async fn start_with_clock(shift: Option<&str>, args: &[&str], dir: &Path) -> ChildServer {
         for _ in 0..5 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -198,7 +205,7 @@ impl ChildServer {
                 .unwrap()
                 .port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            if let Some(child) = ChildServer::start_on(addr, args, dir).await {
+            if let Some(child) = ChildServer::launch(addr, shift, args, dir).await {
                 return child;
             }
         }
@@ -207,8 +214,28 @@ impl ChildServer {
 
     /// `duality serve --listen ADDR ARGS`; `None` if it exits at start.
     pub async fn start_on(addr: SocketAddr, args: &[&str], dir: &Path) -> Option<ChildServer> {
+        ChildServer::launch(addr, None, args, dir).await
+    }
+
+    async fn launch(
+        addr: SocketAddr,
+        shift: Option<&str>,
+        args: &[&str],
+        dir: &Path,
+    ) -> Option<ChildServer> {
         let log = dir.join(format!("server-{}-{}.log", addr.port(), std::process::id()));
-        let child = Command::new(env!("CARGO_BIN_EXE_duality"))
+        let binary = env!("CARGO_BIN_EXE_duality");
+        let mut command = match shift {
+            None => Command::new(binary),
+            Some(shift) => {
+                let mut faketime = Command::new("faketime");
+                faketime
+                    .args(["-f", shift, binary])
+                    .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                faketime
+            }
+        };
+        let child = command
             .args(["serve", "--listen", &addr.to_string()])
             .args(args)
             .current_dir(dir)
@@ -217,7 +244,9 @@ impl ChildServer {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("start the duality binary");
+            .unwrap_or_else(|e| {
+                panic!("start the duality binary (a shifted clock needs Debian's `faketime`): {e}")
+            });
         let mut child = ChildServer { child, addr, log };
         let client = reqwest::Client::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
-use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, unix_ms};
+use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
 use crate::domain::write::Write;
 use crate::hub::Hub;
@@ -231,6 +231,43 @@ impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         pooled(&self.pool).await
     }
+
+    /// One transaction of a trim: deletes a prefix of the view's oldest
+    /// [`trim::BATCH`] events (see [`trim`](super::trim)) and answers how
+    /// many and whether another batch may be due; `None` if another process
+    /// holds the trim lock (one process trims at a time, the others skip).
+    async fn trim_batch(&self, view: View, cutoff: i64) -> Result<Option<(u64, bool)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let mine: bool = tx
+            .query_one(sql::TRY_TRIM_LOCK, &[&sql::TRIM_LOCK])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if !mine {
+            return Ok(None);
+        }
+        let batch = trim::BATCH as i64;
+        let row = tx
+            .query_one(sql::TRIM_HEAD, &[&view.name(), &cutoff, &batch])
+            .await
+            .map_err(unavailable)?;
+        let head = trim::Head {
+            young: row.get::<_, Option<i64>>(0).map(|v| v as u64),
+            last: row.get::<_, Option<i64>>(1).map(|v| v as u64),
+            count: row.get::<_, i64>(2) as u64,
+        };
+        let Some(below) = head.delete_below() else {
+            return Ok(Some((0, false)));
+        };
+        let below = i64::try_from(below).unwrap_or(i64::MAX);
+        let deleted = tx
+            .execute(sql::TRIM_BELOW, &[&view.name(), &below])
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some((deleted, head.more(trim::BATCH))))
+    }
 }
 
 /// Bounds a read in time: a database that stopped answering is a 503.
@@ -383,26 +420,23 @@ impl Store for PgStore {
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
-            tokio::time::timeout(READ_TIMEOUT, async {
-                let mut client = pooled(&self.pool).await?;
-                let tx = client.transaction().await.map_err(unavailable)?;
-                // One process trims at a time; the others skip this round.
-                // Their streams notice deleted events in the outbox.
-                let mine: bool = tx
-                    .query_one(sql::TRY_TRIM_LOCK, &[&sql::TRIM_LOCK])
-                    .await
-                    .map_err(unavailable)?
-                    .get(0);
-                if !mine {
-                    return Ok(0);
+            let mut deleted = 0;
+            for view in View::ALL {
+                loop {
+                    let batch = tokio::time::timeout(READ_TIMEOUT, self.trim_batch(view, cutoff))
+                        .await
+                        .map_err(|_| unavailable_msg("trimming did not finish in time"))??;
+                    let Some((n, more)) = batch else {
+                        // Another process is trimming; it does the rest.
+                        return Ok(deleted);
+                    };
+                    deleted += n;
+                    if !more {
+                        break;
+                    }
                 }
-                let stmt = tx.prepare_cached(sql::TRIM).await.map_err(unavailable)?;
-                let deleted = tx.execute(&stmt, &[&cutoff]).await.map_err(unavailable)?;
-                tx.commit().await.map_err(unavailable)?;
-                Ok(deleted)
-            })
-            .await
-            .map_err(|_| unavailable_msg("trimming did not finish in time"))?
+            }
+            Ok(deleted)
         })
     }
 }

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision BIGINT NOT NULL, patch TEXT NOT NULL,
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (view, revision));
-CREATE INDEX IF NOT EXISTS events_by_time ON events (created_ms);
+DROP INDEX IF EXISTS events_by_time;
 INSERT INTO meta (key, value) VALUES ('epoch', '{epoch}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('schema', '{version}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO views (view, revision) VALUES {views} ON CONFLICT (view) DO NOTHING;
@@ -108,4 +108,12 @@ pub const EVENTS_AFTER: &str = "SELECT revision, patch FROM events
 
 pub const TRY_TRIM_LOCK: &str = "SELECT pg_try_advisory_xact_lock($1)";
 
-pub const TRIM: &str = "DELETE FROM events WHERE created_ms < $1";
+/// A view's oldest events (at most `$3`), read along the primary key: the
+/// first stamped at or after the cutoff `$2`, the last, and how many.
+pub const TRIM_HEAD: &str = "SELECT MIN(CASE WHEN created_ms >= $2 THEN revision END),
+    MAX(revision), COUNT(*)
+    FROM (SELECT revision, created_ms FROM events WHERE view = $1
+          ORDER BY revision LIMIT $3) AS head";
+
+/// Deletes a prefix of a view's revisions.
+pub const TRIM_BELOW: &str = "DELETE FROM events WHERE view = $1 AND revision < $2";
