@@ -10,7 +10,10 @@
 //! into the minimal merge patch, or no event at all. Bursts coalesce: the
 //! composer always reads the newest copies. Nothing is composed until both
 //! copies have loaded once, so after a restart with a backend down the
-//! dashboard keeps its last stored state, marked stale.
+//! dashboard keeps its last stored state, marked stale. Each write records
+//! the backend revisions it was composed from and is refused if the stored
+//! dashboard is newer, so processes sharing a database never move it
+//! backwards ([`composed_from`](crate::domain::composed_from)).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +23,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
+use crate::domain::composed_from::{Basis, Position};
 use crate::domain::dashboard::Composer;
 use crate::domain::{View, Write};
 
@@ -36,7 +40,7 @@ impl Upstreams {
         incidents: Arc<dyn Transport>,
         options: Options,
     ) -> Arc<Upstreams> {
-        let composer = Arc::new(Mutex::new(Composer::default()));
+        let composer = Arc::new(Mutex::new(Composing::default()));
         // The followers keep no copy: the composer keeps the few fields it
         // composes from, so memory does not grow with the backends' views.
         let options = Options {
@@ -97,13 +101,21 @@ impl Upstreams {
     }
 }
 
-/// The write that makes the stored dashboard equal `docs`.
-pub fn store_dashboard(docs: Map<String, Value>) -> Write {
+/// The write that makes the stored dashboard equal `docs`, composed from
+/// the backend positions `basis`. It writes nothing (no event) if the
+/// stored dashboard was composed from newer positions (see
+/// [`composed_from`](crate::domain::composed_from)); its output says
+/// whether it wrote.
+pub fn store_dashboard(docs: Map<String, Value>, basis: Basis) -> Write {
     Write::new(&[View::Dashboard], move |d| {
+        if basis.is_older_than(&Basis::recorded(d)?) {
+            return Ok(Value::Bool(false));
+        }
+        basis.record(d);
         for (key, doc) in &docs {
             d.put(View::Dashboard, key.clone(), doc.clone())?;
         }
-        Ok(Value::Null)
+        Ok(Value::Bool(true))
     })
 }
 
@@ -131,6 +143,27 @@ async fn mark_stale(
     }
 }
 
+/// The composer and the backend positions its read models reflect, under
+/// one lock: a composition and the basis recorded with it always match.
+#[derive(Default)]
+struct Composing {
+    composer: Composer,
+    customers: Option<Position>,
+    incidents: Option<Position>,
+}
+
+impl Composing {
+    /// The dashboard and what it was composed from, once both backends
+    /// have loaded.
+    fn compose(&self) -> Option<(Map<String, Value>, Basis)> {
+        let basis = Basis {
+            customers: self.customers?,
+            incidents: self.incidents?,
+        };
+        Some((self.composer.compose(), basis))
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Side {
     Customers,
@@ -140,27 +173,38 @@ enum Side {
 /// Feeds one backend's changes into the shared composer, before the
 /// follower's watchers (the compose loop) wake.
 struct Feed {
-    composer: Arc<Mutex<Composer>>,
+    composer: Arc<Mutex<Composing>>,
     side: Side,
 }
 
 impl Feed {
-    fn with(&self, f: impl FnOnce(&mut Composer)) {
-        let mut composer = self.composer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut composer);
+    /// Applies `f` to the composer and moves this side's position to
+    /// `revision` (of `epoch`, or of the epoch it had), in one lock.
+    fn with(&self, revision: u64, epoch: Option<&str>, f: impl FnOnce(&mut Composer)) {
+        let mut composing = self.composer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut composing.composer);
+        let position = match self.side {
+            Side::Customers => &mut composing.customers,
+            Side::Incidents => &mut composing.incidents,
+        };
+        *position = match (epoch, *position) {
+            (Some(epoch), _) => Some(Position::new(epoch, revision)),
+            (None, Some(known)) => Some(Position { revision, ..known }),
+            (None, None) => None,
+        };
     }
 }
 
 impl Observer for Feed {
-    fn loaded(&self, view: &Map<String, Value>) {
-        self.with(|c| match self.side {
+    fn loaded(&self, view: &Map<String, Value>, revision: u64, epoch: &str) {
+        self.with(revision, Some(epoch), |c| match self.side {
             Side::Customers => c.load_customers(view),
             Side::Incidents => c.load_incidents(view),
         });
     }
 
-    fn patched(&self, patch: &Map<String, Value>) {
-        self.with(|c| match self.side {
+    fn patched(&self, patch: &Map<String, Value>, revision: u64) {
+        self.with(revision, None, |c| match self.side {
             Side::Customers => c.patch_customers(patch),
             Side::Incidents => c.patch_incidents(patch),
         });
@@ -169,7 +213,7 @@ impl Observer for Feed {
 
 async fn compose_forever(
     app: App,
-    composer: Arc<Mutex<Composer>>,
+    composer: Arc<Mutex<Composing>>,
     mut customers: watch::Receiver<ViewCopy>,
     mut incidents: watch::Receiver<ViewCopy>,
     mut shutdown: watch::Receiver<bool>,
@@ -180,18 +224,29 @@ async fn compose_forever(
             let i = incidents.borrow_and_update();
             let ready = c.loaded && i.loaded;
             drop((c, i));
-            ready.then(|| {
-                let composer = composer.lock().unwrap_or_else(|p| p.into_inner());
-                composer.compose()
-            })
+            if ready {
+                let composing = composer.lock().unwrap_or_else(|p| p.into_inner());
+                composing.compose()
+            } else {
+                None
+            }
         };
-        if let Some(docs) = composed
-            && let Err(e) = app.write(store_dashboard(docs)).await
-        {
-            tracing::warn!(error = %e, "could not store the dashboard; retrying");
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+        if let Some((docs, basis)) = composed {
+            match app.write(store_dashboard(docs, basis)).await {
+                Ok(committed) if committed.output == Value::Bool(false) => {
+                    metrics::counter!("duality_dashboard_stale_compositions_total").increment(1);
+                    tracing::debug!(
+                        "a newer dashboard is stored; this composition was not written"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not store the dashboard; retrying");
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
             }
         }
         tokio::select! {
@@ -199,5 +254,43 @@ async fn compose_forever(
             changed = incidents.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::write::MemorySource;
+
+    fn at(customers: u64, incidents: u64) -> Basis {
+        Basis {
+            customers: Position::new("c", customers),
+            incidents: Position::new("i", incidents),
+        }
+    }
+
+    fn volume(v: u64) -> Map<String, Value> {
+        let mut docs = Map::new();
+        docs.insert("volume".into(), json!(v));
+        docs
+    }
+
+    #[test]
+    fn a_composition_from_older_revisions_writes_nothing_and_a_newer_one_writes() {
+        let mut store = MemorySource::default();
+        let (out, plan) = store.run(&store_dashboard(volume(30), at(1, 3))).unwrap();
+        assert_eq!((out, plan.changes.len()), (json!(true), 1));
+
+        let (out, plan) = store.run(&store_dashboard(volume(20), at(1, 2))).unwrap();
+        assert_eq!(out, json!(false));
+        assert!(plan.changes.is_empty() && plan.counters.is_empty());
+        assert_eq!(store.view(View::Dashboard), json!({"volume": 30}));
+
+        let (out, plan) = store.run(&store_dashboard(volume(40), at(1, 4))).unwrap();
+        assert_eq!(
+            (out, plan.revision(View::Dashboard)),
+            (json!(true), Some(2))
+        );
+        assert_eq!(store.view(View::Dashboard), json!({"volume": 40}));
     }
 }

@@ -395,6 +395,87 @@ async fn the_aggregates_service_composes_the_dashboard_on_every_process() {
     assert_eq!(fold(json!({}), &patches), expected);
 }
 
+/// A customer's incident volume on a folded dashboard (0 if not listed).
+fn volume_of(dashboard: &Value, customer: &str) -> f64 {
+    dashboard["customersWithHighestIncidentVolume"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["customerName"] == customer)
+        .map_or(0.0, |e| e["incidentVolume"].as_f64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_composing_processes_never_move_a_customers_incident_volume_backwards() {
+    let url = pg::shared().database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = serve(&url, dir.path(), &[]).await;
+    let b = serve(&url, dir.path(), &[]).await;
+    let http = client();
+    let r = http
+        .post(format!("{}/customers/items", a.base()))
+        .json(&json!({"name": "Acme", "city": "Rome", "country": "IT", "scoring": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut dashboards = [
+        follow(&http, &a.base(), "/aggregates/dashboard-events").await,
+        follow(&http, &b.base(), "/aggregates/dashboard-events").await,
+    ];
+
+    // Concurrent writers on both processes, positive amounts only.
+    const WRITERS: usize = 6;
+    const EACH: usize = 40;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (http, base) = (http.clone(), [a.base(), b.base()][w % 2].clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let amount = (1 + (w * EACH + i) % 7) as f64;
+                let r = http
+                    .post(format!("{base}/incidents/items"))
+                    .json(&json!({"amount": amount, "customerName": "Acme", "category": "x"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        }));
+    }
+    for t in tasks {
+        bounded("writers", t).await.unwrap();
+    }
+    let total: f64 = (0..WRITERS * EACH).map(|n| (1 + n % 7) as f64).sum();
+
+    for (dashboard, process) in dashboards.iter_mut().zip(["A", "B"]) {
+        let (mut folded, mut volume, mut revision) = (json!({}), 0.0, 0);
+        let mut volumes = Vec::new();
+        while volume < total {
+            let e = bounded("the dashboard stream", dashboard.next())
+                .await
+                .expect("the dashboard stream ended");
+            if e.event == "stale" || e.event == "fresh" {
+                continue;
+            }
+            assert_eq!(e.event, "message", "{e:?}");
+            let r: u64 = e.id.parse().unwrap();
+            assert_eq!(r, revision + 1, "gapless on {process}");
+            revision = r;
+            let patch: Value = serde_json::from_str(&e.data).unwrap();
+            json_patch::merge(&mut folded, &patch);
+            let now = volume_of(&folded, "Acme");
+            volumes.push(now);
+            assert!(
+                now >= volume,
+                "the volume went from {volume} back to {now} on {process}: {volumes:?}"
+            );
+            volume = now;
+        }
+        assert_eq!(volume, total, "{process}");
+    }
+}
+
 /// Every view's outbox in the database at `url`, read directly:
 /// (view, oldest, newest, how many events, the view's current revision).
 async fn outboxes(url: &str) -> Vec<(String, Option<i64>, Option<i64>, i64, i64)> {

@@ -46,10 +46,11 @@ pub struct Health {
 /// Told every change a follower applies, in order, before the copy's
 /// watchers wake: read models kept beside (or instead of) the copy.
 pub trait Observer: Send + Sync + 'static {
-    /// The copy was loaded from a snapshot (first, or starting over).
-    fn loaded(&self, view: &Map<String, Value>);
-    /// The merge patch of the next revision was applied.
-    fn patched(&self, patch: &Map<String, Value>);
+    /// The copy was loaded from a snapshot (first, or starting over) at
+    /// `revision` of the history `epoch`.
+    fn loaded(&self, view: &Map<String, Value>, revision: u64, epoch: &str);
+    /// The merge patch of the next revision, `revision`, was applied.
+    fn patched(&self, patch: &Map<String, Value>, revision: u64);
 }
 
 #[derive(Debug, Clone)]
@@ -302,7 +303,7 @@ impl Run {
             let mut doc: Map<String, Value> = serde_json::from_slice(&body)
                 .map_err(|e| format!("snapshot is not a JSON object: {e}"))?;
             if let Some(observer) = &self.observer {
-                observer.loaded(&doc);
+                observer.loaded(&doc, revision, &epoch);
             }
             if !self.options.keep_copy {
                 doc = Map::new();
@@ -382,7 +383,7 @@ impl Run {
                 return Ended::Restart(format!("event {revision} does not follow {at}"));
             }
             if let Some(observer) = &self.observer {
-                observer.patched(&patch);
+                observer.patched(&patch, revision);
             }
             let keep = self.options.keep_copy;
             self.copy.send_modify(|copy| {

@@ -1,6 +1,7 @@
 //! Pure domain logic: what a write does to each view, merge-patch diffs, and
 //! dashboard composition. Nothing here does I/O.
 
+pub mod composed_from;
 pub mod customers;
 pub mod dashboard;
 pub mod demo;

@@ -49,7 +49,8 @@ impl From<Missing> for Fault {
 /// Read access to committed state, as seen inside the writing transaction.
 pub trait Source {
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
-    /// The next value the named id counter will hand out (1 if never used).
+    /// The named counter (1 if never set); an id counter holds the next id
+    /// it will hand out.
     fn counter(&self, name: &str) -> Result<u64, Missing>;
     fn revision(&self, view: View) -> Result<u64, Missing>;
 }
@@ -140,12 +141,25 @@ impl<'s> Draft<'s> {
 
     /// Hands out the next id of a counter; ids are never handed out twice.
     pub fn next_id(&mut self, counter: &str) -> Result<u64, Fault> {
-        let next = match self.counters.get(counter) {
-            Some(n) => *n,
-            None => self.source.counter(counter)?,
-        };
+        let next = self.counter(counter)?;
         self.counters.insert(counter.to_string(), next + 1);
         Ok(next)
+    }
+
+    /// A counter's value as this write sees it (1 if never set).
+    pub fn counter(&self, name: &str) -> Result<u64, Fault> {
+        match self.counters.get(name) {
+            Some(n) => Ok(*n),
+            None => Ok(self.source.counter(name)?),
+        }
+    }
+
+    /// Sets a counter that is not an id counter: a number kept with the
+    /// views, committed with the write's documents (see
+    /// [`composed_from`](super::composed_from)). Id counters only move
+    /// through [`Draft::next_id`].
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.counters.insert(name.to_string(), value);
     }
 }
 
@@ -164,7 +178,7 @@ pub struct ViewChange {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub changes: Vec<ViewChange>,
-    /// New values of id counters (the next id each will hand out).
+    /// New values of counters (an id counter: the next id it hands out).
     pub counters: Vec<(String, u64)>,
     /// The revision of every declared view after the write (changed or not).
     pub revisions: Vec<(View, u64)>,
