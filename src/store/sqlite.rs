@@ -255,15 +255,14 @@ impl Store for SqliteStore {
             let mut deleted = 0;
             for view in View::ALL {
                 // One batch per job: writes run between the batches.
-                loop {
-                    let (n, more) = self
-                        .on_writer(move |conn| trim_batch(conn, view, cutoff))
+                let mut from = Some(0);
+                while let Some(start) = from {
+                    let (n, next) = self
+                        .on_writer(move |conn| trim_batch(conn, view, cutoff, start))
                         .await?
                         .map_err(unavailable)?;
                     deleted += n;
-                    if !more {
-                        break;
-                    }
+                    from = next;
                 }
             }
             Ok(deleted)
@@ -271,29 +270,38 @@ impl Store for SqliteStore {
     }
 }
 
-/// Deletes a prefix of the view's oldest [`trim::BATCH`] events (see
-/// [`trim`](super::trim)); answers how many and whether another batch may be due.
-fn trim_batch(conn: &mut Connection, view: View, cutoff: i64) -> rusqlite::Result<(u64, bool)> {
+/// Deletes a prefix of the view's oldest [`trim::BATCH`] events from
+/// revision `from` on (see [`trim`](super::trim)); answers how many, and
+/// where the next batch starts if one may be due.
+fn trim_batch(
+    conn: &mut Connection,
+    view: View,
+    cutoff: i64,
+    from: u64,
+) -> rusqlite::Result<(u64, Option<u64>)> {
     let head = conn
         .prepare_cached(
             "SELECT MIN(CASE WHEN created_ms >= ?2 THEN revision END), MAX(revision), COUNT(*)
-             FROM (SELECT revision, created_ms FROM events WHERE view = ?1
+             FROM (SELECT revision, created_ms FROM events WHERE view = ?1 AND revision >= ?4
                    ORDER BY revision LIMIT ?3)",
         )?
-        .query_row(params![view.name(), cutoff, trim::BATCH as i64], |r| {
-            Ok(trim::Head {
-                young: r.get::<_, Option<i64>>(0)?.map(|v| v as u64),
-                last: r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
-                count: r.get::<_, i64>(2)? as u64,
-            })
-        })?;
+        .query_row(
+            params![view.name(), cutoff, trim::BATCH as i64, from as i64],
+            |r| {
+                Ok(trim::Head {
+                    young: r.get::<_, Option<i64>>(0)?.map(|v| v as u64),
+                    last: r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?;
     let Some(below) = head.delete_below() else {
-        return Ok((0, false));
+        return Ok((0, None));
     };
     let deleted = conn
         .prepare_cached("DELETE FROM events WHERE view = ?1 AND revision < ?2")?
         .execute(params![view.name(), below as i64])?;
-    Ok((deleted as u64, head.more(trim::BATCH)))
+    Ok((deleted as u64, head.next_from(trim::BATCH)))
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {

@@ -17,7 +17,8 @@
 /// Events a store reads and deletes per statement while trimming.
 pub const BATCH: u64 = 10_000;
 
-/// A view's oldest `BATCH` (or fewer) events, summarised by one query.
+/// A view's oldest `BATCH` (or fewer) events from some revision on,
+/// summarised by one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {
     /// The lowest revision among them stamped at or after the cutoff.
@@ -38,9 +39,16 @@ impl Head {
         }
     }
 
-    /// True if the whole batch was old and full: the next one may be too.
-    pub fn more(&self, batch: u64) -> bool {
-        self.young.is_none() && self.count >= batch
+    /// Where the next batch starts if the whole batch was old and full
+    /// (the next one may be too). Starting there, not at the view's start,
+    /// skips what this batch deleted: PostgreSQL's index still holds those
+    /// entries until vacuum.
+    pub fn next_from(&self, batch: u64) -> Option<u64> {
+        if self.young.is_none() && self.count >= batch {
+            self.delete_below()
+        } else {
+            None
+        }
     }
 }
 
@@ -57,7 +65,7 @@ mod tests {
             count: 7,
         };
         assert_eq!(head.delete_below(), Some(6));
-        assert!(!head.more(7));
+        assert_eq!(head.next_from(7), None);
     }
 
     #[test]
@@ -68,8 +76,12 @@ mod tests {
             count: 10,
         };
         assert_eq!(head.delete_below(), Some(13));
-        assert!(head.more(10));
-        assert!(!head.more(11), "a short batch was the whole outbox");
+        assert_eq!(head.next_from(10), Some(13));
+        assert_eq!(
+            head.next_from(11),
+            None,
+            "a short batch was the whole outbox"
+        );
     }
 
     #[test]
@@ -80,6 +92,6 @@ mod tests {
             count: 0,
         };
         assert_eq!(head.delete_below(), None);
-        assert!(!head.more(BATCH));
+        assert_eq!(head.next_from(BATCH), None);
     }
 }

@@ -233,10 +233,16 @@ impl PgStore {
     }
 
     /// One transaction of a trim: deletes a prefix of the view's oldest
-    /// [`trim::BATCH`] events (see [`trim`](super::trim)) and answers how
-    /// many and whether another batch may be due; `None` if another process
-    /// holds the trim lock (one process trims at a time, the others skip).
-    async fn trim_batch(&self, view: View, cutoff: i64) -> Result<Option<(u64, bool)>, StoreError> {
+    /// [`trim::BATCH`] events from revision `from` on (see
+    /// [`trim`](super::trim)) and answers how many, and where the next batch
+    /// starts if one may be due; `None` if another process holds the trim
+    /// lock (one process trims at a time, the others skip).
+    async fn trim_batch(
+        &self,
+        view: View,
+        cutoff: i64,
+        from: u64,
+    ) -> Result<Option<(u64, Option<u64>)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
         let mine: bool = tx
@@ -248,8 +254,9 @@ impl PgStore {
             return Ok(None);
         }
         let batch = trim::BATCH as i64;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
         let row = tx
-            .query_one(sql::TRIM_HEAD, &[&view.name(), &cutoff, &batch])
+            .query_one(sql::TRIM_HEAD, &[&view.name(), &cutoff, &batch, &from])
             .await
             .map_err(unavailable)?;
         let head = trim::Head {
@@ -258,7 +265,7 @@ impl PgStore {
             count: row.get::<_, i64>(2) as u64,
         };
         let Some(below) = head.delete_below() else {
-            return Ok(Some((0, false)));
+            return Ok(Some((0, None)));
         };
         let below = i64::try_from(below).unwrap_or(i64::MAX);
         let deleted = tx
@@ -266,7 +273,7 @@ impl PgStore {
             .await
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
-        Ok(Some((deleted, head.more(trim::BATCH))))
+        Ok(Some((deleted, head.next_from(trim::BATCH))))
     }
 }
 
@@ -422,18 +429,18 @@ impl Store for PgStore {
         Box::pin(async move {
             let mut deleted = 0;
             for view in View::ALL {
-                loop {
-                    let batch = tokio::time::timeout(READ_TIMEOUT, self.trim_batch(view, cutoff))
+                let mut from = Some(0);
+                while let Some(start) = from {
+                    let batch = self.trim_batch(view, cutoff, start);
+                    let batch = tokio::time::timeout(READ_TIMEOUT, batch)
                         .await
                         .map_err(|_| unavailable_msg("trimming did not finish in time"))??;
-                    let Some((n, more)) = batch else {
+                    let Some((n, next)) = batch else {
                         // Another process is trimming; it does the rest.
                         return Ok(deleted);
                     };
                     deleted += n;
-                    if !more {
-                        break;
-                    }
+                    from = next;
                 }
             }
             Ok(deleted)

@@ -108,11 +108,12 @@ pub const EVENTS_AFTER: &str = "SELECT revision, patch FROM events
 
 pub const TRY_TRIM_LOCK: &str = "SELECT pg_try_advisory_xact_lock($1)";
 
-/// A view's oldest events (at most `$3`), read along the primary key: the
-/// first stamped at or after the cutoff `$2`, the last, and how many.
+/// A view's oldest events from revision `$4` on (at most `$3`), read along
+/// the primary key: the first stamped at or after the cutoff `$2`, the
+/// last, and how many.
 pub const TRIM_HEAD: &str = "SELECT MIN(CASE WHEN created_ms >= $2 THEN revision END),
     MAX(revision), COUNT(*)
-    FROM (SELECT revision, created_ms FROM events WHERE view = $1
+    FROM (SELECT revision, created_ms FROM events WHERE view = $1 AND revision >= $4
           ORDER BY revision LIMIT $3) AS head";
 
 /// Deletes a prefix of a view's revisions.
