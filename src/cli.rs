@@ -53,6 +53,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    // Every connection is a file descriptor: allow as many as permitted.
+    crate::net::fds::raise_limit();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;

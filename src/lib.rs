@@ -22,6 +22,7 @@ pub mod domain;
 pub mod http;
 pub mod hub;
 pub mod materialized;
+pub mod net;
 pub mod retention;
 pub mod settings;
 pub mod sse;
@@ -100,13 +101,27 @@ fn backend(
     Ok(Arc::new(http))
 }
 
+/// Refuses open writes on an address other machines can reach, unless the
+/// operator said so (SPEC §9).
+fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(), LaunchError> {
+    if addr.ip().is_loopback() || !settings.write_token.is_empty() || settings.open_writes {
+        return Ok(());
+    }
+    Err(LaunchError::Config(format!(
+        "refusing to serve open writes on {addr}, which is not a loopback address: \
+         give --write-token TOKEN, or --open-writes to let anyone who reaches it write"
+    )))
+}
+
 /// Serves `settings` on `listener` until `shutdown` completes; open streams
-/// end when it does, so the server stops promptly.
+/// end when it does, and connections still open `--shutdown-grace` later
+/// are closed, so the server stops in bounded time.
 pub async fn launch(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
+    check_exposure(&settings, listener.local_addr()?)?;
     let services = &settings.services;
     let owns_backends =
         services.contains(Service::Customers) && services.contains(Service::Incidents);
@@ -135,7 +150,7 @@ pub async fn launch(
     let upstreams = if services.contains(Service::Aggregates) {
         let mut local_services = services.clone();
         local_services.0.retain(|s| *s != Service::Aggregates);
-        let local = http::router(app.clone(), &local_services, None, &[]);
+        let local = http::router(app.clone(), &local_services, None, &http::Edge::default());
         let customers = backend(
             &settings,
             Service::Customers,
@@ -159,17 +174,32 @@ pub async fn launch(
         None
     };
     let trimmer = retention::spawn(store, settings.retention, stopped);
-    let router = http::router(app, services, upstreams, &settings.cors_origin);
-    tracing::info!(addr = %listener.local_addr()?, db = %settings.db, services = ?services.0, "serving");
-    // A make-service shares one route table by all connections; serving the
-    // router itself would copy it for every connection (tens of KiB each).
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: ending open streams");
-            let _ = stop.send(true);
-        })
-        .await?;
-    let _ = trimmer.await;
+    let edge = http::Edge::from_settings(&settings);
+    let router = http::router(app, services, upstreams, &edge);
+    let limits = net::Limits {
+        max_connections: settings
+            .max_connections
+            .unwrap_or_else(|| net::fds::default_max_connections(net::fds::current_limit())),
+        header_timeout: settings.header_timeout,
+        grace: settings.shutdown_grace,
+    };
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        db = %settings.db,
+        services = ?services.0,
+        max_connections = limits.max_connections,
+        writes = if settings.write_token.is_empty() { "open" } else { "token" },
+        reads = if settings.read_token.is_empty() { "open" } else { "token" },
+        "serving"
+    );
+    net::serve(listener, router, limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down: ending open streams");
+        let _ = stop.send(true);
+    })
+    .await?;
+    // The trimmer stops with the streams; a store that hangs cannot hold
+    // the process past the grace either.
+    let _ = tokio::time::timeout(settings.shutdown_grace, trimmer).await;
     Ok(())
 }

@@ -76,6 +76,40 @@ pub struct Settings {
     /// How often an idle stream sends a keep-alive comment.
     #[arg(long, env = "DUALITY_KEEP_ALIVE", default_value = "15s", value_parser = parse_duration)]
     pub keep_alive: Duration,
+
+    /// Let pages on the `--cors-origin` origins write too (POST, PATCH,
+    /// PUT, DELETE), not only read.
+    #[arg(long, env = "DUALITY_CORS_ALLOW_WRITES")]
+    pub cors_allow_writes: bool,
+
+    /// Writes need `Authorization: Bearer TOKEN` (comma list: every token
+    /// listed is valid, for rotation).
+    #[arg(long, env = "DUALITY_WRITE_TOKEN", value_delimiter = ',', value_parser = parse_token, hide_env_values = true)]
+    pub write_token: Vec<Token>,
+
+    /// Snapshots and streams need a token too (a read or a write token);
+    /// streams also take it as `?access_token=`.
+    #[arg(long, env = "DUALITY_READ_TOKEN", value_delimiter = ',', value_parser = parse_token, hide_env_values = true)]
+    pub read_token: Vec<Token>,
+
+    /// Serve writes without a token on a non-loopback address.
+    #[arg(long, env = "DUALITY_OPEN_WRITES")]
+    pub open_writes: bool,
+
+    /// Connections served at once; past it a new connection gets `503`
+    /// (default: three quarters of the file-descriptor limit).
+    #[arg(long, env = "DUALITY_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
+
+    /// A connection must send a whole request header within this time,
+    /// also between requests of a keep-alive connection, or it is closed.
+    #[arg(long, env = "DUALITY_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long requests and streams may take to end
+    /// before the remaining connections are closed.
+    #[arg(long, env = "DUALITY_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl Settings {
@@ -91,8 +125,48 @@ impl Settings {
             demo_data: false,
             cors_origin: Vec::new(),
             keep_alive: Duration::from_secs(15),
+            cors_allow_writes: false,
+            write_token: Vec::new(),
+            read_token: Vec::new(),
+            open_writes: false,
+            max_connections: None,
+            header_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// A bearer token. Its `Debug` form hides the value, so settings can be
+/// logged without leaking it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+/// A token as an `Authorization: Bearer` header carries it: 1 to 1024
+/// visible ASCII characters, no spaces or commas.
+pub fn parse_token(raw: &str) -> Result<Token, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("a token must not be empty".into());
+    }
+    if raw.len() > 1024 {
+        return Err("a token must be at most 1024 characters".into());
+    }
+    if !raw.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+        return Err("a token must be visible ASCII without spaces or commas".into());
+    }
+    Ok(Token(raw.to_string()))
 }
 
 /// An origin as browsers send it (`https://example.com:8080`), or `*`.
@@ -320,6 +394,21 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_visible_ascii_and_never_shown() {
+        let token = parse_token(" s3cret-token ").unwrap();
+        assert_eq!(token.as_bytes(), b"s3cret-token");
+        assert!(!format!("{token:?}").contains("s3cret"));
+        for bad in ["", "  ", "a b", "tab\there", "\u{e9}t\u{e9}"] {
+            assert!(parse_token(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["duality", "--write-token", "one,two", "--read-token", "r"])
+            .unwrap();
+        assert_eq!(cli.serve.write_token.len(), 2);
+        assert_eq!(cli.serve.read_token.len(), 1);
+        assert!(Cli::try_parse_from(["duality", "--max-connections", "0"]).is_err());
+    }
+
+    #[test]
     fn bare_duality_means_serve_with_defaults() {
         let cli = Cli::try_parse_from(["duality"]).unwrap();
         assert!(cli.command.is_none());
@@ -329,5 +418,7 @@ mod tests {
             Database::Sqlite(Location::File("duality.db".into()))
         );
         assert_eq!(cli.serve.retention, Duration::from_secs(3600));
+        assert_eq!(cli.serve.shutdown_grace, Duration::from_secs(10));
+        assert!(cli.serve.write_token.is_empty() && !cli.serve.open_writes);
     }
 }

@@ -3,6 +3,8 @@
 //! endpoints, the operations endpoints and the shared middleware.
 
 pub mod aggregates;
+pub mod auth;
+pub mod cors;
 pub mod entities;
 pub mod error;
 pub mod extract;
@@ -16,11 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
 use tower_http::compression::CompressionLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -80,40 +81,51 @@ async fn not_found() -> AppError {
     AppError::NotFound("no such route".into())
 }
 
-/// The router for `services`, over `app`.
-/// Lets pages on `origins` read snapshots and streams, and see the
-/// headers that carry revisions.
-pub fn cors(origins: &[String]) -> CorsLayer {
-    let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static(views::X_REVISION),
-            HeaderName::from_static(views::X_EPOCH),
-        ])
-        .expose_headers([
-            header::ETAG,
-            header::LOCATION,
-            HeaderName::from_static(views::X_REVISION),
-            HeaderName::from_static(views::X_EPOCH),
-            HeaderName::from_static("x-stale"),
-        ]);
-    if origins.iter().any(|o| o == "*") {
-        return layer.allow_origin(AllowOrigin::any());
-    }
-    let list: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
-    layer.allow_origin(AllowOrigin::list(list))
+/// What the router checks before any handler: tokens and origins.
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    pub tokens: auth::Tokens,
+    pub cors: cors::Cors,
 }
 
+impl Edge {
+    pub fn from_settings(settings: &crate::settings::Settings) -> Self {
+        Edge {
+            tokens: auth::Tokens {
+                write: settings.write_token.clone(),
+                read: settings.read_token.clone(),
+            },
+            cors: cors::Cors {
+                origins: settings.cors_origin.clone(),
+                allow_writes: settings.cors_allow_writes,
+            },
+        }
+    }
+}
+
+/// The span of one request in the logs, with any token in the query
+/// redacted.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %auth::redacted(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// The router for `services`, over `app`, behind `edge`.
 pub fn router(
     app: App,
     services: &Services,
     upstreams: Option<Arc<Upstreams>>,
-    cors_origins: &[String],
+    edge: &Edge,
 ) -> Router {
     let views = served_views(services);
+    let guard = Arc::new(auth::Guard {
+        tokens: edge.tokens.clone(),
+        streams: views.iter().map(|v| v.stream_path()).collect(),
+    });
     let mut router = Router::new();
     for &view in &views {
         let snapshot = match view {
@@ -161,8 +173,13 @@ pub fn router(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        .layer(cors(cors_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(guard, auth::guard))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(edge.cors.clone()),
+            cors::refuse_foreign_writes,
+        ))
+        .layer(cors::layer(&edge.cors))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(Served {
             app,
             views: Arc::new(views),

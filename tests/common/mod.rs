@@ -205,7 +205,7 @@ impl ChildServer {
                 .unwrap()
                 .port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            if let Some(child) = ChildServer::launch(addr, shift, args, dir).await {
+            if let Some(child) = ChildServer::launch(addr, shift, args, dir, "warn").await {
                 return child;
             }
         }
@@ -214,7 +214,17 @@ impl ChildServer {
 
     /// `duality serve --listen ADDR ARGS`; `None` if it exits at start.
     pub async fn start_on(addr: SocketAddr, args: &[&str], dir: &Path) -> Option<ChildServer> {
-        ChildServer::launch(addr, None, args, dir).await
+        ChildServer::launch(addr, None, args, dir, "warn").await
+    }
+
+    /// As [`ChildServer::start_on`], logging with `RUST_LOG=rust_log`.
+    pub async fn start_logging(
+        addr: SocketAddr,
+        args: &[&str],
+        dir: &Path,
+        rust_log: &str,
+    ) -> Option<ChildServer> {
+        ChildServer::launch(addr, None, args, dir, rust_log).await
     }
 
     async fn launch(
@@ -222,6 +232,7 @@ impl ChildServer {
         shift: Option<&str>,
         args: &[&str],
         dir: &Path,
+        rust_log: &str,
     ) -> Option<ChildServer> {
         let log = dir.join(format!("server-{}-{}.log", addr.port(), std::process::id()));
         let binary = env!("CARGO_BIN_EXE_duality");
@@ -239,7 +250,7 @@ impl ChildServer {
             .args(["serve", "--listen", &addr.to_string()])
             .args(args)
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -286,6 +297,15 @@ impl ChildServer {
 
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `kill -9`: no graceful shutdown, no chance to flush anything.
