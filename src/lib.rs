@@ -23,6 +23,7 @@ pub mod http;
 pub mod hub;
 pub mod materialized;
 pub mod net;
+pub mod printable;
 pub mod retention;
 pub mod settings;
 pub mod sse;

@@ -4,7 +4,8 @@
 //! `X-Revision`), then follows it with the crate's [`Follower`] and redraws
 //! on every change: in place on a terminal, as a new block otherwise. Flat
 //! views (every document an object of scalars) print as a table, others as
-//! pretty JSON.
+//! pretty JSON. Stored text is printed with its control characters
+//! escaped ([`crate::printable`]), so it cannot drive the terminal.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -14,6 +15,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use crate::client::{Follower, Options, ViewCopy};
+use crate::printable;
 
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
@@ -30,13 +32,17 @@ pub struct WatchArgs {
 /// Renders a view: a header line, then a table or pretty JSON.
 pub fn render(name: &str, copy: &ViewCopy, live: bool) -> String {
     let state = if live { "live" } else { "stale, reconnecting" };
-    let mut out = format!("{name} @ revision {} ({state})\n", copy.revision);
+    let mut out = format!(
+        "{} @ revision {} ({state})\n",
+        printable::escaped(name),
+        copy.revision
+    );
     match table(&copy.doc) {
         Some(table) => out.push_str(&table),
         None => {
             let pretty =
                 serde_json::to_string_pretty(&Value::Object(copy.doc.clone())).unwrap_or_default();
-            out.push_str(&pretty);
+            out.push_str(&printable::json_escaped(&pretty));
             out.push('\n');
         }
     }
@@ -45,7 +51,7 @@ pub fn render(name: &str, copy: &ViewCopy, live: bool) -> String {
 
 fn scalar(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(printable::escaped(s)),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
@@ -71,12 +77,12 @@ pub fn table(doc: &Map<String, Value>) -> Option<String> {
     });
     let mut rows = vec![
         std::iter::once("key".to_string())
-            .chain(columns.iter().cloned())
+            .chain(columns.iter().map(|c| printable::escaped(c)))
             .collect::<Vec<_>>(),
     ];
     for key in keys {
         let fields = &doc[key];
-        let mut row = vec![key.clone()];
+        let mut row = vec![printable::escaped(key)];
         for c in &columns {
             row.push(fields.get(c).and_then(scalar).unwrap_or_default());
         }
@@ -219,6 +225,27 @@ mod tests {
         let text = render("dashboard", &c, false);
         assert!(text.starts_with("dashboard @ revision 1 (stale, reconnecting)\n{\n"));
         assert!(text.contains("\"customerCount\": 2"));
+    }
+
+    #[test]
+    fn stored_control_characters_are_escaped_in_tables_and_json() {
+        let evil = "\u{1b}]0;pwned\u{7}";
+        let flat = copy(
+            json!({"1": {"name": evil, evil: "x"}, evil: {"name": "k"}}),
+            2,
+        );
+        let nested = copy(
+            json!({"top": [{"customerName": format!("{evil}\u{9b}2J")}]}),
+            3,
+        );
+        for text in [render("persons", &flat, true), render(evil, &nested, true)] {
+            assert!(
+                !text.chars().any(|c| c.is_control() && c != '\n'),
+                "{text:?}"
+            );
+        }
+        assert!(render("persons", &flat, true).contains("\\u{1b}]0;pwned\\u{7}"));
+        assert!(render("d", &nested, true).contains("\\u001b]0;pwned\\u0007\\u009b2J"));
     }
 
     #[test]

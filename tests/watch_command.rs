@@ -120,3 +120,56 @@ async fn watch_refuses_an_unreachable_server_and_a_url_that_is_not_a_view() {
         assert!(err.contains(message), "{url}: {err}");
     }
 }
+
+/// True if `text` holds a character a terminal could act on (other than
+/// the line breaks of the layout).
+fn has_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c))
+}
+
+#[tokio::test]
+async fn watch_escapes_control_characters_that_clients_stored() {
+    let server = spawn_default().await;
+    let evil = "\u{1b}]0;pwned\u{7}";
+    server
+        .post(
+            "/persons",
+            json!({"name": evil, "city": "\u{9b}2J\u{202e}"}),
+        )
+        .await;
+    let customer = json!({"name": evil, "city": "x", "country": "y", "scoring": 10});
+    assert_eq!(
+        server.post("/customers/items", customer).await.status(),
+        201
+    );
+    // The dashboard (printed as JSON) shows the customer once composed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .get("/aggregates/dashboard")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("pwned")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dashboard not composed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for path in ["/persons", "/aggregates/dashboard"] {
+        let url = server.url(path);
+        let out = tokio::task::spawn_blocking(move || watch(&[&url, "--once"]))
+            .await
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("pwned"), "{text}");
+        assert!(
+            !has_controls(&text),
+            "{path} printed raw controls: {text:?}"
+        );
+    }
+}
