@@ -36,6 +36,7 @@ pub fn raise_limit() -> Option<u64> {
             }
         }
     }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
     Some(limit.rlim_cur as u64)
 }
 
@@ -53,6 +54,7 @@ pub fn current_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit only writes the struct we pass.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every unix
     ok.then_some(limit.rlim_cur as u64)
 }
 
