@@ -95,6 +95,55 @@ async fn the_page_shows_api_writes_live_without_a_reload_and_logs_no_errors() {
     server.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_for_a_token_when_the_server_wants_one() {
+    prepare().await;
+    let tokens = |list: &[&str]| {
+        list.iter()
+            .map(|t| duality::settings::parse_token(t).unwrap())
+            .collect()
+    };
+    let write_only = spawn(Settings {
+        write_token: tokens(&["page-write-token"]),
+        ..Settings::ephemeral()
+    })
+    .await;
+    let guarded = spawn(Settings {
+        write_token: tokens(&["page-write-token"]),
+        read_token: tokens(&["page-read-token"]),
+        ..Settings::ephemeral()
+    })
+    .await;
+    let runs = [
+        (&write_only, vec!["write", "page-write-token"]),
+        (
+            &guarded,
+            vec!["read", "page-read-token", "page-write-token"],
+        ),
+    ];
+    for (server, args) in runs {
+        let run = Command::new("node")
+            .arg("token.mjs")
+            .arg(server.url(""))
+            .args(&args)
+            .current_dir(scripts())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(120), run)
+            .await
+            .expect("the browser check did not finish within 120 s")
+            .expect("run node token.mjs");
+        assert!(
+            out.status.success(),
+            "the token check ({}) failed ({}):\n{}",
+            args[0],
+            out.status,
+            text(&out)
+        );
+    }
+}
+
 /// A node script on pipes, spoken to line by line.
 struct Script {
     child: Child,

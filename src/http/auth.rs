@@ -19,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::settings::Token;
@@ -29,6 +29,23 @@ use crate::settings::Token;
 pub struct Tokens {
     pub write: Vec<Token>,
     pub read: Vec<Token>,
+}
+
+/// Which requests need a token: what `/healthz` tells the page, so that
+/// it can ask for one before it is refused.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Needs {
+    pub read: bool,
+    pub write: bool,
+}
+
+impl Tokens {
+    pub fn needs(&self) -> Needs {
+        Needs {
+            read: !self.read.is_empty(),
+            write: !self.write.is_empty(),
+        }
+    }
 }
 
 /// What the guard middleware needs.

@@ -43,6 +43,8 @@ pub struct Served {
     pub views: Arc<Vec<View>>,
     /// The aggregates service's followers, if it runs here.
     pub upstreams: Option<Arc<Upstreams>>,
+    /// Which requests need a token (shown in `/healthz` for the page).
+    pub tokens: auth::Needs,
 }
 
 impl FromRef<Served> for App {
@@ -184,5 +186,6 @@ pub fn router(
             app,
             views: Arc::new(views),
             upstreams,
+            tokens: edge.tokens.needs(),
         })
 }

@@ -22,6 +22,7 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
         "status": "ok",
         "epoch": app.epoch(),
         "revisions": views,
+        "tokens": served.tokens,
     });
     if let Some(upstreams) = &served.upstreams {
         let stale = upstreams.stale();

@@ -63,13 +63,88 @@
 
   // --------------------------------------------------------------- server
 
-  const server = { epoch: null };
+  // `tokens`: which requests the server wants a token for (from /healthz).
+  const server = { epoch: null, tokens: { read: false, write: false } };
+
+  // ---------------------------------------------------------------- token
+
+  // A server started with --write-token (and maybe --read-token) wants a
+  // bearer token. The page asks for one when it is needed (a write was
+  // answered 401, or /healthz says reads need one), keeps it for this tab
+  // only (sessionStorage, else memory), sends it as `Authorization` on
+  // writes and as `?access_token=` on streams, because EventSource cannot
+  // send headers.
+  const TOKEN_KEY = 'duality.token';
+  let memoryToken = '';
+
+  function storedToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || memoryToken;
+    } catch {
+      return memoryToken;
+    }
+  }
+
+  function storeToken(token) {
+    memoryToken = token;
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch { /* storage disabled: memory only */ }
+  }
+
+  let asking = null;
+
+  // Shows the token form; resolves with the token entered, or null if the
+  // user cancels. Callers that ask while the form is open share its answer.
+  function askToken(reason) {
+    const form = document.getElementById('token-form');
+    setText(form.querySelector('[data-role=token-reason]'), reason);
+    if (asking) return asking;
+    form.hidden = false;
+    const input = form.elements.token;
+    input.value = '';
+    input.focus();
+    asking = new Promise((resolve) => {
+      const done = (token) => {
+        form.hidden = true;
+        form.onsubmit = null;
+        form.querySelector('[data-role=token-cancel]').onclick = null;
+        asking = null;
+        resolve(token);
+      };
+      form.onsubmit = (event) => {
+        event.preventDefault();
+        const token = input.value.trim();
+        if (!token) return;
+        storeToken(token);
+        done(token);
+      };
+      form.querySelector('[data-role=token-cancel]').onclick = () => done(null);
+    });
+    return asking;
+  }
+
+  // True if the server refuses this page's token (or its lack of one) on
+  // `streamPath`; only the answer's status is read.
+  async function readRefused(streamPath) {
+    const abort = new AbortController();
+    const query = new URLSearchParams({ access_token: storedToken() });
+    try {
+      const response = await fetch(`${streamPath}?${query}`, { cache: 'no-store', signal: abort.signal });
+      return response.status === 401;
+    } finally {
+      abort.abort();
+    }
+  }
 
   async function health() {
     const response = await fetch('/healthz', { cache: 'no-store' });
     if (!response.ok) throw new Error(`GET /healthz answered ${response.status}`);
     const body = await response.json();
     server.epoch = typeof body.epoch === 'string' ? body.epoch : null;
+    if (isObject(body.tokens)) {
+      server.tokens = { read: body.tokens.read === true, write: body.tokens.write === true };
+    }
     const epoch = document.getElementById('epoch');
     setText(epoch, server.epoch ? server.epoch.slice(0, 8) : '?');
     epoch.title = server.epoch || '';
@@ -127,6 +202,7 @@
       this.close();
       const query = new URLSearchParams({ snapshot: 'true' });
       if (server.epoch) query.set('epoch', server.epoch);
+      if (server.tokens.read && storedToken()) query.set('access_token', storedToken());
       const source = new EventSource(`${this.streamPath}?${query}`);
       this.source = source;
       this.upstreamLost = null; // the server says again if it still is
@@ -198,6 +274,11 @@
       this.timer = setTimeout(async () => {
         try {
           await health();
+          if (server.tokens.read && (await readRefused(this.streamPath))) {
+            await askToken(storedToken()
+              ? 'The server refused that token. Enter a read or write token to see the views:'
+              : 'This server needs a token to show its views. Enter a read or write token:');
+          }
           this.open();
         } catch {
           this.restart();
@@ -338,12 +419,25 @@
       cancel.hidden = true;
     };
 
+    // Sends a write with the stored token; on a 401 asks for a token and
+    // tries again, until the user cancels.
     async function send(method, path, body) {
-      const response = await fetch(path, {
-        method,
-        headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+      let response;
+      for (;;) {
+        const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+        const token = storedToken();
+        if (token) headers.Authorization = `Bearer ${token}`;
+        response = await fetch(path, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        if (response.status !== 401) break;
+        const given = await askToken(token
+          ? 'The server refused that token for writes. Enter a write token:'
+          : 'Writes on this server need a token. Enter a write token:');
+        if (!given) break;
+      }
       const revision = response.headers.get('X-Revision');
       if (response.ok) return revision;
       let message = `${method} ${path} answered ${response.status}`;
@@ -441,6 +535,9 @@
     notice.hidden = shown.length > 0;
     if (!shown.length) {
       setText(notice, `This server serves none of the views this page shows (it serves: ${served.join(', ') || 'nothing'}).`);
+    }
+    if (server.tokens.read && !storedToken()) {
+      await askToken('This server needs a token to show its views. Enter a read or write token:');
     }
     document.getElementById('persons-row').hidden = !served.includes('persons') && !served.includes('locations');
     for (const view of shown) {
