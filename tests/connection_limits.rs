@@ -66,28 +66,28 @@ async fn past_max_connections_a_new_connection_gets_a_503_json_answer() {
     let client = reqwest::Client::new();
     let url = server.url("/healthz");
 
-    // Stalled connections take the slots; the first one past the cap is
-    // answered at once, before it even finished its request.
-    let mut stalled = Vec::new();
-    let mut refused = None;
-    for _ in 0..5 {
-        let mut stream = half_open(server.addr).await;
-        let mut first = [0u8; 1];
-        match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut first)).await {
-            Ok(Ok(1)) => {
-                refused = Some((first, stream));
-                break;
-            }
-            _ => stalled.push(stream),
+    // Keep-alive connections that were answered hold the slots; the
+    // first connection past the cap is answered 503 and closed.
+    let mut held = Vec::new();
+    let answer = loop {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut first))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let text = String::from_utf8_lossy(&first[..n]).into_owned();
+        if text.starts_with("HTTP/1.1 200") {
+            held.push(stream);
+            assert!(held.len() <= 2, "more connections served than the cap");
+            continue;
         }
-    }
-    let (first, refused) = refused.expect("a connection past the cap is refused");
-    assert!(stalled.len() <= 2, "{} connections held", stalled.len());
-    let answer = format!(
-        "{}{}",
-        char::from(first[0]),
-        until_closed(refused, Duration::from_secs(5)).await
-    );
+        break text + &until_closed(stream, Duration::from_secs(5)).await;
+    };
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
     assert!(
@@ -101,9 +101,12 @@ async fn past_max_connections_a_new_connection_gets_a_503_json_answer() {
             .unwrap()
             .contains("too many connections")
     );
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 503, "a client's request past the cap");
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
 
-    // Once the stalled connections go away, the slots are free again.
-    drop(stalled);
+    // Once those connections go away, the slots are free again.
+    drop(held);
     answered(&client, &url, Duration::from_secs(10)).await;
     server.stop().await.unwrap();
 }

@@ -24,11 +24,15 @@
 //!   next to `GET /aggregates/dashboard/composed`, which calls both
 //!   backends and composes on every request.
 //!
+//! - `half-open` (not part of `all`): connections that each send half a
+//!   request header and stall, and a normal client probing meanwhile.
+//!
 //! Every scenario prints a short human report and one JSON line.
 
 mod dashboard;
 mod fanout;
 mod follow;
+mod halfopen;
 mod idle;
 mod paced;
 mod reads;
@@ -85,6 +89,15 @@ pub struct BenchArgs {
     /// writers, subscribers and writes are spread over them round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub processes: u64,
+
+    /// Stalled connections opened by the `half-open` scenario.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub half_open: u64,
+
+    /// `--max-connections` for the server of the `half-open` scenario
+    /// (default: the server's own default).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
 }
 
 impl BenchArgs {
@@ -112,6 +125,7 @@ pub enum Scenario {
     Idle,
     Dashboard,
     DashboardReads,
+    HalfOpen,
 }
 
 /// What a scenario measured: lines for people, one JSON object for docs.
@@ -139,6 +153,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|_| "duality".into()),
     );
+    if args.scenario == Scenario::HalfOpen {
+        let report = halfopen::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
     let all = args.scenario == Scenario::All;
     let mut reports: Vec<Report> = Vec::new();
     for scenario in [

@@ -174,15 +174,22 @@ async fn serve_connection(
 }
 
 /// Answers `503` to a connection past the cap and closes it. The answer
-/// fits an empty socket buffer, so one non-blocking write sends it.
+/// waits for the request head (up to [`REFUSAL_LINGER`]), because some
+/// clients drop an answer that arrives before they sent their request;
+/// then what the client still sends is read and dropped for a moment, so
+/// that closing does not reset the answer away. Past
+/// [`LINGERING_REFUSALS`] at once, the answer is sent at once instead.
 fn refuse(stream: TcpStream, lingering: &Arc<Semaphore>) {
     metrics::counter!("duality_connections_refused_total").increment(1);
-    let _ = stream.try_write(&REFUSAL);
     let Ok(permit) = Arc::clone(lingering).try_acquire_owned() else {
+        // It fits an empty socket buffer: one non-blocking write sends it.
+        let _ = stream.try_write(&REFUSAL);
         return;
     };
     tokio::spawn(async move {
         let mut stream = stream;
+        let _ = tokio::time::timeout(REFUSAL_LINGER, read_head(&mut stream)).await;
+        let _ = tokio::time::timeout(REFUSAL_LINGER, stream.write_all(&REFUSAL)).await;
         let _ = stream.shutdown().await;
         let mut sink = [0u8; 1024];
         let _ = tokio::time::timeout(REFUSAL_LINGER, async {
@@ -195,4 +202,26 @@ fn refuse(stream: TcpStream, lingering: &Arc<Semaphore>) {
         .await;
         drop(permit);
     });
+}
+
+/// Reads until the end of a request head (a blank line), the end of the
+/// stream, or 16 KiB.
+async fn read_head(stream: &mut TcpStream) {
+    let mut buf = [0u8; 4096];
+    let mut last = [0u8; 3];
+    let mut total = 0;
+    while total < 16 * 1024 {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        total += n;
+        let mut window = last.to_vec();
+        window.extend_from_slice(&buf[..n]);
+        if window.windows(4).any(|w| w == b"\r\n\r\n") {
+            return;
+        }
+        let keep = window.len() - 3;
+        last.copy_from_slice(&window[keep..]);
+    }
 }
