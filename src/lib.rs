@@ -98,7 +98,12 @@ fn backend(
             service.name()
         ))
     })?;
-    let http = client::Http::new(url).map_err(|e| LaunchError::Config(format!("{flag}: {e}")))?;
+    let token = settings
+        .upstream_token
+        .as_ref()
+        .map(settings::Token::as_str);
+    let http = client::Http::with_token(url, token)
+        .map_err(|e| LaunchError::Config(format!("{flag}: {e}")))?;
     Ok(Arc::new(http))
 }
 

@@ -92,6 +92,11 @@ pub struct Settings {
     #[arg(long, env = "DUALITY_READ_TOKEN", value_delimiter = ',', value_parser = parse_token, hide_env_values = true)]
     pub read_token: Vec<Token>,
 
+    /// The token the aggregates service sends to `--customers-url` and
+    /// `--incidents-url` (a read token of those servers).
+    #[arg(long, env = "DUALITY_UPSTREAM_TOKEN", value_parser = parse_token, hide_env_values = true)]
+    pub upstream_token: Option<Token>,
+
     /// Serve writes without a token on a non-loopback address.
     #[arg(long, env = "DUALITY_OPEN_WRITES")]
     pub open_writes: bool,
@@ -128,6 +133,7 @@ impl Settings {
             cors_allow_writes: false,
             write_token: Vec::new(),
             read_token: Vec::new(),
+            upstream_token: None,
             open_writes: false,
             max_connections: None,
             header_timeout: Duration::from_secs(10),
@@ -144,6 +150,10 @@ pub struct Token(String);
 impl Token {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -27,6 +27,9 @@ pub struct WatchArgs {
     /// With the live mode: exit once this revision is shown (for scripts).
     #[arg(long, value_name = "REVISION")]
     pub until: Option<u64>,
+    /// A read (or write) token, for a server started with `--read-token`.
+    #[arg(long, env = "DUALITY_TOKEN", value_parser = crate::settings::parse_token, hide_env_values = true)]
+    pub token: Option<crate::settings::Token>,
 }
 
 /// Renders a view: a header line, then a table or pretty JSON.
@@ -114,16 +117,27 @@ fn view_name(url: &str) -> String {
 }
 
 /// Checks that `url` answers a view, and returns it.
-async fn fetch_once(url: &str) -> Result<ViewCopy, String> {
+async fn fetch_once(url: &str, token: Option<&str>) -> Result<ViewCopy, String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let response = client
-        .get(url)
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let hint = if token.is_some() {
+            "refused the token"
+        } else {
+            "needs a token (--token)"
+        };
+        return Err(format!("{url} answered 401: the server {hint}"));
+    }
     if !response.status().is_success() {
         return Err(format!("{url} answered {}: not a view", response.status()));
     }
@@ -153,14 +167,15 @@ async fn fetch_once(url: &str) -> Result<ViewCopy, String> {
 
 pub async fn run(args: WatchArgs) -> Result<(), String> {
     let name = view_name(&args.url);
-    let first = fetch_once(&args.url).await?;
+    let token = args.token.as_ref().map(crate::settings::Token::as_str);
+    let first = fetch_once(&args.url, token).await?;
     let mut stdout = std::io::stdout();
     if args.once {
         let _ = stdout.write_all(render(&name, &first, true).as_bytes());
         return Ok(());
     }
     let in_place = stdout.is_terminal();
-    let follower = Follower::connect(&args.url, Options::default())?;
+    let follower = Follower::connect_with_token(&args.url, token, Options::default())?;
     let mut copies = follower.watch();
     let mut health = follower.watch_health();
     // Show the first frame once the stream is live (or after a moment, as

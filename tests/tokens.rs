@@ -229,3 +229,89 @@ fn on_a_non_loopback_address_open_writes_must_be_asked_for() {
     );
     assert!(status.is_none(), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_aggregates_service_and_watch_read_a_guarded_server_with_their_tokens() {
+    let backends = spawn(Settings {
+        services: duality::settings::parse_services("customers,incidents").unwrap(),
+        ..with_tokens(&["w-token"], &["r-token"])
+    })
+    .await;
+    let customer = json!({"name": "Amy", "city": "Oslo", "country": "Norway", "scoring": 7});
+    let created = backends
+        .client
+        .post(backends.url("/customers/items"))
+        .bearer_auth("w-token")
+        .json(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    let aggregates = spawn(Settings {
+        services: duality::settings::parse_services("aggregates").unwrap(),
+        customers_url: Some(backends.url("")),
+        incidents_url: Some(backends.url("")),
+        upstream_token: Some(parse_token("r-token").unwrap()),
+        ..Settings::ephemeral()
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dashboard: Value = aggregates.get_json("/aggregates/dashboard").await;
+        if dashboard["customerCount"] == json!(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dashboard never composed: {dashboard}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let url = backends.url("/customers");
+    let watch = move |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_duality"));
+        command
+            .args(["watch", &url])
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        command.stdin(Stdio::null());
+        command
+    };
+    let output = |mut command: Command| async move {
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let refused = output(watch(&["--once"])).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+    let once = output(watch(&["--once", "--token", "r-token"])).await;
+    assert!(once.status.success());
+    assert!(String::from_utf8_lossy(&once.stdout).contains("Amy"));
+    // Live mode follows the stream with the token too (DUALITY_TOKEN).
+    let mut live = watch(&["--until", "1"]);
+    live.env("DUALITY_TOKEN", "r-token").stdout(Stdio::null());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = live.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "watch --until: {status:?}"
+    );
+}

@@ -155,12 +155,22 @@ impl Follower {
     /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`; the
     /// stream URL follows the server's convention.
     pub fn connect(url: &str, options: Options) -> Result<Follower, String> {
+        Follower::connect_with_token(url, None, options)
+    }
+
+    /// As [`Follower::connect`], with a bearer token for a server that
+    /// guards its reads.
+    pub fn connect_with_token(
+        url: &str,
+        token: Option<&str>,
+        options: Options,
+    ) -> Result<Follower, String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
         let path = parsed.path().to_string();
         let base = url
             .strip_suffix(&path)
             .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
-        let transport = Arc::new(super::transport::Http::new(base)?);
+        let transport = Arc::new(super::transport::Http::with_token(base, token)?);
         Ok(Follower::spawn(
             transport,
             &path,

@@ -58,10 +58,25 @@ pub struct Http {
 
 impl Http {
     pub fn new(base: &str) -> Result<Self, String> {
+        Http::with_token(base, None)
+    }
+
+    /// As [`Http::new`], sending `Authorization: Bearer <token>` with
+    /// every request when a token is given (for a server with
+    /// `--read-token`).
+    pub fn with_token(base: &str, token: Option<&str>) -> Result<Self, String> {
         let base = base.trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).map_err(|e| format!("invalid URL `{base}`: {e}"))?;
+        let mut headers = HeaderMap::new();
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| "the token must be visible ASCII".to_string())?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
+            .default_headers(headers)
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Http { client, base })
