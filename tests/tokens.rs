@@ -127,6 +127,24 @@ async fn a_read_token_guards_views_and_streams_but_not_the_probes_or_the_page() 
     for path in ["/healthz", "/metrics", "/openapi.json", "/"] {
         assert_eq!(get_with(&server, path, None).await.status(), 200, "{path}");
     }
+    // The OpenAPI document of this server says where it wants a token.
+    let doc = server.get_json("/openapi.json").await;
+    for (path, method) in [
+        ("/persons", "get"),
+        ("/persons", "post"),
+        ("/person-events", "get"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op["responses"].get("401").is_some(), "{method} {path}");
+        assert!(op["security"].is_array(), "{method} {path}");
+    }
+    assert!(
+        doc["paths"]["/healthz"]["get"]["responses"]
+            .get("401")
+            .is_none()
+    );
+    let health = server.get_json("/healthz").await;
+    assert_eq!(health["tokens"], json!({"read": true, "write": true}));
 }
 
 #[tokio::test]

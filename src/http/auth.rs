@@ -57,7 +57,7 @@ pub struct Guard {
 }
 
 /// Paths readable without a token even when a read token is set.
-fn is_public(path: &str) -> bool {
+pub(crate) fn is_public(path: &str) -> bool {
     matches!(
         path,
         "/" | "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/docs"

@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod auth;
 pub mod cors;
+pub mod edge_doc;
 pub mod entities;
 pub mod error;
 pub mod extract;

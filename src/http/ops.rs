@@ -59,5 +59,8 @@ pub async fn metrics() -> Response {
 }
 
 pub async fn openapi(State(served): State<Served>) -> Json<Value> {
-    Json(super::openapi::document(&served.views))
+    let mut doc = super::openapi::document(&served.views);
+    let streams: Vec<&str> = served.views.iter().map(|v| v.stream_path()).collect();
+    super::edge_doc::annotate(&mut doc, served.tokens, &streams);
+    Json(doc)
 }
