@@ -124,7 +124,7 @@ async fn a_read_token_guards_views_and_streams_but_not_the_probes_or_the_page() 
     let snapshot = get_with(&server, "/persons?access_token=r-token", None).await;
     assert_eq!(snapshot.status(), 401);
 
-    for path in ["/healthz", "/metrics", "/openapi.json", "/"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/"] {
         assert_eq!(get_with(&server, path, None).await.status(), 200, "{path}");
     }
     // The OpenAPI document of this server says where it wants a token.

@@ -2,7 +2,7 @@
 //! reads of views need a read or a write token when a read token is set.
 //!
 //! Probes and the static page stay open (`/healthz`, `/readyz`,
-//! `/metrics`, `/openapi.json`, `/docs`, `/`, `/assets/…`): they carry no
+//! `/metrics`, `/openapi.json`, `/`, `/assets/…`): they carry no
 //! view data, orchestrators probe without credentials, and the page must
 //! load before it can ask for a token. `OPTIONS` passes too: the CORS
 //! layer outside this one answers preflights, which never carry
@@ -60,7 +60,7 @@ pub struct Guard {
 pub(crate) fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/docs"
+        "/" | "/healthz" | "/readyz" | "/metrics" | "/openapi.json"
     ) || path.starts_with("/assets/")
 }
 
