@@ -150,9 +150,14 @@ impl Sse {
         self.next_within(Duration::from_secs(10)).await
     }
 
-    /// The next event, which must be a change: (revision, patch).
+    /// The next change, (revision, patch): it must come before any other
+    /// event but `stale` and `fresh`, which say whether a composed view's
+    /// upstream is reachable and are skipped here.
     pub async fn change(&mut self) -> (u64, Value) {
-        let e = self.next().await.expect("stream ended");
+        let mut e = self.next().await.expect("stream ended");
+        while e.event == "stale" || e.event == "fresh" {
+            e = self.next().await.expect("stream ended");
+        }
         assert_eq!(
             e.event, "message",
             "expected an unnamed change event: {e:?}"
