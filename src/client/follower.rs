@@ -45,6 +45,12 @@ pub struct Health {
 
 /// Told every change a follower applies, in order, before the copy's
 /// watchers wake: read models kept beside (or instead of) the copy.
+///
+/// A follower that keeps no copy ([`Options::keep_copy`] off) never holds
+/// a snapshot whole: it calls `loaded` with the first part of the view and
+/// `patched` with the rest, part by part, at the same revision. An
+/// observer that applies patches as merge patches ends up with the whole
+/// view either way.
 pub trait Observer: Send + Sync + 'static {
     /// The copy was loaded from a snapshot (first, or starting over) at
     /// `revision` of the history `epoch`.
@@ -310,25 +316,27 @@ impl Run {
                 .ok_or("snapshot without a valid X-Revision")?;
             let epoch = reply.header("x-epoch").unwrap_or_default().to_string();
             let body = reply.bytes(256 * 1024 * 1024).await?;
-            let mut doc: Map<String, Value> = serde_json::from_slice(&body)
-                .map_err(|e| format!("snapshot is not a JSON object: {e}"))?;
-            if let Some(observer) = &self.observer {
-                observer.loaded(&doc, revision, &epoch);
-            }
-            if !self.options.keep_copy {
-                doc = Map::new();
-            }
-            Ok(ViewCopy {
-                loaded: true,
-                revision,
-                epoch,
-                doc,
-            })
+            Ok((revision, epoch, body))
         };
-        let copy = tokio::time::timeout(self.options.request_timeout, fetch)
+        let (revision, epoch, body) = tokio::time::timeout(self.options.request_timeout, fetch)
             .await
             .map_err(|_| "snapshot timed out".to_string())??;
-        self.copy.send_replace(copy);
+        // Parsing a large view takes a while: off the async workers, and
+        // not under the request timeout (a parse cannot be abandoned).
+        let keep = self.options.keep_copy;
+        let observer = self.observer.clone();
+        let at = epoch.clone();
+        let doc = tokio::task::spawn_blocking(move || {
+            parse_snapshot(&body, keep, observer.as_deref(), revision, &at)
+        })
+        .await
+        .map_err(|e| format!("parsing the snapshot failed: {e}"))??;
+        self.copy.send_replace(ViewCopy {
+            loaded: true,
+            revision,
+            epoch,
+            doc,
+        });
         self.health.send_modify(|h| h.bootstraps += 1);
         Ok(())
     }
@@ -411,6 +419,78 @@ impl Run {
     }
 }
 
+/// Documents per part when a snapshot is handed to an observer in parts.
+const PART: usize = 8192;
+
+/// Parses a snapshot body. With `keep`, the whole view is the copy and the
+/// observer gets it at once. Without, the view is never held whole: the
+/// observer gets its first part as `loaded` and the rest as `patched`
+/// calls at the same revision, each adding documents, so memory stays at
+/// one part however large the view.
+fn parse_snapshot(
+    body: &[u8],
+    keep: bool,
+    observer: Option<&dyn Observer>,
+    revision: u64,
+    epoch: &str,
+) -> Result<Map<String, Value>, String> {
+    let invalid = |e: serde_json::Error| format!("snapshot is not a JSON object: {e}");
+    if keep || observer.is_none() {
+        let doc: Map<String, Value> = serde_json::from_slice(body).map_err(invalid)?;
+        if let Some(observer) = observer {
+            observer.loaded(&doc, revision, epoch);
+        }
+        return Ok(if keep { doc } else { Map::new() });
+    }
+    let mut first = true;
+    let mut hand_over = |part: &Map<String, Value>| {
+        if let Some(observer) = observer {
+            if std::mem::take(&mut first) {
+                observer.loaded(part, revision, epoch);
+            } else {
+                observer.patched(part, revision);
+            }
+        }
+    };
+    let mut parser = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(
+        &mut parser,
+        InParts {
+            sink: &mut hand_over,
+        },
+    )
+    .map_err(invalid)?;
+    parser.end().map_err(invalid)?;
+    Ok(Map::new())
+}
+
+/// Reads a JSON object entry by entry, handing it over in parts of
+/// [`PART`] documents (at least one part, maybe empty).
+struct InParts<'a, F: FnMut(&Map<String, Value>)> {
+    sink: &'a mut F,
+}
+
+impl<'de, F: FnMut(&Map<String, Value>)> serde::de::Visitor<'de> for InParts<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<(), A::Error> {
+        let mut part = Map::new();
+        while let Some((key, doc)) = entries.next_entry::<String, Value>()? {
+            part.insert(key, doc);
+            if part.len() >= PART {
+                (self.sink)(&part);
+                part.clear();
+            }
+        }
+        (self.sink)(&part);
+        Ok(())
+    }
+}
+
 impl ViewCopy {
     fn clone_position(&self) -> (u64, String) {
         (self.revision, self.epoch.clone())
@@ -420,6 +500,51 @@ impl ViewCopy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Folds what it is told, as a read model would.
+    #[derive(Default)]
+    struct Folding {
+        calls: std::sync::Mutex<(usize, usize, Map<String, Value>)>,
+    }
+
+    impl Observer for Folding {
+        fn loaded(&self, view: &Map<String, Value>, _: u64, _: &str) {
+            let mut c = self.calls.lock().unwrap();
+            c.0 += 1;
+            c.2 = view.clone();
+        }
+        fn patched(&self, patch: &Map<String, Value>, _: u64) {
+            let mut c = self.calls.lock().unwrap();
+            c.1 += 1;
+            for (k, v) in patch {
+                c.2.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_snapshot_reaches_an_observer_in_parts_that_fold_to_the_whole_view() {
+        let view: Map<String, Value> = (0..20_000)
+            .map(|i| (format!("k{i}"), serde_json::json!({"n": i})))
+            .collect();
+        let body = serde_json::to_vec(&view).unwrap();
+        let folding = Folding::default();
+        let kept = parse_snapshot(&body, false, Some(&folding), 7, "e").unwrap();
+        assert!(kept.is_empty(), "no copy is kept");
+        let (loads, patches, folded) = folding.calls.into_inner().unwrap();
+        assert_eq!((loads, patches), (1, 20_000 / PART));
+        assert_eq!(folded, view);
+
+        let empty = Folding::default();
+        parse_snapshot(b"{}", false, Some(&empty), 1, "e").unwrap();
+        assert_eq!(
+            empty.calls.into_inner().unwrap().0,
+            1,
+            "an empty view is loaded too"
+        );
+        assert!(parse_snapshot(b"{\"a\":1} x", false, Some(&Folding::default()), 1, "e").is_err());
+        assert!(parse_snapshot(b"[1]", false, Some(&Folding::default()), 1, "e").is_err());
+    }
 
     #[test]
     fn stream_paths_follow_the_servers_convention() {
