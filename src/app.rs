@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::domain::{View, Write};
+use crate::http::idempotency::InFlight;
 use crate::hub::Hub;
 use crate::materialized::{Index, Snapshot};
 use crate::store::{Committed, Store, StoreError};
@@ -20,6 +21,9 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// How often an idle stream sends a keep-alive comment.
     pub keep_alive: Duration,
+    /// Idempotency keys of requests this process is handling (a repeat
+    /// meanwhile is a 409).
+    pub in_flight: Arc<InFlight>,
 }
 
 impl App {
@@ -34,6 +38,7 @@ impl App {
             hub,
             shutdown,
             keep_alive,
+            in_flight: Arc::default(),
         }
     }
 
@@ -45,7 +50,9 @@ impl App {
     pub async fn write(&self, write: Write) -> Result<Committed, StoreError> {
         let result = self.store.write(write).await;
         let outcome = match &result {
+            Ok(done) if done.replayed => "replayed",
             Ok(_) => "ok",
+            Err(StoreError::KeyReused(_)) => "key_reused",
             Err(StoreError::Invalid(_)) => "invalid",
             Err(StoreError::NotFound(_)) => "not_found",
             Err(StoreError::Unavailable(_)) => "unavailable",

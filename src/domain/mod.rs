@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod entity;
 pub mod fields;
+pub mod idempotency;
 pub mod incidents;
 pub mod merge;
 pub mod persons;

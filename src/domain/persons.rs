@@ -33,6 +33,37 @@ pub struct PersonPatch {
 }
 
 impl NewPerson {
+    /// Reads the body of `POST /persons`: an object with a non-empty
+    /// string `name` and, optionally, a non-empty string `city` (a person
+    /// without a city leaves it out; `null` is refused, as documents never
+    /// hold null), and nothing else.
+    pub fn parse(body: &Value) -> Result<Self, Fault> {
+        let Value::Object(fields) = body else {
+            return Err(invalid("the body must be a JSON object"));
+        };
+        let mut name = None;
+        let mut city = None;
+        for (field, value) in fields {
+            match (field.as_str(), value) {
+                ("name", Value::String(s)) => name = Some(valid_name(s)?),
+                ("name", _) => return Err(invalid("name must be a string")),
+                ("city", Value::String(s)) => city = Some(valid_city(s)?),
+                ("city", _) => {
+                    return Err(invalid(
+                        "city must be a string (leave it out for a person without a city)",
+                    ));
+                }
+                (other, _) => {
+                    return Err(invalid(format!(
+                        "unknown field `{other}`, expected `name` or `city`"
+                    )));
+                }
+            }
+        }
+        let name = name.ok_or_else(|| invalid("name is required"))?;
+        Ok(NewPerson { name, city })
+    }
+
     pub fn validate(self) -> Result<Self, Fault> {
         Ok(NewPerson {
             name: valid_name(&self.name)?,

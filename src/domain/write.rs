@@ -12,12 +12,19 @@
 //! over what they have loaded so far and answer [`Missing`] for the rest;
 //! they load it and run the write again. Writes are pure, so a re-run is
 //! harmless.
+//!
+//! A write may carry an [`IdempotencyKey`]: it then first reads the key's
+//! stored [`Outcome`] through the same [`Source`]; if there is one, the
+//! write does not run and answers that outcome (or refuses a key reused
+//! with another request), and otherwise its plan carries the outcome for
+//! the store to keep with the write.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::idempotency::{IdempotencyKey, Outcome};
 use super::merge;
 use super::view::View;
 
@@ -27,6 +34,8 @@ pub enum Missing {
     Doc(View, String),
     Counter(String),
     Revision(View),
+    /// The stored outcome of a scoped idempotency key.
+    Key(String),
 }
 
 /// Why a write did not happen.
@@ -36,6 +45,9 @@ pub enum Fault {
     Invalid(String),
     /// The entity the write names does not exist (404).
     NotFound(String),
+    /// The write's idempotency key was used before with another request
+    /// (422).
+    KeyReused(String),
     /// The source must load this first; the store re-runs the write.
     Missing(Missing),
 }
@@ -53,6 +65,8 @@ pub trait Source {
     /// it will hand out.
     fn counter(&self, name: &str) -> Result<u64, Missing>;
     fn revision(&self, view: View) -> Result<u64, Missing>;
+    /// What the first write under a scoped idempotency key answered.
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing>;
 }
 
 /// What a write function produces for its caller (the HTTP answer body).
@@ -66,6 +80,7 @@ type WriteFn = dyn Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync;
 pub struct Write {
     views: Vec<View>,
     run: Arc<WriteFn>,
+    key: Option<IdempotencyKey>,
 }
 
 impl Write {
@@ -79,7 +94,14 @@ impl Write {
         Write {
             views,
             run: Arc::new(run),
+            key: None,
         }
+    }
+
+    /// The same write, made at most once under `key`.
+    pub fn once(mut self, key: IdempotencyKey) -> Self {
+        self.key = Some(key);
+        self
     }
 
     pub fn views(&self) -> &[View] {
@@ -88,6 +110,21 @@ impl Write {
 
     /// Runs the write against `source` and plans its effects.
     pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Fault> {
+        if let Some(key) = &self.key
+            && let Some(first) = source.outcome(&key.scoped)?
+        {
+            if first.fingerprint != key.fingerprint {
+                return Err(Fault::KeyReused(
+                    "this Idempotency-Key was already used with another request".into(),
+                ));
+            }
+            let plan = Plan {
+                revisions: first.revisions,
+                replayed: true,
+                ..Plan::default()
+            };
+            return Ok((first.output, plan));
+        }
         let mut draft = Draft::new(source);
         let output = (self.run)(&mut draft)?;
         for (view, _) in draft.docs.keys() {
@@ -97,7 +134,15 @@ impl Write {
                 )));
             }
         }
-        let plan = plan(draft, &self.views)?;
+        let mut plan = plan(draft, &self.views)?;
+        if let Some(key) = &self.key {
+            let outcome = Outcome {
+                fingerprint: key.fingerprint.clone(),
+                output: output.clone(),
+                revisions: plan.revisions.clone(),
+            };
+            plan.remember = Some((key.scoped.clone(), outcome));
+        }
         Ok((output, plan))
     }
 }
@@ -182,6 +227,10 @@ pub struct Plan {
     pub counters: Vec<(String, u64)>,
     /// The revision of every declared view after the write (changed or not).
     pub revisions: Vec<(View, u64)>,
+    /// A scoped idempotency key to store with the write, and its outcome.
+    pub remember: Option<(String, Outcome)>,
+    /// The write did not run: this is the stored outcome of its key.
+    pub replayed: bool,
 }
 
 impl Plan {
@@ -245,6 +294,7 @@ pub struct MemorySource {
     pub docs: BTreeMap<(View, String), Value>,
     pub counters: BTreeMap<String, u64>,
     pub revisions: BTreeMap<View, u64>,
+    pub outcomes: BTreeMap<String, Outcome>,
 }
 
 impl MemorySource {
@@ -261,6 +311,9 @@ impl MemorySource {
         }
         for (name, next) in &plan.counters {
             self.counters.insert(name.clone(), *next);
+        }
+        if let Some((key, outcome)) = &plan.remember {
+            self.outcomes.insert(key.clone(), outcome.clone());
         }
     }
 
@@ -292,6 +345,9 @@ impl Source for MemorySource {
     }
     fn revision(&self, view: View) -> Result<u64, Missing> {
         Ok(self.revisions.get(&view).copied().unwrap_or(0))
+    }
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+        Ok(self.outcomes.get(scoped_key).cloned())
     }
 }
 
@@ -355,6 +411,39 @@ mod tests {
         assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
     }
 
+    fn create_ann() -> Write {
+        Write::new(&[View::Persons], |d| {
+            let id = d.next_id("p")?.to_string();
+            d.put(View::Persons, id.clone(), json!({"name": "Ann"}))?;
+            Ok(json!({ "id": id }))
+        })
+    }
+
+    fn key(body: Value) -> IdempotencyKey {
+        IdempotencyKey::new("k1", "/persons", &body).unwrap()
+    }
+
+    #[test]
+    fn a_keyed_write_runs_once_and_then_answers_its_first_outcome() {
+        let mut src = MemorySource::default();
+        let (first, plan) = src.run(&create_ann().once(key(json!(1)))).unwrap();
+        assert!(!plan.replayed && plan.remember.is_some());
+        let (again, replay) = src.run(&create_ann().once(key(json!(1)))).unwrap();
+        assert_eq!(again, first);
+        assert!(replay.replayed && replay.changes.is_empty() && replay.counters.is_empty());
+        assert_eq!(replay.revisions, plan.revisions);
+        assert_eq!(src.view(View::Persons).as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_key_reused_with_another_request_is_refused_and_changes_nothing() {
+        let mut src = MemorySource::default();
+        src.run(&create_ann().once(key(json!(1)))).unwrap();
+        let reused = src.run(&create_ann().once(key(json!(2))));
+        assert!(matches!(reused, Err(Fault::KeyReused(_))));
+        assert_eq!(src.view(View::Persons).as_object().unwrap().len(), 1);
+    }
+
     /// A source that has loaded nothing: every read is Missing.
     struct Empty;
     impl Source for Empty {
@@ -366,6 +455,9 @@ mod tests {
         }
         fn revision(&self, view: View) -> Result<u64, Missing> {
             Err(Missing::Revision(view))
+        }
+        fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+            Err(Missing::Key(scoped_key.into()))
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::Served;
 use super::error::AppError;
 use super::extract::ApiJson;
+use super::idempotency::{KeyHeader, create_once};
 use super::views::written;
 use crate::app::App;
 use crate::domain::customers::CustomerIndex;
@@ -56,7 +57,9 @@ pub fn routes(e: &'static Entity) -> Router<Served> {
         .route(
             e.items,
             get(move |State(app): State<App>| list(app, e)).post(
-                move |State(app): State<App>, ApiJson(body): ApiJson<Value>| create(app, e, body),
+                move |State(app): State<App>, key: KeyHeader, ApiJson(body): ApiJson<Value>| {
+                    create(app, e, key, body)
+                },
             ),
         )
         .route(
@@ -85,12 +88,26 @@ async fn one(app: App, e: &'static Entity, id: String) -> Result<Json<Value>, Ap
     }
 }
 
-async fn create(app: App, e: &'static Entity, body: Value) -> Result<Response, AppError> {
+async fn create(
+    app: App,
+    e: &'static Entity,
+    key: KeyHeader,
+    body: Value,
+) -> Result<Response, AppError> {
     let doc = e.kind.parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    let done = app.write(e.kind.create(id.clone(), doc)).await?;
+    let write = e.kind.create(id, doc);
+    let done = create_once(&app, key, e.items, &body, write).await?;
+    // From the output, not `id`: a repeated key answers the first item.
+    let id = done
+        .output
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let mut response = written(StatusCode::CREATED, done, e.kind.view);
-    if let Ok(location) = format!("{}/{id}", e.items).parse() {
+    if let Some(id) = id
+        && let Ok(location) = format!("{}/{id}", e.items).parse()
+    {
         response
             .headers_mut()
             .insert(axum::http::header::LOCATION, location);

@@ -12,8 +12,12 @@ use crate::store::StoreError;
 pub enum AppError {
     BadRequest(String),
     NotFound(String),
+    /// The same `Idempotency-Key` is still being handled.
+    Conflict(String),
     UnsupportedMediaType(String),
     PayloadTooLarge(String),
+    /// The same `Idempotency-Key` came with another request body.
+    Unprocessable(String),
     /// `410 Gone` with a body that names the bounds and the snapshot path.
     Gone(String),
     Unavailable(String),
@@ -32,8 +36,10 @@ impl IntoResponse for AppError {
             }
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            AppError::Conflict(m) => (StatusCode::CONFLICT, m),
             AppError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
             AppError::Unavailable(m) => {
                 tracing::warn!(error = %m, "answering 503");
                 (StatusCode::SERVICE_UNAVAILABLE, m)
@@ -48,6 +54,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Invalid(m) => AppError::BadRequest(m),
             StoreError::NotFound(m) => AppError::NotFound(m),
+            StoreError::KeyReused(m) => AppError::Unprocessable(m),
             StoreError::Unavailable(m) => AppError::Unavailable(m),
         }
     }
@@ -58,6 +65,7 @@ impl From<Fault> for AppError {
         match f {
             Fault::Invalid(m) => AppError::BadRequest(m),
             Fault::NotFound(m) => AppError::NotFound(m),
+            Fault::KeyReused(m) => AppError::Unprocessable(m),
             Fault::Missing(m) => AppError::Unavailable(format!("unanswered read {m:?}")),
         }
     }

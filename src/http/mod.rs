@@ -9,6 +9,7 @@ pub mod edge_doc;
 pub mod entities;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod persons;

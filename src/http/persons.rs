@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::error::AppError;
 use super::extract::ApiJson;
+use super::idempotency::{KeyHeader, create_once};
 use super::views::written;
 use crate::app::App;
 use crate::domain::View;
@@ -16,9 +17,11 @@ use crate::domain::persons::{self, NewPerson, PersonPatch};
 
 pub async fn create(
     State(app): State<App>,
-    ApiJson(person): ApiJson<NewPerson>,
+    key: KeyHeader,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
-    let done = app.write(persons::create(person.validate()?)).await?;
+    let person = NewPerson::parse(&body)?;
+    let done = create_once(&app, key, "/persons", &body, persons::create(person)).await?;
     let id = done.output.get("id").and_then(Value::as_u64);
     let mut response = written(StatusCode::CREATED, done, View::Persons);
     if let Some(id) = id {

@@ -51,6 +51,9 @@ pub struct Committed {
     pub output: Output,
     /// Every view the write declared, with its revision after the write.
     pub revisions: Vec<(View, u64)>,
+    /// The write did not run: this is the stored outcome of its
+    /// idempotency key.
+    pub replayed: bool,
 }
 
 impl Committed {
@@ -70,6 +73,9 @@ pub enum StoreError {
     /// The write names something that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The write's idempotency key was used before with another request.
+    #[error("{0}")]
+    KeyReused(String),
     /// The database failed or is out of reach; nothing was committed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -104,7 +110,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes, per view, the events before the oldest one committed at or
     /// after `cutoff` by its writer's clock: a prefix of the view's
-    /// revisions, never a hole (see [`trim`](crate::store::trim)). Answers how many.
+    /// revisions, never a hole (see [`trim`](crate::store::trim)); and the
+    /// idempotency keys stored before `cutoff`. Answers how many events.
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 

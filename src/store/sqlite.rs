@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
+use crate::domain::idempotency::Outcome;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
 use crate::materialized::{Chunks, chunks};
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS events (
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (view, revision)) WITHOUT ROWID;
 DROP INDEX IF EXISTS events_by_time;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, outcome TEXT NOT NULL,
+    created_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
 ";
 
 /// Where the database lives.
@@ -265,6 +270,11 @@ impl Store for SqliteStore {
                     from = next;
                 }
             }
+            self.on_writer(move |conn| {
+                conn.execute("DELETE FROM idempotency WHERE created_ms < ?1", [cutoff])
+            })
+            .await?
+            .map_err(unavailable)?;
             Ok(deleted)
         })
     }
@@ -395,6 +405,7 @@ fn run_one(
     let (output, plan) = executed.map_err(|fault| match fault {
         Fault::Invalid(m) => StoreError::Invalid(m),
         Fault::NotFound(m) => StoreError::NotFound(m),
+        Fault::KeyReused(m) => StoreError::KeyReused(m),
         Fault::Missing(m) => StoreError::Unavailable(format!("unanswered read {m:?}")),
     })?;
     let events = persist(&sp, &plan, now).map_err(unavailable)?;
@@ -403,6 +414,7 @@ fn run_one(
         Committed {
             output,
             revisions: plan.revisions,
+            replayed: plan.replayed,
         },
         events,
     ))
@@ -445,6 +457,13 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
         )?
         .execute(params![name, *next as i64])?;
     }
+    if let Some((key, outcome)) = &plan.remember {
+        conn.prepare_cached(
+            "INSERT INTO idempotency (key, fingerprint, outcome, created_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![key, outcome.fingerprint, outcome.encode(), now])?;
+    }
     Ok(events)
 }
 
@@ -484,6 +503,31 @@ impl Source for TxSource<'_> {
 
     fn revision(&self, view: View) -> Result<u64, Missing> {
         self.check(read_revision(self.conn, view), Missing::Revision(view))
+    }
+
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+        let stored = self
+            .conn
+            .prepare_cached("SELECT fingerprint, outcome FROM idempotency WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([scoped_key], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()
+            });
+        let stored = self.check(stored, Missing::Key(scoped_key.into()))?;
+        match stored {
+            None => Ok(None),
+            Some((fingerprint, text)) => match Outcome::decode(fingerprint, &text) {
+                Some(outcome) => Ok(Some(outcome)),
+                None => {
+                    self.failure
+                        .borrow_mut()
+                        .get_or_insert(format!("the stored outcome of {scoped_key} is unreadable"));
+                    Err(Missing::Key(scoped_key.into()))
+                }
+            },
+        }
     }
 }
 

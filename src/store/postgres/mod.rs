@@ -443,6 +443,16 @@ impl Store for PgStore {
                     from = next;
                 }
             }
+            let trim_keys = async {
+                let client = self.client().await?;
+                client
+                    .execute(sql::TRIM_KEYS, &[&cutoff])
+                    .await
+                    .map_err(unavailable)
+            };
+            tokio::time::timeout(READ_TIMEOUT, trim_keys)
+                .await
+                .map_err(|_| unavailable_msg("trimming did not finish in time"))??;
             Ok(deleted)
         })
     }

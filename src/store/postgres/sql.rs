@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS events (
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (view, revision));
 DROP INDEX IF EXISTS events_by_time;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, outcome TEXT NOT NULL,
+    created_ms BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
 INSERT INTO meta (key, value) VALUES ('epoch', '{epoch}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('schema', '{version}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO views (view, revision) VALUES {views} ON CONFLICT (view) DO NOTHING;
@@ -58,6 +62,15 @@ pub const DOC: &str = "SELECT doc FROM docs WHERE view = $1 AND key = $2";
 /// it at 1 if it was never used), in one statement.
 pub const LOCK_COUNTER: &str = "INSERT INTO counters (name, next) VALUES ($1, 1)
     ON CONFLICT (name) DO UPDATE SET next = counters.next RETURNING next";
+
+/// The stored outcome of a scoped idempotency key.
+pub const OUTCOME: &str = "SELECT fingerprint, outcome FROM idempotency WHERE key = $1";
+
+/// Stores idempotency keys with their outcomes. Writes under one scoped
+/// key go to one route, so they lock the same views: a second one reads
+/// the first one's key after it committed, never inserts it twice.
+pub const INSERT_KEYS: &str = "INSERT INTO idempotency (key, fingerprint, outcome, created_ms)
+    SELECT k, f, o, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS x(k, f, o)";
 
 pub const UPSERT_DOCS: &str = "INSERT INTO docs (view, key, doc)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
@@ -118,3 +131,5 @@ pub const TRIM_HEAD: &str = "SELECT MIN(CASE WHEN created_ms >= $2 THEN revision
 
 /// Deletes a prefix of a view's revisions.
 pub const TRIM_BELOW: &str = "DELETE FROM events WHERE view = $1 AND revision < $2";
+
+pub const TRIM_KEYS: &str = "DELETE FROM idempotency WHERE created_ms < $1";

@@ -34,6 +34,7 @@ use tokio_postgres::error::SqlState;
 use super::listener::{self, Publisher};
 use super::{WRITE_TIMEOUT, pooled, sql, unavailable, unavailable_msg};
 use crate::domain::View;
+use crate::domain::idempotency::Outcome;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::store::{Committed, StoreError, unix_ms};
 
@@ -146,6 +147,7 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
                     break Ok(Committed {
                         output,
                         revisions: plan.revisions,
+                        replayed: plan.replayed,
                     });
                 }
                 Err(Fault::Missing(missing)) if rounds < MAX_ROUNDS => {
@@ -160,6 +162,7 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
                 }
                 Err(Fault::Invalid(m)) => break Err(StoreError::Invalid(m)),
                 Err(Fault::NotFound(m)) => break Err(StoreError::NotFound(m)),
+                Err(Fault::KeyReused(m)) => break Err(StoreError::KeyReused(m)),
             }
         };
         metrics::histogram!("duality_pg_write_loads").record(rounds as f64);
@@ -283,6 +286,7 @@ struct Loaded {
     revisions: HashMap<View, u64>,
     docs: HashMap<(View, String), Option<Value>>,
     counters: HashMap<String, u64>,
+    outcomes: HashMap<String, Option<Outcome>>,
 }
 
 impl Loaded {
@@ -290,17 +294,19 @@ impl Loaded {
     /// What the batch already has (loaded or changed by its writes) wins.
     async fn load_all(&mut self, tx: &Transaction<'_>, wanted: Vec<Missing>) -> Result<(), Failed> {
         let prepared = try_join_all(
-            [sql::DOC, sql::LOCK_COUNTER, sql::REVISION].map(|q| tx.prepare_cached(q)),
+            [sql::DOC, sql::LOCK_COUNTER, sql::REVISION, sql::OUTCOME]
+                .map(|q| tx.prepare_cached(q)),
         )
         .await?;
-        let [doc, counter, revision] = &prepared[..] else {
-            unreachable!("three statements were prepared");
+        let [doc, counter, revision, outcome] = &prepared[..] else {
+            unreachable!("four statements were prepared");
         };
         let reads = wanted.iter().map(|missing| async move {
             match missing {
                 Missing::Doc(view, key) => tx.query_opt(doc, &[&view.name(), key]).await,
                 Missing::Counter(name) => tx.query_opt(counter, &[name]).await,
                 Missing::Revision(view) => tx.query_opt(revision, &[&view.name()]).await,
+                Missing::Key(key) => tx.query_opt(outcome, &[key]).await,
             }
         });
         let rows = try_join_all(reads).await?;
@@ -321,6 +327,17 @@ impl Loaded {
                     let revision = row.map_or(0, |r| r.get::<_, i64>(0) as u64);
                     self.revisions.entry(view).or_insert(revision);
                 }
+                Missing::Key(key) => {
+                    let outcome = match row {
+                        None => None,
+                        Some(r) => Some(Outcome::decode(r.get(0), r.get(1)).ok_or_else(|| {
+                            Failed::final_before(unavailable_msg(format!(
+                                "the stored outcome of {key} is unreadable"
+                            )))
+                        })?),
+                    };
+                    self.outcomes.entry(key).or_insert(outcome);
+                }
             }
         }
         Ok(())
@@ -336,6 +353,9 @@ impl Loaded {
         }
         for (name, next) in &plan.counters {
             self.counters.insert(name.clone(), *next);
+        }
+        if let Some((key, outcome)) = &plan.remember {
+            self.outcomes.insert(key.clone(), Some(outcome.clone()));
         }
     }
 }
@@ -361,6 +381,13 @@ impl Source for Loaded {
             .copied()
             .ok_or(Missing::Revision(view))
     }
+
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+        self.outcomes
+            .get(scoped_key)
+            .cloned()
+            .ok_or_else(|| Missing::Key(scoped_key.into()))
+    }
 }
 
 /// Everything a batch saves: the final state of each touched document,
@@ -373,6 +400,8 @@ struct Changes {
     counters: BTreeMap<String, u64>,
     revisions: BTreeMap<View, u64>,
     events: Vec<(View, u64, String)>,
+    /// Idempotency keys to store: scoped key, fingerprint, outcome text.
+    keys: Vec<(String, String, String)>,
 }
 
 impl Changes {
@@ -391,10 +420,14 @@ impl Changes {
         for (name, next) in &plan.counters {
             self.counters.insert(name.clone(), *next);
         }
+        if let Some((key, outcome)) = &plan.remember {
+            self.keys
+                .push((key.clone(), outcome.fingerprint.clone(), outcome.encode()));
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.counters.is_empty()
+        self.events.is_empty() && self.counters.is_empty() && self.keys.is_empty()
     }
 }
 
@@ -433,6 +466,9 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
         .collect();
     let counter_names: Vec<&str> = changes.counters.keys().map(String::as_str).collect();
     let counter_next: Vec<i64> = changes.counters.values().map(|n| *n as i64).collect();
+    let key_names: Vec<&str> = changes.keys.iter().map(|(k, _, _)| k.as_str()).collect();
+    let key_prints: Vec<&str> = changes.keys.iter().map(|(_, f, _)| f.as_str()).collect();
+    let key_outcomes: Vec<&str> = changes.keys.iter().map(|(_, _, o)| o.as_str()).collect();
 
     let prepared = try_join_all(
         [
@@ -442,12 +478,13 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
             sql::ADVANCE_VIEWS,
             sql::UPSERT_COUNTERS,
             sql::NOTIFY,
+            sql::INSERT_KEYS,
         ]
         .map(|q| tx.prepare_cached(q)),
     )
     .await?;
-    let [upsert, delete, insert, advance, counters, notify] = &prepared[..] else {
-        unreachable!("six statements were prepared");
+    let [upsert, delete, insert, advance, counters, notify, keys] = &prepared[..] else {
+        unreachable!("seven statements were prepared");
     };
     type Pending<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;
     // Sent one after the other without waiting (pipelined), run in order.
@@ -465,6 +502,12 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
     if !counter_names.is_empty() {
         statements.push(Box::pin(async {
             tx.execute(counters, &[&counter_names, &counter_next]).await
+        }));
+    }
+    if !key_names.is_empty() {
+        statements.push(Box::pin(async {
+            tx.execute(keys, &[&key_names, &key_prints, &key_outcomes, &now])
+                .await
         }));
     }
     let changed = views.len() as u64;
