@@ -29,7 +29,7 @@ pub async fn dashboard(
 }
 
 async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, AppError> {
-    let unavailable = |e: String| AppError::Unavailable(format!("{path}: {e}"));
+    let unavailable = |e: String| AppError::UpstreamUnavailable(format!("{path}: {e}"));
     let reply = transport.get(path, &[]).await.map_err(unavailable)?;
     if reply.status != 200 {
         return Err(unavailable(format!("answered {}", reply.status)));

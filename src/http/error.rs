@@ -1,4 +1,9 @@
 //! `AppError`: every failure a handler can answer, as a JSON `{"error"}`.
+//!
+//! A client error's message says what is wrong with the request. A server
+//! error's body never carries internals (SQL, database error text, file
+//! paths): it says what is unavailable and that a retry may work, and the
+//! detail goes to the log only.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -7,6 +12,11 @@ use serde_json::json;
 
 use crate::domain::Fault;
 use crate::store::StoreError;
+
+/// The body of every 503 caused by the store.
+pub const STORE_UNAVAILABLE: &str = "the store is unavailable; try again";
+/// The body of every 503 caused by a backend service that did not answer.
+pub const UPSTREAM_UNAVAILABLE: &str = "a backend service is unavailable; try again";
 
 #[derive(Debug)]
 pub enum AppError {
@@ -20,7 +30,10 @@ pub enum AppError {
     Unprocessable(String),
     /// `410 Gone` with a body that names the bounds and the snapshot path.
     Gone(String),
+    /// The store failed; the text is for the log only.
     Unavailable(String),
+    /// A backend service failed; the text is for the log only.
+    UpstreamUnavailable(String),
 }
 
 impl IntoResponse for AppError {
@@ -40,9 +53,13 @@ impl IntoResponse for AppError {
             AppError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             AppError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             AppError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m),
-            AppError::Unavailable(m) => {
-                tracing::warn!(error = %m, "answering 503");
-                (StatusCode::SERVICE_UNAVAILABLE, m)
+            AppError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "answering 503: the store is unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE.into())
+            }
+            AppError::UpstreamUnavailable(detail) => {
+                tracing::warn!(error = %detail, "answering 503: a backend is unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, UPSTREAM_UNAVAILABLE.into())
             }
         };
         (status, Json(json!({ "error": message }))).into_response()
