@@ -158,9 +158,9 @@ pub fn count(view: &Map<String, Value>) -> Value {
 
 /// Parses the `{limit}` of `/customers/top/{limit}`.
 pub fn parse_limit(raw: &str) -> Result<usize, Fault> {
-    match raw.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(invalid(format!(
+    match fields::path_integer(raw, 1) {
+        Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        None => Err(invalid(format!(
             "limit must be an integer ≥ 1, got `{raw}`"
         ))),
     }

@@ -121,9 +121,9 @@ fn valid_city(city: &str) -> Result<String, Fault> {
 
 /// Parses a person id from a path segment: a positive integer.
 pub fn parse_id(raw: &str) -> Result<u64, Fault> {
-    match raw.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(invalid(format!(
+    match super::fields::path_integer(raw, 1) {
+        Some(id) => Ok(id),
+        None => Err(invalid(format!(
             "person id must be a positive integer, got `{raw}`"
         ))),
     }
