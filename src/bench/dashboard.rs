@@ -76,7 +76,8 @@ impl Heard {
 
 pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, String> {
     let one = Server::start_with("dashboard", args.db.as_deref(), &["--demo-data".into()]).await?;
-    let mut reports = vec![measure(args, vec![one], 0, 0, "one process").await?];
+    let mut reports = vec![measure(args, &[&one], 0, 0, "one process").await?];
+    one.stop().await?;
     if args.db.is_some() {
         println!("dashboard, two processes: skipped (measured on fresh SQLite files only)");
         return Ok(reports);
@@ -105,7 +106,10 @@ pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, String> {
         ],
     )
     .await?;
-    reports.push(measure(args, vec![backends, aggregates], 0, 1, "two processes").await?);
+    let split = measure(args, &[&backends, &aggregates], 0, 1, "two processes").await?;
+    reports.push(split);
+    backends.stop().await?;
+    aggregates.stop().await?;
     Ok(reports)
 }
 
@@ -140,15 +144,17 @@ pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result
     Err("the dashboard was not composed from the demo data within 20 s".into())
 }
 
-async fn measure(
+/// Dashboard subscribers on `servers[front]` while incidents are posted to
+/// `servers[backend]`; `mode` names the setup in the report.
+pub(super) async fn measure(
     args: &BenchArgs,
-    servers: Vec<Server>,
+    servers: &[&Server],
     backend: usize,
     front: usize,
     mode: &str,
 ) -> Result<Report, String> {
     let client = super::client(16)?;
-    let from = settled(&client, &servers[front]).await? + 1;
+    let from = settled(&client, servers[front]).await? + 1;
     let current = client
         .get(servers[backend].url("/incidents"))
         .send()
@@ -160,7 +166,7 @@ async fn measure(
     let connecting = Instant::now();
     let path = format!("/aggregates/dashboard-events?revision={from}");
     let n = args.dashboard_subscribers;
-    let streams = super::fanout::subscribe(&servers[front], &path, n).await?;
+    let streams = super::fanout::subscribe(servers[front], &path, n).await?;
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let (control, controlled) = watch::channel(Control::Running);
     let mut listeners = JoinSet::new();
@@ -197,9 +203,6 @@ async fn measure(
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(0);
     let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;
-    for server in servers {
-        server.stop().await?;
-    }
 
     let mut latency = super::histogram()?;
     let (mut received, mut events, mut unmatched, mut coalesced) = (0u64, 0u64, 0u64, 0u64);

@@ -77,6 +77,20 @@ pub(super) async fn subscribe(
 
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let servers = Server::start_many("fanout", args.db.as_deref(), args.processes).await?;
+    let report = measure(args, &servers, "fanout").await?;
+    for server in servers {
+        server.stop().await?;
+    }
+    Ok(report)
+}
+
+/// Subscribers on `/person-events` of `servers` from the next revision,
+/// then paced writes to them; `name` starts the report's text.
+pub(super) async fn measure(
+    args: &BenchArgs,
+    servers: &[Server],
+    name: &str,
+) -> Result<Report, String> {
     let writer = super::client(16)?;
     let current = writer
         .get(servers[0].url("/persons"))
@@ -136,9 +150,6 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let cpu = meter.finish()?;
     let last = sent_at.keys().copied().max().unwrap_or(from - 1);
     let (heard, drain_ms) = collect(listeners, &control, last, GRACE).await?;
-    for server in servers {
-        server.stop().await?;
-    }
 
     let mut latency = super::histogram()?;
     let (mut received, mut out_of_order, mut unknown) = (0u64, 0u64, 0u64);
@@ -167,7 +178,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let (latency_json, latency_text) = super::latency(&latency);
     let (ack_json, ack_text) = super::latency(&ack);
     let mut text = format!(
-        "fanout: {} subscribers on {} {} server process(es) (all open in {connect_seconds:.1} s), {written} writes in \
+        "{name}: {} subscribers on {} {} server process(es) (all open in {connect_seconds:.1} s), {written} writes in \
          {writing_seconds:.1} s ({:.0}/s), {write_errors} write errors\n  \
          write -> event received: {latency_text} (target p99 <= {TARGET_P99_MS} ms: {})\n  \
          lost {lost} of {expected}, out of order {out_of_order}, unexpected {unknown}, \

@@ -23,6 +23,9 @@
 //! - `dashboard-reads`: `GET /aggregates/dashboard` requests per second
 //!   next to `GET /aggregates/dashboard/composed`, which calls both
 //!   backends and composes on every request.
+//! - `large-persons` and `large-dashboard` (not part of `all`): views at
+//!   real size, loaded through the API, each figure measured next to its
+//!   reference in the same run (see their modules).
 //!
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
@@ -34,6 +37,9 @@ mod fanout;
 mod follow;
 mod halfopen;
 mod idle;
+mod large_dashboard;
+mod large_persons;
+mod load;
 mod paced;
 mod reads;
 mod server;
@@ -85,6 +91,18 @@ pub struct BenchArgs {
     #[arg(long)]
     pub db: Option<String>,
 
+    /// Persons loaded by the `large-persons` scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub persons: u64,
+
+    /// Customers loaded by the `large-dashboard` scenario.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub customers: u64,
+
+    /// Incidents loaded by the `large-dashboard` scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub incidents: u64,
+
     /// Server processes on that database (more than 1 needs PostgreSQL):
     /// writers, subscribers and writes are spread over them round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
@@ -126,6 +144,10 @@ pub enum Scenario {
     Dashboard,
     DashboardReads,
     HalfOpen,
+    /// Not part of `all`: loads a million persons (minutes).
+    LargePersons,
+    /// Not part of `all`: loads 100,000 customers and a million incidents.
+    LargeDashboard,
 }
 
 /// What a scenario measured: lines for people, one JSON object for docs.
@@ -143,6 +165,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         return Err(
             "--processes above 1 needs --db postgres://...: the processes share one database"
                 .into(),
+        );
+    }
+    if large_scenario(args.scenario) && args.db.is_some() {
+        return Err(
+            "the large-* scenarios restart a server on its own fresh SQLite file: drop --db".into(),
         );
     }
     println!(
@@ -166,7 +193,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Scenario::Idle,
         Scenario::Dashboard,
         Scenario::DashboardReads,
+        Scenario::LargePersons,
+        Scenario::LargeDashboard,
     ] {
+        if all && large_scenario(scenario) {
+            continue;
+        }
         if !all && args.scenario != scenario {
             continue;
         }
@@ -175,6 +207,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             Scenario::Fanout => vec![fanout::run(&args).await?],
             Scenario::Idle => vec![idle::run(&args).await?],
             Scenario::Dashboard => dashboard::run(&args).await?,
+            Scenario::LargePersons => vec![large_persons::run(&args).await?],
+            Scenario::LargeDashboard => vec![large_dashboard::run(&args).await?],
             _ => vec![reads::run(&args).await?],
         };
         for report in done {
@@ -187,6 +221,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         println!("{}", report.json);
     }
     Ok(())
+}
+
+/// The scenarios that load a view at real size; `all` leaves them out.
+fn large_scenario(scenario: Scenario) -> bool {
+    matches!(scenario, Scenario::LargePersons | Scenario::LargeDashboard)
 }
 
 /// A latency histogram in microseconds, from 1 µs to 10 minutes.
@@ -377,10 +416,35 @@ mod tests {
         assert_eq!(a.duration, Duration::from_secs(10));
         assert_eq!((a.subscribers, a.rate, a.connections), (1000, 100, 32));
         assert_eq!((a.dashboard_subscribers, a.dashboard_rate), (100, 50));
+        assert_eq!(
+            (a.persons, a.customers, a.incidents),
+            (1_000_000, 100_000, 1_000_000)
+        );
         let reads = Cmd::try_parse_from(["bench", "--scenario", "dashboard-reads"]).unwrap();
         assert_eq!(reads.args.scenario, Scenario::DashboardReads);
         assert!(Cmd::try_parse_from(["bench", "--subscribers", "0"]).is_err());
         assert!(Cmd::try_parse_from(["bench", "--scenario", "nope"]).is_err());
+    }
+
+    #[test]
+    fn large_sizes_are_flags_and_stay_out_of_all() {
+        let a = Cmd::try_parse_from(["bench", "--scenario", "large-persons", "--persons", "2000"])
+            .unwrap()
+            .args;
+        assert_eq!((a.scenario, a.persons), (Scenario::LargePersons, 2000));
+        let d = Cmd::try_parse_from([
+            "bench",
+            "--scenario",
+            "large-dashboard",
+            "--customers",
+            "10",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!((d.customers, d.incidents), (10, 1_000_000));
+        assert!(Cmd::try_parse_from(["bench", "--persons", "0"]).is_err());
+        assert!(large_scenario(Scenario::LargeDashboard));
+        assert!(!large_scenario(Scenario::Fanout));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -16,18 +17,18 @@ use super::writes::round2;
 use super::{BenchArgs, Cpu, Report};
 
 /// What one path measured.
-struct Load {
-    ok: u64,
-    errors: u64,
-    seconds: f64,
-    bytes: u64,
-    latency: Histogram<u64>,
-    cpu: Cpu,
-    first_error: Option<String>,
+pub(super) struct Load {
+    pub ok: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub bytes: u64,
+    pub latency: Histogram<u64>,
+    pub cpu: Cpu,
+    pub first_error: Option<String>,
 }
 
 impl Load {
-    fn per_second(&self) -> f64 {
+    pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.seconds
     }
 }
@@ -45,8 +46,15 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let composed = body(&client, &server, "/aggregates/dashboard/composed").await?;
     let agree = stored == composed;
 
-    let view = hammer(args, &server, "/aggregates/dashboard").await?;
-    let baseline = hammer(args, &server, "/aggregates/dashboard/composed").await?;
+    let read = |path| Reads {
+        server: &server,
+        path,
+        connections: args.connections,
+        duration: args.duration,
+        gzip: false,
+    };
+    let view = hammer(read("/aggregates/dashboard")).await?;
+    let baseline = hammer(read("/aggregates/dashboard/composed")).await?;
     server.stop().await?;
 
     let ratio = view.per_second() / baseline.per_second().max(1e-9);
@@ -112,31 +120,41 @@ async fn body(client: &reqwest::Client, server: &Server, path: &str) -> Result<V
         .map_err(|e| format!("GET {path}: {e}"))
 }
 
-/// `args.connections` connections, each sending `GET path` back to back
-/// for `args.duration`.
-async fn hammer(args: &BenchArgs, server: &Server, path: &str) -> Result<Load, String> {
+/// Which reads [`hammer`] sends.
+pub(super) struct Reads<'a> {
+    pub server: &'a Server,
+    pub path: &'a str,
+    pub connections: u64,
+    pub duration: Duration,
+    /// Ask for `Accept-Encoding: gzip` (the body is counted as sent, not
+    /// decoded).
+    pub gzip: bool,
+}
+
+/// `connections` connections, each sending `GET path` back to back for
+/// `duration`, reading every body to its end without keeping it.
+pub(super) async fn hammer(reads: Reads<'_>) -> Result<Load, String> {
+    let server = reads.server;
     let meter = super::CpuMeter::start_all(&[server.pid])?;
     let start = Instant::now();
-    let deadline = start + args.duration;
+    let deadline = start + reads.duration;
     let mut readers = JoinSet::new();
-    for _ in 0..args.connections {
+    for _ in 0..reads.connections {
         // One client per reader: each keeps its own connection.
         let client = super::client(1)?;
-        let url = server.url(path);
+        let url = server.url(reads.path);
+        let gzip = reads.gzip;
         let latency = super::histogram()?;
         readers.spawn(async move {
             let mut load = (latency, 0u64, 0u64, 0u64, None::<String>);
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let answer = client
-                    .get(&url)
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await;
-                let outcome = match answer {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => {
-                        r.bytes().await.map(|b| b.len()).map_err(|e| e.to_string())
-                    }
+                let mut request = client.get(&url).timeout(Duration::from_secs(60));
+                if gzip {
+                    request = request.header("accept-encoding", "gzip");
+                }
+                let outcome = match request.send().await {
+                    Ok(r) if r.status() == reqwest::StatusCode::OK => drain(r).await,
                     Ok(r) => Err(format!("GET {} answered {}", r.url().path(), r.status())),
                     Err(e) => Err(e.to_string()),
                 };
@@ -144,7 +162,7 @@ async fn hammer(args: &BenchArgs, server: &Server, path: &str) -> Result<Load, S
                     Ok(n) => {
                         load.0.saturating_record(super::micros(sent.elapsed()));
                         load.1 += 1;
-                        load.3 += n as u64;
+                        load.3 += n;
                     }
                     Err(e) => {
                         load.2 += 1;
@@ -183,4 +201,14 @@ async fn hammer(args: &BenchArgs, server: &Server, path: &str) -> Result<Load, S
     load.seconds = start.elapsed().as_secs_f64();
     load.cpu = meter.finish()?;
     Ok(load)
+}
+
+/// Reads a body to its end; answers its length.
+async fn drain(response: reqwest::Response) -> Result<u64, String> {
+    let mut chunks = response.bytes_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        n += chunk.map_err(|e| e.to_string())?.len() as u64;
+    }
+    Ok(n)
 }

@@ -4,18 +4,25 @@
 //! N of them on one PostgreSQL database). Dropping it kills the child and
 //! removes the directory.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::{Child, Command};
+use tokio::time::Instant;
 
 pub struct Server {
     child: Child,
     pub pid: u32,
     pub addr: String,
     dir: PathBuf,
+    /// The `--db` it was started with (kept for a restart).
+    db: OsString,
 }
+
+/// How long a restarted server may take to serve its first snapshot.
+const RESTART_LIMIT: Duration = Duration::from_secs(300);
 
 impl Server {
     /// `processes` servers on one database `db` (see [`Server::start_on`]).
@@ -45,39 +52,18 @@ impl Server {
         db: Option<&str>,
         flags: &[String],
     ) -> Result<Server, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
         let dir =
             std::env::temp_dir().join(format!("duality-bench-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let db = db.map_or_else(|| dir.join("bench.db").into_os_string(), Into::into);
         let addr = free_addr()?;
-        let mut command = Command::new(exe);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--db")
-            .arg(db.map_or_else(|| dir.join("bench.db").into_os_string(), Into::into))
-            .args(flags);
-        // The flags above and the defaults, whatever this shell exports.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("DUALITY_") {
-                command.env_remove(name);
-            }
-        }
-        let spawned = command
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn();
-        let child = match spawned {
+        let child = match spawn(&addr, &db, flags) {
             Ok(child) => child,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("cannot start the server: {e}"));
+                return Err(e);
             }
         };
         let mut server = Server {
@@ -85,9 +71,48 @@ impl Server {
             child,
             addr,
             dir,
+            db,
         };
         server.wait_ready().await?;
         Ok(server)
+    }
+
+    /// Kills the server and starts it again on the same database with
+    /// `flags`; answers the time from the new process's start until a
+    /// `GET first` (a snapshot path) was answered `200` and read to its end.
+    pub async fn restart(&mut self, flags: &[String], first: &str) -> Result<Duration, String> {
+        self.child
+            .kill()
+            .await
+            .map_err(|e| format!("cannot stop the server: {e}"))?;
+        let addr = free_addr()?;
+        let started = Instant::now();
+        self.child = spawn(&addr, &self.db, flags)?;
+        self.pid = self.child.id().unwrap_or(0);
+        self.addr = addr;
+        let client = super::client(1)?;
+        let url = self.url(first);
+        while started.elapsed() < RESTART_LIMIT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("the server exited at start: {status}"));
+            }
+            let answer = client
+                .get(&url)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await;
+            if let Ok(response) = answer
+                && response.status().is_success()
+                && response.bytes().await.is_ok()
+            {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(format!(
+            "the restarted server did not serve {first} within {} s",
+            RESTART_LIMIT.as_secs()
+        ))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,9 +140,15 @@ impl Server {
 
     /// The server's resident memory in KiB.
     pub fn rss_kib(&self) -> Result<u64, String> {
+        self.status_kib("VmRSS:")
+    }
+
+    /// A `Vm...:` line of the server's `/proc/<pid>/status`, in KiB
+    /// (`VmHWM:` is the peak resident memory).
+    pub fn status_kib(&self, name: &str) -> Result<u64, String> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .map_err(|e| format!("cannot read the server's /proc status: {e}"))?;
-        super::status_kib(&status, "VmRSS:").ok_or_else(|| "no VmRSS in /proc status".into())
+        super::status_kib(&status, name).ok_or_else(|| format!("no {name} in /proc status"))
     }
 
     /// The `/metrics` lines of one metric family.
@@ -178,6 +209,33 @@ impl Drop for Server {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Starts `duality serve` on `addr` and `db` with `flags`.
+fn spawn(addr: &str, db: &OsStr, flags: &[String]) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg(addr)
+        .arg("--db")
+        .arg(db)
+        .args(flags);
+    // The flags above and the defaults, whatever this shell exports.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("DUALITY_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))
 }
 
 /// A port of 127.0.0.1 that is free right now.

@@ -16,6 +16,7 @@ use super::{BenchArgs, Report};
 /// The target on a 2-core machine, load generator included.
 const TARGET_PER_SECOND: f64 = 15_000.0;
 
+/// What one writer did.
 struct Writer {
     latency: Histogram<u64>,
     ok: u64,
@@ -23,34 +24,91 @@ struct Writer {
     first_error: Option<String>,
 }
 
+/// The JSON body of write `i`.
+pub(super) type Body = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// What a flood of writes did.
+pub(super) struct Flood {
+    pub ok: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Time from sending each write to its `201`, in microseconds.
+    pub latency: Histogram<u64>,
+    pub seconds: f64,
+}
+
+impl Flood {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// `connections` connections, one writer each (spread over `urls`), POST
+/// `body(i)` back to back until `deadline`, or until `count` writes were
+/// sent when given. Each must answer `201`.
+pub(super) async fn flood(
+    urls: &[String],
+    connections: u64,
+    deadline: Instant,
+    count: Option<u64>,
+    body: Body,
+) -> Result<Flood, String> {
+    let start = Instant::now();
+    let sequence = Arc::new(AtomicU64::new(0));
+    let mut writers = JoinSet::new();
+    for c in 0..connections {
+        let url = urls[c as usize % urls.len().max(1)].clone();
+        // One client per writer: each keeps its own connection.
+        let client = super::client(1)?;
+        let latency = super::histogram()?;
+        let plan = Plan {
+            deadline,
+            count: count.unwrap_or(u64::MAX),
+            sequence: Arc::clone(&sequence),
+            body: Arc::clone(&body),
+        };
+        writers.spawn(write(client, url, plan, latency));
+    }
+    let mut flood = Flood {
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        latency: super::histogram()?,
+        seconds: 0.0,
+    };
+    while let Some(joined) = writers.join_next().await {
+        let w = joined.map_err(|e| format!("a writer task failed: {e}"))?;
+        flood
+            .latency
+            .add(&w.latency)
+            .map_err(|e| format!("histogram: {e}"))?;
+        flood.ok += w.ok;
+        flood.errors += w.errors;
+        flood.first_error = flood.first_error.or(w.first_error);
+    }
+    flood.seconds = start.elapsed().as_secs_f64();
+    Ok(flood)
+}
+
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let servers = Server::start_many("writes", args.db.as_deref(), args.processes).await?;
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;
-    let start = Instant::now();
-    let deadline = start + args.duration;
-    let sequence = Arc::new(AtomicU64::new(0));
-    let mut writers = JoinSet::new();
-    for c in 0..args.connections {
-        // Connections are spread over the server processes.
-        let url = servers[c as usize % servers.len()].url("/persons");
-        // One client per writer: each keeps its own connection.
-        let client = super::client(1)?;
-        let latency = super::histogram()?;
-        writers.spawn(write(client, url, deadline, Arc::clone(&sequence), latency));
-    }
-    let mut latency = super::histogram()?;
-    let (mut ok, mut errors, mut first_error) = (0, 0, None);
-    while let Some(joined) = writers.join_next().await {
-        let w = joined.map_err(|e| format!("a writer task failed: {e}"))?;
-        latency
-            .add(&w.latency)
-            .map_err(|e| format!("histogram: {e}"))?;
-        ok += w.ok;
-        errors += w.errors;
-        first_error = first_error.or(w.first_error);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/persons")).collect();
+    let Flood {
+        ok,
+        errors,
+        first_error,
+        latency,
+        seconds: elapsed,
+    } = flood(
+        &urls,
+        args.connections,
+        Instant::now() + args.duration,
+        None,
+        Arc::new(person),
+    )
+    .await?;
     let cpu = meter.finish()?;
     let batches = servers[0].batches().await?;
     for server in servers {
@@ -98,11 +156,25 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     Ok(Report { text, json })
 }
 
+/// When a writer stops, and what it writes.
+struct Plan {
+    deadline: Instant,
+    /// Writes to send in all, over every writer.
+    count: u64,
+    /// The next write's number, shared by every writer.
+    sequence: Arc<AtomicU64>,
+    body: Body,
+}
+
+/// The body of person write `i`: 50 cities.
+pub(super) fn person(i: u64) -> String {
+    format!(r#"{{"name":"n{i}","city":"c{}"}}"#, i % 50)
+}
+
 async fn write(
     client: reqwest::Client,
     url: String,
-    deadline: Instant,
-    sequence: Arc<AtomicU64>,
+    plan: Plan,
     latency: Histogram<u64>,
 ) -> Writer {
     let mut w = Writer {
@@ -111,9 +183,12 @@ async fn write(
         errors: 0,
         first_error: None,
     };
-    while Instant::now() < deadline {
-        let i = sequence.fetch_add(1, Ordering::Relaxed);
-        let body = format!(r#"{{"name":"n{i}","city":"c{}"}}"#, i % 50);
+    while Instant::now() < plan.deadline {
+        let i = plan.sequence.fetch_add(1, Ordering::Relaxed);
+        if i >= plan.count {
+            break;
+        }
+        let body = (plan.body)(i);
         let sent = Instant::now();
         let answer = client
             .post(&url)
@@ -127,7 +202,7 @@ async fn write(
             Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
                 r.bytes().await.map(drop).map_err(|e| e.to_string())
             }
-            Ok(r) => Err(format!("POST /persons answered {}", r.status())),
+            Ok(r) => Err(format!("POST {} answered {}", r.url().path(), r.status())),
             Err(e) => Err(e.to_string()),
         };
         match outcome {

@@ -1,0 +1,209 @@
+//! Scenario `large-dashboard`: the Aggregate Pattern at real size
+//! (`--customers`, 100,000 by default, and `--incidents`, 1,000,000),
+//! loaded through the API into one server with every service, each figure
+//! next to its reference measured in the same run:
+//!
+//! - incident write → dashboard event latency with
+//!   `--dashboard-subscribers` at `--dashboard-rate` (the `dashboard`
+//!   measurement);
+//! - `GET /customers/top/5` requests/s against `GET /aggregates/dashboard`;
+//! - the time from a restart on the same file to the first `GET /incidents`
+//!   (the largest view);
+//! - incident writes/s with the aggregates service running, against the
+//!   same file restarted with `--services customers,incidents`.
+//!
+//! The loaded incidents spread over every customer with amounts below
+//! 1,000, so the `dashboard` measurement's bench customer still leads the
+//! volume list from its first write on.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::load::{Target, load, targets};
+use super::reads::{Load, Reads, hammer};
+use super::server::Server;
+use super::writes::{Body, Flood, flood, round2};
+use super::{BenchArgs, Cpu, CpuMeter, Report};
+
+const TARGET_P99_MS: f64 = 10.0;
+
+/// The body of customer `i`: 11 scorings, 50 countries.
+fn customer(i: u64) -> String {
+    json!({
+        "name": format!("Customer {i:07}"),
+        "city": format!("City {}", i % 500),
+        "country": format!("C{}", i % 50),
+        "scoring": i % 11,
+    })
+    .to_string()
+}
+
+/// The bodies of incidents spread over `customers` customers.
+fn incidents(customers: u64) -> Body {
+    Arc::new(move |i| {
+        json!({
+            "amount": (i * 7919 % 100_000) as f64 / 100.0,
+            "customerName": format!("Customer {:07}", i * 7 % customers),
+            "category": format!("cat{}", i % 20),
+        })
+        .to_string()
+    })
+}
+
+pub async fn run(args: &BenchArgs) -> Result<Report, String> {
+    let mut server = Server::start_on("large-dashboard", None).await?;
+    let customers = load(
+        &server,
+        "customers",
+        "/customers/items",
+        args.customers,
+        Arc::new(customer),
+    )
+    .await?;
+    let loaded = load(
+        &server,
+        "incidents",
+        "/incidents/items",
+        args.incidents,
+        incidents(args.customers),
+    )
+    .await?;
+
+    let latency = super::dashboard::measure(args, &[&server], 0, 0, "large, one process").await?;
+
+    let reads = |path| Reads {
+        server: &server,
+        path,
+        connections: args.connections,
+        duration: args.duration,
+        gzip: false,
+    };
+    let top = hammer(reads("/customers/top/5")).await?;
+    let dashboard = hammer(reads("/aggregates/dashboard")).await?;
+
+    let with_aggregates = write_incidents(args, &server).await?;
+    let restart = server.restart(&[], "/incidents").await?;
+    let rss_restarted = server.rss_kib()?;
+    let backends_only = ["--services".to_string(), "customers,incidents".to_string()];
+    let restart_backends = server.restart(&backends_only, "/incidents").await?;
+    let without = write_incidents(args, &server).await?;
+    server.stop().await?;
+
+    let p99 = latency.json["latency"]["p99_ms"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let checks = [
+        Target {
+            name: "incident write -> dashboard event p99 ms",
+            value: p99,
+            limit: TARGET_P99_MS,
+            at_least: false,
+        },
+        Target {
+            name: "incident writes/s with aggregates / without",
+            value: with_aggregates.0.per_second() / without.0.per_second().max(1e-9),
+            limit: 0.8,
+            at_least: true,
+        },
+        Target {
+            name: "top/5 reads / dashboard reads",
+            value: top.per_second() / dashboard.per_second().max(1e-9),
+            limit: 0.5,
+            at_least: true,
+        },
+    ];
+    let (targets_json, targets_text) = targets(&checks);
+    let line = |name: &str, l: &Load| {
+        let (_, latency) = super::latency(&l.latency);
+        format!(
+            "{name}: {:.0} requests/s ({} errors, {} bytes each), {latency}\n    {}",
+            l.per_second(),
+            l.errors,
+            l.bytes / l.ok.max(1),
+            l.cpu.text(),
+        )
+    };
+    let writes_line = |name: &str, (f, cpu): &(Flood, Cpu)| {
+        let (_, latency) = super::latency(&f.latency);
+        format!(
+            "{name}: {:.0} incident writes/s ({} errors), {latency}\n    {}",
+            f.per_second(),
+            f.errors,
+            cpu.text(),
+        )
+    };
+    let text = format!(
+        "large-dashboard: {}\n  {}\n  {}\n  \
+         {} connections, {:.0} s each:\n  {}\n  {}\n  {}\n  {}\n  \
+         restart on the same file: first GET /incidents served {:.2} s after the process started \
+         (all services; RSS then {:.1} MiB), {:.2} s with --services customers,incidents\n\
+         {targets_text}",
+        customers.text(),
+        loaded.text(),
+        latency.text,
+        args.connections,
+        args.duration.as_secs_f64(),
+        line("GET /customers/top/5", &top),
+        line("GET /aggregates/dashboard", &dashboard),
+        writes_line("every service", &with_aggregates),
+        writes_line("--services customers,incidents", &without),
+        restart.as_secs_f64(),
+        rss_restarted as f64 / 1024.0,
+        restart_backends.as_secs_f64(),
+    );
+    let reads_json = |l: &Load| {
+        let (latency, _) = super::latency(&l.latency);
+        json!({
+            "requests": l.ok,
+            "errors": l.errors,
+            "requests_per_s": l.per_second().round(),
+            "latency": latency,
+            "cpu": l.cpu.json(),
+        })
+    };
+    let writes_json = |(f, cpu): &(Flood, Cpu)| {
+        let (latency, _) = super::latency(&f.latency);
+        json!({
+            "writes": f.ok,
+            "errors": f.errors,
+            "writes_per_s": f.per_second().round(),
+            "latency": latency,
+            "cpu": cpu.json(),
+        })
+    };
+    let json = json!({
+        "scenario": "large-dashboard",
+        "customers": args.customers,
+        "incidents": args.incidents,
+        "load_customers": customers.json(),
+        "load_incidents": loaded.json(),
+        "dashboard": latency.json,
+        "reads_top5": reads_json(&top),
+        "reads_dashboard": reads_json(&dashboard),
+        "incident_writes_all_services": writes_json(&with_aggregates),
+        "incident_writes_backends_only": writes_json(&without),
+        "restart_first_snapshot_s": round2(restart.as_secs_f64()),
+        "restart_backends_only_first_snapshot_s": round2(restart_backends.as_secs_f64()),
+        "rss_after_restart_kib": rss_restarted,
+        "targets": targets_json,
+        "meets_targets": checks.iter().all(Target::met),
+    });
+    Ok(Report { text, json })
+}
+
+/// `--connections` writers post incidents for `--duration`.
+async fn write_incidents(args: &BenchArgs, server: &Server) -> Result<(Flood, Cpu), String> {
+    let meter = CpuMeter::start_all(&[server.pid])?;
+    let urls = [server.url("/incidents/items")];
+    let done = flood(
+        &urls,
+        args.connections,
+        Instant::now() + args.duration,
+        None,
+        incidents(args.customers),
+    )
+    .await?;
+    Ok((done, meter.finish()?))
+}
