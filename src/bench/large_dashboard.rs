@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::load::{Target, load, targets};
+use super::load::{Target, VIEWS, json_bytes, load, targets};
 use super::reads::{Load, Reads, hammer};
 use super::server::Server;
 use super::writes::{Body, Flood, flood, round2};
@@ -70,6 +70,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         incidents(args.customers),
     )
     .await?;
+
+    let json_size = json_bytes(&server, &VIEWS).await?;
+    let (rss, hwm) = (server.rss_kib()?, server.status_kib("VmHWM:")?);
 
     let latency = super::dashboard::measure(args, &[&server], 0, 0, "large, one process").await?;
 
@@ -135,13 +138,17 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         )
     };
     let text = format!(
-        "large-dashboard: {}\n  {}\n  {}\n  \
+        "large-dashboard: {}\n  {}\n  \
+         server RSS {:.1} MiB (peak {:.1} MiB) after loading; JSON of every view {:.1} MiB\n  {}\n  \
          {} connections, {:.0} s each:\n  {}\n  {}\n  {}\n  {}\n  \
          restart on the same file: first GET /incidents served {:.2} s after the process started \
          (all services; RSS then {:.1} MiB), {:.2} s with --services customers,incidents\n\
          {targets_text}",
         customers.text(),
         loaded.text(),
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        json_size as f64 / (1024.0 * 1024.0),
         latency.text,
         args.connections,
         args.duration.as_secs_f64(),
@@ -187,6 +194,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "restart_first_snapshot_s": round2(restart.as_secs_f64()),
         "restart_backends_only_first_snapshot_s": round2(restart_backends.as_secs_f64()),
         "rss_after_restart_kib": rss_restarted,
+        "rss_after_load_kib": rss,
+        "hwm_after_load_kib": hwm,
+        "json_bytes_all_views": json_size,
         "targets": targets_json,
         "meets_targets": checks.iter().all(Target::met),
     });

@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::load::{Target, json_bytes, load, targets};
+use super::load::{Target, VIEWS, json_bytes, load, targets};
 use super::paced::{Paced, post_paced};
 use super::reads::{Load, Reads, hammer};
 use super::server::Server;
@@ -35,14 +35,6 @@ const READERS: u64 = 4;
 const SMALL: u64 = 1_000;
 /// Slow `?snapshot=true` subscribers.
 const SLOW: usize = 100;
-/// Every view a default server holds.
-const VIEWS: [&str; 5] = [
-    "/persons",
-    "/locations",
-    "/customers",
-    "/incidents",
-    "/aggregates/dashboard",
-];
 
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let mut server = Server::start_on("large-persons", args.db.as_deref()).await?;

@@ -14,6 +14,14 @@ use super::{Cpu, CpuMeter};
 /// Writers that load the data, each on its own connection: enough for
 /// group commit to fill its batches.
 const CONNECTIONS: u64 = 64;
+/// The snapshot paths of every view a default server holds.
+pub(super) const VIEWS: [&str; 5] = [
+    "/persons",
+    "/locations",
+    "/customers",
+    "/incidents",
+    "/aggregates/dashboard",
+];
 /// A load of a million documents takes about a minute here; give up after
 /// this long.
 const LIMIT: Duration = Duration::from_secs(1800);
