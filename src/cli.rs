@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::settings::{Cli, Command, Settings};
 
@@ -20,9 +20,7 @@ pub fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: what was refused and why.
-            let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("invalid arguments"));
+            eprintln!("{}", one_line(&e));
             return ExitCode::from(2);
         }
     };
@@ -50,6 +48,36 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A refused command line as one line: what was refused and why, and
+/// clap's "did you mean" for a mistyped flag, subcommand or value. Scripts
+/// and people both read one line; clap's usage block and tips are left out.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut line = text
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    let suggestions: Vec<String> = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .filter_map(|kind| e.get(kind))
+    .flat_map(|value| match value {
+        ContextValue::String(s) => vec![s.clone()],
+        ContextValue::Strings(list) => list.clone(),
+        _ => Vec::new(),
+    })
+    .collect();
+    if !suggestions.is_empty() {
+        let quoted: Vec<String> = suggestions.iter().map(|s| format!("'{s}'")).collect();
+        line.push_str(&format!("; did you mean {}?", quoted.join(" or ")));
+    }
+    line
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {

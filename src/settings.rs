@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::store::sqlite::Location;
@@ -41,8 +42,9 @@ pub enum Command {
 /// Everything `duality serve` needs to know.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// Address to serve on.
-    #[arg(long, env = "DUALITY_LISTEN", default_value = "127.0.0.1:3000")]
+    /// Address to serve on: `HOST:PORT` (a host name is resolved at start)
+    /// or a bare `PORT`, meaning 127.0.0.1:PORT.
+    #[arg(long, env = "DUALITY_LISTEN", default_value = "127.0.0.1:3000", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// A SQLite file path, `:memory:`, or a `postgres://` URL.
@@ -66,7 +68,7 @@ pub struct Settings {
     pub incidents_url: Option<String>,
 
     /// Load a built-in sample of customers and incidents into an empty database.
-    #[arg(long, env = "DUALITY_DEMO_DATA")]
+    #[arg(long, env = "DUALITY_DEMO_DATA", value_parser = BoolishValueParser::new())]
     pub demo_data: bool,
 
     /// Origins whose pages may read snapshots and streams (comma list, or `*`).
@@ -79,7 +81,7 @@ pub struct Settings {
 
     /// Let pages on the `--cors-origin` origins write too (POST, PATCH,
     /// PUT, DELETE), not only read.
-    #[arg(long, env = "DUALITY_CORS_ALLOW_WRITES")]
+    #[arg(long, env = "DUALITY_CORS_ALLOW_WRITES", value_parser = BoolishValueParser::new())]
     pub cors_allow_writes: bool,
 
     /// Writes need `Authorization: Bearer TOKEN` (comma list: every token
@@ -98,7 +100,7 @@ pub struct Settings {
     pub upstream_token: Option<Token>,
 
     /// Serve writes without a token on a non-loopback address.
-    #[arg(long, env = "DUALITY_OPEN_WRITES")]
+    #[arg(long, env = "DUALITY_OPEN_WRITES", value_parser = BoolishValueParser::new())]
     pub open_writes: bool,
 
     /// Connections served at once; past it a new connection gets `503`
@@ -177,6 +179,41 @@ pub fn parse_token(raw: &str) -> Result<Token, String> {
         return Err("a token must be visible ASCII without spaces or commas".into());
     }
     Ok(Token(raw.to_string()))
+}
+
+/// `HOST:PORT`, `[V6]:PORT`, or a bare `PORT` meaning 127.0.0.1:PORT. A
+/// host name is resolved here, once: `localhost` is 127.0.0.1, any other
+/// name takes the first address it resolves to. The exposure check at
+/// start looks at the bound address, so a name that resolves to a public
+/// address still needs `--write-token` or `--open-writes`.
+pub fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    let raw = raw.trim();
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let usage = || format!("`{raw}` is not an address like 127.0.0.1:3000, localhost:3000 or 3000");
+    if raw.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = raw.parse().map_err(|_| usage())?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let (host, port) = raw.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !host_ok {
+        return Err(usage());
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{host}` resolves to no address"))
 }
 
 /// An origin as browsers send it (`https://example.com:8080`), or `*`.
@@ -416,6 +453,34 @@ mod tests {
         assert_eq!(cli.serve.write_token.len(), 2);
         assert_eq!(cli.serve.read_token.len(), 1);
         assert!(Cli::try_parse_from(["duality", "--max-connections", "0"]).is_err());
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_or_a_bare_port() {
+        let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(parse_listen("3105"), Ok(local(3105)));
+        assert_eq!(parse_listen("localhost:3105"), Ok(local(3105)));
+        assert_eq!(parse_listen("LocalHost:0"), Ok(local(0)));
+        assert_eq!(
+            parse_listen("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0; 4], 80)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:7").map(|a| a.ip().is_loopback()),
+            Ok(true)
+        );
+        for bad in [
+            "",
+            "nowhere",
+            "x:y",
+            "70000",
+            "localhost:",
+            ":3000",
+            "a b:1",
+            "h/x:1",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
