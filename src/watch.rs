@@ -6,20 +6,28 @@
 //! views (every document an object of scalars) print as a table, others as
 //! pretty JSON. Stored text is printed with its control characters
 //! escaped ([`crate::printable`]), so it cannot drive the terminal.
+//!
+//! `--output json` is for scripts: one JSON line for the snapshot, then one
+//! per change as the follower applies it (told by its [`Observer`]), so a
+//! script sees every revision, not only the latest state.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
-use serde_json::{Map, Value};
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
-use crate::client::{Follower, Options, ViewCopy};
+use crate::client::follower::stream_path_for;
+use crate::client::{Follower, Http, Observer, Options, ViewCopy};
 use crate::printable;
 
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
-    /// The view's URL, e.g. http://127.0.0.1:3000/persons
+    /// The view's URL, e.g. http://127.0.0.1:3000/persons (`http://` may
+    /// be left out).
     pub url: String,
     /// Print the view once and exit.
     #[arg(long)]
@@ -30,16 +38,43 @@ pub struct WatchArgs {
     /// A read (or write) token, for a server started with `--read-token`.
     #[arg(long, env = "DUALITY_TOKEN", value_parser = crate::settings::parse_token, hide_env_values = true)]
     pub token: Option<crate::settings::Token>,
+    /// `table` (a table or pretty JSON, redrawn on every change) or `json`
+    /// (JSON lines: the snapshot, then every change with its revision).
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// What the header line says about the copy shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Printed once (`--once`): not kept current.
+    Snapshot,
+    Live,
+    Stale,
 }
 
 /// Renders a view: a header line, then a table or pretty JSON.
-pub fn render(name: &str, copy: &ViewCopy, live: bool) -> String {
-    let state = if live { "live" } else { "stale, reconnecting" };
+pub fn render(name: &str, copy: &ViewCopy, shown: Shown) -> String {
+    let state = match shown {
+        Shown::Snapshot => "snapshot",
+        Shown::Live => "live",
+        Shown::Stale => "stale, reconnecting",
+    };
     let mut out = format!(
         "{} @ revision {} ({state})\n",
         printable::escaped(name),
         copy.revision
     );
+    if copy.doc.is_empty() {
+        out.push_str("(empty)\n");
+        return out;
+    }
     match table(&copy.doc) {
         Some(table) => out.push_str(&table),
         None => {
@@ -116,20 +151,74 @@ fn view_name(url: &str) -> String {
         .to_string()
 }
 
-/// Checks that `url` answers a view, and returns it.
-async fn fetch_once(url: &str, token: Option<&str>) -> Result<ViewCopy, String> {
-    let client = reqwest::Client::builder()
+/// The URL as given, with `http://` in front if it has no scheme
+/// (`127.0.0.1:3000/persons`).
+pub fn with_scheme(raw: &str) -> String {
+    let raw = raw.trim();
+    if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("http://{raw}")
+    }
+}
+
+/// The snapshot URLs a stream URL may belong to, most likely first:
+/// `/person-events` → `/persons`, `/aggregates/dashboard-events` →
+/// `/aggregates/dashboard`, `/collections/x/events` → `/collections/x`.
+pub fn snapshot_candidates(stream_url: &str) -> Vec<String> {
+    let url = stream_url.trim_end_matches('/');
+    if let Some(base) = url.strip_suffix("/events") {
+        return vec![base.to_string()];
+    }
+    match url.strip_suffix("-events") {
+        Some(base) => vec![format!("{base}s"), base.to_string()],
+        None => Vec::new(),
+    }
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
-    let mut request = client.get(url);
+        .map_err(|e| e.to_string())
+}
+
+async fn get(url: &str, token: Option<&str>) -> Result<reqwest::Response, String> {
+    let mut request = client()?.get(url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request
+    request
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {e}"))
+}
+
+/// The error for a stream URL: which snapshot URL to give instead.
+async fn stream_given(url: &str, token: Option<&str>) -> String {
+    for candidate in snapshot_candidates(url) {
+        let is_view = get(&candidate, token)
+            .await
+            .is_ok_and(|r| r.status().is_success() && r.headers().contains_key("x-revision"));
+        if is_view {
+            return format!("{url} is a change stream; watch its view: duality watch {candidate}");
+        }
+    }
+    format!("{url} is a change stream; give the URL of its view (the snapshot)")
+}
+
+/// Checks that `url` answers a view, and returns it.
+async fn fetch_once(url: &str, token: Option<&str>) -> Result<ViewCopy, String> {
+    let response = get(url, token).await?;
+    let is_stream = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_stream {
+        drop(response);
+        return Err(stream_given(url, token).await);
+    }
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         let hint = if token.is_some() {
             "refused the token"
@@ -165,17 +254,88 @@ async fn fetch_once(url: &str, token: Option<&str>) -> Result<ViewCopy, String> 
     })
 }
 
-pub async fn run(args: WatchArgs) -> Result<(), String> {
-    let name = view_name(&args.url);
-    let token = args.token.as_ref().map(crate::settings::Token::as_str);
-    let first = fetch_once(&args.url, token).await?;
+/// One JSON line of `--output json`.
+pub fn snapshot_line(view: &Map<String, Value>, revision: u64, epoch: &str) -> String {
+    json!({"revision": revision, "epoch": epoch, "view": view}).to_string()
+}
+
+/// One JSON line of `--output json`.
+pub fn patch_line(patch: &Map<String, Value>, revision: u64) -> String {
+    json!({"revision": revision, "patch": patch}).to_string()
+}
+
+/// Hands every applied change, as its JSON line, to the printing loop.
+struct Lines(mpsc::UnboundedSender<(u64, String)>);
+
+impl Observer for Lines {
+    fn loaded(&self, view: &Map<String, Value>, revision: u64, epoch: &str) {
+        let _ = self
+            .0
+            .send((revision, snapshot_line(view, revision, epoch)));
+    }
+
+    fn patched(&self, patch: &Map<String, Value>, revision: u64) {
+        let _ = self.0.send((revision, patch_line(patch, revision)));
+    }
+}
+
+/// `--output json` live: prints each line as the follower applies it.
+async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+    let path = parsed.path().to_string();
+    let base = url
+        .strip_suffix(&path)
+        .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
+    let transport = Arc::new(Http::with_token(base, token)?);
+    let (tx, mut lines) = mpsc::unbounded_channel();
+    let options = Options {
+        keep_copy: false,
+        ..Options::default()
+    };
+    let _follower = Follower::spawn_observed(
+        transport,
+        &path,
+        &stream_path_for(&path),
+        options,
+        Some(Arc::new(Lines(tx))),
+    );
     let mut stdout = std::io::stdout();
-    if args.once {
-        let _ = stdout.write_all(render(&name, &first, true).as_bytes());
-        return Ok(());
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let (revision, line) = line.ok_or("the follower stopped")?;
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+                if until.is_some_and(|until| revision >= until) {
+                    return Ok(());
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+pub async fn run(args: WatchArgs) -> Result<(), String> {
+    let url = with_scheme(&args.url);
+    let name = view_name(&url);
+    let token = args.token.as_ref().map(crate::settings::Token::as_str);
+    let first = fetch_once(&url, token).await?;
+    let mut stdout = std::io::stdout();
+    match (args.once, args.output) {
+        (true, Output::Table) => {
+            let _ = stdout.write_all(render(&name, &first, Shown::Snapshot).as_bytes());
+            return Ok(());
+        }
+        (true, Output::Json) => {
+            let line = snapshot_line(&first.doc, first.revision, &first.epoch);
+            let _ = writeln!(stdout, "{line}");
+            return Ok(());
+        }
+        (false, Output::Json) => return run_json(&url, token, args.until).await,
+        (false, Output::Table) => {}
     }
     let in_place = stdout.is_terminal();
-    let follower = Follower::connect_with_token(&args.url, token, Options::default())?;
+    let follower = Follower::connect_with_token(&url, token, Options::default())?;
     let mut copies = follower.watch();
     let mut health = follower.watch_health();
     // Show the first frame once the stream is live (or after a moment, as
@@ -192,7 +352,8 @@ pub async fn run(args: WatchArgs) -> Result<(), String> {
             } else if shown.is_some() {
                 frame.push('\n');
             }
-            frame.push_str(&render(&name, &copy, live));
+            let state = if live { Shown::Live } else { Shown::Stale };
+            frame.push_str(&render(&name, &copy, state));
             let _ = stdout.write_all(frame.as_bytes());
             let _ = stdout.flush();
             shown = Some((copy.revision, live));
@@ -229,7 +390,7 @@ mod tests {
             5,
         );
         assert_eq!(
-            render("persons", &c, true),
+            render("persons", &c, Shown::Live),
             "persons @ revision 5 (live)\nkey  city  name\n2    Rome  Bob\n10         Cy\n"
         );
     }
@@ -237,7 +398,7 @@ mod tests {
     #[test]
     fn nested_views_print_as_pretty_json() {
         let c = copy(json!({"customerCount": 2, "topCustomers": []}), 1);
-        let text = render("dashboard", &c, false);
+        let text = render("dashboard", &c, Shown::Stale);
         assert!(text.starts_with("dashboard @ revision 1 (stale, reconnecting)\n{\n"));
         assert!(text.contains("\"customerCount\": 2"));
     }
@@ -253,19 +414,51 @@ mod tests {
             json!({"top": [{"customerName": format!("{evil}\u{9b}2J")}]}),
             3,
         );
-        for text in [render("persons", &flat, true), render(evil, &nested, true)] {
+        for text in [
+            render("persons", &flat, Shown::Live),
+            render(evil, &nested, Shown::Live),
+        ] {
             assert!(
                 !text.chars().any(|c| c.is_control() && c != '\n'),
                 "{text:?}"
             );
         }
-        assert!(render("persons", &flat, true).contains("\\u{1b}]0;pwned\\u{7}"));
-        assert!(render("d", &nested, true).contains("\\u001b]0;pwned\\u0007\\u009b2J"));
+        assert!(render("persons", &flat, Shown::Live).contains("\\u{1b}]0;pwned\\u{7}"));
+        assert!(render("d", &nested, Shown::Live).contains("\\u001b]0;pwned\\u0007\\u009b2J"));
     }
 
     #[test]
-    fn an_empty_view_is_an_empty_table() {
-        assert_eq!(table(&Map::new()).unwrap(), "key\n");
+    fn an_empty_view_says_so() {
+        assert_eq!(
+            render("persons", &copy(json!({}), 0), Shown::Snapshot),
+            "persons @ revision 0 (snapshot)\n(empty)\n"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_scheme_are_http() {
+        assert_eq!(
+            with_scheme("127.0.0.1:3102/persons"),
+            "http://127.0.0.1:3102/persons"
+        );
+        assert_eq!(with_scheme("https://h/persons"), "https://h/persons");
+    }
+
+    #[test]
+    fn a_stream_url_points_back_at_its_view() {
+        assert_eq!(
+            snapshot_candidates("http://h:1/person-events"),
+            ["http://h:1/persons", "http://h:1/person"]
+        );
+        assert_eq!(
+            snapshot_candidates("http://h:1/aggregates/dashboard-events")[1],
+            "http://h:1/aggregates/dashboard"
+        );
+        assert_eq!(
+            snapshot_candidates("http://h:1/collections/notes/events"),
+            ["http://h:1/collections/notes"]
+        );
+        assert!(snapshot_candidates("http://h:1/persons").is_empty());
     }
 
     #[test]

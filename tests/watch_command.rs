@@ -33,7 +33,7 @@ async fn watch_once_prints_a_flat_view_as_a_table_and_a_nested_one_as_json() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "persons @ revision 2 (live)\nkey  city  name\n1    Rome  Ann\n2          Bob\n"
+        "persons @ revision 2 (snapshot)\nkey  city  name\n1    Rome  Ann\n2          Bob\n"
     );
     let url = server.url("/aggregates/dashboard");
     let out = tokio::task::spawn_blocking(move || watch(&[&url, "--once"]))
@@ -172,4 +172,122 @@ async fn watch_escapes_control_characters_that_clients_stored() {
             "{path} printed raw controls: {text:?}"
         );
     }
+}
+
+async fn watch_async(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        watch(&args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn watch_once_says_snapshot_and_an_empty_view_says_empty() {
+    let server = spawn_default().await;
+    let out = watch_async(vec![server.url("/persons"), "--once".into()]).await;
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "persons @ revision 0 (snapshot)\n(empty)\n"
+    );
+}
+
+#[tokio::test]
+async fn watch_takes_a_url_without_a_scheme_as_http() {
+    let server = spawn_default().await;
+    server.post("/persons", json!({"name":"Ann"})).await;
+    let bare = server.url("/persons").replacen("http://", "", 1);
+    let out = watch_async(vec![bare, "--once".into()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("persons @ revision 1 "),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn watch_on_a_stream_url_names_the_view_to_watch_instead() {
+    let server = spawn_default().await;
+    for (stream, view) in [
+        ("/person-events", "/persons"),
+        ("/aggregates/dashboard-events", "/aggregates/dashboard"),
+    ] {
+        let out = watch_async(vec![server.url(stream), "--once".into()]).await;
+        assert!(!out.status.success(), "{stream}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("duality watch {}", server.url(view))),
+            "{stream}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn watch_output_json_prints_the_snapshot_then_every_patch_as_json_lines() {
+    let server = spawn_default().await;
+    server
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
+        .await;
+    let once = watch_async(vec![
+        server.url("/persons"),
+        "--once".into(),
+        "--output".into(),
+        "json".into(),
+    ])
+    .await;
+    assert!(once.status.success());
+    let line: serde_json::Value = serde_json::from_slice(&once.stdout).unwrap();
+    assert_eq!(line["revision"], 1);
+    assert_eq!(line["view"], json!({"1": {"name": "Ann", "city": "Rome"}}));
+    assert!(
+        line["epoch"].as_str().is_some_and(|e| !e.is_empty()),
+        "{line}"
+    );
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
+        .args([
+            "watch",
+            &server.url("/persons"),
+            "--output",
+            "json",
+            "--until",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("watch printed nothing within 10 s")
+            .unwrap()
+            .expect("watch ended early");
+        serde_json::from_str(&line).unwrap()
+    };
+    let first = next().await;
+    assert_eq!(first["revision"], 1);
+    assert_eq!(first["view"]["1"]["name"], "Ann");
+    server.post("/persons", json!({"name":"Bob"})).await;
+    server
+        .send("PATCH", "/persons/1", Some(json!({"city":"Oslo"})))
+        .await;
+    assert_eq!(
+        next().await,
+        json!({"revision": 2, "patch": {"2": {"name": "Bob"}}})
+    );
+    assert_eq!(
+        next().await,
+        json!({"revision": 3, "patch": {"1": {"city": "Oslo"}}})
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "--until 3 ends the watch");
 }
