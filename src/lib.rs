@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 use app::App;
 use domain::View;
 use hub::Hub;
-use settings::{Database, Service, Settings};
+use settings::{Database, Service, Services, Settings};
 use store::owner::Owner;
 use store::sqlite::{Location, SqliteStore};
 use store::{Store, StoreError};
@@ -119,6 +119,28 @@ fn check_exposure(settings: &Settings, addr: std::net::SocketAddr) -> Result<(),
     )))
 }
 
+/// `--demo-data`: the customers and incidents sample into an empty pair of
+/// views, and the persons sample when the persons service runs here and
+/// no person was ever created. Says what it loaded and what it skipped.
+async fn load_demo_data(app: &App, hub: &Hub, services: &Services) -> Result<(), LaunchError> {
+    if hub.latest(View::Customers) == 0 && hub.latest(View::Incidents) == 0 {
+        app.write(domain::demo::load()).await?;
+        tracing::info!("loaded the demo customers and incidents");
+    } else {
+        tracing::info!("skipped the demo customers and incidents: the database already holds some");
+    }
+    if !services.contains(Service::Persons) {
+        return Ok(());
+    }
+    let committed = app.write(domain::demo::load_persons()).await?;
+    if committed.output == serde_json::Value::Bool(true) {
+        tracing::info!("loaded the demo persons");
+    } else {
+        tracing::info!("skipped the demo persons: this database has had persons before");
+    }
+    Ok(())
+}
+
 /// Serves `settings` on `listener` until `shutdown` completes; open streams
 /// end when it does, and connections still open `--shutdown-grace` later
 /// are closed, so the server stops in bounded time.
@@ -149,9 +171,8 @@ pub async fn launch(
         stopped.clone(),
         settings.keep_alive,
     );
-    if settings.demo_data && hub.latest(View::Customers) == 0 && hub.latest(View::Incidents) == 0 {
-        app.write(domain::demo::load()).await?;
-        tracing::info!("loaded the demo data");
+    if settings.demo_data {
+        load_demo_data(&app, &hub, services).await?;
     }
     let upstreams = if services.contains(Service::Aggregates) {
         let mut local_services = services.clone();

@@ -1,9 +1,12 @@
 //! A deterministic sample of 40 customers and 100 incidents (`--demo-data`),
 //! generated here from small word lists so that a fresh
-//! `duality serve --demo-data` shows a full dashboard at once.
+//! `duality serve --demo-data` shows a full dashboard at once, and a few
+//! persons in three cities, so the persons and locations panels are not
+//! empty either.
 
 use serde_json::{Value, json};
 
+use super::persons::NewPerson;
 use super::view::View;
 use super::write::Write;
 
@@ -95,6 +98,31 @@ pub fn incidents() -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Seven persons; three cities hold all but one of them.
+pub fn persons() -> Vec<NewPerson> {
+    [
+        ("Alma Reyes", Some("Lisbon")),
+        ("Bela Novak", Some("Turin")),
+        ("Carl Lind", Some("Lisbon")),
+        ("Dana Ivers", Some("Ghent")),
+        ("Emil Sauer", None),
+        ("Fern Ota", Some("Turin")),
+        ("Gus Moreau", Some("Lisbon")),
+    ]
+    .into_iter()
+    .map(|(name, city)| NewPerson {
+        name: name.into(),
+        city: city.map(Into::into),
+    })
+    .collect()
+}
+
+/// The persons sample as one write through the persons write path; it
+/// loads nothing once any person was ever created.
+pub fn load_persons() -> Write {
+    super::persons::create_first(persons())
+}
+
 /// One write that loads the whole sample (one event per view).
 pub fn load() -> Write {
     Write::new(&[View::Customers, View::Incidents], |d| {
@@ -111,6 +139,7 @@ pub fn load() -> Write {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::write::MemorySource;
     use crate::domain::{customers, dashboard, incidents};
     use std::collections::HashSet;
 
@@ -133,5 +162,34 @@ mod tests {
         let d = dashboard::compose(&c.into_iter().collect(), &i.into_iter().collect());
         assert_eq!(d["customerCount"], json!(40));
         assert_eq!(d["customersWithMostIncidents"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn the_persons_sample_loads_once_with_its_locations() {
+        let mut db = MemorySource::default();
+        let (loaded, _) = db.run(&load_persons()).unwrap();
+        assert_eq!(loaded, json!(true));
+        assert_eq!(db.view(View::Persons).as_object().unwrap().len(), 7);
+        assert_eq!(db.view(View::Persons)["5"], json!({"name": "Emil Sauer"}));
+        assert_eq!(
+            db.view(View::Locations),
+            json!({"Lisbon": {"total": 3}, "Turin": {"total": 2}, "Ghent": {"total": 1}})
+        );
+        let (again, plan) = db.run(&load_persons()).unwrap();
+        assert_eq!(again, json!(false));
+        assert!(plan.changes.is_empty(), "a second load is no event");
+    }
+
+    #[test]
+    fn the_persons_sample_is_not_loaded_over_persons_created_before() {
+        let mut db = MemorySource::default();
+        let ann = crate::domain::persons::NewPerson {
+            name: "Ann".into(),
+            city: None,
+        };
+        db.run(&crate::domain::persons::create(ann)).unwrap();
+        let (loaded, _) = db.run(&load_persons()).unwrap();
+        assert_eq!(loaded, json!(false));
+        assert_eq!(db.view(View::Persons).as_object().unwrap().len(), 1);
     }
 }
