@@ -288,10 +288,9 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
         .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
     let transport = Arc::new(Http::with_token(base, token)?);
     let (tx, mut lines) = mpsc::unbounded_channel();
-    let options = Options {
-        keep_copy: false,
-        ..Options::default()
-    };
+    // Keeping the copy makes the follower hand over a snapshot whole, as
+    // one `loaded` (without it, large snapshots come in parts).
+    let options = Options::default();
     let _follower = Follower::spawn_observed(
         transport,
         &path,
