@@ -223,3 +223,44 @@ async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the
 async fn connecting_to_an_invalid_url_is_an_error() {
     assert!(Follower::connect("not a url", Options::default()).is_err());
 }
+
+#[tokio::test]
+async fn a_follower_starts_over_after_a_restart_with_a_new_history_that_is_already_further_along() {
+    // The new history passes the follower's old revision before it
+    // reconnects, so Last-Event-ID alone would look valid: only the epoch
+    // it sends tells the server this is another history.
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", ":memory:", "--services", "persons"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let client = reqwest::Client::new();
+    post(&client, &server.base(), json!({"name": "Ann"})).await;
+    post(&client, &server.base(), json!({"name": "Bob"})).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let gate = Gate {
+        inner: Http::new(&server.base()).unwrap(),
+        open: open.clone(),
+    };
+    let follower = Follower::spawn(Arc::new(gate), "/persons", "/person-events", fast());
+    let old = follower.wait_for(2, WAIT).await.unwrap();
+
+    open.store(false, Ordering::SeqCst);
+    server.kill_9();
+    let addr = server.addr;
+    drop(server);
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
+    for name in ["Cy", "Dee", "Eve"] {
+        post(&client, &server.base(), json!({"name": name})).await;
+    }
+    open.store(true, Ordering::SeqCst);
+
+    let mut copies = follower.watch();
+    let copy = tokio::time::timeout(WAIT, copies.wait_for(|c| c.epoch != old.epoch))
+        .await
+        .expect("the follower never noticed the new history")
+        .unwrap()
+        .clone();
+    let (revision, view) = snapshot(&server.base(), "/persons").await;
+    assert_eq!(copy.revision, revision);
+    assert_eq!(Value::Object(copy.doc), view);
+    assert_eq!(follower.health().bootstraps, 2, "started over, not resumed");
+}

@@ -1,8 +1,15 @@
-//! The Rust client: follow any view of a duality server and keep a local
-//! copy current. The aggregates service is built on it.
+//! The Rust client, from the `duality-client` crate, plus the server-side
+//! transport that reaches this process's own router without a socket.
 
-pub mod follower;
-pub mod transport;
+mod in_process;
 
-pub use follower::{Follower, Health, Observer, Options, ViewCopy};
-pub use transport::{Http, InProcess, Transport};
+pub use duality_client::{Follower, Health, Observer, Options, ViewCopy, follower};
+pub use in_process::InProcess;
+
+/// The client's transports, with the in-process one beside them.
+pub mod transport {
+    pub use super::InProcess;
+    pub use duality_client::transport::{HeaderMap, Http, Reply, Transport};
+}
+
+pub use transport::{Http, Reply, Transport};

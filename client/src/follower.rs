@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::transport::Transport;
+use crate::transport::{Http, Transport};
 
 /// The health error of a follower that has not connected yet.
 const CONNECTING: &str = "connecting";
@@ -26,8 +26,12 @@ const CONNECTING: &str = "connecting";
 pub struct ViewCopy {
     /// `false` until the first snapshot arrived.
     pub loaded: bool,
+    /// The revision the copy is at.
     pub revision: u64,
+    /// The server's history id (`X-Epoch`) the revision belongs to.
     pub epoch: String,
+    /// The view itself: documents by id. Empty when
+    /// [`Options::keep_copy`] is off.
     pub doc: Map<String, Value>,
 }
 
@@ -59,10 +63,12 @@ pub trait Observer: Send + Sync + 'static {
     fn patched(&self, patch: &Map<String, Value>, revision: u64);
 }
 
+/// How a follower reconnects, times out and keeps its copy.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// First wait before a reconnect; doubles up to `max_backoff`.
     pub min_backoff: Duration,
+    /// The longest wait between reconnects.
     pub max_backoff: Duration,
     /// A stream that sends nothing (not even a keep-alive) for this long is
     /// treated as dropped.
@@ -98,6 +104,8 @@ pub fn stream_path_for(snapshot_path: &str) -> String {
     format!("{dir}/{singular}-events")
 }
 
+/// Keeps a local copy of one remote view current, in a background task
+/// that ends when the follower is dropped.
 pub struct Follower {
     transport: Arc<dyn Transport>,
     copy: watch::Receiver<ViewCopy>,
@@ -176,7 +184,7 @@ impl Follower {
         let base = url
             .strip_suffix(&path)
             .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
-        let transport = Arc::new(super::transport::Http::with_token(base, token)?);
+        let transport = Arc::new(Http::with_token(base, token)?);
         Ok(Follower::spawn(
             transport,
             &path,
@@ -200,10 +208,12 @@ impl Follower {
         self.copy.clone()
     }
 
+    /// Whether the copy is current, and why not.
     pub fn health(&self) -> Health {
         self.health.borrow().clone()
     }
 
+    /// A receiver that wakes whenever the health changes.
     pub fn watch_health(&self) -> watch::Receiver<Health> {
         self.health.clone()
     }

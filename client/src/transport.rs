@@ -1,26 +1,26 @@
-//! How a client reaches a server: over HTTP, or straight through an
-//! in-process router (the default one-process deployment, where service
-//! chaining needs no sockets). Both answer status, headers and a body
-//! stream, so the follower does not care which it has.
+//! How a client reaches a server. [`Http`] goes over the network; anything
+//! else that can answer a `GET` with status, headers and a body stream (the
+//! server's own in-process router, a test double) implements [`Transport`]
+//! too, so the follower does not care which it has.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::{HeaderMap, Request};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
-use tower::ServiceExt;
+pub use reqwest::header::HeaderMap;
 
 /// A response as the client sees it.
 pub struct Reply {
+    /// The HTTP status code.
     pub status: u16,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The body as it arrives; an error ends it.
     pub body: BoxStream<'static, Result<Bytes, String>>,
 }
 
 impl Reply {
+    /// The value of header `name`, if present and visible ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -38,6 +38,7 @@ impl Reply {
     }
 }
 
+/// Something that answers `GET` requests from a duality server.
 pub trait Transport: Send + Sync + 'static {
     /// `GET path` (path and query) with extra request headers.
     fn get<'a>(
@@ -57,6 +58,7 @@ pub struct Http {
 }
 
 impl Http {
+    /// A transport to `base` (scheme, host and port, no path needed).
     pub fn new(base: &str) -> Result<Self, String> {
         Http::with_token(base, None)
     }
@@ -105,49 +107,5 @@ impl Transport for Http {
 
     fn describe(&self) -> String {
         self.base.clone()
-    }
-}
-
-/// Requests served by a router in this process.
-#[derive(Clone)]
-pub struct InProcess {
-    router: axum::Router,
-}
-
-impl InProcess {
-    pub fn new(router: axum::Router) -> Arc<Self> {
-        Arc::new(InProcess { router })
-    }
-}
-
-impl Transport for InProcess {
-    fn get<'a>(
-        &'a self,
-        path: &'a str,
-        headers: &'a [(&'a str, String)],
-    ) -> BoxFuture<'a, Result<Reply, String>> {
-        Box::pin(async move {
-            let mut request = Request::get(path);
-            for (name, value) in headers {
-                request = request.header(*name, value);
-            }
-            let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (parts, body) = response.into_parts();
-            Ok(Reply {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body: body.into_data_stream().map_err(|e| e.to_string()).boxed(),
-            })
-        })
-    }
-
-    fn describe(&self) -> String {
-        "in-process".into()
     }
 }

@@ -1,0 +1,16 @@
+//! A light client for duality servers: follow any view and keep a local
+//! copy current.
+//!
+//! A [`Follower`] loads the view's snapshot (`X-Revision`, `X-Epoch`),
+//! follows its change stream of JSON Merge Patches from the next revision,
+//! and applies each patch in order. It reconnects on its own and starts
+//! over from the snapshot when the server says its position is gone or its
+//! history changed. This crate has no server dependencies; the duality
+//! server builds its aggregates service on it too.
+#![warn(missing_docs)]
+
+pub mod follower;
+pub mod transport;
+
+pub use follower::{Follower, Health, Observer, Options, ViewCopy, stream_path_for};
+pub use transport::{Http, Reply, Transport};

@@ -1,0 +1,146 @@
+//! The follower against a scripted transport: what it asks for and what it
+//! makes of the answers, without a server.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use duality_client::transport::HeaderMap;
+use duality_client::{Follower, Options, Reply, Transport};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+
+/// One request: its path and headers.
+type Seen = (String, Vec<(String, String)>);
+
+/// Answers the snapshot path with a fixed view and each stream request with
+/// the next scripted reply (then an open, silent stream); records every
+/// request's path and headers.
+struct Script {
+    epoch: String,
+    snapshot: Value,
+    snapshot_revision: u64,
+    streams: Mutex<Vec<(u16, String)>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+impl Transport for Script {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        headers: &'a [(&'a str, String)],
+    ) -> BoxFuture<'a, Result<Reply, String>> {
+        Box::pin(async move {
+            let recorded = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            self.seen.lock().unwrap().push((path.to_string(), recorded));
+            let mut out = HeaderMap::new();
+            let (status, body) = if path == "/things" {
+                out.insert("x-revision", self.snapshot_revision.into());
+                out.insert("x-epoch", self.epoch.parse().unwrap());
+                (200, self.snapshot.to_string())
+            } else {
+                let mut streams = self.streams.lock().unwrap();
+                if streams.is_empty() {
+                    (200, String::new())
+                } else {
+                    streams.remove(0)
+                }
+            };
+            let first = futures_util::stream::iter([Ok(Bytes::from(body))]);
+            let body = if path == "/things" {
+                first.boxed()
+            } else {
+                first.chain(futures_util::stream::pending()).boxed()
+            };
+            Ok(Reply {
+                status,
+                headers: out,
+                body,
+            })
+        })
+    }
+
+    fn describe(&self) -> String {
+        "script".into()
+    }
+}
+
+fn script(streams: Vec<(u16, &str)>) -> Arc<Script> {
+    Arc::new(Script {
+        epoch: "e1".into(),
+        snapshot: json!({"1": {"name": "Ann"}, "2": {"name": "Bob"}}),
+        snapshot_revision: 2,
+        streams: Mutex::new(streams.into_iter().map(|(s, b)| (s, b.into())).collect()),
+        seen: Mutex::new(Vec::new()),
+    })
+}
+
+fn fast() -> Options {
+    Options {
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ..Options::default()
+    }
+}
+
+#[tokio::test]
+async fn a_follower_applies_patches_after_the_snapshot_and_names_its_position_and_epoch() {
+    let events = "id: 3\ndata: {\"2\":null,\"3\":{\"name\":\"Cy\"}}\n\n\
+                  id: 4\ndata: {\"1\":{\"name\":\"Ann B\"}}\n\n";
+    let script = script(vec![(200, events)]);
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", fast());
+    let copy = follower.wait_for(4, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        json!({"1": {"name": "Ann B"}, "3": {"name": "Cy"}})
+    );
+    assert_eq!(copy.epoch, "e1");
+    let seen = script.seen.lock().unwrap().clone();
+    let (path, headers) = &seen[1];
+    assert_eq!(path, "/thing-events");
+    assert!(headers.contains(&("last-event-id".into(), "2".into())));
+    assert!(headers.contains(&("x-epoch".into(), "e1".into())));
+}
+
+#[tokio::test]
+async fn a_follower_starts_over_from_the_snapshot_on_410_and_on_a_reset_event() {
+    let script = script(vec![(410, "{}"), (200, "event: reset\ndata: {}\n\n")]);
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", fast());
+    let mut health = follower.watch_health();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        health.wait_for(|h| h.bootstraps == 3 && h.live),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let snapshots = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/things")
+        .count();
+    assert_eq!(snapshots, 3);
+}
+
+#[tokio::test]
+async fn a_gap_in_the_revisions_makes_a_follower_start_over_rather_than_skip() {
+    let script = script(vec![(200, "id: 5\ndata: {\"9\":{}}\n\n")]);
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", fast());
+    let mut health = follower.watch_health();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        health.wait_for(|h| h.bootstraps == 2 && h.live),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let copy = follower.current();
+    assert_eq!(copy.revision, 2);
+    assert!(!copy.doc.contains_key("9"));
+}
