@@ -10,8 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
+use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -379,13 +381,13 @@ impl Run {
             tracing::info!(source = %self.source, "following the upstream again");
         }
         *backoff = self.options.min_backoff;
-        let mut events = reply.body.eventsource();
+        let mut events = Box::pin(until_idle(reply.body, self.options.idle_timeout).eventsource());
         loop {
-            let next = match tokio::time::timeout(self.options.idle_timeout, events.next()).await {
-                Err(_) => return Ended::Dropped("stream idle for too long".into()),
-                Ok(None) => return Ended::Dropped("stream ended".into()),
-                Ok(Some(Err(e))) => return Ended::Dropped(format!("stream failed: {e}")),
-                Ok(Some(Ok(event))) => event,
+            let next = match events.next().await {
+                None => return Ended::Dropped("stream ended".into()),
+                Some(Err(EventStreamError::Transport(e))) => return Ended::Dropped(e),
+                Some(Err(e)) => return Ended::Dropped(format!("stream failed: {e}")),
+                Some(Ok(event)) => event,
             };
             match next.event.as_str() {
                 "message" => {}
@@ -505,6 +507,24 @@ impl ViewCopy {
     fn clone_position(&self) -> (u64, String) {
         (self.revision, self.epoch.clone())
     }
+}
+
+/// The body's bytes, ended by an error once nothing at all arrives for
+/// `idle`. Keep-alive comments count: they are bytes here, while the SSE
+/// parser drops them and yields no event, so a timer on events would call
+/// a quiet but healthy stream dead.
+fn until_idle(
+    body: BoxStream<'static, Result<Bytes, String>>,
+    idle: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, String>> {
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => Some((Err("stream idle for too long".to_string()), None)),
+            Ok(None) => None,
+            Ok(Some(chunk)) => Some((chunk, Some(body))),
+        }
+    })
 }
 
 #[cfg(test)]

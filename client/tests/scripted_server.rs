@@ -23,6 +23,9 @@ struct Script {
     snapshot_revision: u64,
     streams: Mutex<Vec<(u16, String)>>,
     seen: Mutex<Vec<Seen>>,
+    /// After its scripted bytes, a stream sends a keep-alive comment this
+    /// often (or nothing at all).
+    keep_alive: Option<Duration>,
 }
 
 impl Transport for Script {
@@ -51,10 +54,16 @@ impl Transport for Script {
                 }
             };
             let first = futures_util::stream::iter([Ok(Bytes::from(body))]);
-            let body = if path == "/things" {
-                first.boxed()
-            } else {
-                first.chain(futures_util::stream::pending()).boxed()
+            let body = match (path == "/things", self.keep_alive) {
+                (true, _) => first.boxed(),
+                (false, None) => first.chain(futures_util::stream::pending()).boxed(),
+                (false, Some(every)) => {
+                    let comments = futures_util::stream::unfold((), move |()| async move {
+                        tokio::time::sleep(every).await;
+                        Some((Ok(Bytes::from_static(b": keep-alive\n\n")), ()))
+                    });
+                    first.chain(comments).boxed()
+                }
             };
             Ok(Reply {
                 status,
@@ -76,6 +85,7 @@ fn script(streams: Vec<(u16, &str)>) -> Arc<Script> {
         snapshot_revision: 2,
         streams: Mutex::new(streams.into_iter().map(|(s, b)| (s, b.into())).collect()),
         seen: Mutex::new(Vec::new()),
+        keep_alive: None,
     })
 }
 
@@ -143,4 +153,54 @@ async fn a_gap_in_the_revisions_makes_a_follower_start_over_rather_than_skip() {
     let copy = follower.current();
     assert_eq!(copy.revision, 2);
     assert!(!copy.doc.contains_key("9"));
+}
+
+#[tokio::test]
+async fn keep_alive_comments_keep_a_quiet_stream_followed_past_the_idle_timeout() {
+    let mut quiet = Arc::into_inner(script(vec![])).unwrap();
+    quiet.keep_alive = Some(Duration::from_millis(50));
+    let script = Arc::new(quiet);
+    let options = Options {
+        idle_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", options);
+    follower.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    // Six idle timeouts with nothing but comments on the stream.
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let streams = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/thing-events")
+        .count();
+    assert_eq!(
+        streams, 1,
+        "the follower reconnected a stream that was alive"
+    );
+    assert!(follower.health().live);
+}
+
+#[tokio::test]
+async fn a_stream_that_sends_nothing_at_all_is_dropped_after_the_idle_timeout() {
+    let script = script(vec![]);
+    let options = Options {
+        idle_timeout: Duration::from_millis(200),
+        ..fast()
+    };
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", options);
+    follower.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let streams = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/thing-events")
+        .count();
+    assert!(
+        streams >= 2,
+        "a silent stream was never dropped ({streams})"
+    );
 }
