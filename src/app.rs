@@ -46,19 +46,12 @@ impl App {
         self.store.epoch()
     }
 
-    /// Runs a write; its events are live for subscribers when this returns.
+    /// Runs a write. When this returns, a snapshot read sees its revision;
+    /// its events reach subscribers right after (the store answers writers
+    /// before it fans out). Write requests are counted by outcome at the
+    /// HTTP edge, refused ones included: see `http::metered`.
     pub async fn write(&self, write: Write) -> Result<Committed, StoreError> {
-        let result = self.store.write(write).await;
-        let outcome = match &result {
-            Ok(done) if done.replayed => "replayed",
-            Ok(_) => "ok",
-            Err(StoreError::KeyReused(_)) => "key_reused",
-            Err(StoreError::Invalid(_)) => "invalid",
-            Err(StoreError::NotFound(_)) => "not_found",
-            Err(StoreError::Unavailable(_)) => "unavailable",
-        };
-        metrics::counter!("duality_writes_total", "outcome" => outcome).increment(1);
-        result
+        self.store.write(write).await
     }
 
     /// The view at the newest revision committed (in this process, or

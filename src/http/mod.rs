@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod metered;
 pub mod openapi;
 pub mod ops;
 pub mod persons;
@@ -184,6 +185,7 @@ pub fn router(
         ))
         .layer(cors::layer(&edge.cors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn(metered::record))
         .with_state(Served {
             app,
             views: Arc::new(views),

@@ -148,6 +148,7 @@ pub async fn events(
 /// `X-Revision`, the written view's revision after the write.
 pub fn written(status: StatusCode, done: Committed, view: View) -> Response {
     let revision = done.revision(view);
+    let replayed = done.replayed;
     let mut response = if status == StatusCode::NO_CONTENT {
         status.into_response()
     } else {
@@ -156,6 +157,9 @@ pub fn written(status: StatusCode, done: Committed, view: View) -> Response {
     response
         .headers_mut()
         .insert(X_REVISION, HeaderValue::from(revision));
+    if replayed {
+        response.extensions_mut().insert(super::metered::Replayed);
+    }
     response
 }
 
