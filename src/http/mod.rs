@@ -14,6 +14,7 @@ pub mod metered;
 pub mod openapi;
 pub mod ops;
 pub mod persons;
+pub mod view_schemas;
 pub mod views;
 pub mod web;
 

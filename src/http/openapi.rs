@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::view_schemas::{self, customer_fields, incident_fields, snapshot_name};
 use crate::domain::View;
 use crate::domain::idempotency::MAX_KEY_LEN;
 
@@ -20,13 +21,14 @@ const NON_BLANK: &str =
     r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// A UUID in its hyphenated form, the only form ids are accepted in.
-const UUID: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+pub(super) const UUID: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
-fn schema(name: &str) -> Value {
+pub(super) fn schema(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn text() -> Value {
+pub(super) fn text() -> Value {
     json!({"type": "string", "minLength": 1, "pattern": NON_BLANK})
 }
 
@@ -116,20 +118,6 @@ fn read_op(tag: &str, summary: &str, params: Value, answer: Value, bad_param: bo
     json!({"get": {"tags": [tag], "summary": summary, "parameters": params, "responses": responses}})
 }
 
-/// The schema of a whole view: its documents by key.
-fn view_schema(view: View) -> Value {
-    match view {
-        View::Persons => json!({"type": "object", "propertyNames": {"pattern": "^[1-9][0-9]*$"},
-                                "additionalProperties": schema("PersonDoc")}),
-        View::Locations => json!({"type": "object", "additionalProperties": schema("Location")}),
-        View::Customers => json!({"type": "object", "propertyNames": {"pattern": UUID},
-                                  "additionalProperties": schema("NewCustomer")}),
-        View::Incidents => json!({"type": "object", "propertyNames": {"pattern": UUID},
-                                  "additionalProperties": schema("NewIncident")}),
-        View::Dashboard => schema("Dashboard"),
-    }
-}
-
 fn snapshot_op(view: View) -> Value {
     json!({"get": {
         "tags": [view.name()],
@@ -144,7 +132,7 @@ fn snapshot_op(view: View) -> Value {
                     "X-Epoch": {"required": true, "schema": {"type": "string"}, "description": "The database's history id"},
                     "ETag": {"required": true, "schema": {"type": "string"}}
                 },
-                "content": {"application/json": {"schema": view_schema(view)}}
+                "content": {"application/json": {"schema": schema(snapshot_name(view))}}
             },
             "304": {"description": "Not modified since the ETag."},
             "503": unavailable()
@@ -238,7 +226,7 @@ fn entity_paths(paths: &mut Map<String, Value>, items: &Items) {
 }
 
 /// An object whose listed properties are all required and nothing else.
-fn closed(properties: Value) -> Value {
+pub(super) fn closed(properties: Value) -> Value {
     let required: Vec<&String> = properties
         .as_object()
         .map_or(vec![], |p| p.keys().collect());
@@ -256,18 +244,14 @@ fn schemas() -> Value {
     let scoring = json!({"type": "integer", "minimum": 0, "maximum": 10});
     let amount = json!({"type": "number", "minimum": 0});
     let count = json!({"type": "integer", "minimum": 0});
-    let customer = json!({"name": text(), "city": text(), "country": text(), "scoring": scoring});
-    let incident = json!({"amount": amount, "customerName": text(), "category": text()});
+    let customer = customer_fields();
+    let incident = incident_fields();
     let with_id = |id: &Value, fields: &Value| {
         let mut all = json!({"id": id});
         if let (Some(out), Some(fields)) = (all.as_object_mut(), fields.as_object()) {
             out.extend(fields.clone());
         }
         closed(all)
-    };
-    let ranked = |field: &str, value: Value| {
-        json!({"type": "array", "maxItems": 5,
-               "items": closed(json!({"customerName": {"type": "string"}, field: value}))})
     };
     json!({
         "Error": closed(json!({"error": {"type": "string"}})),
@@ -280,12 +264,9 @@ fn schemas() -> Value {
         "PersonPatch": {"type": "object", "additionalProperties": false,
                         "properties": {"name": text(),
                                        "city": {"anyOf": [text(), {"type": "null"}]}}},
-        "PersonDoc": {"type": "object", "additionalProperties": false, "required": ["name"],
-                      "properties": {"name": {"type": "string"}, "city": {"type": "string"}}},
         "Person": {"type": "object", "additionalProperties": false, "required": ["id", "name"],
                    "properties": {"id": {"type": "integer", "minimum": 1}, "name": {"type": "string"},
                                   "city": {"type": "string"}}},
-        "Location": closed(json!({"total": {"type": "integer", "minimum": 1}})),
         "NewCustomer": closed(customer.clone()),
         "CustomerPatch": patch_of(customer.clone()),
         "Customer": with_id(&uuid, &customer),
@@ -296,11 +277,8 @@ fn schemas() -> Value {
         "IncidentPatch": patch_of(incident.clone()),
         "Incident": with_id(&uuid, &incident),
         "IncidentSummary": closed(json!({"id": uuid, "amount": amount, "customerName": {"type": "string"}})),
-        "Dashboard": closed(json!({
-            "customerCount": count,
-            "topCustomers": ranked("scoring", scoring),
-            "customersWithMostIncidents": ranked("numberOfIncidents", json!({"type": "integer", "minimum": 1})),
-            "customersWithHighestIncidentVolume": ranked("incidentVolume", amount)}))
+        "IncidentsByCustomer": {"type": "object", "additionalProperties":
+                                {"type": "array", "minItems": 1, "items": schema("IncidentSummary")}}
     })
 }
 
@@ -355,8 +333,7 @@ pub fn document(views: &[View]) -> Value {
                 "incidents",
                 "{customerName: [{id, amount, customerName}]}",
                 json!([]),
-                json!({"type": "object", "additionalProperties":
-                       {"type": "array", "minItems": 1, "items": schema("IncidentSummary")}}),
+                schema("IncidentsByCustomer"),
                 false,
             ),
         );
@@ -394,11 +371,23 @@ pub fn document(views: &[View]) -> Value {
         "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/openapi.json".into(), json!({"get": {"tags": ["operations"], "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
+    let mut components = schemas();
+    for &view in views {
+        let own = view_schemas::of(view);
+        components[snapshot_name(view)] = own.snapshot;
+        for (name, part) in own.parts {
+            components[name] = part;
+        }
+    }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "duality", "version": env!("CARGO_PKG_VERSION"),
                  "description": "Every view served twice: as an aggregate (GET, with X-Revision) and as a change stream of JSON Merge Patches (SSE)."},
+        // Relative: the server that served this document, under whatever
+        // host name, port or proxy it was reached (the listen address may
+        // be 0.0.0.0, which no client can call).
+        "servers": [{"url": "/", "description": "The server that serves this document"}],
         "paths": paths,
-        "components": {"schemas": schemas()}
+        "components": {"schemas": components}
     })
 }
