@@ -186,7 +186,11 @@ mod tests {
     /// each `metrics::counter!` / `gauge!` / `histogram!` call).
     fn recorded(source: &str) -> Vec<String> {
         let mut names = Vec::new();
-        for call in ["metrics::counter!(", "metrics::gauge!(", "metrics::histogram!("] {
+        for call in [
+            "metrics::counter!(",
+            "metrics::gauge!(",
+            "metrics::histogram!(",
+        ] {
             for (at, _) in source.match_indices(call) {
                 let rest = source[at + call.len()..].trim_start();
                 let name: String = rest
@@ -217,13 +221,20 @@ mod tests {
     #[test]
     fn every_metric_recorded_in_the_source_is_listed_with_its_kind_and_help() {
         let mut files = Vec::new();
-        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
         let mut seen = 0;
         for (path, source) in &files {
             for name in recorded(source) {
                 seen += 1;
                 let listed = METRICS.iter().find(|(n, _, _)| *n == name);
-                assert!(listed.is_some(), "{name} ({}) is not in METRICS", path.display());
+                assert!(
+                    listed.is_some(),
+                    "{name} ({}) is not in METRICS",
+                    path.display()
+                );
             }
         }
         assert!(seen >= METRICS.len(), "only {seen} calls found");

@@ -78,7 +78,11 @@ async fn requests_are_counted_and_timed_by_route_template_and_status_never_by_ra
     );
     assert!(all.is_some_and(|n| n >= 3.0), "{page}");
     // No raw path becomes a label; a request to no route gets one label.
-    for raw in [format!("/persons/{id}\""), "/persons/987654".into(), "/no/such".into()] {
+    for raw in [
+        format!("/persons/{id}\""),
+        "/persons/987654".into(),
+        "/no/such".into(),
+    ] {
         assert!(!page.contains(&raw), "{raw} is a label:\n{page}");
     }
     let unmatched = value(
@@ -98,7 +102,11 @@ async fn a_stream_is_counted_when_it_starts_while_it_is_still_open() {
         r#"route="/location-events""#,
         r#"status="200""#,
     ];
-    let before = value(&scrape(&server).await, "duality_http_requests_total", &labels);
+    let before = value(
+        &scrape(&server).await,
+        "duality_http_requests_total",
+        &labels,
+    );
     let _open = server.subscribe("/location-events", &[]).await;
     let page = scrape(&server).await;
     let after = value(&page, "duality_http_requests_total", &labels);
@@ -211,7 +219,11 @@ async fn latency_buckets_are_still_on_the_page_after_an_idle_period() {
         &[route, r#"le="+Inf""#],
     );
     assert!(inf.is_some_and(|n| n >= 1.0), "{page}");
-    let count = value(&page, "duality_http_request_duration_seconds_count", &[route]);
+    let count = value(
+        &page,
+        "duality_http_request_duration_seconds_count",
+        &[route],
+    );
     assert_eq!(inf, count, "{page}");
     // Histograms, not windowed summaries that empty when idle.
     assert!(
