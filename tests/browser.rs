@@ -144,6 +144,47 @@ async fn the_page_asks_for_a_token_when_the_server_wants_one() {
     }
 }
 
+/// Runs `node <script> <args>` to the end; fails with its output unless it
+/// exits 0.
+async fn node_check(script: &str, args: &[&str]) {
+    let run = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(scripts())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within 120 s"))
+        .unwrap_or_else(|e| panic!("run node {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed ({}):\n{}",
+        out.status,
+        text(&out)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_page_lists_every_operation_and_shows_the_answer_to_a_request_sent_from_it() {
+    prepare().await;
+    let open = spawn(Settings {
+        demo_data: true,
+        ..Settings::ephemeral()
+    })
+    .await;
+    node_check("docs.mjs", &[&open.url("")]).await;
+    let guarded = spawn(Settings {
+        demo_data: true,
+        write_token: vec![duality::settings::parse_token("docs-write-token").unwrap()],
+        ..Settings::ephemeral()
+    })
+    .await;
+    node_check("docs.mjs", &[&guarded.url(""), "docs-write-token"]).await;
+}
+
 /// A node script on pipes, spoken to line by line.
 struct Script {
     child: Child,

@@ -118,6 +118,7 @@ async fn the_openapi_document_lists_every_route_and_each_answers() {
         ("GET", "/aggregates/dashboard-events"),
         ("GET", "/aggregates/dashboard/composed"),
         ("GET", "/"),
+        ("GET", "/docs"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

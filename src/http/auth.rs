@@ -60,7 +60,7 @@ pub struct Guard {
 pub(crate) fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/healthz" | "/readyz" | "/metrics" | "/openapi.json"
+        "/" | "/docs" | "/healthz" | "/readyz" | "/metrics" | "/openapi.json"
     ) || path.starts_with("/assets/")
 }
 

@@ -354,6 +354,8 @@ pub fn document(views: &[View]) -> Value {
             json!([]), schema("Dashboard"), false));
     }
     paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/docs".into(), json!({"get": {"tags": ["web"], "summary": "An interactive page of this document: pick an operation, fill its parameters and body, send it from the browser and see the answer",
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Liveness: the process answers; epoch, revisions and upstreams",
         "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {
             "type": "object", "required": ["status", "epoch", "revisions"],

@@ -1,7 +1,9 @@
-//! The live web page at `/`: static files compiled into the binary (no CDN,
-//! no build step). The page follows the views with `EventSource`.
+//! The live web page at `/` and the API page at `/docs`: static files
+//! compiled into the binary (no CDN, no build step). The live page follows
+//! the views with `EventSource`; the API page reads `/openapi.json` and sends
+//! the requests a user fills in with `fetch`.
 //!
-//! Caching: the page itself is `no-cache` (revalidated with its `ETag`) and
+//! Caching: a page itself is `no-cache` (revalidated with its `ETag`) and
 //! names its assets with `?v=<hash of all assets>`, so an asset fetched with
 //! the current version is immutable for a year; any other URL of it is
 //! `no-cache`. A new binary with changed assets thus never serves stale ones.
@@ -23,8 +25,9 @@ struct Asset {
 }
 
 const INDEX: &str = include_str!("../web/index.html");
+const DOCS: &str = include_str!("../web/docs.html");
 
-const ASSETS: [Asset; 3] = [
+const ASSETS: [Asset; 5] = [
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
@@ -34,6 +37,16 @@ const ASSETS: [Asset; 3] = [
         name: "style.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../web/style.css"),
+    },
+    Asset {
+        name: "docs.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../web/docs.js"),
+    },
+    Asset {
+        name: "docs.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../web/docs.css"),
     },
     Asset {
         name: "favicon.svg",
@@ -68,17 +81,21 @@ static VERSION: LazyLock<String> = LazyLock::new(|| {
     format!("{hash:016x}")
 });
 
-/// The page with its asset URLs versioned, and its ETag.
-static PAGE: LazyLock<(String, String)> = LazyLock::new(|| {
-    let page = INDEX.replace("{{version}}", &VERSION);
+/// A page with its asset URLs versioned, and its ETag.
+fn versioned(html: &str) -> (String, String) {
+    let page = html.replace("{{version}}", &VERSION);
     let etag = format!("\"{:016x}\"", fnv1a(page.as_bytes(), FNV_OFFSET));
     (page, etag)
-});
+}
 
-/// `/` and `/assets/{file}`, for any router state.
+static PAGE: LazyLock<(String, String)> = LazyLock::new(|| versioned(INDEX));
+static DOCS_PAGE: LazyLock<(String, String)> = LazyLock::new(|| versioned(DOCS));
+
+/// `/`, `/docs` and `/assets/{file}`, for any router state.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(|headers: HeaderMap| page(&PAGE, headers)))
+        .route("/docs", get(|headers: HeaderMap| page(&DOCS_PAGE, headers)))
         .route("/assets/{file}", get(asset))
 }
 
@@ -116,8 +133,8 @@ fn respond(
     response
 }
 
-async fn index(headers: HeaderMap) -> Response {
-    let (page, etag) = &*PAGE;
+async fn page(which: &'static LazyLock<(String, String)>, headers: HeaderMap) -> Response {
+    let (page, etag) = &**which;
     let mut response = respond(
         &headers,
         "text/html; charset=utf-8",
@@ -160,20 +177,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_page_names_every_asset_with_the_current_version() {
-        let (page, _) = &*PAGE;
-        assert!(!page.contains("{{version}}"));
+    fn the_pages_name_every_asset_with_the_current_version() {
+        let pages = [&PAGE.0, &DOCS_PAGE.0];
+        for page in pages {
+            assert!(!page.contains("{{version}}"));
+            assert!(!page.contains("/assets/") || page.contains(&format!("?v={}", *VERSION)));
+        }
         for asset in &ASSETS {
             let url = format!("/assets/{}?v={}", asset.name, *VERSION);
-            assert!(page.contains(&url), "the page does not load {url}");
+            assert!(
+                pages.iter().any(|p| p.contains(&url)),
+                "no page loads {url}"
+            );
         }
     }
 
     #[test]
-    fn the_page_sets_no_text_through_inner_html() {
-        let script = ASSETS[0].body;
-        assert!(!script.contains("innerHTML"));
-        assert!(!script.contains("insertAdjacentHTML"));
-        assert!(!script.contains("document.write"));
+    fn the_scripts_set_no_text_through_inner_html() {
+        for script in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            assert!(!script.body.contains("innerHTML"), "{}", script.name);
+            assert!(
+                !script.body.contains("insertAdjacentHTML"),
+                "{}",
+                script.name
+            );
+            assert!(!script.body.contains("document.write"), "{}", script.name);
+        }
     }
 }

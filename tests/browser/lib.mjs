@@ -18,8 +18,9 @@ export function fail(message) {
 }
 
 // Starts Chromium with a fresh profile; `run(page, errors)` does the checks.
-// Exits 0 if it returns, 1 (with what failed) if it throws.
-export async function withPage(run) {
+// Exits 0 if it returns, 1 (with what failed) if it throws. `viewport`:
+// the window's size (a desktop one unless given).
+export async function withPage(run, { viewport = { width: 1360, height: 840 } } = {}) {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   const errors = [];
   const userDataDir = mkdtempSync(join(tmpdir(), 'duality-chromium-'));
@@ -31,7 +32,7 @@ export async function withPage(run) {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath,
       headless: true,
-      viewport: { width: 1360, height: 840 },
+      viewport,
       deviceScaleFactor: 1,
       colorScheme: 'light',
       args: [
