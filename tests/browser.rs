@@ -185,6 +185,17 @@ async fn the_api_page_lists_every_operation_and_shows_the_answer_to_a_request_se
     node_check("docs.mjs", &[&guarded.url(""), "docs-write-token"]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_fits_a_420_px_window_and_labels_the_dashboard_in_words_not_field_names() {
+    prepare().await;
+    let server = spawn(Settings {
+        demo_data: true,
+        ..Settings::ephemeral()
+    })
+    .await;
+    node_check("narrow.mjs", &[&server.url("")]).await;
+}
+
 /// A node script on pipes, spoken to line by line.
 struct Script {
     child: Child,

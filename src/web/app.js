@@ -377,7 +377,7 @@
     fillList(document.getElementById('top-customers'),
       list(model, 'topCustomers').map((c) => h('li', {},
         h('span', { class: 'name' }, c.customerName),
-        h('span', { class: 'pill', title: 'scoring (0–10)' }, `${c.scoring}/10`))),
+        h('span', { class: 'pill', title: 'scoring, from 0 to 10' }, `score ${c.scoring}/10`))),
       touched('topCustomers'));
 
     fillList(document.getElementById('most-incidents'),
