@@ -201,7 +201,7 @@
     }
     const send = h('button', { type: 'submit', 'data-role': 'send' }, 'Send');
     form.append(h('div', { class: 'api-actions' }, send, h('code', { class: 'api-url', 'data-role': 'url' })));
-    const answer = h('section', { class: 'api-answer', hidden: true },
+    const answer = h('section', { class: 'api-answer', hidden: true, 'data-role': 'answer' },
       h('h3', {}, 'Answer ', h('span', { class: 'api-status', 'data-role': 'status' })),
       h('pre', { class: 'api-headers', 'data-role': 'headers' }),
       h('pre', { class: 'api-response', 'data-role': 'response' }));
@@ -273,6 +273,7 @@
     const headersNode = answer.querySelector('[data-role=headers]');
     const responseNode = answer.querySelector('[data-role=response]');
     answer.hidden = false;
+    answer.dataset.done = 'false';
     button.disabled = true;
     status.textContent = 'sending…';
     status.dataset.status = '';
@@ -300,6 +301,7 @@
     } finally {
       abort.abort();
       button.disabled = false;
+      answer.dataset.done = 'true';
     }
   }
 

@@ -20,10 +20,7 @@ const WAIT = { timeout: 15_000, polling: 50 };
 
 async function send(page, op) {
   await page.click('[data-role=send]');
-  await page.waitForFunction(() => {
-    const s = document.querySelector('[data-role=status]');
-    return s && s.dataset.status;
-  }, null, WAIT);
+  await page.waitForFunction(() => document.querySelector('[data-role=answer]')?.dataset.done === 'true', null, WAIT);
   const status = Number(await page.getAttribute('[data-role=status]', 'data-status'));
   log(`ok: ${op} sent from the page, answered ${status}`);
   return status;
@@ -62,6 +59,15 @@ await withPage(async (page, errors) => {
   const headers = await page.textContent('[data-role=headers]');
   if (!headers.includes('content-type: application/json')) fail(`headers shown: ${headers}`);
   log('ok: the answer body and headers are shown');
+
+  // A stream: the page shows what came within its window, then stops.
+  await page.click('[data-op="GET /person-events"]');
+  await page.selectOption('[data-param=snapshot]', 'true');
+  const streamed = await send(page, 'GET /person-events?snapshot=true');
+  if (streamed !== 200) fail(`GET /person-events answered ${streamed} in the page`);
+  const events = await page.textContent('[data-role=response]');
+  if (!events.includes('event: snapshot')) fail(`the stream shows: ${events}`);
+  log('ok: the first events of a stream are shown');
 
   // A POST with the body the page prefilled from the schema, edited.
   await page.click('[data-op="POST /persons"]');
