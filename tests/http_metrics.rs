@@ -234,3 +234,40 @@ async fn latency_buckets_are_still_on_the_page_after_an_idle_period() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn writes_refused_at_the_edge_are_counted_too() {
+    let server = common::spawn(duality::settings::Settings {
+        write_token: vec![duality::settings::parse_token("metrics-write-token").unwrap()],
+        ..duality::settings::Settings::ephemeral()
+    })
+    .await;
+    let count = |page: &str, o: &str| {
+        value(page, "duality_writes_total", &[&format!("outcome=\"{o}\"")]).unwrap_or(0.0)
+    };
+    let before = scrape(&server).await;
+    // No token.
+    let r = server.post("/persons", json!({"name": "Ann"})).await;
+    assert_eq!(r.status(), 401);
+    // The token, but from a page of another origin.
+    let r = server
+        .client
+        .post(server.url("/persons"))
+        .bearer_auth("metrics-write-token")
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"name": "Ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let after = scrape(&server).await;
+    for o in ["unauthorized", "forbidden_origin"] {
+        assert!(
+            count(&after, o) >= count(&before, o) + 1.0,
+            "{o}: {} then {}:\n{after}",
+            count(&before, o),
+            count(&after, o)
+        );
+    }
+    server.stop().await.unwrap();
+}
