@@ -43,7 +43,7 @@ pub fn write_outcome(status: StatusCode, replayed: bool) -> &'static str {
         415 => "unsupported_media_type",
         422 => "key_reused",
         503 => "unavailable",
-        400..=499 => "refused_other",
+        s if (400..500).contains(&s) => "refused_other",
         _ => "failed_other",
     }
 }
