@@ -194,21 +194,12 @@ impl Materialized {
     }
 
     /// Replaces the copy with the view as read from the store at
-    /// `revision`, unless the copy is already there.
-    pub fn install(&self, revision: u64, docs: Chunks) {
+    /// `revision`, with `indexes` built from it, unless the copy is
+    /// already there.
+    fn install(&self, revision: u64, docs: Chunks, indexes: Vec<Box<dyn Index>>) {
         let mut s = self.lock();
         if s.loaded && s.revision >= revision {
             return;
-        }
-        let mut indexes: Vec<Box<dyn Index>> = self.make_indexes.iter().map(|m| m()).collect();
-        if !indexes.is_empty() {
-            for (key, doc) in docs.iter() {
-                if let Ok(doc) = serde_json::from_str::<Value>(doc) {
-                    for index in &mut indexes {
-                        index.change(key, None, Some(&doc));
-                    }
-                }
-            }
         }
         *s = State {
             loaded: true,
@@ -275,10 +266,35 @@ impl Materialized {
     async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let (revision, docs) = store.scan(self.view).await?;
+        // Building read models parses every document: seconds for a large
+        // view, so not on an async worker (and, at start, in parallel with
+        // the other views).
+        let make = self.make_indexes.clone();
+        let indexes = if make.is_empty() {
+            Vec::new()
+        } else {
+            let docs = docs.clone();
+            tokio::task::spawn_blocking(move || build_indexes(&make, &docs))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("building read models failed: {e}")))?
+        };
         tracing::info!(view = %self.view, revision, docs = docs.len(), ms = started.elapsed().as_millis() as u64, "read the view from the store");
-        self.install(revision, docs);
+        self.install(revision, docs, indexes);
         Ok(())
     }
+}
+
+/// Fresh indexes fed every document of `docs`.
+fn build_indexes(make: &[MakeIndex], docs: &Chunks) -> Vec<Box<dyn Index>> {
+    let mut indexes: Vec<Box<dyn Index>> = make.iter().map(|m| m()).collect();
+    for (key, doc) in docs.iter() {
+        if let Ok(doc) = serde_json::from_str::<Value>(doc) {
+            for index in &mut indexes {
+                index.change(key, None, Some(&doc));
+            }
+        }
+    }
+    indexes
 }
 
 /// Applies one member of a merge patch to the copy and its indexes.
@@ -331,10 +347,15 @@ impl Views {
         store: &dyn Store,
         latest: impl Fn(View) -> u64,
     ) -> Result<(), StoreError> {
-        for (view, m) in &self.views {
+        // Concurrently: each view is read on its own connection and its
+        // indexes built on its own thread, so start-up takes about as long
+        // as the largest view, not the sum of them all.
+        let latest = &latest;
+        let loads = self.views.iter().map(|(view, m)| async move {
             m.reload(store).await?;
-            m.catch_up(store, latest(*view)).await?;
-        }
+            m.catch_up(store, latest(*view)).await
+        });
+        futures_util::future::try_join_all(loads).await?;
         Ok(())
     }
 
