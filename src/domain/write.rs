@@ -81,6 +81,8 @@ pub struct Write {
     views: Vec<View>,
     run: Arc<WriteFn>,
     key: Option<IdempotencyKey>,
+    /// May wait briefly for other writes to share its commit.
+    rides_along: bool,
 }
 
 impl Write {
@@ -95,7 +97,23 @@ impl Write {
             views,
             run: Arc::new(run),
             key: None,
+            rides_along: false,
         }
+    }
+
+    /// The same write, allowed to wait a moment (a store decides how long,
+    /// well under a millisecond or two) for other writes to share its
+    /// commit. Meant for writes derived from other commits, such as a view
+    /// composed from other views: each would otherwise follow every commit
+    /// of its sources with a commit, and an fsync, of its own.
+    pub fn rides_along(mut self) -> Self {
+        self.rides_along = true;
+        self
+    }
+
+    /// Whether the write may wait for company (see [`Write::rides_along`]).
+    pub fn may_ride_along(&self) -> bool {
+        self.rides_along
     }
 
     /// The same write, made at most once under `key`.

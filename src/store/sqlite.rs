@@ -33,6 +33,9 @@ use crate::materialized::{Chunks, chunks};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
+/// How long a batch made only of writes that ride along waits for other
+/// writes to join it, when the writer is busy (see [`Write::rides_along`]).
+const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(1);
 /// How many writes may wait for the writer before senders wait too.
 const QUEUE: usize = 8192;
 /// Read connections for a database file.
@@ -315,28 +318,70 @@ fn trim_batch(
 }
 
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {
+    // Writes in the batch committed last: more than one means clients are
+    // writing concurrently, and more writes are about to arrive.
+    let mut last_batch = 0;
     while let Some(first) = rx.blocking_recv() {
-        let mut writes = Vec::new();
-        let mut execs = Vec::new();
-        let mut take = |job| match job {
-            Job::Write(w, reply) => writes.push((w, reply)),
-            Job::Exec(f) => execs.push(f),
-        };
-        take(first);
-        let mut taken = 1;
-        while taken < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => take(job),
-                Err(_) => break,
+        let mut batch = Batch::default();
+        batch.take(first);
+        batch.drain(&mut rx);
+        if last_batch > 1 && batch.only_riders() {
+            // A derived write (the dashboard after a batch of incidents)
+            // would otherwise take a commit of its own between two batches
+            // of its sources, halving their rate on a disk bound by fsync.
+            let until = std::time::Instant::now() + RIDE_ALONG;
+            while std::time::Instant::now() < until {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        batch.take(job);
+                        batch.drain(&mut rx);
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
             }
-            taken += 1;
         }
+        let Batch { writes, execs } = batch;
+        last_batch = writes.len();
         if !writes.is_empty() {
             commit_batch(&mut conn, writes, &hub);
         }
         for exec in execs {
             exec(&mut conn);
         }
+    }
+}
+
+/// The jobs the writer runs next: writes in one transaction, then the rest.
+#[derive(Default)]
+struct Batch {
+    writes: Vec<(Write, Reply)>,
+    execs: Vec<Exec>,
+}
+
+impl Batch {
+    fn take(&mut self, job: Job) {
+        match job {
+            Job::Write(w, reply) => self.writes.push((w, reply)),
+            Job::Exec(f) => self.execs.push(f),
+        }
+    }
+
+    /// Takes whatever else is waiting, up to [`MAX_BATCH`] jobs in all.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Job>) {
+        while self.writes.len() + self.execs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => self.take(job),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn only_riders(&self) -> bool {
+        self.execs.is_empty() && self.writes.iter().all(|(w, _)| w.may_ride_along())
     }
 }
 
