@@ -100,6 +100,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Connections answered 503 past --max-connections",
     ),
     (
+        "duality_sqlite_wal_frames",
+        Kind::Gauge,
+        "SQLite: WAL frames not yet copied into the database file after the last checkpoint",
+    ),
+    (
         "duality_commit_batch_writes",
         Kind::Histogram,
         "Writes committed per store transaction (group commit)",

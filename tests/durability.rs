@@ -696,3 +696,43 @@ async fn acknowledged_writes_survive_kill_9_and_the_event_log_folds_to_the_snaps
         )
     );
 }
+
+/// Committed writes are copied from the write-ahead log into the database
+/// file within moments, by a checkpoint beside the writer, long before the
+/// log reaches the thousand frames at which SQLite's own checkpoint (the
+/// one that stalls a commit) would run.
+#[tokio::test]
+async fn committed_writes_reach_the_database_file_itself_within_moments() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wal.db");
+    let server = spawn(on_file(&db)).await;
+    for i in 0..20 {
+        let r = server
+            .post("/persons", json!({"name": format!("P{i}")}))
+            .await;
+        assert_eq!(r.status(), 201);
+    }
+    // `immutable` reads the database file alone, ignoring the log.
+    let in_file = || -> i64 {
+        let url = format!("file:{}?immutable=1", db.display());
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let Ok(conn) = rusqlite::Connection::open_with_flags(&url, flags) else {
+            return -1;
+        };
+        conn.query_row(
+            "SELECT COUNT(*) FROM docs WHERE view = 'persons'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(-1)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = in_file();
+    while seen != 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = in_file();
+    }
+    assert_eq!(seen, 20, "the database file holds {seen} of 20 persons");
+    server.stop().await.unwrap();
+}

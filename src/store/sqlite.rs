@@ -36,6 +36,8 @@ pub const MAX_BATCH: usize = 1024;
 /// How long a batch made only of writes that ride along waits for other
 /// writes to join it, when the writer is busy (see [`Write::rides_along`]).
 const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(1);
+/// How often committed WAL frames are copied into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// How many writes may wait for the writer before senders wait too.
 const QUEUE: usize = 8192;
 /// Read connections for a database file.
@@ -81,6 +83,8 @@ pub struct SqliteStore {
     /// `None` for an in-memory database: reads then go to the writer.
     readers: Option<Arc<ReadPool>>,
     epoch: String,
+    /// Dropped with the store, which ends the checkpoint thread.
+    _checkpoints: Option<std::sync::mpsc::Sender<()>>,
 }
 
 struct ReadPool {
@@ -155,6 +159,21 @@ impl SqliteStore {
             }
             Location::Memory => None,
         };
+        let checkpoints = match location {
+            Location::File(path) => {
+                let checkpointer = Connection::open(path).map_err(unavailable)?;
+                checkpointer
+                    .busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(unavailable)?;
+                let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                std::thread::Builder::new()
+                    .name("duality-sqlite-checkpoints".into())
+                    .spawn(move || checkpoint_loop(checkpointer, stopped))
+                    .map_err(unavailable)?;
+                Some(stop)
+            }
+            Location::Memory => None,
+        };
         let (jobs, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("duality-sqlite-writer".into())
@@ -164,6 +183,7 @@ impl SqliteStore {
             jobs,
             readers,
             epoch,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -351,6 +371,33 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>)
         }
         for exec in execs {
             exec(&mut conn);
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file every
+/// [`CHECKPOINT_EVERY`], on its own connection, until the store is dropped.
+///
+/// SQLite's automatic checkpoint runs inside the commit that crosses its
+/// threshold (a thousand frames), on the writer: that commit then waits
+/// until every page those frames touched is written and synced into the
+/// database file. With a large view the pages are spread all over the
+/// file, so every hundredth write or so stalled, longer the larger the
+/// file. These passive checkpoints never block the writer or the readers
+/// and copy almost everything ahead of it; the writer's own checkpoint,
+/// which is still what starts the log over (a checkpoint beside a busy
+/// writer never catches up with it), is left with the last few frames.
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match done {
+            Ok((log, copied)) => {
+                metrics::gauge!("duality_sqlite_wal_frames").set((log - copied).max(0) as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
     }
 }
