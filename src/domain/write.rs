@@ -101,8 +101,8 @@ impl Write {
         }
     }
 
-    /// The same write, allowed to wait a moment (a store decides how long,
-    /// well under a millisecond or two) for other writes to share its
+    /// The same write, allowed to wait a moment (a store decides how long:
+    /// a few milliseconds at most) for other writes to share its
     /// commit. Meant for writes derived from other commits, such as a view
     /// composed from other views: each would otherwise follow every commit
     /// of its sources with a commit, and an fsync, of its own.

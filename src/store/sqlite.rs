@@ -33,9 +33,11 @@ use crate::materialized::{Chunks, chunks};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
-/// How long a batch made only of writes that ride along waits for other
-/// writes to join it, when the writer is busy (see [`Write::rides_along`]).
-const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(1);
+/// How long, at most, a batch made only of writes that ride along waits
+/// for another write to join it when the writer is busy (see
+/// [`Write::rides_along`]). Busy clients send their next write within a
+/// millisecond or two of their acknowledgement, sooner than a commit takes.
+const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(4);
 /// How often committed WAL frames are copied into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// How many writes may wait for the writer before senders wait too.
