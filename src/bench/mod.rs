@@ -91,7 +91,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub db: Option<String>,
 
-    /// Persons loaded by the `large-persons` scenario.
+    /// Persons loaded by the `large-persons` and `large-dashboard` scenarios.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub persons: u64,
 
