@@ -26,6 +26,7 @@ use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
 use crate::domain::composed_from::{Basis, Position};
 use crate::domain::dashboard::Composer;
 use crate::domain::{View, Write};
+use crate::services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
 
 pub struct Upstreams {
     pub customers: Follower,
@@ -61,8 +62,8 @@ impl Upstreams {
             )
         };
         let upstreams = Upstreams {
-            customers: follow(customers, View::Customers, Side::Customers),
-            incidents: follow(incidents, View::Incidents, Side::Incidents),
+            customers: follow(customers, CUSTOMERS, Side::Customers),
+            incidents: follow(incidents, INCIDENTS, Side::Incidents),
         };
         tokio::spawn(mark_stale(
             app.clone(),
@@ -107,13 +108,13 @@ impl Upstreams {
 /// [`composed_from`](crate::domain::composed_from)); its output says
 /// whether it wrote.
 pub fn store_dashboard(docs: Map<String, Value>, basis: Basis) -> Write {
-    Write::new(&[View::Dashboard], move |d| {
+    Write::new(&[DASHBOARD], move |d| {
         if basis.is_older_than(&Basis::recorded(d)?) {
             return Ok(Value::Bool(false));
         }
         basis.record(d);
         for (key, doc) in &docs {
-            d.put(View::Dashboard, key.clone(), doc.clone())?;
+            d.put(DASHBOARD, key.clone(), doc.clone())?;
         }
         Ok(Value::Bool(true))
     })
@@ -135,7 +136,7 @@ async fn mark_stale(
             .map(|(name, _)| name)
             .collect();
         let mark = (!lost.is_empty()).then(|| json!({ "upstreams": lost }).to_string());
-        app.hub.set_stale(View::Dashboard, mark);
+        app.hub.set_stale(DASHBOARD, mark);
         tokio::select! {
             changed = customers.changed() => if changed.is_err() { return },
             changed = incidents.changed() => if changed.is_err() { return },
@@ -285,13 +286,13 @@ mod tests {
         let (out, plan) = store.run(&store_dashboard(volume(20), at(1, 2))).unwrap();
         assert_eq!(out, json!(false));
         assert!(plan.changes.is_empty() && plan.counters.is_empty());
-        assert_eq!(store.view(View::Dashboard), json!({"volume": 30}));
+        assert_eq!(store.view(DASHBOARD), json!({"volume": 30}));
 
         let (out, plan) = store.run(&store_dashboard(volume(40), at(1, 4))).unwrap();
         assert_eq!(
-            (out, plan.revision(View::Dashboard)),
+            (out, plan.revision(DASHBOARD)),
             (json!(true), Some(2))
         );
-        assert_eq!(store.view(View::Dashboard), json!({"volume": 40}));
+        assert_eq!(store.view(DASHBOARD), json!({"volume": 40}));
     }
 }

@@ -46,11 +46,27 @@ impl App {
         self.store.epoch()
     }
 
+    /// The newest revision of `view` committed (or published to this
+    /// process).
+    pub fn revision(&self, view: View) -> u64 {
+        self.hub.latest(view)
+    }
+
     /// Runs a write. When this returns, a snapshot read sees its revision;
     /// its events reach subscribers right after (the store answers writers
     /// before it fans out). Write requests are counted by outcome at the
-    /// HTTP edge, refused ones included: see `http::metered`.
+    /// HTTP edge, refused ones included: see `http::metered`. A write that
+    /// declares a view this process does not serve is refused.
     pub async fn write(&self, write: Write) -> Result<Committed, StoreError> {
+        if let Some(view) = write
+            .views()
+            .iter()
+            .find(|v| !self.hub.registry().contains(**v))
+        {
+            return Err(StoreError::Invalid(format!(
+                "the view `{view}` is not served by this process"
+            )));
+        }
         self.store.write(write).await
     }
 

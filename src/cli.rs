@@ -83,10 +83,13 @@ fn one_line(e: &clap::Error) -> String {
 async fn serve(settings: Settings) -> Result<(), String> {
     // Every connection is a file descriptor: allow as many as permitted.
     crate::net::fds::raise_limit();
+    let server = crate::services::builtin();
+    server.check(&settings).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
-    crate::launch(settings, listener, shutdown_signal())
+    server
+        .launch(settings, listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::domain::View;
+use crate::domain::view::Registry;
 use crate::materialized::Views;
 use crate::sse;
 
@@ -41,23 +42,20 @@ struct Channel {
     latest: AtomicU64,
 }
 
+/// The channels and in-memory copies of every registered view.
 pub struct Hub {
+    registry: Arc<Registry>,
     channels: HashMap<View, Channel>,
     /// Every view's in-memory copy, advanced by each published event
     /// before its frame goes out.
     pub views: Views,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Hub {
-    pub fn new() -> Self {
-        let channels = View::ALL
-            .into_iter()
+    /// A hub for the views of `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        let channels = registry
+            .views()
             .map(|view| {
                 let (sender, _) = broadcast::channel(RING);
                 let latest = AtomicU64::new(0);
@@ -72,17 +70,26 @@ impl Hub {
                 )
             })
             .collect();
-        let views = Views::new(
-            View::ALL
-                .into_iter()
-                .map(|v| (v, crate::domain::indexes(v))),
-        );
-        Hub { channels, views }
+        let views = Views::new(registry.views().map(|v| (v, v.indexes().to_vec())));
+        Hub {
+            registry,
+            channels,
+            views,
+        }
+    }
+
+    /// The views this process serves.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     fn channel(&self, view: View) -> &Channel {
-        // Every view gets a channel in `new`, so the lookup cannot fail.
-        &self.channels[&view]
+        // Writes and streams only name registered views, each of which got
+        // a channel in `new`; an unregistered one is a bug of its caller.
+        match self.channels.get(&view) {
+            Some(channel) => channel,
+            None => panic!("the view `{view}` is not registered"),
+        }
     }
 
     /// Publishes a committed event: applies it to the view's in-memory copy,
@@ -138,25 +145,36 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::view::ViewSpec;
+
+    static PERSONS_SPEC: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
+    static LOCATIONS_SPEC: ViewSpec =
+        ViewSpec::new("locations", "/locations", "/location-events");
+    const PERSONS: View = View::of(&PERSONS_SPEC);
+    const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
+
+    fn hub() -> Hub {
+        Hub::new(Arc::new(Registry::new([PERSONS, LOCATIONS]).unwrap()))
+    }
 
     #[tokio::test]
     async fn subscribers_receive_frames_in_order_and_latest_moves() {
-        let hub = Hub::new();
-        let mut rx = hub.subscribe(View::Persons);
-        hub.publish(View::Persons, 1, "{}");
-        hub.publish(View::Persons, 2, "{}");
+        let hub = hub();
+        let mut rx = hub.subscribe(PERSONS);
+        hub.publish(PERSONS, 1, "{}");
+        hub.publish(PERSONS, 2, "{}");
         assert_eq!(rx.recv().await.unwrap().revision, 1);
         assert_eq!(rx.recv().await.unwrap().revision, 2);
-        assert_eq!(hub.latest(View::Persons), 2);
-        assert_eq!(hub.latest(View::Locations), 0);
+        assert_eq!(hub.latest(PERSONS), 2);
+        assert_eq!(hub.latest(LOCATIONS), 0);
     }
 
     #[tokio::test]
     async fn a_slow_subscriber_lags_instead_of_buffering() {
-        let hub = Hub::new();
-        let mut rx = hub.subscribe(View::Persons);
+        let hub = hub();
+        let mut rx = hub.subscribe(PERSONS);
         for r in 1..=(RING as u64 + 10) {
-            hub.publish(View::Persons, r, "{}");
+            hub.publish(PERSONS, r, "{}");
         }
         assert!(matches!(
             rx.recv().await,

@@ -55,8 +55,9 @@ pub struct Settings {
     #[arg(long, env = "DUALITY_RETENTION", default_value = "1h", value_parser = parse_duration)]
     pub retention: Duration,
 
-    /// Comma list of services to run: persons, customers, incidents, aggregates.
-    #[arg(long, env = "DUALITY_SERVICES", default_value = "persons,customers,incidents,aggregates", value_parser = parse_services)]
+    /// Comma list of services to run (built in: persons, customers,
+    /// incidents, aggregates), or `all`.
+    #[arg(long, env = "DUALITY_SERVICES", default_value = "all", value_parser = parse_services)]
     pub services: Services,
 
     /// Where the aggregates service finds the customers service.
@@ -305,64 +306,56 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Service {
-    Persons,
-    Customers,
-    Incidents,
-    Aggregates,
-}
-
-impl Service {
-    pub const ALL: [Service; 4] = [
-        Service::Persons,
-        Service::Customers,
-        Service::Incidents,
-        Service::Aggregates,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Persons => "persons",
-            Service::Customers => "customers",
-            Service::Incidents => "incidents",
-            Service::Aggregates => "aggregates",
-        }
-    }
-}
-
-/// The services one process runs.
+/// The services one process runs, by name (`--services`): all that the
+/// server has, or those listed. Names are checked against the server's
+/// services at launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Services(pub Vec<Service>);
+pub struct Services(Option<Vec<String>>);
 
 impl Services {
+    /// Every service the server has.
     pub fn all() -> Self {
-        Services(Service::ALL.to_vec())
+        Services(None)
     }
 
-    pub fn contains(&self, service: Service) -> bool {
-        self.0.contains(&service)
+    /// Only the services named.
+    pub fn only(names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut names: Vec<String> = names.into_iter().map(Into::into).collect();
+        names.sort();
+        names.dedup();
+        Services(Some(names))
+    }
+
+    /// Whether the service `name` is selected.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.iter().any(|n| n == name))
+    }
+
+    /// The names listed, or `None` for all.
+    pub fn names(&self) -> Option<&[String]> {
+        self.0.as_deref()
     }
 }
 
+/// Reads `--services`: a comma list of service names, or `all`.
 pub fn parse_services(raw: &str) -> Result<Services, String> {
-    let mut services = Vec::new();
+    let mut names = Vec::new();
     for name in raw.split(',').map(str::trim) {
         if name == "all" {
-            services.extend(Service::ALL);
-            continue;
+            return Ok(Services::all());
         }
-        let service = Service::ALL
-            .into_iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| {
-                format!("unknown service `{name}`; use persons, customers, incidents, aggregates")
-            })?;
-        services.push(service);
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid {
+            return Err(format!(
+                "`{name}` is not a service name (lower-case letters, digits, - and _)"
+            ));
+        }
+        names.push(name.to_string());
     }
-    services.sort();
-    services.dedup();
-    Ok(Services(services))
+    Ok(Services::only(names))
 }
 
 #[cfg(test)]
@@ -418,13 +411,13 @@ mod tests {
     }
 
     #[test]
-    fn services_are_a_known_comma_list() {
+    fn services_are_a_comma_list_of_names() {
         assert_eq!(
             parse_services("persons, aggregates"),
-            Ok(Services(vec![Service::Persons, Service::Aggregates]))
+            Ok(Services::only(["aggregates", "persons"]))
         );
-        assert_eq!(parse_services("all").map(|s| s.0.len()), Ok(4));
-        assert!(parse_services("persons,nope").is_err());
+        assert_eq!(parse_services("all"), Ok(Services::all()));
+        assert!(parse_services("persons,No pe").is_err());
         assert!(parse_services("").is_err());
     }
 

@@ -12,13 +12,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use duality::domain::persons::{self, NewPerson, PersonPatch};
-use duality::domain::{Fault, View, Write};
+use duality::domain::{Fault, Registry, View, Write};
 use duality::hub::Hub;
+use duality::services::aggregate::{CUSTOMERS, INCIDENTS};
+use duality::services::persons::{LOCATIONS, PERSONS};
 use duality::store::postgres::PgStore;
 use duality::store::sqlite::{Location, SqliteStore};
 use duality::store::{Store, StoreError};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
+
+/// A hub for the views these tests write.
+fn hub() -> Arc<Hub> {
+    let views = [PERSONS, LOCATIONS, CUSTOMERS, INCIDENTS];
+    Arc::new(Hub::new(Arc::new(Registry::new(views).unwrap())))
+}
 
 /// Every test gets at most this long.
 const WAIT: Duration = Duration::from_secs(60);
@@ -62,7 +70,7 @@ impl Db {
 
     /// Opens a store on this database with its own hub.
     async fn open(&self) -> (Arc<dyn Store>, Arc<Hub>) {
-        let hub = Arc::new(Hub::new());
+        let hub = hub();
         let store: Arc<dyn Store> = match self.backend {
             Backend::Sqlite => {
                 let location = Location::File(self.file.clone().unwrap());
@@ -195,36 +203,36 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
     let ann = s.write(create("Ann", Some("Rome"))).await.unwrap();
     assert_eq!(ann.output, json!({"id":1,"name":"Ann","city":"Rome"}));
     assert_eq!(
-        (ann.revision(View::Persons), ann.revision(View::Locations)),
+        (ann.revision(PERSONS), ann.revision(LOCATIONS)),
         (1, 1)
     );
     let bob = s.write(create("Bob", None)).await.unwrap();
     assert_eq!(
-        (bob.revision(View::Persons), bob.revision(View::Locations)),
+        (bob.revision(PERSONS), bob.revision(LOCATIONS)),
         (2, 1)
     );
     s.write(set_city(2, Some("Rome"))).await.unwrap();
     s.write(set_city(1, None)).await.unwrap();
     let del = s.write(persons::delete(2)).await.unwrap();
     assert_eq!(
-        (del.revision(View::Persons), del.revision(View::Locations)),
+        (del.revision(PERSONS), del.revision(LOCATIONS)),
         (5, 4)
     );
 
-    let persons = s.snapshot(View::Persons).await.unwrap();
+    let persons = s.snapshot(PERSONS).await.unwrap();
     assert_eq!(persons.revision, 5);
     assert_eq!(Value::Object(persons.docs), json!({"1":{"name":"Ann"}}));
-    let locations = s.snapshot(View::Locations).await.unwrap();
+    let locations = s.snapshot(LOCATIONS).await.unwrap();
     assert_eq!(locations.revision, 4);
     assert_eq!(Value::Object(locations.docs), json!({}));
     assert_eq!(
-        s.doc(View::Persons, "1".into()).await.unwrap(),
+        s.doc(PERSONS, "1".into()).await.unwrap(),
         Some(json!({"name":"Ann"}))
     );
-    assert_eq!(s.doc(View::Persons, "2".into()).await.unwrap(), None);
+    assert_eq!(s.doc(PERSONS, "2".into()).await.unwrap(), None);
 
     assert_eq!(
-        all_events(s, View::Persons).await,
+        all_events(s, PERSONS).await,
         vec![
             (1, json!({"1":{"name":"Ann","city":"Rome"}})),
             (2, json!({"2":{"name":"Bob"}})),
@@ -234,7 +242,7 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
         ]
     );
     assert_eq!(
-        all_events(s, View::Locations).await,
+        all_events(s, LOCATIONS).await,
         vec![
             (1, json!({"Rome":{"total":1}})),
             (2, json!({"Rome":{"total":2}})),
@@ -245,10 +253,10 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
     // Moving the only person of a city is one location event.
     s.write(set_city(1, Some("Rome"))).await.unwrap();
     let moved = s.write(set_city(1, Some("Paris"))).await.unwrap();
-    assert_eq!(moved.revision(View::Locations), 6);
-    let last = all_events(s, View::Locations).await.pop().unwrap();
+    assert_eq!(moved.revision(LOCATIONS), 6);
+    let last = all_events(s, LOCATIONS).await.pop().unwrap();
     assert_eq!(last, (6, json!({"Rome":null,"Paris":{"total":1}})));
-    for view in [View::Persons, View::Locations] {
+    for view in [PERSONS, LOCATIONS] {
         let events = all_events(s, view).await;
         let snapshot = s.snapshot(view).await.unwrap();
         assert_eq!(
@@ -262,19 +270,19 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
 async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Backend) {
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut live = hub.subscribe(View::Persons);
+    let mut live = hub.subscribe(PERSONS);
     store.write(create("Ann", Some("Rome"))).await.unwrap();
     assert_eq!(frames(&mut live, 1).await, vec![1]);
     let same = store.write(set_city(1, Some("Rome"))).await.unwrap();
     assert_eq!(same.output, json!({"id":1,"name":"Ann","city":"Rome"}));
-    assert_eq!(same.revision(View::Persons), 1);
-    assert_eq!(same.revision(View::Locations), 1);
+    assert_eq!(same.revision(PERSONS), 1);
+    assert_eq!(same.revision(LOCATIONS), 1);
     let empty = store
         .write(persons::patch(1, PersonPatch::default()))
         .await
         .unwrap();
-    assert_eq!(empty.revision(View::Persons), 1);
-    assert_eq!(all_events(&*store, View::Persons).await.len(), 1);
+    assert_eq!(empty.revision(PERSONS), 1);
+    assert_eq!(all_events(&*store, PERSONS).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(matches!(
         live.try_recv(),
@@ -291,28 +299,28 @@ async fn refused_writes_change_nothing_and_use_no_id(b: Backend) {
         "{missing:?}"
     );
     // A write that took an id and then failed: the id is not used up.
-    let half = Write::new(&[View::Persons], |d| {
+    let half = Write::new(&[PERSONS], |d| {
         let id = d.next_id("persons")?;
-        d.put(View::Persons, id.to_string(), json!({"name":"X"}))?;
+        d.put(PERSONS, id.to_string(), json!({"name":"X"}))?;
         Err(Fault::Invalid("refused after taking an id".into()))
     });
     assert!(matches!(
         store.write(half).await,
         Err(StoreError::Invalid(_))
     ));
-    let nulls = Write::new(&[View::Persons], |d| {
-        d.put(View::Persons, "1", json!({"name": null}))?;
+    let nulls = Write::new(&[PERSONS], |d| {
+        d.put(PERSONS, "1", json!({"name": null}))?;
         Ok(Value::Null)
     });
     assert!(matches!(
         store.write(nulls).await,
         Err(StoreError::Invalid(_))
     ));
-    let snapshot = store.snapshot(View::Persons).await.unwrap();
+    let snapshot = store.snapshot(PERSONS).await.unwrap();
     assert_eq!((snapshot.revision, snapshot.docs.len()), (0, 0));
     let first = store.write(create("Ann", None)).await.unwrap();
     assert_eq!(first.output["id"], json!(1));
-    assert_eq!(first.revision(View::Persons), 1);
+    assert_eq!(first.revision(PERSONS), 1);
 }
 
 async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
@@ -330,7 +338,7 @@ async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
     let (store, _hub) = db.open().await;
     let next = store.write(create("R", None)).await.unwrap();
     assert_eq!(next.output["id"], json!(5));
-    assert_eq!(next.revision(View::Persons), 6);
+    assert_eq!(next.revision(PERSONS), 6);
 }
 
 /// A write whose reads depend on each other (`a` names the next key to
@@ -338,22 +346,22 @@ async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
 async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let seed = Write::new(&[View::Customers], |d| {
-        d.put(View::Customers, "a", json!({"next":"b","n":1}))?;
-        d.put(View::Customers, "b", json!({"next":"c","n":2}))?;
-        d.put(View::Customers, "c", json!({"n":3}))?;
+    let seed = Write::new(&[CUSTOMERS], |d| {
+        d.put(CUSTOMERS, "a", json!({"next":"b","n":1}))?;
+        d.put(CUSTOMERS, "b", json!({"next":"c","n":2}))?;
+        d.put(CUSTOMERS, "c", json!({"n":3}))?;
         Ok(Value::Null)
     });
     store.write(seed).await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);
-    let chase = Write::new(&[View::Customers, View::Incidents], move |d| {
+    let chase = Write::new(&[CUSTOMERS, INCIDENTS], move |d| {
         counted.fetch_add(1, Ordering::SeqCst);
         let mut key = "a".to_string();
         let mut sum = 0;
         let mut path = Vec::new();
         loop {
-            let Some(doc) = d.get(View::Customers, &key)? else {
+            let Some(doc) = d.get(CUSTOMERS, &key)? else {
                 return Err(Fault::NotFound(format!("no {key}")));
             };
             sum += doc["n"].as_i64().unwrap();
@@ -364,24 +372,24 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
             }
         }
         let id = d.next_id("chase")?;
-        d.put(View::Incidents, format!("sum-{id}"), json!({"sum": sum}))?;
-        d.delete(View::Customers, "a");
+        d.put(INCIDENTS, format!("sum-{id}"), json!({"sum": sum}))?;
+        d.delete(CUSTOMERS, "a");
         Ok(json!({"path": path, "sum": sum, "id": id}))
     });
     let done = store.write(chase.clone()).await.unwrap();
     assert_eq!(done.output, json!({"path":["a","b","c"],"sum":6,"id":1}));
-    assert_eq!(done.revision(View::Incidents), 1);
-    assert_eq!(done.revision(View::Customers), 2);
+    assert_eq!(done.revision(INCIDENTS), 1);
+    assert_eq!(done.revision(CUSTOMERS), 2);
     assert!(runs.load(Ordering::SeqCst) >= 1);
     assert_eq!(
-        all_events(&*store, View::Incidents).await,
+        all_events(&*store, INCIDENTS).await,
         vec![(1, json!({"sum-1":{"sum":6}}))]
     );
     assert_eq!(
-        all_events(&*store, View::Customers).await.pop().unwrap(),
+        all_events(&*store, CUSTOMERS).await.pop().unwrap(),
         (2, json!({"a":null}))
     );
-    let customers = store.snapshot(View::Customers).await.unwrap();
+    let customers = store.snapshot(CUSTOMERS).await.unwrap();
     assert_eq!(
         Value::Object(customers.docs),
         json!({"b":{"next":"c","n":2},"c":{"n":3}})
@@ -396,7 +404,7 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
 async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let empty = store.events(View::Persons, 0, 10).await.unwrap();
+    let empty = store.events(PERSONS, 0, 10).await.unwrap();
     assert_eq!(
         (empty.events.len(), empty.oldest, empty.current),
         (0, None, 0)
@@ -404,19 +412,19 @@ async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b:
     for i in 0..10 {
         store.write(create(&format!("P{i}"), None)).await.unwrap();
     }
-    let page = store.events(View::Persons, 3, 4).await.unwrap();
+    let page = store.events(PERSONS, 3, 4).await.unwrap();
     let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
     assert_eq!(revisions, vec![3, 4, 5, 6]);
     assert_eq!((page.oldest, page.current), (Some(1), 10));
     assert_eq!(page.events[0].patch, r#"{"3":{"name":"P2"}}"#);
-    let tail = store.events(View::Persons, 9, 100).await.unwrap();
+    let tail = store.events(PERSONS, 9, 100).await.unwrap();
     assert_eq!(tail.events.len(), 2);
-    let beyond = store.events(View::Persons, 11, 100).await.unwrap();
+    let beyond = store.events(PERSONS, 11, 100).await.unwrap();
     assert_eq!(
         (beyond.events.len(), beyond.oldest, beyond.current),
         (0, Some(1), 10)
     );
-    let other = store.events(View::Locations, 0, 100).await.unwrap();
+    let other = store.events(LOCATIONS, 0, 100).await.unwrap();
     assert_eq!((other.events.len(), other.current), (0, 0));
 }
 
@@ -437,20 +445,20 @@ async fn trimming_deletes_old_events_but_never_the_view_or_its_revision(b: Backe
         6,
         "3 person + 3 location events"
     );
-    let page = store.events(View::Persons, 0, 100).await.unwrap();
+    let page = store.events(PERSONS, 0, 100).await.unwrap();
     assert_eq!((page.events.len(), page.oldest, page.current), (0, None, 3));
-    let persons = store.snapshot(View::Persons).await.unwrap();
+    let persons = store.snapshot(PERSONS).await.unwrap();
     assert_eq!((persons.revision, persons.docs.len()), (3, 3));
     let next = store.write(create("P3", None)).await.unwrap();
-    assert_eq!(next.revision(View::Persons), 4);
-    let page = store.events(View::Persons, 0, 100).await.unwrap();
+    assert_eq!(next.revision(PERSONS), 4);
+    let page = store.events(PERSONS, 0, 100).await.unwrap();
     assert_eq!((page.oldest, page.current), (Some(4), 4));
 }
 
 /// The retained persons revisions: (oldest, newest, current), after
 /// checking that they are exactly one contiguous range ending at current.
 async fn retained(store: &dyn Store) -> (Option<u64>, u64) {
-    let page = store.events(View::Persons, 0, 10_000).await.unwrap();
+    let page = store.events(PERSONS, 0, 10_000).await.unwrap();
     let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
     let expected: Vec<u64> = match page.oldest {
         Some(oldest) => (oldest..=page.current).collect(),
@@ -486,7 +494,7 @@ async fn trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said(b:
     db.stamp(&[6], long_ago).await;
     assert_eq!(store.trim(cutoff).await.unwrap(), 3);
     assert_eq!(retained(&*store).await, (None, 8));
-    let persons = store.snapshot(View::Persons).await.unwrap();
+    let persons = store.snapshot(PERSONS).await.unwrap();
     assert_eq!((persons.revision, persons.docs.len()), (8, 8));
 }
 
@@ -507,7 +515,7 @@ async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_ev
     .await;
     let cutoff = SystemTime::now() - Duration::from_secs(3600);
     assert_eq!(store.trim(cutoff).await.unwrap(), young - 1);
-    let page = store.events(View::Persons, 0, 2).await.unwrap();
+    let page = store.events(PERSONS, 0, 2).await.unwrap();
     assert_eq!(page.oldest, Some(young));
     assert_eq!(page.events[0].revision, young);
     assert_eq!(page.current, total);
@@ -522,7 +530,7 @@ async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {
     drop(store);
     let (again, hub) = db.open().await;
     assert_eq!(again.epoch(), epoch);
-    assert_eq!(hub.latest(View::Persons), 1, "the hub learns the revisions");
+    assert_eq!(hub.latest(PERSONS), 1, "the hub learns the revisions");
     let other = Db::new(b).await;
     let (fresh, _hub) = other.open().await;
     assert_ne!(fresh.epoch(), epoch, "another database, another history");
@@ -533,8 +541,8 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
     const EACH: usize = 25;
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut persons_live = hub.subscribe(View::Persons);
-    let mut locations_live = hub.subscribe(View::Locations);
+    let mut persons_live = hub.subscribe(PERSONS);
+    let mut locations_live = hub.subscribe(LOCATIONS);
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let store = Arc::clone(&store);
@@ -562,11 +570,11 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
     assert_eq!(ids, (1..=(WRITERS * EACH) as u64).collect::<Vec<_>>());
     let total = (WRITERS * EACH + WRITERS * EACH / 5) as u64;
     for (view, live) in [
-        (View::Persons, &mut persons_live),
-        (View::Locations, &mut locations_live),
+        (PERSONS, &mut persons_live),
+        (LOCATIONS, &mut locations_live),
     ] {
         let snapshot = store.snapshot(view).await.unwrap();
-        if view == View::Persons {
+        if view == PERSONS {
             assert_eq!(snapshot.revision, total);
         }
         let events = all_events(&*store, view).await;
@@ -588,8 +596,8 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
         assert!(live.try_recv().is_err(), "{view}: nothing twice");
         assert_eq!(hub.latest(view), snapshot.revision);
     }
-    let locations = store.snapshot(View::Locations).await.unwrap();
-    let persons = store.snapshot(View::Persons).await.unwrap();
+    let locations = store.snapshot(LOCATIONS).await.unwrap();
+    let persons = store.snapshot(PERSONS).await.unwrap();
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for p in persons.docs.values() {
         if let Some(c) = p.get("city").and_then(Value::as_str) {
@@ -629,10 +637,10 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
         match (i % 3, result) {
             (0, Ok(c)) => {
                 ids.push(c.output["id"].as_u64().unwrap());
-                revisions.push(c.revision(View::Persons));
+                revisions.push(c.revision(PERSONS));
             }
             (1, Err(StoreError::NotFound(_))) => {}
-            (2, Ok(c)) => revisions.push(c.revision(View::Persons)),
+            (2, Ok(c)) => revisions.push(c.revision(PERSONS)),
             (_, other) => panic!("write {i}: {other:?}"),
         }
     }
@@ -642,8 +650,8 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
         (2..=41).collect::<Vec<_>>(),
         "refused writes use no id"
     );
-    let persons = store.snapshot(View::Persons).await.unwrap();
-    let events = all_events(&*store, View::Persons).await;
+    let persons = store.snapshot(PERSONS).await.unwrap();
+    let events = all_events(&*store, PERSONS).await;
     let got: Vec<u64> = events.iter().map(|(r, _)| *r).collect();
     assert_eq!(got, (1..=persons.revision).collect::<Vec<_>>());
     assert_eq!(
@@ -654,9 +662,9 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
     assert!(revisions.iter().all(|r| (1..=persons.revision).contains(r)));
     let city = persons.docs["1"]["city"].as_str().unwrap().to_string();
     let expected = json!({ city: {"total": 1} });
-    let locations = store.snapshot(View::Locations).await.unwrap();
+    let locations = store.snapshot(LOCATIONS).await.unwrap();
     assert_eq!(Value::Object(locations.docs), expected);
-    let location_events = all_events(&*store, View::Locations).await;
+    let location_events = all_events(&*store, LOCATIONS).await;
     assert_eq!(fold(location_events.into_iter().map(|(_, p)| p)), expected);
 }
 
@@ -683,8 +691,8 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         let (a, hub_a) = db.open().await;
         let (b, hub_b) = db.open().await;
         assert_eq!(a.epoch(), b.epoch(), "the epoch is the database's");
-        let mut live_a = hub_a.subscribe(View::Persons);
-        let mut live_b = hub_b.subscribe(View::Persons);
+        let mut live_a = hub_a.subscribe(PERSONS);
+        let mut live_b = hub_b.subscribe(PERSONS);
         const EACH: usize = 60;
         let mut tasks = Vec::new();
         for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -707,13 +715,13 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         // Nothing is published twice.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(live_a.try_recv().is_err() && live_b.try_recv().is_err());
-        assert_eq!(hub_a.latest(View::Persons), all.len() as u64);
-        assert_eq!(hub_b.latest(View::Persons), all.len() as u64);
+        assert_eq!(hub_a.latest(PERSONS), all.len() as u64);
+        assert_eq!(hub_b.latest(PERSONS), all.len() as u64);
         // Trimming from both at once: one deletes, the other skips.
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let (ta, tb) = tokio::join!(a.trim(cutoff), b.trim(cutoff));
         let (ta, tb) = (ta.unwrap(), tb.unwrap());
-        let left = a.events(View::Persons, 0, 10).await.unwrap();
+        let left = a.events(PERSONS, 0, 10).await.unwrap();
         assert_eq!(left.events.len(), 0);
         assert_eq!(
             ta + tb,
@@ -737,7 +745,7 @@ async fn a_bad_or_unreachable_url_is_a_one_line_error() {
     ] {
         let opened = tokio::time::timeout(
             Duration::from_secs(30),
-            PgStore::open(&url, Arc::new(Hub::new())),
+            PgStore::open(&url, hub()),
         )
         .await
         .expect("opening must fail promptly");

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::entity::Kind;
 use super::fields::{self, invalid};
 use super::ranking::Ranking;
-use super::view::View;
+use crate::services::aggregate::CUSTOMERS;
 use super::write::Fault;
 use crate::materialized::Index;
 
@@ -17,7 +17,7 @@ const FIELDS: &[&str] = &["name", "city", "country", "scoring"];
 
 /// Customers as items: parsing and the writes.
 pub static KIND: Kind = Kind {
-    view: View::Customers,
+    view: CUSTOMERS,
     noun: "customer",
     fields: FIELDS,
     validate,

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::persons::NewPerson;
-use super::view::View;
+use crate::services::aggregate::{CUSTOMERS, INCIDENTS};
 use super::write::Write;
 
 const FIRST: [&str; 10] = [
@@ -125,12 +125,12 @@ pub fn load_persons() -> Write {
 
 /// One write that loads the whole sample (one event per view).
 pub fn load() -> Write {
-    Write::new(&[View::Customers, View::Incidents], |d| {
+    Write::new(&[CUSTOMERS, INCIDENTS], |d| {
         for (id, doc) in customers() {
-            d.put(View::Customers, id, doc)?;
+            d.put(CUSTOMERS, id, doc)?;
         }
         for (id, doc) in incidents() {
-            d.put(View::Incidents, id, doc)?;
+            d.put(INCIDENTS, id, doc)?;
         }
         Ok(Value::Null)
     })
@@ -139,6 +139,7 @@ pub fn load() -> Write {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::persons::{LOCATIONS, PERSONS};
     use crate::domain::write::MemorySource;
     use crate::domain::{customers, dashboard, incidents};
     use std::collections::HashSet;
@@ -169,10 +170,10 @@ mod tests {
         let mut db = MemorySource::default();
         let (loaded, _) = db.run(&load_persons()).unwrap();
         assert_eq!(loaded, json!(true));
-        assert_eq!(db.view(View::Persons).as_object().unwrap().len(), 7);
-        assert_eq!(db.view(View::Persons)["5"], json!({"name": "Emil Sauer"}));
+        assert_eq!(db.view(PERSONS).as_object().unwrap().len(), 7);
+        assert_eq!(db.view(PERSONS)["5"], json!({"name": "Emil Sauer"}));
         assert_eq!(
-            db.view(View::Locations),
+            db.view(LOCATIONS),
             json!({"Lisbon": {"total": 3}, "Turin": {"total": 2}, "Ghent": {"total": 1}})
         );
         let (again, plan) = db.run(&load_persons()).unwrap();
@@ -190,6 +191,6 @@ mod tests {
         db.run(&crate::domain::persons::create(ann)).unwrap();
         let (loaded, _) = db.run(&load_persons()).unwrap();
         assert_eq!(loaded, json!(false));
-        assert_eq!(db.view(View::Persons).as_object().unwrap().len(), 1);
+        assert_eq!(db.view(PERSONS).as_object().unwrap().len(), 1);
     }
 }

@@ -12,7 +12,6 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::view::View;
 
 /// The longest key a client may send.
 pub const MAX_KEY_LEN: usize = 255;
@@ -66,8 +65,9 @@ pub fn check(key: &str) -> Result<(), String> {
 pub struct Outcome {
     pub fingerprint: String,
     pub output: Value,
-    /// Every view the write declared, with its revision after the write.
-    pub revisions: Vec<(View, u64)>,
+    /// Every view the write declared (by name), with its revision after
+    /// the write.
+    pub revisions: Vec<(String, u64)>,
 }
 
 impl Outcome {
@@ -77,7 +77,7 @@ impl Outcome {
         let revisions: Map<String, Value> = self
             .revisions
             .iter()
-            .map(|(v, r)| (v.name().to_string(), json!(r)))
+            .map(|(v, r)| (v.clone(), json!(r)))
             .collect();
         json!({"output": self.output, "revisions": revisions}).to_string()
     }
@@ -87,7 +87,7 @@ impl Outcome {
         let mut stored: Value = serde_json::from_str(text).ok()?;
         let mut revisions = Vec::new();
         for (name, revision) in stored.get("revisions")?.as_object()? {
-            revisions.push((View::from_name(name)?, revision.as_u64()?));
+            revisions.push((name.clone(), revision.as_u64()?));
         }
         revisions.sort();
         Some(Outcome {
@@ -136,7 +136,7 @@ mod tests {
         let outcome = Outcome {
             fingerprint: "f".into(),
             output: json!({"id": 3, "name": "Ann"}),
-            revisions: vec![(View::Persons, 7), (View::Locations, 2)],
+            revisions: vec![("persons".into(), 7), ("locations".into(), 2)],
         };
         let mut back = Outcome::decode("f".into(), &outcome.encode()).unwrap();
         back.revisions.sort();

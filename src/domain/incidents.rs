@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::entity::Kind;
 use super::fields;
-use super::view::View;
+use crate::services::aggregate::INCIDENTS;
 use super::write::Fault;
 use crate::materialized::Index;
 
@@ -15,7 +15,7 @@ const FIELDS: &[&str] = &["amount", "customerName", "category"];
 
 /// Incidents as items: parsing and the writes.
 pub static KIND: Kind = Kind {
-    view: View::Incidents,
+    view: INCIDENTS,
     noun: "incident",
     fields: FIELDS,
     validate,

@@ -1,5 +1,6 @@
-//! Pure domain logic: what a write does to each view, merge-patch diffs, and
-//! dashboard composition. Nothing here does I/O.
+//! Pure logic: views and their registry, the write path, merge-patch diffs,
+//! and the built-in services' domain rules (what each write does, dashboard
+//! composition). Nothing here does I/O.
 
 pub mod composed_from;
 pub mod customers;
@@ -15,14 +16,5 @@ pub mod ranking;
 pub mod view;
 pub mod write;
 
-pub use view::View;
+pub use view::{Registry, View, ViewSpec};
 pub use write::{Draft, Fault, Missing, Plan, Source, Write};
-
-/// The read models kept with each view's in-memory copy.
-pub fn indexes(view: View) -> Vec<crate::materialized::MakeIndex> {
-    match view {
-        View::Customers => vec![customers::index],
-        View::Incidents => vec![incidents::index],
-        _ => Vec::new(),
-    }
-}

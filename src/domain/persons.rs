@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::view::View;
+use crate::services::persons::{LOCATIONS, PERSONS};
 use super::write::{Draft, Fault, Output, Write};
 
 /// The id counter for persons: ids are never reused, also not after a delete.
@@ -155,25 +156,25 @@ fn city_of(doc: &Value) -> Option<String> {
 /// Moves one person's weight in `locations` by `delta` for `city`.
 fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
     let total = d
-        .get(View::Locations, city)?
+        .get(LOCATIONS, city)?
         .and_then(|doc| doc.get("total").and_then(Value::as_i64))
         .unwrap_or(0)
         + delta;
     if total > 0 {
-        d.put(View::Locations, city, json!({ "total": total }))
+        d.put(LOCATIONS, city, json!({ "total": total }))
     } else {
-        d.delete(View::Locations, city);
+        d.delete(LOCATIONS, city);
         Ok(())
     }
 }
 
-const VIEWS: &[View] = &[View::Persons, View::Locations];
+const VIEWS: &[View] = &[PERSONS, LOCATIONS];
 
 /// Adds `person` under a new id and counts its city; answers it with the id.
 fn add(d: &mut Draft<'_>, person: &NewPerson) -> Result<Value, Fault> {
     let id = d.next_id(PERSON_IDS)?;
     let doc = person_doc(&person.name, person.city.as_deref());
-    d.put(View::Persons, id.to_string(), doc.clone())?;
+    d.put(PERSONS, id.to_string(), doc.clone())?;
     if let Some(city) = &person.city {
         count(d, city, 1)?;
     }
@@ -205,7 +206,7 @@ pub fn create_first(people: Vec<NewPerson>) -> Write {
 pub fn patch(id: u64, patch: PersonPatch) -> Write {
     Write::new(VIEWS, move |d| {
         let key = id.to_string();
-        let Some(old) = d.get(View::Persons, &key)? else {
+        let Some(old) = d.get(PERSONS, &key)? else {
             return Err(Fault::NotFound(format!("no person with id {id}")));
         };
         let old_city = city_of(&old);
@@ -219,7 +220,7 @@ pub fn patch(id: u64, patch: PersonPatch) -> Write {
             None => old_city.clone(),
         };
         let doc = person_doc(&name, new_city.as_deref());
-        d.put(View::Persons, key, doc.clone())?;
+        d.put(PERSONS, key, doc.clone())?;
         if old_city != new_city {
             if let Some(city) = &old_city {
                 count(d, city, -1)?;
@@ -236,10 +237,10 @@ pub fn patch(id: u64, patch: PersonPatch) -> Write {
 pub fn delete(id: u64) -> Write {
     Write::new(VIEWS, move |d| {
         let key = id.to_string();
-        let Some(old) = d.get(View::Persons, &key)? else {
+        let Some(old) = d.get(PERSONS, &key)? else {
             return Err(Fault::NotFound(format!("no person with id {id}")));
         };
-        d.delete(View::Persons, key);
+        d.delete(PERSONS, key);
         if let Some(city) = city_of(&old) {
             count(d, &city, -1)?;
         }
@@ -311,13 +312,13 @@ mod tests {
         ];
         for (i, (write, persons, locations, p_event, l_event)) in rows.into_iter().enumerate() {
             let (_, plan) = db.run(&write).unwrap();
-            assert_eq!(db.view(View::Persons), persons, "row {}", i + 1);
-            assert_eq!(db.view(View::Locations), locations, "row {}", i + 1);
-            assert_eq!(event(&plan, View::Persons), p_event, "row {}", i + 1);
-            assert_eq!(event(&plan, View::Locations), l_event, "row {}", i + 1);
+            assert_eq!(db.view(PERSONS), persons, "row {}", i + 1);
+            assert_eq!(db.view(LOCATIONS), locations, "row {}", i + 1);
+            assert_eq!(event(&plan, PERSONS), p_event, "row {}", i + 1);
+            assert_eq!(event(&plan, LOCATIONS), l_event, "row {}", i + 1);
         }
-        assert_eq!(db.revisions.get(&View::Persons), Some(&5));
-        assert_eq!(db.revisions.get(&View::Locations), Some(&4));
+        assert_eq!(db.revisions.get(&PERSONS), Some(&5));
+        assert_eq!(db.revisions.get(&LOCATIONS), Some(&4));
     }
 
     #[test]
@@ -331,7 +332,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(
-            event(&plan, View::Locations),
+            event(&plan, LOCATIONS),
             Some(json!({"Paris":null,"Oslo":{"total":1}}))
         );
     }
@@ -346,7 +347,7 @@ mod tests {
                 .unwrap();
             assert!(plan.changes.is_empty(), "{body}");
             assert_eq!(out, json!({"id":1,"name":"Ann","city":"Rome"}));
-            assert_eq!(plan.revision(View::Persons), Some(1));
+            assert_eq!(plan.revision(PERSONS), Some(1));
         }
     }
 

@@ -136,8 +136,18 @@ impl Write {
                     "this Idempotency-Key was already used with another request".into(),
                 ));
             }
+            // The same key answers the same request, which declares the
+            // same views.
+            let revisions = first
+                .revisions
+                .iter()
+                .filter_map(|(name, r)| {
+                    let view = self.views.iter().find(|v| v.name() == name)?;
+                    Some((*view, *r))
+                })
+                .collect();
             let plan = Plan {
-                revisions: first.revisions,
+                revisions,
                 replayed: true,
                 ..Plan::default()
             };
@@ -157,7 +167,11 @@ impl Write {
             let outcome = Outcome {
                 fingerprint: key.fingerprint.clone(),
                 output: output.clone(),
-                revisions: plan.revisions.clone(),
+                revisions: plan
+                    .revisions
+                    .iter()
+                    .map(|(v, r)| (v.name().to_string(), *r))
+                    .collect(),
             };
             plan.remember = Some((key.scoped.clone(), outcome));
         }
@@ -372,27 +386,33 @@ impl Source for MemorySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::view::ViewSpec;
     use serde_json::json;
+
+    static PERSONS_SPEC: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
+    static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events");
+    const PERSONS: View = View::of(&PERSONS_SPEC);
+    const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
 
     #[test]
     fn a_write_that_changes_nothing_plans_no_event_and_keeps_the_revision() {
         let mut src = MemorySource::default();
-        let put = Write::new(&[View::Persons], |d| {
-            d.put(View::Persons, "1", json!({"name":"Ann"}))?;
+        let put = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!({"name":"Ann"}))?;
             Ok(Value::Null)
         });
         let (_, first) = src.run(&put).unwrap();
         assert_eq!(first.changes.len(), 1);
         let (_, again) = src.run(&put).unwrap();
         assert!(again.changes.is_empty());
-        assert_eq!(again.revision(View::Persons), Some(1));
+        assert_eq!(again.revision(PERSONS), Some(1));
     }
 
     #[test]
     fn deleting_a_missing_key_is_no_change() {
         let mut src = MemorySource::default();
-        let del = Write::new(&[View::Persons], |d| {
-            d.delete(View::Persons, "9");
+        let del = Write::new(&[PERSONS], |d| {
+            d.delete(PERSONS, "9");
             Ok(Value::Null)
         });
         let (_, plan) = src.run(&del).unwrap();
@@ -402,7 +422,7 @@ mod tests {
     #[test]
     fn counters_hand_out_consecutive_ids_within_and_across_writes() {
         let mut src = MemorySource::default();
-        let two = Write::new(&[View::Persons], |d| {
+        let two = Write::new(&[PERSONS], |d| {
             Ok(json!([d.next_id("p")?, d.next_id("p")?]))
         });
         assert_eq!(src.run(&two).unwrap().0, json!([1, 2]));
@@ -412,8 +432,8 @@ mod tests {
     #[test]
     fn touching_an_undeclared_view_is_refused() {
         let src = MemorySource::default();
-        let bad = Write::new(&[View::Persons], |d| {
-            d.put(View::Locations, "x", json!(1))?;
+        let bad = Write::new(&[PERSONS], |d| {
+            d.put(LOCATIONS, "x", json!(1))?;
             Ok(Value::Null)
         });
         assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
@@ -422,17 +442,17 @@ mod tests {
     #[test]
     fn documents_with_null_members_are_refused() {
         let src = MemorySource::default();
-        let bad = Write::new(&[View::Persons], |d| {
-            d.put(View::Persons, "1", json!({"a": null}))?;
+        let bad = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!({"a": null}))?;
             Ok(Value::Null)
         });
         assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
     }
 
     fn create_ann() -> Write {
-        Write::new(&[View::Persons], |d| {
+        Write::new(&[PERSONS], |d| {
             let id = d.next_id("p")?.to_string();
-            d.put(View::Persons, id.clone(), json!({"name": "Ann"}))?;
+            d.put(PERSONS, id.clone(), json!({"name": "Ann"}))?;
             Ok(json!({ "id": id }))
         })
     }
@@ -450,7 +470,7 @@ mod tests {
         assert_eq!(again, first);
         assert!(replay.replayed && replay.changes.is_empty() && replay.counters.is_empty());
         assert_eq!(replay.revisions, plan.revisions);
-        assert_eq!(src.view(View::Persons).as_object().unwrap().len(), 1);
+        assert_eq!(src.view(PERSONS).as_object().unwrap().len(), 1);
     }
 
     #[test]
@@ -459,7 +479,7 @@ mod tests {
         src.run(&create_ann().once(key(json!(1)))).unwrap();
         let reused = src.run(&create_ann().once(key(json!(2))));
         assert!(matches!(reused, Err(Fault::KeyReused(_))));
-        assert_eq!(src.view(View::Persons).as_object().unwrap().len(), 1);
+        assert_eq!(src.view(PERSONS).as_object().unwrap().len(), 1);
     }
 
     /// A source that has loaded nothing: every read is Missing.
@@ -481,13 +501,13 @@ mod tests {
 
     #[test]
     fn a_source_that_has_not_loaded_a_document_asks_for_it() {
-        let w = Write::new(&[View::Persons], |d| {
-            d.put(View::Persons, "1", json!(1))?;
+        let w = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!(1))?;
             Ok(Value::Null)
         });
         assert_eq!(
             w.execute(&Empty).err(),
-            Some(Fault::Missing(Missing::Doc(View::Persons, "1".into())))
+            Some(Fault::Missing(Missing::Doc(PERSONS, "1".into())))
         );
     }
 }

@@ -2,18 +2,15 @@
 //! snapshot and stream through the same two handlers, plus the domain
 //! endpoints, the operations endpoints and the shared middleware.
 
-pub mod aggregates;
 pub mod auth;
 pub mod cors;
 pub mod edge_doc;
-pub mod entities;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metered;
 pub mod openapi;
 pub mod ops;
-pub mod persons;
 pub mod view_schemas;
 pub mod views;
 pub mod web;
@@ -29,10 +26,9 @@ use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::aggregates::Upstreams;
 use crate::app::App;
 use crate::domain::View;
-use crate::settings::{Service, Services};
+use crate::service::Parts;
 use error::AppError;
 use extract::{ApiQuery, json_errors};
 
@@ -43,10 +39,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct Served {
     pub app: App,
-    /// The views this process serves (for health and the OpenAPI document).
-    pub views: Arc<Vec<View>>,
-    /// The aggregates service's followers, if it runs here.
-    pub upstreams: Option<Arc<Upstreams>>,
+    /// The views, documentation and health reports of the running
+    /// services.
+    pub parts: Arc<Parts>,
     /// Which requests need a token (shown in `/healthz` for the page).
     pub tokens: auth::Needs,
 }
@@ -55,20 +50,6 @@ impl FromRef<Served> for App {
     fn from_ref(served: &Served) -> App {
         served.app.clone()
     }
-}
-
-/// The views a set of services serves.
-pub fn served_views(services: &Services) -> Vec<View> {
-    let mut views = Vec::new();
-    for service in &services.0 {
-        match service {
-            Service::Persons => views.extend([View::Persons, View::Locations]),
-            Service::Customers => views.push(View::Customers),
-            Service::Incidents => views.push(View::Incidents),
-            Service::Aggregates => views.push(View::Dashboard),
-        }
-    }
-    views
 }
 
 fn snapshot_route(view: View) -> MethodRouter<Served> {
@@ -120,50 +101,21 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
     )
 }
 
-/// The router for `services`, over `app`, behind `edge`.
-pub fn router(
-    app: App,
-    services: &Services,
-    upstreams: Option<Arc<Upstreams>>,
-    edge: &Edge,
-) -> Router {
-    let views = served_views(services);
+/// The router for the running services' `parts`, over `app`, behind
+/// `edge`: every view's snapshot and stream, then each service's routes.
+pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
     let guard = Arc::new(auth::Guard {
         tokens: edge.tokens.clone(),
-        streams: views.iter().map(|v| v.stream_path()).collect(),
+        streams: parts.views.iter().map(|v| v.stream_path()).collect(),
     });
     let mut router = Router::new();
-    for &view in &views {
-        let snapshot = match view {
-            View::Dashboard => get(aggregates::dashboard),
-            _ => snapshot_route(view),
-        };
+    for &view in &parts.views {
         router = router
-            .route(view.snapshot_path(), snapshot)
+            .route(view.snapshot_path(), snapshot_route(view))
             .route(view.stream_path(), stream_route(view));
     }
-    let (customer_reads, incident_reads) = entities::read_models();
-    for service in &services.0 {
-        router = match service {
-            Service::Persons => router
-                .route("/persons", axum::routing::post(persons::create))
-                .route(
-                    "/persons/{id}",
-                    get(persons::get)
-                        .patch(persons::patch)
-                        .delete(persons::delete),
-                )
-                .route("/locations/{city}", get(persons::location)),
-            Service::Customers => router
-                .merge(entities::routes(&entities::CUSTOMERS))
-                .merge(customer_reads.clone()),
-            Service::Incidents => router
-                .merge(entities::routes(&entities::INCIDENTS))
-                .merge(incident_reads.clone()),
-            Service::Aggregates => {
-                router.route("/aggregates/dashboard/composed", get(aggregates::composed))
-            }
-        };
+    for routes in &parts.routes {
+        router = router.merge(routes.clone().with_state::<Served>(app.clone()));
     }
     router
         .route("/healthz", get(ops::healthz))
@@ -189,8 +141,7 @@ pub fn router(
         .layer(middleware::from_fn(metered::record))
         .with_state(Served {
             app,
-            views: Arc::new(views),
-            upstreams,
+            parts: Arc::new(parts.clone()),
             tokens: edge.tokens.needs(),
         })
 }

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::view_schemas::{self, customer_fields, incident_fields, snapshot_name};
+use super::view_schemas::{customer_fields, incident_fields};
 use crate::domain::View;
 use crate::domain::idempotency::MAX_KEY_LEN;
 
@@ -21,10 +21,11 @@ const NON_BLANK: &str =
     r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
 
 /// A UUID in its hyphenated form, the only form ids are accepted in.
-pub(super) const UUID: &str =
+pub const UUID: &str =
     "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
-pub(super) fn schema(name: &str) -> Value {
+/// A reference to a schema of the document's components.
+pub fn schema(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
@@ -118,6 +119,15 @@ fn read_op(tag: &str, summary: &str, params: Value, answer: Value, bad_param: bo
     json!({"get": {"tags": [tag], "summary": summary, "parameters": params, "responses": responses}})
 }
 
+/// The schema of a view's snapshot: the component its service named, or
+/// any object of documents by key.
+fn snapshot_schema(view: View) -> Value {
+    match view.schemas() {
+        Some(own) => schema(own.name),
+        None => json!({"type": "object", "description": "Documents by key"}),
+    }
+}
+
 fn snapshot_op(view: View) -> Value {
     json!({"get": {
         "tags": [view.name()],
@@ -132,7 +142,7 @@ fn snapshot_op(view: View) -> Value {
                     "X-Epoch": {"required": true, "schema": {"type": "string"}, "description": "The database's history id"},
                     "ETag": {"required": true, "schema": {"type": "string"}}
                 },
-                "content": {"application/json": {"schema": schema(snapshot_name(view))}}
+                "content": {"application/json": {"schema": snapshot_schema(view)}}
             },
             "304": {"description": "Not modified since the ETag."},
             "503": unavailable()
@@ -165,10 +175,11 @@ fn stream_op(view: View) -> Value {
     }})
 }
 
-fn persons_paths(paths: &mut Map<String, Value>) {
+/// The persons service's own paths.
+pub fn persons_paths(paths: &mut Map<String, Value>) {
     let id = json!({"name": "id", "in": "path", "required": true,
                     "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}});
-    let mut item = snapshot_op(View::Persons);
+    let mut item = paths.remove("/persons").unwrap_or_else(|| json!({}));
     item["post"] = create_op(
         "persons",
         "Create a person",
@@ -196,14 +207,14 @@ fn persons_paths(paths: &mut Map<String, Value>) {
 
 /// What differs between the customers' and the incidents' paths.
 struct Items {
-    view: View,
+    tag: &'static str,
     path: &'static str,
     noun: &'static str,
     list: &'static str,
 }
 
 fn entity_paths(paths: &mut Map<String, Value>, items: &Items) {
-    let tag = items.view.name();
+    let tag = items.tag;
     let noun = items.noun;
     let id = json!({"name": "id", "in": "path", "required": true,
                     "schema": {"type": "string", "format": "uuid", "pattern": UUID}});
@@ -282,76 +293,84 @@ fn schemas() -> Value {
     })
 }
 
-pub fn document(views: &[View]) -> Value {
+/// The customers service's own paths.
+pub fn customers_paths(paths: &mut Map<String, Value>) {
+    entity_paths(
+        paths,
+        &Items {
+            tag: "customers",
+            path: "/customers/items",
+            noun: "Customer",
+            list: "All customers by name: [{id, name, country, scoring}]",
+        },
+    );
+    paths.insert(
+        "/customers/count".into(),
+        read_op(
+            "customers",
+            "The number of customers",
+            json!([]),
+            schema("Count"),
+            false,
+        ),
+    );
+    paths.insert("/customers/top/{limit}".into(), read_op("customers",
+        "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
+        json!([{"name": "limit", "in": "path", "required": true,
+                "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}}]),
+        json!({"type": "array", "items": schema("CustomerSummary")}), true));
+}
+
+/// The incidents service's own paths.
+pub fn incidents_paths(paths: &mut Map<String, Value>) {
+    entity_paths(
+        paths,
+        &Items {
+            tag: "incidents",
+            path: "/incidents/items",
+            noun: "Incident",
+            list: "All incidents by customer name: [{id, amount, customerName}]",
+        },
+    );
+    paths.insert(
+        "/incidents/grouped-by-customer".into(),
+        read_op(
+            "incidents",
+            "{customerName: [{id, amount, customerName}]}",
+            json!([]),
+            schema("IncidentsByCustomer"),
+            false,
+        ),
+    );
+}
+
+/// The aggregates service's own paths.
+pub fn aggregates_paths(paths: &mut Map<String, Value>) {
+    let item = paths
+        .get_mut("/aggregates/dashboard")
+        .and_then(|i| i.get_mut("get"));
+    if let Some(op) = item {
+        op["description"] = json!(
+            "The dashboard composed from the customers and incidents services, kept live by following their streams. X-Stale: true while a backend cannot be followed (the last known state is served)."
+        );
+        op["responses"]["200"]["headers"]["X-Stale"] = json!({"required": true,
+            "schema": {"type": "string", "enum": ["true", "false"]}});
+    }
+    paths.insert("/aggregates/dashboard/composed".into(), read_op("dashboard",
+        "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
+        json!([]), schema("Dashboard"), false));
+}
+
+/// The document for the running services: every view's snapshot and
+/// stream, then each service's own paths (`services`).
+pub fn document(views: &[View], services: &[crate::service::OpenApiPaths]) -> Value {
     let mut paths = Map::new();
     for &view in views {
         paths.insert(view.snapshot_path().into(), snapshot_op(view));
         paths.insert(view.stream_path().into(), stream_op(view));
     }
-    if views.contains(&View::Persons) {
-        persons_paths(&mut paths);
-    }
-    if views.contains(&View::Customers) {
-        entity_paths(
-            &mut paths,
-            &Items {
-                view: View::Customers,
-                path: "/customers/items",
-                noun: "Customer",
-                list: "All customers by name: [{id, name, country, scoring}]",
-            },
-        );
-        paths.insert(
-            "/customers/count".into(),
-            read_op(
-                "customers",
-                "The number of customers",
-                json!([]),
-                schema("Count"),
-                false,
-            ),
-        );
-        paths.insert("/customers/top/{limit}".into(), read_op("customers",
-            "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
-            json!([{"name": "limit", "in": "path", "required": true,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}}]),
-            json!({"type": "array", "items": schema("CustomerSummary")}), true));
-    }
-    if views.contains(&View::Incidents) {
-        entity_paths(
-            &mut paths,
-            &Items {
-                view: View::Incidents,
-                path: "/incidents/items",
-                noun: "Incident",
-                list: "All incidents by customer name: [{id, amount, customerName}]",
-            },
-        );
-        paths.insert(
-            "/incidents/grouped-by-customer".into(),
-            read_op(
-                "incidents",
-                "{customerName: [{id, amount, customerName}]}",
-                json!([]),
-                schema("IncidentsByCustomer"),
-                false,
-            ),
-        );
-    }
-    if views.contains(&View::Dashboard) {
-        let item = paths
-            .get_mut(View::Dashboard.snapshot_path())
-            .and_then(|i| i.get_mut("get"));
-        if let Some(op) = item {
-            op["description"] = json!(
-                "The dashboard composed from the customers and incidents services, kept live by following their streams. X-Stale: true while a backend cannot be followed (the last known state is served)."
-            );
-            op["responses"]["200"]["headers"]["X-Stale"] = json!({"required": true,
-                "schema": {"type": "string", "enum": ["true", "false"]}});
-        }
-        paths.insert("/aggregates/dashboard/composed".into(), read_op("dashboard",
-            "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
-            json!([]), schema("Dashboard"), false));
+    for add in services {
+        add(&mut paths);
     }
     paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/docs".into(), json!({"get": {"tags": ["web"], "summary": "An interactive page of this document: pick an operation, fill its parameters and body, send it from the browser and see the answer",
@@ -374,9 +393,8 @@ pub fn document(views: &[View]) -> Value {
     paths.insert("/openapi.json".into(), json!({"get": {"tags": ["operations"], "summary": "This document",
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
     let mut components = schemas();
-    for &view in views {
-        let own = view_schemas::of(view);
-        components[snapshot_name(view)] = own.snapshot;
+    for own in views.iter().filter_map(|v| v.schemas()) {
+        components[own.name] = own.snapshot;
         for (name, part) in own.parts {
             components[name] = part;
         }

@@ -14,6 +14,7 @@ use crate::telemetry;
 pub async fn healthz(State(served): State<Served>) -> Json<Value> {
     let app = &served.app;
     let views: Map<String, Value> = served
+        .parts
         .views
         .iter()
         .map(|v| (v.name().to_string(), json!(app.hub.latest(*v))))
@@ -24,13 +25,15 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
         "revisions": views,
         "tokens": served.tokens,
     });
-    if let Some(upstreams) = &served.upstreams {
-        let stale = upstreams.stale();
-        health["stale"] = json!(stale);
-        health["upstreams"] = upstreams.report();
-        if stale {
-            health["status"] = json!("degraded");
+    let mut degraded = false;
+    if let Value::Object(fields) = &mut health {
+        for report in &served.parts.health {
+            degraded |= report.degraded();
+            report.report(fields);
         }
+    }
+    if degraded {
+        health["status"] = json!("degraded");
     }
     Json(health)
 }
@@ -59,8 +62,9 @@ pub async fn metrics() -> Response {
 }
 
 pub async fn openapi(State(served): State<Served>) -> Json<Value> {
-    let mut doc = super::openapi::document(&served.views);
-    let streams: Vec<&str> = served.views.iter().map(|v| v.stream_path()).collect();
+    let parts = &served.parts;
+    let mut doc = super::openapi::document(&parts.views, &parts.openapi);
+    let streams: Vec<&str> = parts.views.iter().map(|v| v.stream_path()).collect();
     super::edge_doc::annotate(&mut doc, served.tokens, &streams);
     Json(doc)
 }

@@ -1,7 +1,7 @@
-//! What each view serves, as OpenAPI schemas: one function per view gives
-//! the schema of its documents and of its whole snapshot (a map from key to
-//! document for a keyed view), so each can move next to the service that
-//! registers its view without touching the rest of the document.
+//! What each built-in view serves, as OpenAPI schemas: one function per
+//! view gives the schema of its documents and of its whole snapshot (a map
+//! from key to document for a keyed view); each service hands its own to
+//! its `ViewSpec`, so the engine names none.
 //!
 //! The shapes are the documents the domain modules write: a person's
 //! `{name, city?}`, a city's `{total}`, a customer's `{name, city, country,
@@ -11,36 +11,7 @@
 use serde_json::{Value, json};
 
 use super::openapi::{UUID, closed, schema, text};
-use crate::domain::View;
-
-/// The components one view contributes: its snapshot schema first (named
-/// [`snapshot_name`]), then the schemas it refers to.
-pub struct ViewSchemas {
-    pub snapshot: Value,
-    pub parts: Vec<(&'static str, Value)>,
-}
-
-/// The component name of `view`'s snapshot schema.
-pub fn snapshot_name(view: View) -> &'static str {
-    match view {
-        View::Persons => "PersonsView",
-        View::Locations => "LocationsView",
-        View::Customers => "CustomersView",
-        View::Incidents => "IncidentsView",
-        View::Dashboard => "Dashboard",
-    }
-}
-
-/// The schemas of `view`.
-pub fn of(view: View) -> ViewSchemas {
-    match view {
-        View::Persons => persons(),
-        View::Locations => locations(),
-        View::Customers => customers(),
-        View::Incidents => incidents(),
-        View::Dashboard => dashboard(),
-    }
-}
+pub use crate::domain::view::ViewSchemas;
 
 /// A snapshot of documents by key, keys matching `keys` if given.
 fn keyed(keys: Option<&str>, item: &str) -> Value {
@@ -51,8 +22,10 @@ fn keyed(keys: Option<&str>, item: &str) -> Value {
     map
 }
 
-fn persons() -> ViewSchemas {
+/// The persons view's schemas.
+pub fn persons() -> ViewSchemas {
     ViewSchemas {
+        name: "PersonsView",
         snapshot: keyed(Some("^[1-9][0-9]*$"), "PersonDoc"),
         parts: vec![(
             "PersonDoc",
@@ -62,8 +35,10 @@ fn persons() -> ViewSchemas {
     }
 }
 
-fn locations() -> ViewSchemas {
+/// The locations view's schemas.
+pub fn locations() -> ViewSchemas {
     ViewSchemas {
+        name: "LocationsView",
         snapshot: keyed(None, "Location"),
         parts: vec![(
             "Location",
@@ -83,26 +58,32 @@ pub fn incident_fields() -> Value {
     json!({"amount": {"type": "number", "minimum": 0}, "customerName": text(), "category": text()})
 }
 
-fn customers() -> ViewSchemas {
+/// The customers view's schemas.
+pub fn customers() -> ViewSchemas {
     ViewSchemas {
+        name: "CustomersView",
         snapshot: keyed(Some(UUID), "CustomerDoc"),
         parts: vec![("CustomerDoc", closed(customer_fields()))],
     }
 }
 
-fn incidents() -> ViewSchemas {
+/// The incidents view's schemas.
+pub fn incidents() -> ViewSchemas {
     ViewSchemas {
+        name: "IncidentsView",
         snapshot: keyed(Some(UUID), "IncidentDoc"),
         parts: vec![("IncidentDoc", closed(incident_fields()))],
     }
 }
 
-fn dashboard() -> ViewSchemas {
+/// The dashboard view's schemas.
+pub fn dashboard() -> ViewSchemas {
     let ranked = |field: &str, value: Value| {
         json!({"type": "array", "maxItems": 5,
                "items": closed(json!({"customerName": {"type": "string"}, field: value}))})
     };
     ViewSchemas {
+        name: "Dashboard",
         snapshot: closed(json!({
             "customerCount": {"type": "integer", "minimum": 0},
             "topCustomers": ranked("scoring", json!({"type": "integer", "minimum": 0, "maximum": 10})),
@@ -119,9 +100,9 @@ mod tests {
     #[test]
     fn every_view_names_its_snapshot_schema_and_no_name_is_used_twice() {
         let mut names = std::collections::HashSet::new();
-        for view in View::ALL {
-            assert!(names.insert(snapshot_name(view)));
-            for (name, _) in of(view).parts {
+        for own in [persons(), locations(), customers(), incidents(), dashboard()] {
+            assert!(names.insert(own.name));
+            for (name, _) in own.parts {
                 assert!(names.insert(name), "{name} twice");
             }
         }

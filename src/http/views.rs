@@ -13,12 +13,15 @@ use crate::stream::{self, Opened, position};
 
 pub const X_REVISION: &str = "x-revision";
 pub const X_EPOCH: &str = "x-epoch";
+/// On a composed view's snapshot: whether an upstream is lost.
+pub const X_STALE: &str = "x-stale";
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `GET` a whole view, with `X-Revision`, `X-Epoch` and an `ETag`.
+/// `GET` a whole view, with `X-Revision`, `X-Epoch` and an `ETag` (and
+/// `X-Stale` on a composed view).
 pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, AppError> {
     let snap = app.snapshot(view).await?;
     let etag = snap.etag(app.epoch());
@@ -53,6 +56,13 @@ pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Respon
     h.insert(X_EPOCH, header_value(app.epoch()));
     h.insert(header::ETAG, header_value(&etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if view.is_composed() {
+        let stale = app.hub.stale(view).borrow().is_some();
+        h.insert(
+            X_STALE,
+            HeaderValue::from_static(if stale { "true" } else { "false" }),
+        );
+    }
     Ok(response)
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
+use crate::domain::view::Registry;
 use crate::domain::idempotency::Outcome;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
@@ -87,6 +88,8 @@ pub struct SqliteStore {
     epoch: String,
     /// Dropped with the store, which ends the checkpoint thread.
     _checkpoints: Option<std::sync::mpsc::Sender<()>>,
+    /// The views this process serves (what retention trims).
+    registry: Registry,
 }
 
 struct ReadPool {
@@ -136,7 +139,7 @@ impl SqliteStore {
                 .map_err(unavailable)?;
             for row in rows {
                 let (name, revision) = row.map_err(unavailable)?;
-                if let Some(view) = View::from_name(&name) {
+                if let Some(view) = hub.registry().get(&name) {
                     hub.observe(view, revision as u64);
                 }
             }
@@ -177,6 +180,7 @@ impl SqliteStore {
             Location::Memory => None,
         };
         let (jobs, rx) = mpsc::channel(QUEUE);
+        let registry = hub.registry().clone();
         std::thread::Builder::new()
             .name("duality-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, hub))
@@ -186,6 +190,7 @@ impl SqliteStore {
             readers,
             epoch,
             _checkpoints: checkpoints,
+            registry,
         })
     }
 
@@ -283,7 +288,8 @@ impl Store for SqliteStore {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
             let mut deleted = 0;
-            for view in View::ALL {
+            let views: Vec<View> = self.registry.views().collect();
+            for view in views {
                 // One batch per job: writes run between the batches.
                 let mut from = Some(0);
                 while let Some(start) = from {

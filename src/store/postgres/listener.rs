@@ -30,6 +30,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::sql;
 use super::{READ_TIMEOUT, describe, pooled, unavailable, unavailable_msg};
 use crate::domain::View;
+use crate::domain::view::Registry;
 use crate::hub::Hub;
 use crate::store::StoreError;
 
@@ -55,14 +56,21 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The views this process serves.
+    pub fn registry(&self) -> &Registry {
+        self.hub.registry()
+    }
+
     pub fn new(hub: Arc<Hub>, pool: Pool) -> Publisher {
+        let cursors = hub
+            .registry()
+            .views()
+            .map(|v| (v, tokio::sync::Mutex::new(0)))
+            .collect();
         Publisher {
             hub,
             pool,
-            cursors: View::ALL
-                .into_iter()
-                .map(|v| (v, tokio::sync::Mutex::new(0)))
-                .collect(),
+            cursors,
             pending: Mutex::new(HashMap::new()),
             wake: Notify::new(),
         }
@@ -201,9 +209,9 @@ pub fn payload(view: View, revision: u64) -> String {
     format!("{}:{revision}", view.name())
 }
 
-fn parse_payload(payload: &str) -> Option<(View, u64)> {
+fn parse_payload(registry: &Registry, payload: &str) -> Option<(View, u64)> {
     let (view, revision) = payload.split_once(':')?;
-    Some((View::from_name(view)?, revision.parse().ok()?))
+    Some((registry.get(view)?, revision.parse().ok()?))
 }
 
 fn listen_sql() -> String {
@@ -224,7 +232,7 @@ pub async fn listen(
         let why = loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) if n.channel() == sql::CHANNEL => {
-                    match parse_payload(n.payload()) {
+                    match parse_payload(to.registry(), n.payload()) {
                         Some((view, revision)) => to.want(view, revision),
                         None => tracing::debug!(payload = n.payload(), "ignored notification"),
                     }
@@ -262,7 +270,7 @@ async fn catch_up(publisher: &Publisher) -> Result<(), StoreError> {
     .await
     .map_err(|_| unavailable_msg("catch-up timed out"))??;
     for row in rows {
-        if let Some(view) = View::from_name(row.get(0)) {
+        if let Some(view) = publisher.registry().get(row.get(0)) {
             publisher.want(view, row.get::<_, i64>(1) as u64);
         }
     }
@@ -322,14 +330,19 @@ pub async fn listen_forever(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::view::ViewSpec;
 
     #[test]
     fn payloads_round_trip_and_garbage_is_ignored() {
-        for view in View::ALL {
-            assert_eq!(parse_payload(&payload(view, 42)), Some((view, 42)));
-        }
+        static PERSONS: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
+        let view = View::of(&PERSONS);
+        let registry = Registry::new([view]).unwrap();
+        assert_eq!(
+            parse_payload(&registry, &payload(view, 42)),
+            Some((view, 42))
+        );
         for bad in ["", "persons", "persons:", "persons:x", "nope:1", ":1"] {
-            assert_eq!(parse_payload(bad), None, "{bad}");
+            assert_eq!(parse_payload(&registry, bad), None, "{bad}");
         }
     }
 }

@@ -34,6 +34,7 @@ use tokio_postgres::config::Host;
 
 use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
+use crate::domain::view::Registry;
 use crate::domain::write::Write;
 use crate::hub::Hub;
 use crate::materialized::{Chunks, chunks};
@@ -59,6 +60,8 @@ pub struct PgStore {
     /// The writer task's queue (group commit, see [`writer`]).
     jobs: mpsc::Sender<writer::Job>,
     tasks: Vec<JoinHandle<()>>,
+    /// The views this process serves (what retention trims).
+    registry: Registry,
 }
 
 impl Drop for PgStore {
@@ -171,15 +174,22 @@ impl PgStore {
             .build()
             .map_err(unavailable)?;
         let client = pooled(&pool).await?;
-        let views: Vec<String> = View::ALL
-            .iter()
+        // Registered names are plain (see `Registry::new`): no quoting.
+        let views: Vec<String> = hub
+            .registry()
+            .views()
             .map(|v| format!("('{}', 0)", v.name()))
             .collect();
+        let insert_views = if views.is_empty() {
+            String::new()
+        } else {
+            sql::INSERT_VIEWS.replace("{views}", &views.join(", "))
+        };
         let schema = sql::SCHEMA
             .replace("{lock}", &sql::SCHEMA_LOCK.to_string())
             .replace("{epoch}", &new_epoch())
             .replace("{version}", &sql::SCHEMA_VERSION.to_string())
-            .replace("{views}", &views.join(", "));
+            .replace("{views}", &insert_views);
         client.batch_execute(&schema).await.map_err(unavailable)?;
         let mut epoch = None;
         for row in client.query(sql::META, &[]).await.map_err(unavailable)? {
@@ -196,6 +206,7 @@ impl PgStore {
         }
         let epoch = epoch.ok_or_else(|| unavailable_msg("the database has no epoch"))?;
 
+        let registry = hub.registry().clone();
         let publisher = Arc::new(Publisher::new(hub, pool.clone()));
         // LISTEN before reading the revisions: a commit after the read is
         // then notified, and one before it is below the cursor.
@@ -205,7 +216,7 @@ impl PgStore {
             .await
             .map_err(unavailable)?
         {
-            if let Some(view) = View::from_name(row.get(0)) {
+            if let Some(view) = publisher.registry().get(row.get(0)) {
                 publisher.start_at(view, row.get::<_, i64>(1) as u64).await;
             }
         }
@@ -225,6 +236,7 @@ impl PgStore {
             epoch,
             jobs,
             tasks,
+            registry,
         })
     }
 
@@ -265,6 +277,9 @@ impl PgStore {
             count: row.get::<_, i64>(2) as u64,
         };
         let Some(below) = head.delete_below() else {
+            // Ends the transaction now, so the lock is free for the next
+            // view (a dropped one releases it only later).
+            tx.commit().await.map_err(unavailable)?;
             return Ok(Some((0, None)));
         };
         let below = i64::try_from(below).unwrap_or(i64::MAX);
@@ -428,7 +443,8 @@ impl Store for PgStore {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
             let mut deleted = 0;
-            for view in View::ALL {
+            let views: Vec<View> = self.registry.views().collect();
+            for view in views {
                 let mut from = Some(0);
                 while let Some(start) = from {
                     let batch = self.trim_batch(view, cutoff, start);

@@ -38,8 +38,13 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
 INSERT INTO meta (key, value) VALUES ('epoch', '{epoch}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('schema', '{version}') ON CONFLICT (key) DO NOTHING;
-INSERT INTO views (view, revision) VALUES {views} ON CONFLICT (view) DO NOTHING;
+{views}
 ";
+
+/// Creates the rows of views the database has not seen; `{views}` is a
+/// list of `('name', 0)` whose names need no quoting.
+pub const INSERT_VIEWS: &str =
+    "INSERT INTO views (view, revision) VALUES {views} ON CONFLICT (view) DO NOTHING;";
 
 pub const META: &str = "SELECT key, value FROM meta WHERE key IN ('epoch', 'schema')";
 

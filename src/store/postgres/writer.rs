@@ -272,8 +272,9 @@ async fn lock_views(
         rows = tx.query(&lock, &[&names]).await?;
     }
     for row in rows {
-        if let Some(view) = View::from_name(row.get(0)) {
-            loaded.revisions.insert(view, row.get::<_, i64>(1) as u64);
+        let name: &str = row.get(0);
+        if let Some(view) = views.iter().find(|v| v.name() == name) {
+            loaded.revisions.insert(*view, row.get::<_, i64>(1) as u64);
         }
     }
     Ok(())

@@ -7,13 +7,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::error::AppError;
-use super::extract::ApiJson;
-use super::idempotency::{KeyHeader, create_once};
-use super::views::written;
-use crate::app::App;
-use crate::domain::View;
+use super::{LOCATIONS, PERSONS};
 use crate::domain::persons::{self, NewPerson, PersonPatch};
+use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 
 pub async fn create(
     State(app): State<App>,
@@ -23,7 +19,7 @@ pub async fn create(
     let person = NewPerson::parse(&body)?;
     let done = create_once(&app, key, "/persons", &body, persons::create(person)).await?;
     let id = done.output.get("id").and_then(Value::as_u64);
-    let mut response = written(StatusCode::CREATED, done, View::Persons);
+    let mut response = written(StatusCode::CREATED, done, PERSONS);
     if let Some(id) = id {
         response.headers_mut().insert(
             header::LOCATION,
@@ -36,7 +32,7 @@ pub async fn create(
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
-    match app.doc(View::Persons, &id.to_string()).await? {
+    match app.doc(PERSONS, &id.to_string()).await? {
         Some(doc) => Ok(Json(persons::with_id(id, &doc)).into_response()),
         None => Err(AppError::NotFound(format!("no person with id {id}"))),
     }
@@ -50,20 +46,20 @@ pub async fn patch(
     let id = persons::parse_id(&id)?;
     let patch = PersonPatch::parse(&body)?;
     let done = app.write(persons::patch(id, patch)).await?;
-    Ok(written(StatusCode::OK, done, View::Persons))
+    Ok(written(StatusCode::OK, done, PERSONS))
 }
 
 pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
     let done = app.write(persons::delete(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, done, View::Persons))
+    Ok(written(StatusCode::NO_CONTENT, done, PERSONS))
 }
 
 pub async fn location(
     State(app): State<App>,
     Path(city): Path<String>,
 ) -> Result<Response, AppError> {
-    match app.doc(View::Locations, &city).await? {
+    match app.doc(LOCATIONS, &city).await? {
         Some(doc) => Ok(Json(doc).into_response()),
         None => Err(AppError::NotFound(format!("no location `{city}`"))),
     }

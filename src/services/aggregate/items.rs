@@ -9,16 +9,12 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
 
-use super::Served;
-use super::error::AppError;
-use super::extract::ApiJson;
-use super::idempotency::{KeyHeader, create_once};
-use super::views::written;
-use crate::app::App;
+use super::{CUSTOMERS, INCIDENTS};
 use crate::domain::customers::CustomerIndex;
 use crate::domain::entity::Kind;
 use crate::domain::incidents::IncidentIndex;
-use crate::domain::{View, customers, fields, incidents};
+use crate::domain::{customers, fields, incidents};
+use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 use futures_util::future::BoxFuture;
 
 /// What differs between customers and incidents.
@@ -30,29 +26,29 @@ pub struct Entity {
     pub list: fn(App) -> BoxFuture<'static, Result<Value, AppError>>,
 }
 
-pub static CUSTOMERS: Entity = Entity {
+pub static CUSTOMER_ITEMS: Entity = Entity {
     kind: &customers::KIND,
     items: "/customers/items",
     list: |app| {
         Box::pin(async move {
-            let list = app.read(View::Customers, CustomerIndex::list).await?;
+            let list = app.read(CUSTOMERS, CustomerIndex::list).await?;
             Ok(customers::items_of(&list))
         })
     },
 };
 
-pub static INCIDENTS: Entity = Entity {
+pub static INCIDENT_ITEMS: Entity = Entity {
     kind: &incidents::KIND,
     items: "/incidents/items",
     list: |app| {
         Box::pin(async move {
-            let groups = app.read(View::Incidents, IncidentIndex::groups).await?;
+            let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
             Ok(incidents::items_of(&groups))
         })
     },
 };
 
-pub fn routes(e: &'static Entity) -> Router<Served> {
+pub fn routes(e: &'static Entity) -> Router<App> {
     Router::new()
         .route(
             e.items,
@@ -134,12 +130,12 @@ async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, Ap
 
 /// `GET /customers/count`, `/customers/top/{limit}` and
 /// `/incidents/grouped-by-customer`: read models kept with the views.
-pub fn read_models() -> (Router<Served>, Router<Served>) {
+pub fn read_models() -> (Router<App>, Router<App>) {
     let customers = Router::new()
         .route(
             "/customers/count",
             get(|State(app): State<App>| async move {
-                let count = app.read(View::Customers, CustomerIndex::count).await?;
+                let count = app.read(CUSTOMERS, CustomerIndex::count).await?;
                 Ok::<_, AppError>(Json(count))
             }),
         )
@@ -149,7 +145,7 @@ pub fn read_models() -> (Router<Served>, Router<Served>) {
                 |State(app): State<App>, Path(limit): Path<String>| async move {
                     let limit = customers::parse_limit(&limit)?;
                     let top = app
-                        .read(View::Customers, |i: &CustomerIndex| i.top(limit))
+                        .read(CUSTOMERS, |i: &CustomerIndex| i.top(limit))
                         .await?;
                     Ok::<_, AppError>(Json(top))
                 },
@@ -158,7 +154,7 @@ pub fn read_models() -> (Router<Served>, Router<Served>) {
     let incidents = Router::new().route(
         "/incidents/grouped-by-customer",
         get(|State(app): State<App>| async move {
-            let groups = app.read(View::Incidents, IncidentIndex::groups).await?;
+            let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
             Ok::<_, AppError>(Json(incidents::grouped_of(&groups)))
         }),
     );

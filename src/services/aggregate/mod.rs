@@ -1,0 +1,65 @@
+//! The Aggregate Pattern (SPEC §4): the customers and incidents services
+//! own their data; the aggregates service owns none and composes the
+//! dashboard from theirs by service chaining. Registered through the
+//! public API only.
+
+mod dashboard;
+mod items;
+
+use crate::domain::{customers, incidents};
+use crate::http::{openapi, view_schemas};
+use crate::materialized::MakeIndex;
+use crate::{Service, View, ViewSpec};
+
+static CUSTOMER_INDEXES: [MakeIndex; 1] = [customers::index];
+static INCIDENT_INDEXES: [MakeIndex; 1] = [incidents::index];
+
+static CUSTOMERS_SPEC: ViewSpec = ViewSpec::new("customers", "/customers", "/customer-events")
+    .indexes(&CUSTOMER_INDEXES)
+    .schemas(view_schemas::customers);
+static INCIDENTS_SPEC: ViewSpec = ViewSpec::new("incidents", "/incidents", "/incident-events")
+    .indexes(&INCIDENT_INDEXES)
+    .schemas(view_schemas::incidents);
+static DASHBOARD_SPEC: ViewSpec = ViewSpec::new(
+    "dashboard",
+    "/aggregates/dashboard",
+    "/aggregates/dashboard-events",
+)
+.schemas(view_schemas::dashboard)
+.composed();
+
+/// Customers by UUID.
+pub const CUSTOMERS: View = View::of(&CUSTOMERS_SPEC);
+/// Incidents by UUID.
+pub const INCIDENTS: View = View::of(&INCIDENTS_SPEC);
+/// The dashboard composed from both.
+pub const DASHBOARD: View = View::of(&DASHBOARD_SPEC);
+
+/// The customers service: items, count and top list.
+pub fn customers_service() -> Service {
+    let (reads, _) = items::read_models();
+    Service::new("customers")
+        .view(CUSTOMERS)
+        .merge(items::routes(&items::CUSTOMER_ITEMS))
+        .merge(reads)
+        .openapi(openapi::customers_paths)
+}
+
+/// The incidents service: items and the grouping by customer.
+pub fn incidents_service() -> Service {
+    let (_, reads) = items::read_models();
+    Service::new("incidents")
+        .view(INCIDENTS)
+        .merge(items::routes(&items::INCIDENT_ITEMS))
+        .merge(reads)
+        .openapi(openapi::incidents_paths)
+}
+
+/// The aggregates service: the dashboard view, kept composed at start.
+pub fn aggregates_service() -> Service {
+    Service::new("aggregates")
+        .view(DASHBOARD)
+        .on_start(dashboard::start)
+        .openapi(openapi::aggregates_paths)
+}
+

@@ -1,0 +1,58 @@
+//! The built-in services, each written on the public API alone (as a
+//! crate of its own would be): persons and locations, and the Aggregate
+//! Pattern's customers, incidents and aggregates.
+
+pub mod aggregate;
+pub mod persons;
+
+use crate::settings::Settings;
+use crate::{Context, LaunchError, Server};
+
+/// The server of the `duality` binary: the four built-in services, and
+/// `--demo-data`.
+pub fn builtin() -> Server {
+    Server::new()
+        .check_with(demo_needs_backends)
+        .on_start(load_demo_data)
+        .service(persons::service())
+        .service(aggregate::customers_service())
+        .service(aggregate::incidents_service())
+        .service(aggregate::aggregates_service())
+}
+
+/// `--demo-data` loads customers and incidents: both must run here.
+fn demo_needs_backends(settings: &Settings, running: &[&'static str]) -> Result<(), String> {
+    if settings.demo_data && !(running.contains(&"customers") && running.contains(&"incidents")) {
+        return Err(
+            "--demo-data needs the customers and incidents services in this process".into(),
+        );
+    }
+    Ok(())
+}
+
+/// `--demo-data`: the customers and incidents sample into an empty pair of
+/// views, and the persons sample when the persons service runs here and
+/// no person was ever created. Says what it loaded and what it skipped.
+async fn load_demo_data(cx: Context) -> Result<(), LaunchError> {
+    if !cx.settings.demo_data {
+        return Ok(());
+    }
+    let app = &cx.app;
+    let empty = app.revision(aggregate::CUSTOMERS) == 0 && app.revision(aggregate::INCIDENTS) == 0;
+    if empty {
+        app.write(crate::domain::demo::load()).await?;
+        tracing::info!("loaded the demo customers and incidents");
+    } else {
+        tracing::info!("skipped the demo customers and incidents: the database already holds some");
+    }
+    if !cx.runs("persons") {
+        return Ok(());
+    }
+    let committed = app.write(crate::domain::demo::load_persons()).await?;
+    if committed.output == serde_json::Value::Bool(true) {
+        tracing::info!("loaded the demo persons");
+    } else {
+        tracing::info!("skipped the demo persons: this database has had persons before");
+    }
+    Ok(())
+}

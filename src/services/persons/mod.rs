@@ -1,0 +1,34 @@
+//! The persons service (SPEC §3): persons, and the locations view derived
+//! from them in the same writes. Registered through the public API only.
+
+mod handlers;
+
+use axum::routing::{get, post};
+use crate::http::{openapi, view_schemas};
+use crate::{Service, View, ViewSpec};
+
+static PERSONS_SPEC: ViewSpec =
+    ViewSpec::new("persons", "/persons", "/person-events").schemas(view_schemas::persons);
+static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events")
+    .schemas(view_schemas::locations);
+
+/// Persons by id: `{"name", "city"?}`.
+pub const PERSONS: View = View::of(&PERSONS_SPEC);
+/// Each city with at least one person: `{"total": n}`.
+pub const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
+
+/// The service: both views, the person writes and one city's total.
+pub fn service() -> Service {
+    Service::new("persons")
+        .view(PERSONS)
+        .view(LOCATIONS)
+        .route("/persons", post(handlers::create))
+        .route(
+            "/persons/{id}",
+            get(handlers::get)
+                .patch(handlers::patch)
+                .delete(handlers::delete),
+        )
+        .route("/locations/{city}", get(handlers::location))
+        .openapi(openapi::persons_paths)
+}
