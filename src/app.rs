@@ -82,6 +82,26 @@ impl App {
         Ok(self.snapshot(view).await?.doc(key))
     }
 
+    /// One document of a view as its type `T`; `None` if absent or not a
+    /// `T`.
+    pub async fn doc_as<T: serde::de::DeserializeOwned>(
+        &self,
+        view: View,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .snapshot(view)
+            .await?
+            .docs
+            .get(key)
+            .and_then(|text| serde_json::from_str(text).ok()))
+    }
+
+    /// Whether the store answers (for readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
     /// Reads the view's read model `I`, current to the newest revision.
     pub async fn read<I: Index, R>(
         &self,

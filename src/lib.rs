@@ -68,7 +68,6 @@
 //! - [`service`]: the public API for services; [`services`]: the built-in
 //!   ones, written on it.
 
-pub mod aggregates;
 pub mod app;
 pub mod bench;
 pub mod cli;
@@ -104,6 +103,8 @@ use store::{Store, StoreError};
 pub use app::App;
 pub use domain::view::{Registry, View, ViewSpec};
 pub use domain::write::{Draft, Fault, Output, Write};
+pub use domain::merge;
+pub use materialized::{Index, MakeIndex};
 pub use http::error::AppError;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};

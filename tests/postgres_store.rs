@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use duality::domain::persons::{self, NewPerson, PersonPatch};
+use duality::services::persons::rules::{self as persons, NewPerson, PersonPatch};
 use duality::domain::{Fault, Registry, View, Write};
 use duality::hub::Hub;
 use duality::services::aggregate::{CUSTOMERS, INCIDENTS};

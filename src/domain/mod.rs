@@ -1,18 +1,9 @@
-//! Pure logic: views and their registry, the write path, merge-patch diffs,
-//! and the built-in services' domain rules (what each write does, dashboard
-//! composition). Nothing here does I/O.
+//! Pure logic of the engine: views and their registry, the write path,
+//! merge-patch diffs, idempotency keys. Nothing here does I/O, and nothing
+//! here knows a service.
 
-pub mod composed_from;
-pub mod customers;
-pub mod dashboard;
-pub mod demo;
-pub mod entity;
-pub mod fields;
 pub mod idempotency;
-pub mod incidents;
 pub mod merge;
-pub mod persons;
-pub mod ranking;
 pub mod view;
 pub mod write;
 

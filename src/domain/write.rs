@@ -22,6 +22,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::idempotency::{IdempotencyKey, Outcome};
@@ -201,6 +203,30 @@ impl<'s> Draft<'s> {
             Some(doc) => Ok(doc.clone()),
             None => Ok(self.source.doc(view, key)?),
         }
+    }
+
+    /// A document read as its type `T`. A stored document that is not a
+    /// `T` is refused as an internal fault (it was written by other code).
+    pub fn read<T: DeserializeOwned>(&self, view: View, key: &str) -> Result<Option<T>, Fault> {
+        self.get(view, key)?
+            .map(|doc| {
+                serde_json::from_value(doc).map_err(|e| {
+                    Fault::Invalid(format!("internal: the {view} document {key} is unreadable: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Sets a document from its type `T` (see [`Draft::put`]).
+    pub fn write<T: Serialize>(
+        &mut self,
+        view: View,
+        key: impl Into<String>,
+        doc: &T,
+    ) -> Result<(), Fault> {
+        let doc = serde_json::to_value(doc)
+            .map_err(|e| Fault::Invalid(format!("internal: a {view} document: {e}")))?;
+        self.put(view, key, doc)
     }
 
     /// Sets a document. A document must not contain `null` members.

@@ -41,7 +41,7 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
 /// `GET /readyz`: 200 while the store answers, else 503 with the reason
 /// (the detail goes to the log).
 pub async fn readyz(State(served): State<Served>) -> Response {
-    match served.app.store.ping().await {
+    match served.app.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: the store does not answer");

@@ -3,6 +3,8 @@
 //! Pattern's customers, incidents and aggregates.
 
 pub mod aggregate;
+pub mod demo;
+pub mod fields;
 pub mod persons;
 
 use crate::settings::Settings;
@@ -40,7 +42,7 @@ async fn load_demo_data(cx: Context) -> Result<(), LaunchError> {
     let app = &cx.app;
     let empty = app.revision(aggregate::CUSTOMERS) == 0 && app.revision(aggregate::INCIDENTS) == 0;
     if empty {
-        app.write(crate::domain::demo::load()).await?;
+        app.write(demo::load()).await?;
         tracing::info!("loaded the demo customers and incidents");
     } else {
         tracing::info!("skipped the demo customers and incidents: the database already holds some");
@@ -48,7 +50,7 @@ async fn load_demo_data(cx: Context) -> Result<(), LaunchError> {
     if !cx.runs("persons") {
         return Ok(());
     }
-    let committed = app.write(crate::domain::demo::load_persons()).await?;
+    let committed = app.write(demo::load_persons()).await?;
     if committed.output == serde_json::Value::Bool(true) {
         tracing::info!("loaded the demo persons");
     } else {

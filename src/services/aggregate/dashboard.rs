@@ -1,98 +1,290 @@
-//! The aggregates service's start: follow both backends (through this
-//! process's router when they run here, else over HTTP), keep the
-//! dashboard composed, and serve the compose-on-request baseline.
+//! Dashboard composition (SPEC §4): a pure function of the customers and
+//! incidents views. The aggregates service stores its result as the
+//! `dashboard` view, so each backend change becomes the minimal patch of the
+//! dashboard.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::Router;
-use axum::routing::get;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{CUSTOMERS, INCIDENTS};
-use crate::aggregates::Upstreams;
-use crate::client::{self, Transport};
-use crate::domain::dashboard;
-use crate::{App, AppError, Context, Health, LaunchError, Started};
+use super::ranking::{Ranking, Tally};
 
-impl Health for Upstreams {
-    fn degraded(&self) -> bool {
-        self.stale()
+/// How many entries each list holds at most.
+pub const LIMIT: usize = 5;
+
+/// What the dashboard is composed from, kept current change by change:
+/// each customer's name and scoring, each incident's customer name and
+/// amount (nothing else of either), and the ordered read models over them.
+/// Composing reads the first five of each order: O(log n), however many
+/// customers and incidents there are.
+#[derive(Debug, Default, Clone)]
+pub struct Composer {
+    customers: HashMap<Box<str>, (Box<str>, i64)>,
+    ranking: Ranking,
+    incidents: HashMap<Box<str>, (Arc<str>, f64)>,
+    tally: Tally,
+}
+
+fn text<'a>(entry: &'a Value, field: &str) -> Option<&'a str> {
+    entry.get(field).and_then(Value::as_str)
+}
+
+impl Composer {
+    /// Replaces what is known of the customers with a whole view.
+    pub fn load_customers(&mut self, view: &Map<String, Value>) {
+        self.customers.clear();
+        self.ranking = Ranking::default();
+        self.patch_customers(view);
     }
 
-    fn report(&self, health: &mut Map<String, Value>) {
-        health.insert("stale".into(), Value::Bool(self.stale()));
-        health.insert("upstreams".into(), Upstreams::report(self));
+    /// Applies a merge patch of the customers view.
+    pub fn patch_customers(&mut self, patch: &Map<String, Value>) {
+        for (id, entry) in patch {
+            let old = self.customers.remove(id.as_str());
+            if let Some((name, scoring)) = &old {
+                self.ranking.remove(id, name, *scoring);
+            }
+            if entry.is_null() {
+                continue;
+            }
+            let (old_name, old_scoring) = old.unwrap_or_default();
+            let name: Box<str> = text(entry, "name").map_or(old_name, Into::into);
+            let scoring = entry
+                .get("scoring")
+                .and_then(Value::as_i64)
+                .unwrap_or(old_scoring);
+            self.ranking.insert(id, &name, scoring);
+            self.customers.insert(id.as_str().into(), (name, scoring));
+        }
+    }
+
+    /// Replaces what is known of the incidents with a whole view.
+    pub fn load_incidents(&mut self, view: &Map<String, Value>) {
+        self.incidents.clear();
+        self.tally = Tally::default();
+        self.patch_incidents(view);
+    }
+
+    /// Applies a merge patch of the incidents view.
+    pub fn patch_incidents(&mut self, patch: &Map<String, Value>) {
+        for (id, entry) in patch {
+            let old = self.incidents.remove(id.as_str());
+            if let Some((name, amount)) = &old {
+                self.tally.remove(name, *amount);
+            }
+            if entry.is_null() {
+                continue;
+            }
+            let (old_name, old_amount) = old.unwrap_or_else(|| (Arc::from(""), 0.0));
+            let name: Arc<str> = text(entry, "customerName").map_or(old_name, Arc::from);
+            let amount = entry
+                .get("amount")
+                .and_then(Value::as_f64)
+                .unwrap_or(old_amount);
+            self.tally.add(&name, amount);
+            self.incidents.insert(id.as_str().into(), (name, amount));
+        }
+    }
+
+    /// The dashboard's documents: its four top-level keys.
+    pub fn compose(&self) -> Map<String, Value> {
+        let top_customers: Vec<Value> = self
+            .ranking
+            .top(LIMIT)
+            .map(|(_, name, scoring)| json!({"customerName": name, "scoring": scoring}))
+            .collect();
+        let by_count: Vec<Value> = self
+            .tally
+            .top_by_count(LIMIT)
+            .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
+            .collect();
+        let by_volume: Vec<Value> = self
+            .tally
+            .top_by_volume(LIMIT)
+            .map(|(name, sum)| json!({"customerName": name, "incidentVolume": volume(sum)}))
+            .collect();
+        let mut out = Map::new();
+        out.insert("customerCount".into(), json!(self.ranking.len()));
+        out.insert("topCustomers".into(), Value::Array(top_customers));
+        out.insert("customersWithMostIncidents".into(), Value::Array(by_count));
+        out.insert(
+            "customersWithHighestIncidentVolume".into(),
+            Value::Array(by_volume),
+        );
+        out
     }
 }
 
-/// How the aggregates service reaches a backend: through this process's
-/// router when the backend runs here, else over HTTP at its URL.
-fn backend(
-    cx: &Context,
-    service: &str,
-    url: &Option<String>,
-) -> Result<Arc<dyn Transport>, LaunchError> {
-    if cx.runs(service) {
-        return Ok(client::InProcess::new(cx.local.clone()));
+/// The dashboard of two whole views, composed from scratch.
+pub fn compose(
+    customers: &Map<String, Value>,
+    incidents: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut composer = Composer::default();
+    composer.load_customers(customers);
+    composer.load_incidents(incidents);
+    composer.compose()
+}
+
+/// A sum as shown: float noise is rounded away (to 6 places), and a sum
+/// past f64's range, which would serialise as null, is capped.
+fn volume(sum: f64) -> f64 {
+    if !sum.is_finite() {
+        return f64::MAX;
     }
-    let flag = format!("--{service}-url");
-    let url = url.as_deref().ok_or_else(|| {
-        LaunchError::Config(format!(
-            "the aggregates service needs the {service} service: run it here or give {flag}"
-        ))
-    })?;
-    let token = cx
-        .settings
-        .upstream_token
-        .as_ref()
-        .map(crate::settings::Token::as_str);
-    let http = client::Http::with_token(url, token)
-        .map_err(|e| LaunchError::Config(format!("{flag}: {e}")))?;
-    Ok(Arc::new(http))
-}
-
-/// Starts following both backends; serves the baseline and reports the
-/// followers in `/healthz`.
-pub async fn start(cx: Context) -> Result<Started, LaunchError> {
-    let customers = backend(&cx, "customers", &cx.settings.customers_url)?;
-    let incidents = backend(&cx, "incidents", &cx.settings.incidents_url)?;
-    let upstreams = Upstreams::start(
-        cx.app.clone(),
-        customers,
-        incidents,
-        client::Options::default(),
-    );
-    let baseline = Arc::clone(&upstreams);
-    let routes: Router<App> = Router::new().route(
-        "/aggregates/dashboard/composed",
-        get(move || composed(Arc::clone(&baseline))),
-    );
-    Ok(Started {
-        routes: Some(routes),
-        health: Some(upstreams),
-    })
-}
-
-async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, AppError> {
-    let unavailable = |e: String| AppError::UpstreamUnavailable(format!("{path}: {e}"));
-    let reply = transport.get(path, &[]).await.map_err(unavailable)?;
-    if reply.status != 200 {
-        return Err(unavailable(format!("answered {}", reply.status)));
+    if sum.abs() < 1e15 {
+        return (sum * 1e6).round() / 1e6;
     }
-    let body = reply.bytes(256 * 1024 * 1024).await.map_err(unavailable)?;
-    serde_json::from_slice(&body).map_err(|e| unavailable(e.to_string()))
+    sum
 }
 
-/// `GET /aggregates/dashboard/composed`: calls both backends and composes on
-/// every request. This is how a dashboard is built without a view of its
-/// own; it is kept as the baseline for benchmarks and consistency checks.
-async fn composed(upstreams: Arc<Upstreams>) -> Result<Json<Value>, AppError> {
-    let (customers, incidents) = tokio::try_join!(
-        fetch(upstreams.customers.transport(), CUSTOMERS.snapshot_path()),
-        fetch(upstreams.incidents.transport(), INCIDENTS.snapshot_path()),
-    )?;
-    Ok(Json(Value::Object(dashboard::compose(
-        &customers, &incidents,
-    ))))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customers(list: &[(&str, i64)]) -> Map<String, Value> {
+        list.iter()
+            .enumerate()
+            .map(|(i, (name, s))| {
+                (
+                    format!("id{i}"),
+                    json!({"name": name, "city": "c", "country": "x", "scoring": s}),
+                )
+            })
+            .collect()
+    }
+
+    fn incidents(list: &[(&str, f64)]) -> Map<String, Value> {
+        list.iter()
+            .enumerate()
+            .map(|(i, (name, a))| {
+                (
+                    format!("i{i}"),
+                    json!({"amount": a, "customerName": name, "category": "c"}),
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn composing_change_by_change_equals_composing_from_scratch(
+            ops in proptest::collection::vec((0..8usize, 0..6usize, 0..4u8, proptest::bool::ANY), 1..120)
+        ) {
+            let names = ["Ann", "Bob", "Cy", "Dee", "Eve", "Fay"];
+            let amounts = [0.0, 0.1, 250.25, 1e16];
+            let mut c = Map::new();
+            let mut i = Map::new();
+            let mut live = Composer::default();
+            for (slot, name, amount, delete) in ops {
+                let key = format!("k{slot}");
+                let (cp, ip) = if delete {
+                    (json!({&key: null}), json!({&key: null}))
+                } else {
+                    (json!({&key: {"name": names[name], "scoring": slot as i64, "city": "c", "country": "x"}}),
+                     json!({&key: {"amount": amounts[amount as usize], "customerName": names[name], "category": "k"}}))
+                };
+                let mut cv = Value::Object(c);
+                crate::domain::merge::apply(&mut cv, &cp);
+                c = cv.as_object().cloned().unwrap_or_default();
+                let mut iv = Value::Object(i);
+                crate::domain::merge::apply(&mut iv, &ip);
+                i = iv.as_object().cloned().unwrap_or_default();
+                live.patch_customers(cp.as_object().unwrap());
+                live.patch_incidents(ip.as_object().unwrap());
+                proptest::prop_assert_eq!(live.compose(), compose(&c, &i));
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_world_composes_an_empty_dashboard() {
+        let d = compose(&Map::new(), &Map::new());
+        assert_eq!(
+            Value::Object(d),
+            json!({"customerCount": 0, "topCustomers": [], "customersWithMostIncidents": [],
+                   "customersWithHighestIncidentVolume": []})
+        );
+    }
+
+    #[test]
+    fn top_customers_break_ties_by_name_and_hold_at_most_five() {
+        let c = customers(&[
+            ("Fay", 5),
+            ("Eve", 9),
+            ("Dan", 9),
+            ("Cat", 1),
+            ("Bob", 5),
+            ("Al", 7),
+            ("Gus", 0),
+        ]);
+        let d = compose(&c, &Map::new());
+        assert_eq!(d["customerCount"], json!(7));
+        assert_eq!(
+            d["topCustomers"],
+            json!([
+                {"customerName":"Dan","scoring":9}, {"customerName":"Eve","scoring":9},
+                {"customerName":"Al","scoring":7}, {"customerName":"Bob","scoring":5},
+                {"customerName":"Fay","scoring":5}
+            ])
+        );
+    }
+
+    #[test]
+    fn incident_lists_group_by_name_including_unknown_customers_and_break_ties_by_name() {
+        let i = incidents(&[
+            ("Zoe", 10.0),
+            ("Zoe", 10.0),
+            ("Amy", 1.5),
+            ("Amy", 2.5),
+            ("Ghost", 100.0),
+            ("Bea", 4.0),
+            ("Cid", 4.0),
+            ("Dee", 0.0),
+            ("Eli", 3.0),
+        ]);
+        let d = compose(&Map::new(), &i);
+        assert_eq!(
+            d["customersWithMostIncidents"],
+            json!([
+                {"customerName":"Amy","numberOfIncidents":2}, {"customerName":"Zoe","numberOfIncidents":2},
+                {"customerName":"Bea","numberOfIncidents":1}, {"customerName":"Cid","numberOfIncidents":1},
+                {"customerName":"Dee","numberOfIncidents":1}
+            ])
+        );
+        assert_eq!(
+            d["customersWithHighestIncidentVolume"],
+            json!([
+                {"customerName":"Ghost","incidentVolume":100.0}, {"customerName":"Zoe","incidentVolume":20.0},
+                {"customerName":"Amy","incidentVolume":4.0}, {"customerName":"Bea","incidentVolume":4.0},
+                {"customerName":"Cid","incidentVolume":4.0}
+            ])
+        );
+    }
+
+    #[test]
+    fn volumes_lose_the_noise_of_adding_decimals() {
+        let d = compose(
+            &Map::new(),
+            &incidents(&[("A", 0.1), ("A", 0.2), ("B", 80000.03), ("B", 769.7)]),
+        );
+        let v = &d["customersWithHighestIncidentVolume"];
+        assert_eq!(v[0]["incidentVolume"], json!(80769.73));
+        assert_eq!(v[1]["incidentVolume"], json!(0.3));
+    }
+
+    #[test]
+    fn volumes_are_numbers_even_when_whole_and_never_overflow_to_null() {
+        let d = compose(
+            &Map::new(),
+            &incidents(&[("A", 3.0), ("B", f64::MAX), ("B", f64::MAX)]),
+        );
+        let v = &d["customersWithHighestIncidentVolume"];
+        assert_eq!(v[0]["incidentVolume"], json!(f64::MAX));
+        assert!(v[1]["incidentVolume"].is_f64());
+        assert!(!crate::domain::merge::has_null_member(&Value::Object(
+            d.clone()
+        )));
+    }
 }

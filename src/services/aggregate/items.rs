@@ -10,10 +10,10 @@ use axum::routing::get;
 use serde_json::Value;
 
 use super::{CUSTOMERS, INCIDENTS};
-use crate::domain::customers::CustomerIndex;
-use crate::domain::entity::Kind;
-use crate::domain::incidents::IncidentIndex;
-use crate::domain::{customers, fields, incidents};
+use super::customers::{self, CustomerIndex};
+use super::entity::Kind;
+use super::incidents::{self, IncidentIndex};
+use crate::services::fields;
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 use futures_util::future::BoxFuture;
 

@@ -3,13 +3,18 @@
 //! dashboard from theirs by service chaining. Registered through the
 //! public API only.
 
-mod dashboard;
+pub mod composed_from;
+pub mod customers;
+pub mod dashboard;
+pub mod entity;
+pub mod incidents;
 mod items;
+pub mod ranking;
+mod start;
+pub mod upstreams;
 
-use crate::domain::{customers, incidents};
 use crate::http::{openapi, view_schemas};
-use crate::materialized::MakeIndex;
-use crate::{Service, View, ViewSpec};
+use crate::{MakeIndex, Service, View, ViewSpec};
 
 static CUSTOMER_INDEXES: [MakeIndex; 1] = [customers::index];
 static INCIDENT_INDEXES: [MakeIndex; 1] = [incidents::index];
@@ -59,7 +64,7 @@ pub fn incidents_service() -> Service {
 pub fn aggregates_service() -> Service {
     Service::new("aggregates")
         .view(DASHBOARD)
-        .on_start(dashboard::start)
+        .on_start(start::start)
         .openapi(openapi::aggregates_paths)
 }
 

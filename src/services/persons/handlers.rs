@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::{LOCATIONS, PERSONS};
-use crate::domain::persons::{self, NewPerson, PersonPatch};
+use super::rules::{self as persons, LocationDoc, NewPerson, Person, PersonDoc, PersonPatch};
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 
 pub async fn create(
@@ -32,8 +32,8 @@ pub async fn create(
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
-    match app.doc(PERSONS, &id.to_string()).await? {
-        Some(doc) => Ok(Json(persons::with_id(id, &doc)).into_response()),
+    match app.doc_as::<PersonDoc>(PERSONS, &id.to_string()).await? {
+        Some(doc) => Ok(Json(Person { id, doc }).into_response()),
         None => Err(AppError::NotFound(format!("no person with id {id}"))),
     }
 }
@@ -59,7 +59,7 @@ pub async fn location(
     State(app): State<App>,
     Path(city): Path<String>,
 ) -> Result<Response, AppError> {
-    match app.doc(LOCATIONS, &city).await? {
+    match app.doc_as::<LocationDoc>(LOCATIONS, &city).await? {
         Some(doc) => Ok(Json(doc).into_response()),
         None => Err(AppError::NotFound(format!("no location `{city}`"))),
     }

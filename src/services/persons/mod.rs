@@ -2,6 +2,7 @@
 //! from them in the same writes. Registered through the public API only.
 
 mod handlers;
+pub mod rules;
 
 use axum::routing::{get, post};
 use crate::http::{openapi, view_schemas};

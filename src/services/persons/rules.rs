@@ -6,12 +6,11 @@
 //! disappears. Both views change in the same write, so one request is one
 //! event per view it changes.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::view::View;
-use crate::services::persons::{LOCATIONS, PERSONS};
-use super::write::{Draft, Fault, Output, Write};
+use super::{LOCATIONS, PERSONS};
+use crate::{Draft, Fault, Output, View, Write};
 
 /// The id counter for persons: ids are never reused, also not after a delete.
 const PERSON_IDS: &str = "persons";
@@ -122,7 +121,7 @@ fn valid_city(city: &str) -> Result<String, Fault> {
 
 /// Parses a person id from a path segment: a positive integer.
 pub fn parse_id(raw: &str) -> Result<u64, Fault> {
-    match super::fields::path_integer(raw, 1) {
+    match crate::services::fields::path_integer(raw, 1) {
         Some(id) => Ok(id),
         None => Err(invalid(format!(
             "person id must be a positive integer, got `{raw}`"
@@ -130,38 +129,40 @@ pub fn parse_id(raw: &str) -> Result<u64, Fault> {
     }
 }
 
-fn person_doc(name: &str, city: Option<&str>) -> Value {
-    let mut doc = Map::new();
-    doc.insert("name".into(), json!(name));
-    if let Some(city) = city {
-        doc.insert("city".into(), json!(city));
-    }
-    Value::Object(doc)
+/// A stored person: the document of the `persons` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonDoc {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
-/// A stored person as the API shows it: the document plus its `id`.
-pub fn with_id(id: u64, doc: &Value) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(id));
-    if let Value::Object(fields) = doc {
-        out.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    Value::Object(out)
+/// A person as the API shows it: the document with its `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Person {
+    pub id: u64,
+    #[serde(flatten)]
+    pub doc: PersonDoc,
 }
 
-fn city_of(doc: &Value) -> Option<String> {
-    doc.get("city").and_then(Value::as_str).map(str::to_string)
+/// A city's document in the `locations` view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationDoc {
+    pub total: u64,
+}
+
+fn answer(person: Person) -> Result<Value, Fault> {
+    serde_json::to_value(person).map_err(|e| invalid(format!("internal: a person: {e}")))
 }
 
 /// Moves one person's weight in `locations` by `delta` for `city`.
 fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
-    let total = d
-        .get(LOCATIONS, city)?
-        .and_then(|doc| doc.get("total").and_then(Value::as_i64))
-        .unwrap_or(0)
-        + delta;
+    let now = d.read::<LocationDoc>(LOCATIONS, city)?.map_or(0, |l| l.total);
+    let total = now.saturating_add_signed(delta);
     if total > 0 {
-        d.put(LOCATIONS, city, json!({ "total": total }))
+        d.write(LOCATIONS, city, &LocationDoc { total })
     } else {
         d.delete(LOCATIONS, city);
         Ok(())
@@ -173,12 +174,15 @@ const VIEWS: &[View] = &[PERSONS, LOCATIONS];
 /// Adds `person` under a new id and counts its city; answers it with the id.
 fn add(d: &mut Draft<'_>, person: &NewPerson) -> Result<Value, Fault> {
     let id = d.next_id(PERSON_IDS)?;
-    let doc = person_doc(&person.name, person.city.as_deref());
-    d.put(PERSONS, id.to_string(), doc.clone())?;
+    let doc = PersonDoc {
+        name: person.name.clone(),
+        city: person.city.clone(),
+    };
+    d.write(PERSONS, id.to_string(), &doc)?;
     if let Some(city) = &person.city {
         count(d, city, 1)?;
     }
-    Ok(with_id(id, &doc))
+    answer(Person { id, doc })
 }
 
 /// `POST /persons`: answers the person with its new id.
@@ -202,34 +206,32 @@ pub fn create_first(people: Vec<NewPerson>) -> Write {
     })
 }
 
+fn not_found(id: u64) -> Fault {
+    Fault::NotFound(format!("no person with id {id}"))
+}
+
 /// `PATCH /persons/{id}`: answers the person after the patch.
 pub fn patch(id: u64, patch: PersonPatch) -> Write {
     Write::new(VIEWS, move |d| {
         let key = id.to_string();
-        let Some(old) = d.get(PERSONS, &key)? else {
-            return Err(Fault::NotFound(format!("no person with id {id}")));
+        let old: PersonDoc = d.read(PERSONS, &key)?.ok_or_else(|| not_found(id))?;
+        let doc = PersonDoc {
+            name: patch.name.clone().unwrap_or_else(|| old.name.clone()),
+            city: match &patch.city {
+                Some(city) => city.clone(),
+                None => old.city.clone(),
+            },
         };
-        let old_city = city_of(&old);
-        let name = patch
-            .name
-            .clone()
-            .or_else(|| old.get("name").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_default();
-        let new_city = match &patch.city {
-            Some(city) => city.clone(),
-            None => old_city.clone(),
-        };
-        let doc = person_doc(&name, new_city.as_deref());
-        d.put(PERSONS, key, doc.clone())?;
-        if old_city != new_city {
-            if let Some(city) = &old_city {
+        d.write(PERSONS, key, &doc)?;
+        if old.city != doc.city {
+            if let Some(city) = &old.city {
                 count(d, city, -1)?;
             }
-            if let Some(city) = &new_city {
+            if let Some(city) = &doc.city {
                 count(d, city, 1)?;
             }
         }
-        Ok(with_id(id, &doc))
+        answer(Person { id, doc })
     })
 }
 
@@ -237,12 +239,10 @@ pub fn patch(id: u64, patch: PersonPatch) -> Write {
 pub fn delete(id: u64) -> Write {
     Write::new(VIEWS, move |d| {
         let key = id.to_string();
-        let Some(old) = d.get(PERSONS, &key)? else {
-            return Err(Fault::NotFound(format!("no person with id {id}")));
-        };
+        let old: PersonDoc = d.read(PERSONS, &key)?.ok_or_else(|| not_found(id))?;
         d.delete(PERSONS, key);
-        if let Some(city) = city_of(&old) {
-            count(d, &city, -1)?;
+        if let Some(city) = &old.city {
+            count(d, city, -1)?;
         }
         Ok(Output::Null)
     })
@@ -252,6 +252,7 @@ pub fn delete(id: u64) -> Write {
 mod tests {
     use super::*;
     use crate::domain::write::{MemorySource, Plan};
+    use serde_json::json;
 
     fn new(name: &str, city: Option<&str>) -> NewPerson {
         NewPerson {

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::write::Fault;
+use crate::Fault;
 
 pub fn invalid(msg: impl Into<String>) -> Fault {
     Fault::Invalid(msg.into())
@@ -98,7 +98,7 @@ pub fn patched(
         return Err(invalid(format!("{k} is required and cannot be removed")));
     }
     let mut doc = current.clone();
-    super::merge::apply(&mut doc, patch);
+    crate::merge::apply(&mut doc, patch);
     match doc {
         Value::Object(map) => Ok(map),
         _ => Err(invalid("the body must be a JSON object")),

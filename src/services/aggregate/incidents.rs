@@ -6,9 +6,9 @@
 use serde_json::{Map, Value, json};
 
 use super::entity::Kind;
-use super::fields;
-use crate::services::aggregate::INCIDENTS;
-use super::write::Fault;
+use crate::services::fields;
+use super::INCIDENTS;
+use crate::Fault;
 use crate::materialized::Index;
 
 const FIELDS: &[&str] = &["amount", "customerName", "category"];

@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 
-use super::persons::NewPerson;
-use crate::services::aggregate::{CUSTOMERS, INCIDENTS};
-use super::write::Write;
+use super::aggregate::{CUSTOMERS, INCIDENTS};
+use super::persons::rules::{self as persons, NewPerson};
+use crate::Write;
 
 const FIRST: [&str; 10] = [
     "Ada", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas",
@@ -120,7 +120,7 @@ pub fn persons() -> Vec<NewPerson> {
 /// The persons sample as one write through the persons write path; it
 /// loads nothing once any person was ever created.
 pub fn load_persons() -> Write {
-    super::persons::create_first(persons())
+    persons::create_first(persons())
 }
 
 /// One write that loads the whole sample (one event per view).
@@ -141,7 +141,7 @@ mod tests {
     use super::*;
     use crate::services::persons::{LOCATIONS, PERSONS};
     use crate::domain::write::MemorySource;
-    use crate::domain::{customers, dashboard, incidents};
+    use crate::services::aggregate::{customers, dashboard, incidents};
     use std::collections::HashSet;
 
     #[test]
@@ -184,11 +184,11 @@ mod tests {
     #[test]
     fn the_persons_sample_is_not_loaded_over_persons_created_before() {
         let mut db = MemorySource::default();
-        let ann = crate::domain::persons::NewPerson {
+        let ann = persons::NewPerson {
             name: "Ann".into(),
             city: None,
         };
-        db.run(&crate::domain::persons::create(ann)).unwrap();
+        db.run(&persons::create(ann)).unwrap();
         let (loaded, _) = db.run(&load_persons()).unwrap();
         assert_eq!(loaded, json!(false));
         assert_eq!(db.view(PERSONS).as_object().unwrap().len(), 1);

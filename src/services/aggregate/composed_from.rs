@@ -20,7 +20,7 @@
 //! whose epoch changed (a new database) starts counting again, and a
 //! composition from another epoch than the recorded one is written.
 
-use super::write::{Draft, Fault};
+use crate::{Draft, Fault};
 
 /// Where one backend view was when it was composed: its history and
 /// revision.
@@ -144,7 +144,7 @@ mod tests {
         assert!(!basis(("a", 0), ("b", 0)).is_older_than(&never));
 
         let b = basis(("a1b2", 7), ("c3d4", 11));
-        let write = crate::domain::Write::new(&[], move |d| {
+        let write = crate::Write::new(&[], move |d| {
             b.record(d);
             Ok(serde_json::Value::Null)
         });

@@ -7,10 +7,10 @@
 use serde_json::{Map, Value, json};
 
 use super::entity::Kind;
-use super::fields::{self, invalid};
+use crate::services::fields::{self, invalid};
 use super::ranking::Ranking;
-use crate::services::aggregate::CUSTOMERS;
-use super::write::Fault;
+use super::CUSTOMERS;
+use crate::Fault;
 use crate::materialized::Index;
 
 const FIELDS: &[&str] = &["name", "city", "country", "scoring"];

@@ -13,7 +13,7 @@
 //! dashboard keeps its last stored state, marked stale. Each write records
 //! the backend revisions it was composed from and is refused if the stored
 //! dashboard is newer, so processes sharing a database never move it
-//! backwards ([`composed_from`](crate::domain::composed_from)).
+//! backwards ([`composed_from`](super::composed_from)).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,12 +21,12 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
-use crate::app::App;
+use crate::App;
 use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
-use crate::domain::composed_from::{Basis, Position};
-use crate::domain::dashboard::Composer;
-use crate::domain::{View, Write};
-use crate::services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
+use super::composed_from::{Basis, Position};
+use super::dashboard::Composer;
+use super::{CUSTOMERS, DASHBOARD, INCIDENTS};
+use crate::{View, Write};
 
 pub struct Upstreams {
     pub customers: Follower,
@@ -105,7 +105,7 @@ impl Upstreams {
 /// The write that makes the stored dashboard equal `docs`, composed from
 /// the backend positions `basis`. It writes nothing (no event) if the
 /// stored dashboard was composed from newer positions (see
-/// [`composed_from`](crate::domain::composed_from)); its output says
+/// [`composed_from`](super::composed_from)); its output says
 /// whether it wrote.
 pub fn store_dashboard(docs: Map<String, Value>, basis: Basis) -> Write {
     Write::new(&[DASHBOARD], move |d| {

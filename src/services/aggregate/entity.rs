@@ -3,9 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::fields;
-use super::view::View;
-use super::write::{Fault, Write};
+use crate::services::fields;
+use crate::{Fault, View, Write};
 
 /// What differs between kinds of items.
 pub struct Kind {
