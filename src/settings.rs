@@ -39,6 +39,15 @@ pub enum Command {
     Watch(crate::watch::WatchArgs),
 }
 
+/// `duality serve`'s flags alone, for a program of its own that serves
+/// its services with the same flags and variables.
+#[derive(Debug, Parser)]
+#[command(about = "Serves views as aggregates and as change streams.")]
+struct ServeOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
 /// Everything `duality serve` needs to know.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -121,6 +130,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The settings from this process's command line and environment, as
+    /// `duality serve` reads them (`--help` lists them; an invalid value
+    /// prints the error and exits).
+    pub fn from_command_line() -> Self {
+        ServeOnly::parse().settings
+    }
+
     /// Settings for tests and tools: an in-memory database on port 0.
     pub fn ephemeral() -> Self {
         Settings {
