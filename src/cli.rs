@@ -83,7 +83,7 @@ fn one_line(e: &clap::Error) -> String {
 async fn serve(settings: Settings) -> Result<(), String> {
     // Every connection is a file descriptor: allow as many as permitted.
     crate::net::fds::raise_limit();
-    let server = crate::services::builtin();
+    let server = crate::services::builtin(&settings).map_err(|e| e.to_string())?;
     server.check(&settings).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -105,6 +105,7 @@ pub use domain::view::{Registry, View, ViewSpec};
 pub use domain::write::{Draft, Fault, Output, Write};
 pub use domain::merge;
 pub use materialized::{Index, MakeIndex};
+pub use store::Committed;
 pub use http::error::AppError;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};
@@ -148,14 +149,14 @@ pub async fn open_store(
 }
 
 /// Serves the built-in services (persons, customers, incidents,
-/// aggregates) that `settings` selects on `listener` until `shutdown`
+/// aggregates, and the `--collection`s) that `settings` selects on `listener` until `shutdown`
 /// completes; see [`Server::launch`].
 pub async fn launch(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
-    services::builtin()
+    services::builtin(&settings)?
         .launch(settings, listener, shutdown)
         .await
 }

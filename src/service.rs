@@ -65,7 +65,7 @@ type StartFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<Started, Lau
 
 /// Adds a service's paths to the OpenAPI document (the engine documents
 /// each view's snapshot and stream by itself).
-pub type OpenApiPaths = fn(&mut Map<String, Value>);
+pub type OpenApiPaths = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 
 /// One service: a name (what `--services` selects), its views, its routes.
 ///
@@ -132,8 +132,11 @@ impl Service {
     }
 
     /// Documents the service's own routes in `/openapi.json`.
-    pub fn openapi(mut self, paths: OpenApiPaths) -> Service {
-        self.openapi.push(paths);
+    pub fn openapi(
+        mut self,
+        paths: impl Fn(&mut Map<String, Value>) + Send + Sync + 'static,
+    ) -> Service {
+        self.openapi.push(Arc::new(paths));
         self
     }
 

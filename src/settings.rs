@@ -65,7 +65,7 @@ pub struct Settings {
     pub retention: Duration,
 
     /// Comma list of services to run (built in: persons, customers,
-    /// incidents, aggregates), or `all`.
+    /// incidents, aggregates, collections), or `all`.
     #[arg(long, env = "DUALITY_SERVICES", default_value = "all", value_parser = parse_services)]
     pub services: Services,
 
@@ -76,6 +76,12 @@ pub struct Settings {
     /// Where the aggregates service finds the incidents service.
     #[arg(long, env = "DUALITY_INCIDENTS_URL")]
     pub incidents_url: Option<String>,
+
+    /// Serve a schemaless collection of JSON documents at
+    /// `/collections/NAME` (repeatable); `NAME=schema.json` validates every
+    /// document against that JSON Schema. The variable takes a comma list.
+    #[arg(long = "collection", value_name = "NAME[=SCHEMA]", env = "DUALITY_COLLECTIONS", value_delimiter = ',', value_parser = parse_collection)]
+    pub collections: Vec<CollectionArg>,
 
     /// Load a built-in sample of customers and incidents into an empty database.
     #[arg(long, env = "DUALITY_DEMO_DATA", value_parser = BoolishValueParser::new())]
@@ -146,6 +152,7 @@ impl Settings {
             services: Services::all(),
             customers_url: None,
             incidents_url: None,
+            collections: Vec::new(),
             demo_data: false,
             cors_origin: Vec::new(),
             keep_alive: Duration::from_secs(15),
@@ -353,6 +360,39 @@ impl Services {
     }
 }
 
+/// One `--collection`: its name, and the JSON Schema file its documents
+/// must match, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionArg {
+    pub name: String,
+    pub schema: Option<PathBuf>,
+}
+
+/// The longest collection name.
+pub const MAX_COLLECTION_NAME: usize = 64;
+
+/// Reads one `--collection`: `NAME` or `NAME=schema.json`, where a name is
+/// 1 to 64 ASCII letters, digits, `-` or `_` (it is part of the URL).
+pub fn parse_collection(raw: &str) -> Result<CollectionArg, String> {
+    let (name, schema) = match raw.split_once('=') {
+        Some((name, path)) if path.trim().is_empty() => {
+            return Err(format!("`{name}=` names no schema file"));
+        }
+        Some((name, path)) => (name.trim(), Some(PathBuf::from(path.trim()))),
+        None => (raw.trim(), None),
+    };
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if name.is_empty() || name.len() > MAX_COLLECTION_NAME || !name.chars().all(plain) {
+        return Err(format!(
+            "`{name}` is not a collection name: use 1 to {MAX_COLLECTION_NAME} ASCII letters, digits, - or _"
+        ));
+    }
+    Ok(CollectionArg {
+        name: name.to_string(),
+        schema,
+    })
+}
+
 /// Reads `--services`: a comma list of service names, or `all`.
 pub fn parse_services(raw: &str) -> Result<Services, String> {
     let mut names = Vec::new();
@@ -424,6 +464,24 @@ mod tests {
             "postgres://app:***@db.internal:5432/duality"
         );
         assert_eq!(parse_database(":memory:").unwrap().to_string(), ":memory:");
+    }
+
+    #[test]
+    fn collections_are_plain_names_with_an_optional_schema_file() {
+        assert_eq!(
+            parse_collection("notes"),
+            Ok(CollectionArg {
+                name: "notes".into(),
+                schema: None
+            })
+        );
+        assert_eq!(
+            parse_collection("orders=s/orders.json").map(|c| c.schema),
+            Ok(Some(PathBuf::from("s/orders.json")))
+        );
+        for bad in ["", "a b", "x=", "ü", "a/b", &"n".repeat(65)] {
+            assert!(parse_collection(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

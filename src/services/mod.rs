@@ -3,6 +3,7 @@
 //! Pattern's customers, incidents and aggregates.
 
 pub mod aggregate;
+pub mod collections;
 pub mod demo;
 pub mod fields;
 pub mod persons;
@@ -10,16 +11,34 @@ pub mod persons;
 use crate::settings::Settings;
 use crate::{Context, LaunchError, Server};
 
-/// The server of the `duality` binary: the four built-in services, and
-/// `--demo-data`.
-pub fn builtin() -> Server {
-    Server::new()
+/// The server of the `duality` binary: the four built-in services, the
+/// collections that `settings` name (`--collection`), and `--demo-data`.
+/// Fails if a collection's schema cannot be read or compiled.
+pub fn builtin(settings: &Settings) -> Result<Server, LaunchError> {
+    Ok(Server::new()
         .check_with(demo_needs_backends)
+        .check_with(collections_need_their_service)
         .on_start(load_demo_data)
         .service(persons::service())
         .service(aggregate::customers_service())
         .service(aggregate::incidents_service())
         .service(aggregate::aggregates_service())
+        .service(collections::service(&settings.collections)?))
+}
+
+/// `--collection` with `--services` that leave collections out would serve
+/// nothing of them: refused.
+fn collections_need_their_service(
+    settings: &Settings,
+    running: &[&'static str],
+) -> Result<(), String> {
+    if !settings.collections.is_empty() && !running.contains(&collections::SERVICE) {
+        return Err(format!(
+            "--collection needs the {} service: add it to --services",
+            collections::SERVICE
+        ));
+    }
+    Ok(())
 }
 
 /// `--demo-data` loads customers and incidents: both must run here.

@@ -1,0 +1,149 @@
+//! Schemaless collections (`--collection NAME[=schema.json]`, SPEC §11):
+//! JSON documents under keys the client chooses, for users who do not
+//! write Rust. Each collection is one view, served like every other (its
+//! snapshot at `/collections/NAME`, its stream at
+//! `/collections/NAME/events`), plus `GET`/`PUT`/`PATCH`/`DELETE` on
+//! `/collections/NAME/items/{key}`. Written on the public API alone.
+
+mod handlers;
+mod schema;
+mod writes;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::http::openapi;
+use crate::settings::CollectionArg;
+use crate::{Fault, Health, LaunchError, Service, Started, View, ViewSpec};
+pub use schema::Schema;
+
+/// The longest key, in characters.
+pub const MAX_KEY_CHARS: usize = 256;
+
+/// The name `--services` selects collections by.
+pub const SERVICE: &str = "collections";
+
+/// One collection: its name, its view and its schema, if any.
+pub struct Collection {
+    pub name: String,
+    pub view: View,
+    pub schema: Option<Schema>,
+}
+
+impl Collection {
+    /// The collection `name`, validated by `schema` if given.
+    pub fn new(name: &str, schema: Option<Schema>) -> Collection {
+        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let view = View::leak(ViewSpec::new(
+            leak(format!("collections.{name}")),
+            leak(format!("/collections/{name}")),
+            leak(format!("/collections/{name}/events")),
+        ));
+        Collection {
+            name: name.to_string(),
+            view,
+            schema,
+        }
+    }
+
+    /// Checks a document against the schema, if there is one.
+    pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Fault> {
+        match &self.schema {
+            Some(schema) => schema.check(doc),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Lists the collections in `/healthz`.
+struct Listed(Vec<String>);
+
+impl Health for Listed {
+    fn degraded(&self) -> bool {
+        false
+    }
+
+    fn report(&self, health: &mut Map<String, Value>) {
+        health.insert("collections".into(), json!(self.0));
+    }
+}
+
+/// The collections service for `args` (reads and compiles their schemas).
+pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
+    let mut service = Service::new(SERVICE);
+    let mut names = Vec::new();
+    for arg in args {
+        if names.contains(&arg.name) {
+            return Err(LaunchError::Config(format!(
+                "--collection {} is given twice",
+                arg.name
+            )));
+        }
+        let schema = match &arg.schema {
+            Some(path) => Some(Schema::load(&arg.name, path).map_err(LaunchError::Config)?),
+            None => None,
+        };
+        let collection = Arc::new(Collection::new(&arg.name, schema));
+        let items = format!("/collections/{}/items/{{key}}", arg.name);
+        let schema_json = collection.schema.as_ref().map(|s| s.json().clone());
+        let (name, snapshot) = (arg.name.clone(), collection.view.snapshot_path());
+        service = service
+            .view(collection.view)
+            .route(&items, handlers::routes(&collection))
+            .openapi(move |paths| document(paths, &name, snapshot, schema_json.clone()));
+        names.push(arg.name.clone());
+    }
+    let listed = Arc::new(Listed(names));
+    Ok(service.on_start(move |_| async move {
+        Ok(Started {
+            routes: None,
+            health: Some(listed),
+        })
+    }))
+}
+
+/// The item paths of one collection, and its documents' schema on its
+/// snapshot.
+fn document(paths: &mut Map<String, Value>, name: &str, snapshot: &str, schema: Option<Value>) {
+    let doc = schema.unwrap_or_else(|| json!({"type": "object"}));
+    if let Some(get) = paths.get_mut(snapshot).and_then(|p| p.get_mut("get")) {
+        get["responses"]["200"]["content"]["application/json"]["schema"] =
+            json!({"type": "object", "additionalProperties": doc.clone()});
+    }
+    let error = |what: &str| {
+        json!({"description": what, "content": {"application/json": {"schema": openapi::schema("Error")}}})
+    };
+    let revision = json!({"required": true, "schema": {"type": "integer", "minimum": 0}});
+    let key = json!({"name": "key", "in": "path", "required": true,
+                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}});
+    let found = json!({"description": "The document", "headers": {"X-Revision": revision},
+                       "content": {"application/json": {"schema": doc}}});
+    let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    let tag = json!([format!("collection {name}")]);
+    paths.insert(format!("/collections/{name}/items/{{key}}"), json!({
+        "get": {"tags": tag, "summary": "One document", "parameters": [key],
+                "responses": {"200": {"description": "The document", "content": {"application/json": {"schema": doc}}},
+                              "400": error("Not a valid key."), "404": error("No such document."),
+                              "503": error("The store is unavailable.")}},
+        "put": {"tags": tag, "summary": "Create (201) or replace (200) the document; null is refused",
+                "parameters": [key], "requestBody": body(doc.clone()),
+                "responses": {"200": found, "201": found,
+                              "400": error("Not an object, a null member, a bad key, or (with a schema) a document the schema rejects: the error names the failing location as a JSON Pointer."),
+                              "413": error("The body is larger than 1 MiB."),
+                              "415": error("The body is not sent as `Content-Type: application/json`."),
+                              "503": error("The store is unavailable.")}},
+        "patch": {"tags": tag, "summary": "Merge-patch the document (RFC 7396: null removes a member)",
+                  "parameters": [key], "requestBody": body(json!({"type": "object"})),
+                  "responses": {"200": found,
+                                "400": error("Not an object, a bad key, or a result the schema rejects (the error names the failing location)."),
+                                "404": error("No such document."),
+                                "413": error("The body is larger than 1 MiB."),
+                                "415": error("The body is not sent as `Content-Type: application/json`."),
+                                "503": error("The store is unavailable.")}},
+        "delete": {"tags": tag, "summary": "Delete the document", "parameters": [key],
+                   "responses": {"204": {"description": "Deleted", "headers": {"X-Revision": revision}},
+                                 "400": error("Not a valid key."), "404": error("No such document."),
+                                 "503": error("The store is unavailable.")}}
+    }));
+}

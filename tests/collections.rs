@@ -1,0 +1,290 @@
+//! Schemaless collections (SPEC §11): `--collection NAME[=schema.json]`
+//! serves JSON documents under keys the client chooses, with the same
+//! snapshot, stream, tokens, limits and errors as every other view.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{ChildServer, TestServer, fold, header, revision_of, spawn};
+use duality::settings::{Database, Settings, parse_collection, parse_token};
+use duality::store::sqlite::Location;
+use serde_json::{Value, json};
+
+fn with_collections(args: &[&str]) -> Settings {
+    Settings {
+        collections: args.iter().map(|a| parse_collection(a).unwrap()).collect(),
+        ..Settings::ephemeral()
+    }
+}
+
+async fn put(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
+    s.send("PUT", path, Some(body)).await
+}
+
+async fn patch(s: &TestServer, path: &str, body: Value) -> reqwest::Response {
+    s.send("PATCH", path, Some(body)).await
+}
+
+async fn error_of(r: reqwest::Response) -> String {
+    let body: Value = r.json().await.unwrap();
+    body["error"].as_str().unwrap().to_string()
+}
+
+fn schema_file(dir: &Path) -> String {
+    let path = dir.join("orders.json");
+    let schema = json!({
+        "type": "object",
+        "required": ["item", "quantity"],
+        "properties": {
+            "item": {"type": "string", "minLength": 1},
+            "quantity": {"type": "integer", "minimum": 1},
+            "notes": {"type": "array", "items": {"type": "string"}}
+        },
+        "additionalProperties": false
+    });
+    std::fs::write(&path, schema.to_string()).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn put_creates_then_replaces_and_get_answers_the_document() {
+    let s = spawn(with_collections(&["notes"])).await;
+    let first = put(&s, "/collections/notes/items/a", json!({"text": "hi", "n": 1})).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(revision_of(&first), 1);
+    assert_eq!(first.json::<Value>().await.unwrap(), json!({"text": "hi", "n": 1}));
+    let again = put(&s, "/collections/notes/items/a", json!({"text": "bye"})).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(revision_of(&again), 2);
+    assert_eq!(
+        s.get_json("/collections/notes/items/a").await,
+        json!({"text": "bye"})
+    );
+    assert_eq!(s.get("/collections/notes/items/zz").await.status(), 404);
+    let view = s.get("/collections/notes").await;
+    assert_eq!(revision_of(&view), 2);
+    assert!(!header(&view, "etag").is_empty());
+    assert_eq!(view.json::<Value>().await.unwrap(), json!({"a": {"text": "bye"}}));
+}
+
+#[tokio::test]
+async fn patch_merges_removes_members_on_null_and_is_404_for_an_absent_document() {
+    let s = spawn(with_collections(&["notes"])).await;
+    put(&s, "/collections/notes/items/k", json!({"a": 1, "b": {"c": 2, "d": 3}})).await;
+    let patched = patch(&s, "/collections/notes/items/k", json!({"a": null, "b": {"c": 5}})).await;
+    assert_eq!(patched.status(), 200);
+    assert_eq!(revision_of(&patched), 2);
+    assert_eq!(
+        patched.json::<Value>().await.unwrap(),
+        json!({"b": {"c": 5, "d": 3}})
+    );
+    let missing = patch(&s, "/collections/notes/items/none", json!({"a": 1})).await;
+    assert_eq!(missing.status(), 404);
+    let same = patch(&s, "/collections/notes/items/k", json!({})).await;
+    assert_eq!((same.status().as_u16(), revision_of(&same)), (200, 2));
+}
+
+#[tokio::test]
+async fn delete_answers_204_then_404() {
+    let s = spawn(with_collections(&["notes"])).await;
+    put(&s, "/collections/notes/items/k", json!({"a": 1})).await;
+    let gone = s.send("DELETE", "/collections/notes/items/k", None).await;
+    assert_eq!(gone.status(), 204);
+    assert_eq!(revision_of(&gone), 2);
+    let again = s.send("DELETE", "/collections/notes/items/k", None).await;
+    assert_eq!(again.status(), 404);
+    assert_eq!(s.get_json("/collections/notes").await, json!({}));
+}
+
+#[tokio::test]
+async fn bad_documents_and_keys_are_400_and_change_nothing() {
+    let s = spawn(with_collections(&["notes"])).await;
+    let null = put(&s, "/collections/notes/items/k", json!({"a": {"b": null}})).await;
+    assert_eq!(null.status(), 400);
+    assert!(error_of(null).await.contains("null"));
+    let array = put(&s, "/collections/notes/items/k", json!([1])).await;
+    assert_eq!(array.status(), 400);
+    let long = format!("/collections/notes/items/{}", "k".repeat(257));
+    assert_eq!(put(&s, &long, json!({"a": 1})).await.status(), 400);
+    let longest = format!("/collections/notes/items/{}", "é".repeat(256));
+    assert_eq!(put(&s, &longest, json!({"a": 1})).await.status(), 201);
+    let text = s
+        .client
+        .put(s.url("/collections/notes/items/k"))
+        .body("{\"a\":1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 415);
+    let big = json!({"a": "x".repeat(2 * 1024 * 1024)});
+    assert_eq!(put(&s, "/collections/notes/items/k", big).await.status(), 413);
+    let view = s.get("/collections/notes").await;
+    assert_eq!(revision_of(&view), 1, "only the good write counted");
+    assert_eq!(s.get("/collections/nope").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_document_the_schema_rejects_is_400_naming_the_failing_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let arg = format!("orders={}", schema_file(dir.path()));
+    let s = spawn(with_collections(&[&arg])).await;
+    let ok = put(&s, "/collections/orders/items/o1", json!({"item": "bolt", "quantity": 2})).await;
+    assert_eq!(ok.status(), 201);
+    let bad = put(
+        &s,
+        "/collections/orders/items/o2",
+        json!({"item": "nut", "quantity": 1, "notes": ["ok", 7]}),
+    )
+    .await;
+    assert_eq!(bad.status(), 400);
+    let why = error_of(bad).await;
+    assert!(why.contains("/notes/1"), "{why}");
+    let patched = patch(&s, "/collections/orders/items/o1", json!({"quantity": 0})).await;
+    assert_eq!(patched.status(), 400);
+    assert!(error_of(patched).await.contains("/quantity"));
+    let removed = patch(&s, "/collections/orders/items/o1", json!({"item": null})).await;
+    assert_eq!(removed.status(), 400, "the schema requires item");
+    let view = s.get("/collections/orders").await;
+    assert_eq!(revision_of(&view), 1);
+    assert_eq!(
+        view.json::<Value>().await.unwrap(),
+        json!({"o1": {"item": "bolt", "quantity": 2}})
+    );
+}
+
+#[tokio::test]
+async fn the_stream_folds_into_the_snapshot() {
+    let s = spawn(with_collections(&["notes"])).await;
+    let mut stream = s.subscribe("/collections/notes/events?revision=1", &[]).await;
+    put(&s, "/collections/notes/items/a", json!({"x": 1, "y": [1, 2]})).await;
+    put(&s, "/collections/notes/items/b", json!({"x": 2})).await;
+    patch(&s, "/collections/notes/items/a", json!({"y": null, "z": "new"})).await;
+    s.send("DELETE", "/collections/notes/items/b", None).await;
+    let mut patches = Vec::new();
+    for expected in 1..=4 {
+        let (revision, patch) = stream.change().await;
+        assert_eq!(revision, expected);
+        patches.push(patch);
+    }
+    let snapshot = s.get("/collections/notes").await;
+    assert_eq!(revision_of(&snapshot), 4);
+    let body: Value = snapshot.json().await.unwrap();
+    assert_eq!(fold(json!({}), &patches), body);
+    assert_eq!(body, json!({"a": {"x": 1, "z": "new"}}));
+}
+
+#[tokio::test]
+async fn tokens_guard_collection_writes_snapshots_and_streams() {
+    let s = spawn(Settings {
+        write_token: vec![parse_token("w").unwrap()],
+        read_token: vec![parse_token("r").unwrap()],
+        ..with_collections(&["notes"])
+    })
+    .await;
+    let url = s.url("/collections/notes/items/k");
+    let open = s.client.put(&url).json(&json!({"a": 1})).send().await.unwrap();
+    assert_eq!(open.status(), 401);
+    let reader = s.client.put(&url).bearer_auth("r").json(&json!({"a": 1}));
+    assert_eq!(reader.send().await.unwrap().status(), 401);
+    let writer = s.client.put(&url).bearer_auth("w").json(&json!({"a": 1}));
+    assert_eq!(writer.send().await.unwrap().status(), 201);
+    assert_eq!(s.get("/collections/notes").await.status(), 401);
+    let read = s.client.get(s.url("/collections/notes")).bearer_auth("r");
+    assert_eq!(read.send().await.unwrap().status(), 200);
+    let stream = s.url("/collections/notes/events?access_token=r&revision=1");
+    let streamed = s.client.get(stream).send().await.unwrap();
+    assert_eq!(streamed.status(), 200);
+}
+
+#[tokio::test]
+async fn collections_appear_in_healthz_and_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    let arg = format!("orders={}", schema_file(dir.path()));
+    let s = spawn(with_collections(&["notes", &arg])).await;
+    let health = s.get_json("/healthz").await;
+    assert_eq!(health["collections"], json!(["notes", "orders"]));
+    assert_eq!(health["revisions"]["collections.notes"], json!(0));
+    let doc = s.get_json("/openapi.json").await;
+    let paths = &doc["paths"];
+    for path in [
+        "/collections/notes",
+        "/collections/notes/events",
+        "/collections/notes/items/{key}",
+        "/collections/orders/items/{key}",
+    ] {
+        assert!(paths.get(path).is_some(), "{path} is documented");
+    }
+    let item = &paths["/collections/orders/items/{key}"]["put"]["requestBody"];
+    assert_eq!(
+        item["content"]["application/json"]["schema"]["required"],
+        json!(["item", "quantity"])
+    );
+}
+
+#[tokio::test]
+async fn a_restart_on_the_same_file_keeps_the_documents_and_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let settings = || Settings {
+        db: Database::Sqlite(Location::File(db.clone())),
+        ..with_collections(&["notes"])
+    };
+    let s = spawn(settings()).await;
+    put(&s, "/collections/notes/items/a", json!({"v": 1})).await;
+    put(&s, "/collections/notes/items/b", json!({"v": 2})).await;
+    s.stop().await.unwrap();
+    let s = spawn(settings()).await;
+    let view = s.get("/collections/notes").await;
+    assert_eq!(revision_of(&view), 2);
+    assert_eq!(
+        view.json::<Value>().await.unwrap(),
+        json!({"a": {"v": 1}, "b": {"v": 2}})
+    );
+    let next = put(&s, "/collections/notes/items/c", json!({"v": 3})).await;
+    assert_eq!(revision_of(&next), 3);
+}
+
+#[tokio::test]
+async fn the_command_line_and_its_variable_name_collections_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--db",
+        ":memory:",
+        "--services",
+        "collections",
+        "--collection",
+        "notes",
+    ];
+    let child = ChildServer::start(&args, dir.path()).await;
+    let base = child.base();
+    let client = reqwest::Client::new();
+    let url = format!("{base}/collections/notes/items/x");
+    let r = client.put(&url).json(&json!({"a": 1})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    drop(child);
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duality"));
+        cmd.args(["--listen", "127.0.0.1:0", "--db", ":memory:"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        err
+    };
+    assert!(refused(&["--collection", "a b"], &[]).contains("collection"));
+    assert!(refused(&[], &[("DUALITY_COLLECTIONS", "ok,no way")]).contains("no way"));
+    let missing = dir.path().join("missing.json").display().to_string();
+    assert!(refused(&["--collection", &format!("x={missing}")], &[]).contains("missing.json"));
+    let not_schema = dir.path().join("bad.json");
+    std::fs::write(&not_schema, r#"{"type": 12}"#).unwrap();
+    let arg = format!("x={}", not_schema.display());
+    assert!(refused(&["--collection", &arg], &[]).contains("JSON Schema"));
+    let err = refused(&["--services", "persons", "--collection", "x"], &[]);
+    assert!(err.contains("collections"), "{err}");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
