@@ -438,3 +438,16 @@ async fn the_page_and_its_assets_come_with_content_types_cache_headers_and_etags
     assert_eq!(r.headers()["content-type"], "application/json");
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_gets_a_panel_that_follows_its_stream() {
+    prepare().await;
+    let server = spawn(Settings {
+        collections: vec![duality::settings::parse_collection("notes").unwrap()],
+        ..Settings::ephemeral()
+    })
+    .await;
+    let base = server.url("");
+    Script::start("collection.mjs", &[&base]).succeeds().await;
+    server.stop().await.unwrap();
+}

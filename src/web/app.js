@@ -511,6 +511,51 @@
     });
   }
 
+  // ---------------------------------------------------------- collections
+
+  // One panel per `--collection`: each document by key, as compact JSON.
+  function collectionPanel(name) {
+    const tbody = h('tbody', {});
+    const panel = h('article', { class: 'panel', 'data-collection': name, 'data-state': 'connecting' },
+      h('header', { class: 'panel-head' },
+        h('h2', {}, `Collection ${name}`),
+        h('span', { class: 'meta' },
+          h('span', { class: 'rev' }, 'rev ', h('b', { 'data-role': 'revision' }, '–')),
+          h('span', { class: 'conn', 'data-role': 'conn' }, 'connecting'))),
+      h('div', { class: 'scroll' },
+        h('table', { class: 'grid' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'key'), h('th', {}, 'document'))),
+          tbody),
+        h('p', { class: 'empty', 'data-role': 'empty', hidden: true },
+          'No documents yet: PUT one at ', h('code', {}, `/collections/${name}/items/{key}`), '.')));
+    document.querySelector('main').append(panel);
+    return panel;
+  }
+
+  function renderCollection(rows) {
+    return (panel, model, changed) => {
+      const tbody = panel.querySelector('tbody');
+      const keys = Object.keys(model).sort();
+      for (const [key, row] of rows) {
+        if (!has(model, key)) {
+          row.remove();
+          rows.delete(key);
+        }
+      }
+      for (const key of keys) {
+        let row = rows.get(key);
+        if (!row) {
+          row = h('tr', { 'data-key': key }, h('td', {}, key), h('td', { class: 'json' }));
+          rows.set(key, row);
+        }
+        const touched = setText(row.cells[1], JSON.stringify(model[key]));
+        tbody.append(row);
+        if (changed && (touched || has(changed, key))) flash(row);
+      }
+      panel.querySelector('[data-role=empty]').hidden = keys.length > 0;
+    };
+  }
+
   // ----------------------------------------------------------------- boot
 
   const VIEWS = [
@@ -532,8 +577,10 @@
     }
     const served = isObject(body.revisions) ? Object.keys(body.revisions) : [];
     const shown = VIEWS.filter((v) => served.includes(v.name));
-    notice.hidden = shown.length > 0;
-    if (!shown.length) {
+    const collections = Array.isArray(body.collections)
+      ? body.collections.filter((name) => typeof name === 'string') : [];
+    notice.hidden = shown.length + collections.length > 0;
+    if (!shown.length && !collections.length) {
       setText(notice, `This server serves none of the views this page shows (it serves: ${served.join(', ') || 'nothing'}).`);
     }
     if (server.tokens.read && !storedToken()) {
@@ -545,6 +592,12 @@
       panel.hidden = false;
       if (view.name === 'persons') personForm(panel);
       new Feed(panel, view.stream, (model, changed) => view.render(panel, model, changed)).open();
+    }
+    for (const name of collections) {
+      const panel = collectionPanel(name);
+      const render = renderCollection(new Map());
+      const stream = `/collections/${encodeURIComponent(name)}/events`;
+      new Feed(panel, stream, (model, changed) => render(panel, model, changed)).open();
     }
   }
 
