@@ -27,11 +27,15 @@
 //!   real size, loaded through the API, each figure measured next to its
 //!   reference in the same run (see their modules).
 //!
+//! - `collection` (not part of `all`): `writes` and `fanout` against a
+//!   `--collection`, next to the same load on persons.
+//!
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
 //!
 //! Every scenario prints a short human report and one JSON line.
 
+mod collection;
 mod dashboard;
 mod fanout;
 mod follow;
@@ -144,6 +148,8 @@ pub enum Scenario {
     Dashboard,
     DashboardReads,
     HalfOpen,
+    /// Not part of `all`: writes and fan-out on a collection next to persons.
+    Collection,
     /// Not part of `all`: loads a million persons (minutes).
     LargePersons,
     /// Not part of `all`: loads 100,000 customers and a million incidents.
@@ -182,6 +188,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     );
     if args.scenario == Scenario::HalfOpen {
         let report = halfopen::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
+    if args.scenario == Scenario::Collection {
+        let report = collection::run(&args).await?;
         println!("{}\n\n{}", report.text, report.json);
         return Ok(());
     }
