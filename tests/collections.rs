@@ -288,3 +288,37 @@ async fn the_command_line_and_its_variable_name_collections_and_bad_ones_are_ref
     assert!(err.contains("collections"), "{err}");
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+#[tokio::test]
+async fn duality_watch_follows_a_collection() {
+    let s = spawn(with_collections(&["notes"])).await;
+    put(&s, "/collections/notes/items/a", json!({"v": 1})).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
+        .args(["watch", "--output", "json", &s.url("/collections/notes")])
+        .args(["--until", "2"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("watch printed nothing")
+        .unwrap()
+        .unwrap();
+    assert!(first.contains("\"v\":1"), "{first}");
+    put(&s, "/collections/notes/items/b", json!({"v": 2})).await;
+    let second = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("watch printed no change")
+        .unwrap()
+        .unwrap();
+    assert!(second.contains("\"b\"") && second.contains("2"), "{second}");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("watch did not stop at --until")
+        .unwrap();
+    assert!(status.success());
+}

@@ -97,8 +97,15 @@ impl Default for Options {
 
 /// The stream path the server's convention gives a snapshot path:
 /// `/persons` → `/person-events`, `/aggregates/dashboard` →
-/// `/aggregates/dashboard-events`.
+/// `/aggregates/dashboard-events`, and for a collection
+/// `/collections/notes` → `/collections/notes/events`.
 pub fn stream_path_for(snapshot_path: &str) -> String {
+    if let Some(name) = snapshot_path.strip_prefix("/collections/")
+        && !name.is_empty()
+        && !name.contains('/')
+    {
+        return format!("{snapshot_path}/events");
+    }
     let (dir, last) = snapshot_path
         .rsplit_once('/')
         .unwrap_or(("", snapshot_path));
@@ -585,6 +592,10 @@ mod tests {
         assert_eq!(
             stream_path_for("/aggregates/dashboard"),
             "/aggregates/dashboard-events"
+        );
+        assert_eq!(
+            stream_path_for("/collections/notes"),
+            "/collections/notes/events"
         );
     }
 }
