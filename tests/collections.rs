@@ -322,3 +322,53 @@ async fn duality_watch_follows_a_collection() {
         .unwrap();
     assert!(status.success());
 }
+
+/// The `"error"` of a `400` answer to `PUT path body`.
+async fn refused_put(s: &TestServer, path: &str, body: Value) -> String {
+    let r = put(s, path, body).await;
+    assert_eq!(r.status(), 400, "{path}");
+    error_of(r).await
+}
+
+#[tokio::test]
+async fn schema_errors_name_the_root_as_the_empty_pointer_and_escape_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let schema = json!({
+        "required": ["id"],
+        "properties": {"a/b": {"properties": {"c~d": {"type": "string"}}}}
+    });
+    std::fs::write(&path, schema.to_string()).unwrap();
+    let arg = format!("s={}", path.display());
+    let s = spawn(with_collections(&[&arg])).await;
+    let root = refused_put(&s, "/collections/s/items/k", json!({"x": 1})).await;
+    assert!(root.contains(r#"at "":"#), "{root}");
+    let nested = refused_put(&s, "/collections/s/items/k", json!({"id": 1, "a/b": {"c~d": 1}})).await;
+    assert!(nested.contains(r#"at "/a~1b/c~0d":"#), "{nested}");
+    assert_eq!(revision_of(&s.get("/collections/s").await), 0);
+}
+
+#[tokio::test]
+async fn schema_errors_do_not_repeat_the_clients_values_and_name_one_location_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let schema = json!({
+        "properties": {
+            "b": {"properties": {"c": {"type": "string"}}},
+            "a": {"type": "string"},
+            "secret": {"type": "string"},
+            "z": {"type": "string"}
+        }
+    });
+    std::fs::write(&path, schema.to_string()).unwrap();
+    let arg = format!("s={}", path.display());
+    let s = spawn(with_collections(&[&arg])).await;
+    let secret = refused_put(&s, "/collections/s/items/k", json!({"secret": {"pin": 918273645}})).await;
+    assert!(!secret.contains("918273645"), "{secret}");
+    assert!(secret.contains("value"), "{secret}");
+    for _ in 0..10 {
+        let body = json!({"z": 1, "b": {"c": 2}, "a": 3});
+        let why = refused_put(&s, "/collections/s/items/k", body).await;
+        assert!(why.contains(r#"at "/a":"#), "{why}");
+    }
+}

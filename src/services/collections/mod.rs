@@ -6,6 +6,7 @@
 //! `/collections/NAME/items/{key}`. Written on the public API alone.
 
 mod handlers;
+mod pointer;
 mod schema;
 mod writes;
 

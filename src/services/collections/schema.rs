@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::pointer;
 use crate::Fault;
 
 /// A compiled schema, with the file it came from for messages.
@@ -44,20 +45,44 @@ impl Schema {
         &self.json
     }
 
-    /// Checks a document; the error names the first failing location as a
-    /// JSON Pointer (`/` for the document itself).
+    /// Checks a document. The error names one failing location as a JSON
+    /// Pointer (`""` is the document itself) and says what is wrong there
+    /// without repeating the client's value. When several locations fail,
+    /// the one named is the same every time: the shallowest, then the
+    /// first by pointer, then by the schema keyword's own pointer.
     pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Fault> {
         let doc = Value::Object(doc.clone());
-        match self.validator.validate(&doc) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let pointer = error.instance_path().as_str();
-                let at = if pointer.is_empty() { "/" } else { pointer };
-                Err(Fault::Invalid(format!(
-                    "the document does not match the collection's schema at {at}: {}",
-                    one_line(&error.to_string())
-                )))
-            }
+        if self.validator.is_valid(&doc) {
+            return Ok(());
+        }
+        let first = self.validator.iter_errors(&doc).map(|e| Violation::from(&e)).min();
+        let (at, what) = match first {
+            Some(v) => (v.location, v.message),
+            None => (String::new(), "the document does not match".into()),
+        };
+        Err(Fault::Invalid(format!(
+            "schema violation at {}: {what}",
+            pointer::quoted(&at)
+        )))
+    }
+}
+
+/// One error of the crate, in the order [`Schema::check`] picks from.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Violation {
+    depth: usize,
+    location: String,
+    keyword: String,
+    message: String,
+}
+
+impl From<&jsonschema::ValidationError<'_>> for Violation {
+    fn from(e: &jsonschema::ValidationError<'_>) -> Self {
+        Violation {
+            depth: e.instance_path().segments().count(),
+            location: e.instance_path().as_str().to_string(),
+            keyword: e.schema_path().as_str().to_string(),
+            message: one_line(&e.masked().to_string()),
         }
     }
 }
@@ -86,11 +111,11 @@ mod tests {
         else {
             panic!("accepted");
         };
-        assert!(why.contains("at /tags/1"), "{why}");
+        assert!(why.contains(r#"at "/tags/1":"#), "{why}");
         let Err(Fault::Invalid(why)) = schema.check(&doc(json!({}))) else {
             panic!("accepted");
         };
-        assert!(why.contains("at /:"), "{why}");
+        assert!(why.contains(r#"at "":"#), "{why}");
     }
 
     #[test]
