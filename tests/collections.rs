@@ -349,6 +349,19 @@ async fn schema_errors_name_the_root_as_the_empty_pointer_and_escape_keys() {
 }
 
 #[tokio::test]
+async fn a_key_with_u0000_is_400_and_changes_nothing() {
+    let s = spawn(with_collections(&["notes"])).await;
+    for method in ["PUT", "PATCH"] {
+        let r = s.send(method, "/collections/notes/items/a%00b", Some(json!({"a": 1}))).await;
+        assert_eq!(r.status(), 400, "{method}");
+        assert!(error_of(r).await.contains("U+0000"));
+    }
+    assert_eq!(s.get("/collections/notes/items/%00").await.status(), 400);
+    assert_eq!(s.send("DELETE", "/collections/notes/items/%00", None).await.status(), 400);
+    assert_eq!(revision_of(&s.get("/collections/notes").await), 0);
+}
+
+#[tokio::test]
 async fn schema_errors_do_not_repeat_the_clients_values_and_name_one_location_every_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.json");

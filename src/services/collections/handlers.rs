@@ -13,12 +13,20 @@ use super::writes::{self, Doc};
 use super::{Collection, MAX_KEY_CHARS};
 use crate::{ApiJson, App, AppError, Committed, merge, written};
 
+/// Checks a percent-decoded key: 1 to [`MAX_KEY_CHARS`] characters, and
+/// no U+0000, which PostgreSQL `text` cannot hold (refused here, it is a
+/// `400` on every store rather than a store error on one).
 fn key_of(raw: String) -> Result<String, AppError> {
     let chars = raw.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
         return Err(AppError::BadRequest(format!(
             "a key is 1 to {MAX_KEY_CHARS} characters, got {chars}"
         )));
+    }
+    if raw.contains('\0') {
+        return Err(AppError::BadRequest(
+            "a key must not contain the character U+0000".into(),
+        ));
     }
     Ok(raw)
 }
