@@ -385,3 +385,22 @@ async fn schema_errors_do_not_repeat_the_clients_values_and_name_one_location_ev
         assert!(why.contains(r#"at "/a":"#), "{why}");
     }
 }
+
+#[tokio::test]
+async fn a_null_inside_an_array_is_refused_with_its_pointer_by_put_and_patch() {
+    let s = spawn(with_collections(&["notes"])).await;
+    let why = refused_put(&s, "/collections/notes/items/k", json!({"a": [1, null]})).await;
+    assert!(why.contains(r#"null at "/a/1""#), "{why}");
+    let why = refused_put(&s, "/collections/notes/items/k", json!({"a": {"b": null}})).await;
+    assert!(why.contains(r#"null at "/a/b""#), "{why}");
+    assert_eq!(put(&s, "/collections/notes/items/k", json!({"a": 1})).await.status(), 201);
+    for body in [json!({"b": [null]}), json!({"b": {"c": [{"d": null}]}})] {
+        let r = patch(&s, "/collections/notes/items/k", body.clone()).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let why = error_of(r).await;
+        assert!(why.contains("null at \"/b"), "{why}");
+    }
+    let removed = patch(&s, "/collections/notes/items/k", json!({"a": null, "c": [1]})).await;
+    assert_eq!(removed.status(), 200, "a null member still removes it");
+    assert_eq!(s.get_json("/collections/notes").await, json!({"k": {"c": [1]}}));
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::writes::{self, Doc};
 use super::{Collection, MAX_KEY_CHARS};
-use crate::{ApiJson, App, AppError, Committed, merge, written};
+use crate::{ApiJson, App, AppError, Committed, written};
 
 /// Checks a percent-decoded key: 1 to [`MAX_KEY_CHARS`] characters, and
 /// no U+0000, which PostgreSQL `text` cannot hold (refused here, it is a
@@ -78,11 +78,6 @@ pub async fn put(
 ) -> Result<Response, AppError> {
     let key = key_of(key)?;
     let doc = object(body)?;
-    if merge::has_null_member(&Value::Object(doc.clone())) {
-        return Err(AppError::BadRequest(
-            "a document cannot contain null (leave the member out instead)".into(),
-        ));
-    }
     let done = app.write(writes::put(Arc::clone(&c), key, doc)).await?;
     Ok(answer(done, &c))
 }

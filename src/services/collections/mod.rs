@@ -48,8 +48,18 @@ impl Collection {
         }
     }
 
-    /// Checks a document against the schema, if there is one.
+    /// Checks a document about to be stored: no `null` anywhere, as a
+    /// member or inside an array (in a view `null` means "remove", so the
+    /// stream could not reproduce it), then the schema, if there is one.
+    /// After a merge patch, a `null` left is one the patch carried inside
+    /// an array; it is named where it would have been in the document.
     pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Fault> {
+        if let Some(at) = pointer::first_null_member(doc) {
+            return Err(Fault::Invalid(format!(
+                "null at {}: a document holds no null values (leave the member out instead)",
+                pointer::quoted(&at)
+            )));
+        }
         match &self.schema {
             Some(schema) => schema.check(doc),
             None => Ok(()),
@@ -127,17 +137,17 @@ fn document(paths: &mut Map<String, Value>, name: &str, snapshot: &str, schema: 
                 "responses": {"200": {"description": "The document", "content": {"application/json": {"schema": doc}}},
                               "400": error("Not a valid key."), "404": error("No such document."),
                               "503": error("The store is unavailable.")}},
-        "put": {"tags": tag, "summary": "Create (201) or replace (200) the document; null is refused",
+        "put": {"tags": tag, "summary": "Create (201) or replace (200) the document; null is refused anywhere, in arrays too",
                 "parameters": [key], "requestBody": body(doc.clone()),
                 "responses": {"200": found, "201": found,
-                              "400": error("Not an object, a null member, a bad key, or (with a schema) a document the schema rejects: the error names the failing location as a JSON Pointer."),
+                              "400": error("Not an object, a null anywhere (member or array item), a bad key (empty, over 256 characters, or holding U+0000), or (with a schema) a document the schema rejects. The error names the failing location as a JSON Pointer (\"\" is the whole document) and does not repeat the values."),
                               "413": error("The body is larger than 1 MiB."),
                               "415": error("The body is not sent as `Content-Type: application/json`."),
                               "503": error("The store is unavailable.")}},
-        "patch": {"tags": tag, "summary": "Merge-patch the document (RFC 7396: null removes a member)",
+        "patch": {"tags": tag, "summary": "Merge-patch the document (RFC 7396: a null member removes that member; a null inside an array is refused)",
                   "parameters": [key], "requestBody": body(json!({"type": "object"})),
                   "responses": {"200": found,
-                                "400": error("Not an object, a bad key, or a result the schema rejects (the error names the failing location)."),
+                                "400": error("Not an object, a null inside an array, a bad key, or a result the schema rejects (the error names the failing location as a JSON Pointer)."),
                                 "404": error("No such document."),
                                 "413": error("The body is larger than 1 MiB."),
                                 "415": error("The body is not sent as `Content-Type: application/json`."),

@@ -5,20 +5,85 @@
 //! Messages quote the pointer as a JSON string, so the root and keys with
 //! spaces or colons read unambiguously.
 
-use serde_json::Value;
+use jsonschema::paths::{Location, LocationSegment};
+use serde_json::{Map, Value};
 
 /// `pointer` as a JSON string, for a message.
 pub fn quoted(pointer: &str) -> String {
     Value::String(pointer.to_string()).to_string()
 }
 
+/// The pointer of the first `null` in the object with these members, at
+/// any depth and in the order they serialise, or `None` if it holds none.
+/// Escaping is left to the schema crate's location type, so both kinds of
+/// error write pointers alike.
+pub fn first_null_member(members: &Map<String, Value>) -> Option<String> {
+    let mut path = Vec::new();
+    let null = members
+        .iter()
+        .any(|(key, member)| descend(&mut path, key.as_str().into(), member));
+    found(null, path)
+}
+
+fn found(null: bool, path: Vec<LocationSegment<'_>>) -> Option<String> {
+    null.then(|| {
+        path.into_iter()
+            .fold(Location::new(), |at, segment| at.join(segment))
+            .as_str()
+            .to_string()
+    })
+}
+
+fn find_null<'v>(value: &'v Value, path: &mut Vec<LocationSegment<'v>>) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, member)| descend(path, key.as_str().into(), member)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .any(|(i, item)| descend(path, i.into(), item)),
+        _ => false,
+    }
+}
+
+/// Looks for a `null` under `segment`, which stays on `path` only if one
+/// was found.
+fn descend<'v>(
+    path: &mut Vec<LocationSegment<'v>>,
+    segment: LocationSegment<'v>,
+    value: &'v Value,
+) -> bool {
+    path.push(segment);
+    let found = find_null(value, path);
+    if !found {
+        path.pop();
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn first_null(doc: Value) -> Option<String> {
+        first_null_member(doc.as_object().unwrap())
+    }
 
     #[test]
-    fn the_root_is_quoted_as_the_empty_string() {
+    fn the_root_is_the_empty_pointer_and_keys_are_escaped() {
         assert_eq!(quoted(""), r#""""#);
-        assert_eq!(quoted("/a~1b"), r#""/a~1b""#);
+        assert_eq!(first_null(json!({"": null})).unwrap(), "/");
+        assert_eq!(first_null(json!({"a/b": {"c~d": null}})).unwrap(), "/a~1b/c~0d");
+    }
+
+    #[test]
+    fn a_null_is_found_at_any_depth_first_in_member_order() {
+        assert_eq!(first_null(json!({"a": 1, "b": [{}]})), None);
+        assert_eq!(first_null(json!({"a": [1, null]})).unwrap(), "/a/1");
+        assert_eq!(first_null(json!({"a": [{"b": [null]}]})).unwrap(), "/a/0/b/0");
+        assert_eq!(first_null(json!({"b": null, "a": {"z": null}})).unwrap(), "/a/z");
     }
 }

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 use super::Collection;
 use crate::{Fault, Write, merge};
 
-/// A document: a JSON object with no `null` anywhere.
+/// A document: a JSON object with no `null` anywhere (see
+/// [`Collection::check`]).
 pub type Doc = Map<String, Value>;
 
 /// The write's answer: the document after it, and whether it was new.
