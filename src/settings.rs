@@ -80,6 +80,8 @@ pub struct Settings {
     /// Serve a schemaless collection of JSON documents at
     /// `/collections/NAME` (repeatable); `NAME=schema.json` validates every
     /// document against that JSON Schema. The variable takes a comma list.
+    /// NAME is 1 to 64 ASCII letters, digits, `-` or `_`; case matters. Its
+    /// view is `collections.NAME`, so a built-in view's name is allowed.
     #[arg(long = "collection", value_name = "NAME[=SCHEMA]", env = "DUALITY_COLLECTIONS", value_delimiter = ',', value_parser = parse_collection)]
     pub collections: Vec<CollectionArg>,
 

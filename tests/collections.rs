@@ -404,3 +404,24 @@ async fn a_null_inside_an_array_is_refused_with_its_pointer_by_put_and_patch() {
     assert_eq!(removed.status(), 200, "a null member still removes it");
     assert_eq!(s.get_json("/collections/notes").await, json!({"k": {"c": [1]}}));
 }
+
+#[tokio::test]
+async fn a_collection_named_like_a_built_in_view_or_differing_by_case_stays_apart() {
+    let s = spawn(with_collections(&["persons", "Notes", "notes"])).await;
+    let person = s.post("/persons", json!({"name": "Ann"})).await;
+    assert!(person.status().is_success(), "{}", person.status());
+    assert_eq!(put(&s, "/collections/persons/items/k", json!({"v": 1})).await.status(), 201);
+    assert_eq!(put(&s, "/collections/Notes/items/k", json!({"v": 2})).await.status(), 201);
+    let health = s.get_json("/healthz").await;
+    assert_eq!(health["collections"], json!(["persons", "Notes", "notes"]));
+    assert_eq!(health["revisions"]["persons"], json!(1));
+    assert_eq!(health["revisions"]["collections.persons"], json!(1));
+    assert_eq!(health["revisions"]["collections.Notes"], json!(1));
+    assert_eq!(health["revisions"]["collections.notes"], json!(0));
+    assert_eq!(s.get_json("/collections/persons").await, json!({"k": {"v": 1}}));
+    assert_eq!(s.get_json("/collections/notes").await, json!({}));
+    let persons = s.get_json("/persons").await;
+    assert_eq!(persons.as_object().map(|p| p.len()), Some(1), "{persons}");
+    let paths = &s.get_json("/openapi.json").await["paths"];
+    assert!(paths.get("/persons").is_some() && paths.get("/collections/persons").is_some());
+}
