@@ -82,19 +82,25 @@ impl App {
         Ok(self.snapshot(view).await?.doc(key))
     }
 
-    /// One document of a view as its type `T`; `None` if absent or not a
-    /// `T`.
+    /// One document of a view as its type `T`; `None` if absent. A stored
+    /// document that is not a `T` was written by other code: that bug is
+    /// logged, and the document answered as absent.
     pub async fn doc_as<T: serde::de::DeserializeOwned>(
         &self,
         view: View,
         key: &str,
     ) -> Result<Option<T>, StoreError> {
-        Ok(self
-            .snapshot(view)
-            .await?
-            .docs
-            .get(key)
-            .and_then(|text| serde_json::from_str(text).ok()))
+        let snapshot = self.snapshot(view).await?;
+        let Some(text) = snapshot.docs.get(key) else {
+            return Ok(None);
+        };
+        match serde_json::from_str(text) {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) => {
+                tracing::error!(%view, key, error = %e, "a stored document does not have its view's type");
+                Ok(None)
+            }
+        }
     }
 
     /// Whether the store answers (for readiness).

@@ -44,9 +44,13 @@ const CATCH_UP_PAGE: usize = 1024;
 const BUILD_INLINE_UP_TO: usize = 256 * 1024;
 
 /// A read model kept current from a view's document changes.
+///
+/// It is given each document as its stored JSON text, so it parses it
+/// straight into its own typed document (no `Value` in between).
 pub trait Index: Send + Sync + 'static {
-    /// The document at `key` went from `old` to `new` (`None`: absent).
-    fn change(&mut self, key: &str, old: Option<&Value>, new: Option<&Value>);
+    /// The document at `key` went from `old` to `new` (`None`: absent),
+    /// each given as its JSON text.
+    fn change(&mut self, key: &str, old: Option<&str>, new: Option<&str>);
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -288,10 +292,8 @@ impl Materialized {
 fn build_indexes(make: &[MakeIndex], docs: &Chunks) -> Vec<Box<dyn Index>> {
     let mut indexes: Vec<Box<dyn Index>> = make.iter().map(|m| m()).collect();
     for (key, doc) in docs.iter() {
-        if let Ok(doc) = serde_json::from_str::<Value>(doc) {
-            for index in &mut indexes {
-                index.change(key, None, Some(&doc));
-            }
+        for index in &mut indexes {
+            index.change(key, None, Some(doc));
         }
     }
     indexes
@@ -300,22 +302,24 @@ fn build_indexes(make: &[MakeIndex], docs: &Chunks) -> Vec<Box<dyn Index>> {
 /// Applies one member of a merge patch to the copy and its indexes.
 fn change_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entry: &Value) {
     let old_text = docs.get(key);
-    let needs_old = !indexes.is_empty() || (entry.is_object() && old_text.is_some());
-    let old: Option<Value> = if needs_old {
-        old_text.and_then(|t| serde_json::from_str(t).ok())
-    } else {
-        None
-    };
-    let new: Option<Value> = if entry.is_null() {
+    let new: Option<String> = if entry.is_null() {
         None
     } else {
-        let mut doc = old.clone().unwrap_or(Value::Null);
+        let mut doc = match (old_text, entry.is_object()) {
+            (Some(t), true) => serde_json::from_str(t).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         merge::apply(&mut doc, entry);
-        Some(doc)
+        Some(doc.to_string())
     };
-    docs.set(key, new.as_ref().map(|d| d.to_string()).as_deref());
+    // Only indexes need the old text once the copy has changed.
+    let old_text = match indexes.is_empty() {
+        true => None,
+        false => old_text.map(str::to_string),
+    };
+    docs.set(key, new.as_deref());
     for index in indexes {
-        index.change(key, old.as_ref(), new.as_ref());
+        index.change(key, old_text.as_deref(), new.as_deref());
     }
 }
 

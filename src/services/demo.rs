@@ -142,6 +142,7 @@ mod tests {
     use crate::services::persons::{LOCATIONS, PERSONS};
     use crate::domain::write::MemorySource;
     use crate::services::aggregate::{customers, dashboard, incidents};
+    use crate::services::aggregate::entity::Item;
     use std::collections::HashSet;
 
     #[test]
@@ -153,10 +154,10 @@ mod tests {
         let names: HashSet<_> = c.iter().map(|(_, d)| d["name"].clone()).collect();
         assert_eq!(names.len(), 40, "customer names are distinct");
         for (_, doc) in &c {
-            assert_eq!(&customers::KIND.parse_new(doc).unwrap(), doc);
+            assert_eq!(&json!(customers::CustomerDoc::parse_new(doc).unwrap()), doc);
         }
         for (_, doc) in &i {
-            assert_eq!(&incidents::KIND.parse_new(doc).unwrap(), doc);
+            assert_eq!(&json!(incidents::IncidentDoc::parse_new(doc).unwrap()), doc);
         }
         let ids: HashSet<_> = c.iter().chain(&i).map(|(id, _)| id.clone()).collect();
         assert_eq!(ids.len(), 140);

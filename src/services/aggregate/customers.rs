@@ -4,60 +4,73 @@
 //! server makes. The read endpoints (`count`, `top`, `items`) are pure
 //! functions over the view's documents.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::entity::Kind;
+use super::entity::{self, Item};
 use crate::services::fields::{self, invalid};
 use super::ranking::Ranking;
 use super::CUSTOMERS;
-use crate::Fault;
+use crate::{Fault, View};
 use crate::materialized::Index;
 
-const FIELDS: &[&str] = &["name", "city", "country", "scoring"];
-
-/// Customers as items: parsing and the writes.
-pub static KIND: Kind = Kind {
-    view: CUSTOMERS,
-    noun: "customer",
-    fields: FIELDS,
-    validate,
-    item,
-};
-
-fn validate(f: &Map<String, Value>) -> Result<Value, Fault> {
-    Ok(json!({
-        "name": fields::text("name", f.get("name"))?,
-        "city": fields::text("city", f.get("city"))?,
-        "country": fields::text("country", f.get("country"))?,
-        "scoring": fields::integer("scoring", f.get("scoring"), 0, 10)?,
-    }))
+/// A stored customer: the document of the `customers` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerDoc {
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    /// 0 to 10.
+    pub scoring: i64,
 }
 
-fn with_id(id: &str, doc: &Value, keys: &[&str]) -> Value {
-    let mut out = Map::new();
-    out.insert("id".into(), json!(id));
-    for k in keys {
-        if let Some(v) = doc.get(*k) {
-            out.insert((*k).into(), v.clone());
-        }
+/// A customer as `GET /customers/items/{id}` shows it. Fields in key
+/// order, as the answer has always listed them.
+#[derive(Serialize)]
+struct CustomerItem<'a> {
+    city: &'a str,
+    country: &'a str,
+    id: &'a str,
+    name: &'a str,
+    scoring: i64,
+}
+
+/// A customer as the lists show it (`items`, `top/{limit}`). Fields in
+/// key order, as the answers have always listed them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerSummary<S> {
+    pub country: S,
+    pub id: S,
+    pub name: S,
+    pub scoring: i64,
+}
+
+impl Item for CustomerDoc {
+    const VIEW: View = CUSTOMERS;
+    const NOUN: &'static str = "customer";
+    const FIELDS: &'static [&'static str] = &["name", "city", "country", "scoring"];
+
+    fn validate(f: &Map<String, Value>) -> Result<Self, Fault> {
+        Ok(CustomerDoc {
+            name: fields::text("name", f.get("name"))?,
+            city: fields::text("city", f.get("city"))?,
+            country: fields::text("country", f.get("country"))?,
+            scoring: fields::integer("scoring", f.get("scoring"), 0, 10)?,
+        })
     }
-    Value::Object(out)
+
+    fn item(&self, id: &str) -> Value {
+        json!(CustomerItem {
+            city: &self.city,
+            country: &self.country,
+            id,
+            name: &self.name,
+            scoring: self.scoring,
+        })
+    }
 }
 
-/// The full shape of `GET /customers/items/{id}`.
-pub fn item(id: &str, doc: &Value) -> Value {
-    with_id(id, doc, FIELDS)
-}
-
-pub(crate) fn name(doc: &Value) -> &str {
-    doc.get("name").and_then(Value::as_str).unwrap_or_default()
-}
-
-pub(crate) fn scoring(doc: &Value) -> i64 {
-    doc.get("scoring").and_then(Value::as_i64).unwrap_or(0)
-}
-
-/// Best first: scoring descending, then name ascending, then id.
 /// Customers by `(name, id)`, with `(country, scoring)`.
 pub type ByName = imbl::OrdMap<(Box<str>, Box<str>), (Box<str>, i64)>;
 
@@ -71,33 +84,26 @@ pub struct CustomerIndex {
     by_name: ByName,
 }
 
-fn country(doc: &Value) -> &str {
-    doc.get("country")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
-
 impl CustomerIndex {
     /// The index of a whole view (for tests and tools).
     pub fn of(view: &Map<String, Value>) -> CustomerIndex {
         let mut index = CustomerIndex::default();
         for (id, doc) in view {
-            index.change(id, None, Some(doc));
+            index.change(id, None, Some(&doc.to_string()));
         }
         index
     }
 
-    pub fn change(&mut self, id: &str, old: Option<&Value>, new: Option<&Value>) {
-        if let Some(old) = old {
-            self.ranking.remove(id, name(old), scoring(old));
-            self.by_name.remove(&(name(old).into(), id.into()));
+    /// The document at `id` went from `old` to `new` (stored JSON texts).
+    pub fn change(&mut self, id: &str, old: Option<&str>, new: Option<&str>) {
+        if let Some(old) = old.and_then(|t| entity::stored::<CustomerDoc>(id, t)) {
+            self.ranking.remove(id, &old.name, old.scoring);
+            self.by_name.remove(&(old.name.into(), id.into()));
         }
-        if let Some(new) = new {
-            self.ranking.insert(id, name(new), scoring(new));
-            self.by_name.insert(
-                (name(new).into(), id.into()),
-                (country(new).into(), scoring(new)),
-            );
+        if let Some(new) = new.and_then(|t| entity::stored::<CustomerDoc>(id, t)) {
+            self.ranking.insert(id, &new.name, new.scoring);
+            self.by_name
+                .insert((new.name.into(), id.into()), (new.country.into(), new.scoring));
         }
     }
 
@@ -106,40 +112,47 @@ impl CustomerIndex {
     }
 
     /// The `limit` best customers: O(limit log n).
-    pub fn top(&self, limit: usize) -> Value {
-        Value::Array(
-            self.ranking
-                .top(limit)
-                .map(|(id, name, scoring)| {
-                    let country = self
-                        .by_name
-                        .get(&(name.into(), id.into()))
-                        .map_or("", |(c, _)| &**c);
-                    json!({"id": id, "name": name, "country": country, "scoring": scoring})
-                })
-                .collect(),
-        )
+    pub fn top(&self, limit: usize) -> Vec<CustomerSummary<Box<str>>> {
+        self.ranking
+            .top(limit)
+            .map(|(id, name, scoring)| {
+                let country = self
+                    .by_name
+                    .get(&(name.into(), id.into()))
+                    .map_or("", |(c, _)| &**c);
+                CustomerSummary {
+                    country: country.into(),
+                    id: id.into(),
+                    name: name.into(),
+                    scoring,
+                }
+            })
+            .collect()
     }
 
-    /// The list by name, shared: build it with [`items_of`] outside locks.
+    /// The list by name, shared: answer it as [`Items`] outside locks.
     pub fn list(&self) -> ByName {
         self.by_name.clone()
     }
 }
 
-/// `GET /customers/items`: every customer by name, as summaries.
-pub fn items_of(list: &ByName) -> Value {
-    Value::Array(
-        list.iter()
-            .map(|((name, id), (country, scoring))| {
-                json!({"id": &**id, "name": &**name, "country": &**country, "scoring": scoring})
-            })
-            .collect(),
-    )
+/// `GET /customers/items`: every customer by name, as summaries,
+/// serialised straight from the shared list.
+pub struct Items(pub ByName);
+
+impl Serialize for Items {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|((name, id), (country, scoring))| CustomerSummary {
+            country: &**country,
+            id: &**id,
+            name: &**name,
+            scoring: *scoring,
+        }))
+    }
 }
 
 impl Index for CustomerIndex {
-    fn change(&mut self, key: &str, old: Option<&Value>, new: Option<&Value>) {
+    fn change(&mut self, key: &str, old: Option<&str>, new: Option<&str>) {
         CustomerIndex::change(self, key, old, new);
     }
     fn as_any(&self) -> &dyn std::any::Any {
@@ -168,12 +181,12 @@ pub fn parse_limit(raw: &str) -> Result<usize, Fault> {
 
 /// The `limit` best customers of a whole view.
 pub fn top(view: &Map<String, Value>, limit: usize) -> Value {
-    CustomerIndex::of(view).top(limit)
+    json!(CustomerIndex::of(view).top(limit))
 }
 
 /// Every customer of a whole view, by name.
 pub fn items(view: &Map<String, Value>) -> Value {
-    items_of(&CustomerIndex::of(view).by_name)
+    json!(Items(CustomerIndex::of(view).by_name))
 }
 
 #[cfg(test)]
@@ -223,6 +236,38 @@ mod tests {
     }
 
     #[test]
+    fn answers_list_their_fields_in_the_order_they_always_had() {
+        let v = view(&[("b", "Zed", 9), ("a", "Amy", 4)]);
+        assert_eq!(
+            serde_json::to_string(&Items(CustomerIndex::of(&v).list())).unwrap(),
+            r#"[{"country":"x","id":"a","name":"Amy","scoring":4},{"country":"x","id":"b","name":"Zed","scoring":9}]"#
+        );
+        assert_eq!(
+            serde_json::to_string(&CustomerIndex::of(&v).top(1)).unwrap(),
+            r#"[{"country":"x","id":"b","name":"Zed","scoring":9}]"#
+        );
+        let doc = CustomerDoc::parse_new(&v["a"]).unwrap();
+        assert_eq!(
+            doc.item("a").to_string(),
+            r#"{"city":"c","country":"x","id":"a","name":"Amy","scoring":4}"#
+        );
+    }
+
+    #[test]
+    fn a_stored_document_that_is_not_a_customer_is_left_out_not_defaulted() {
+        let mut v = view(&[("a", "Amy", 4)]);
+        v.insert("b".into(), json!({"name": "NoScore", "city": "c", "country": "x"}));
+        v.insert("c".into(), json!({"name": "Extra", "city": "c", "country": "x", "scoring": 1, "vip": true}));
+        let index = CustomerIndex::of(&v);
+        assert_eq!(index.count(), json!({"count": 1}));
+        assert_eq!(index.top(9).len(), 1);
+        let mut index = CustomerIndex::default();
+        index.change("b", None, Some("{\"name\":\"B\"}"));
+        index.change("b", Some("{\"name\":\"B\"}"), None);
+        assert_eq!(index.count(), json!({"count": 0}));
+    }
+
+    #[test]
     fn limits_must_be_integers_of_at_least_one() {
         assert_eq!(parse_limit("5"), Ok(5));
         for bad in ["0", "-1", "x", "1.5", ""] {
@@ -233,7 +278,7 @@ mod tests {
     #[test]
     fn bodies_need_every_field_with_the_right_type() {
         let ok = json!({"name":"A","city":"B","country":"C","scoring":3});
-        assert!(KIND.parse_new(&ok).is_ok());
+        assert!(CustomerDoc::parse_new(&ok).is_ok());
         for bad in [
             json!({"name":"A","city":"B","country":"C"}),
             json!({"name":"A","city":"B","country":"C","scoring":11}),
@@ -243,32 +288,31 @@ mod tests {
             json!({"name":"A","city":"B","country":"C","scoring":3,"vip":true}),
             json!([]),
         ] {
-            assert!(KIND.parse_new(&bad).is_err(), "{bad}");
+            assert!(CustomerDoc::parse_new(&bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn a_patch_changes_only_what_it_names_and_cannot_remove_fields() {
         let mut db = MemorySource::default();
-        let doc = KIND
-            .parse_new(&json!({"name":"A","city":"B","country":"C","scoring":3}))
+        let doc = CustomerDoc::parse_new(&json!({"name":"A","city":"B","country":"C","scoring":3}))
             .unwrap();
-        db.run(&KIND.create("k".into(), doc)).unwrap();
+        db.run(&entity::create("k".into(), doc)).unwrap();
         let (out, plan) = db
-            .run(&KIND.patch("k".into(), json!({"scoring": 7})))
+            .run(&entity::patch::<CustomerDoc>("k".into(), json!({"scoring": 7})))
             .unwrap();
         assert_eq!(out["scoring"], json!(7));
         assert_eq!(plan.changes[0].patch, json!({"k":{"scoring":7}}));
         assert!(
-            db.run(&KIND.patch("k".into(), json!({"city": null})))
+            db.run(&entity::patch::<CustomerDoc>("k".into(), json!({"city": null})))
                 .is_err()
         );
         assert!(
-            db.run(&KIND.patch("k".into(), json!({"scoring": 12})))
+            db.run(&entity::patch::<CustomerDoc>("k".into(), json!({"scoring": 12})))
                 .is_err()
         );
         assert!(matches!(
-            db.run(&KIND.patch("z".into(), json!({}))),
+            db.run(&entity::patch::<CustomerDoc>("z".into(), json!({}))),
             Err(Fault::NotFound(_))
         ));
     }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ranking::{Ranking, Tally};
@@ -26,8 +27,35 @@ pub struct Composer {
     tally: Tally,
 }
 
-fn text<'a>(entry: &'a Value, field: &str) -> Option<&'a str> {
-    entry.get(field).and_then(Value::as_str)
+/// One entry of a merge patch of the customers view, as far as the
+/// dashboard reads it: a changed customer names only what changed, a new
+/// one names both.
+#[derive(Debug, Deserialize)]
+struct CustomerPatch {
+    name: Option<Box<str>>,
+    scoring: Option<i64>,
+}
+
+/// One entry of a merge patch of the incidents view, as far as the
+/// dashboard reads it (see [`CustomerPatch`]).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IncidentPatch {
+    customer_name: Option<Box<str>>,
+    amount: Option<f64>,
+}
+
+/// Parses a patch entry; one that does not parse, or that adds an entity
+/// without the fields the dashboard needs, is a backend's bug: logged
+/// and left out rather than read as defaults.
+fn entry<T: serde::de::DeserializeOwned>(view: &str, id: &str, entry: &Value) -> Option<T> {
+    T::deserialize(entry)
+        .map_err(|e| tracing::error!(view, id, error = %e, "a change the dashboard cannot read; left out"))
+        .ok()
+}
+
+fn incomplete(view: &str, id: &str) {
+    tracing::error!(view, id, "a new document without the fields the dashboard needs; left out");
 }
 
 impl Composer {
@@ -40,20 +68,29 @@ impl Composer {
 
     /// Applies a merge patch of the customers view.
     pub fn patch_customers(&mut self, patch: &Map<String, Value>) {
-        for (id, entry) in patch {
+        for (id, change) in patch {
+            let parsed = match change.is_null() {
+                true => None,
+                false => match entry::<CustomerPatch>("customers", id, change) {
+                    Some(parsed) => Some(parsed),
+                    None => continue,
+                },
+            };
             let old = self.customers.remove(id.as_str());
             if let Some((name, scoring)) = &old {
                 self.ranking.remove(id, name, *scoring);
             }
-            if entry.is_null() {
-                continue;
-            }
-            let (old_name, old_scoring) = old.unwrap_or_default();
-            let name: Box<str> = text(entry, "name").map_or(old_name, Into::into);
-            let scoring = entry
-                .get("scoring")
-                .and_then(Value::as_i64)
-                .unwrap_or(old_scoring);
+            let Some(parsed) = parsed else { continue };
+            let (name, scoring) = match (parsed.name, parsed.scoring, old) {
+                (Some(name), Some(scoring), _) => (name, scoring),
+                (name, scoring, Some((old_name, old_scoring))) => {
+                    (name.unwrap_or(old_name), scoring.unwrap_or(old_scoring))
+                }
+                (_, _, None) => {
+                    incomplete("customers", id);
+                    continue;
+                }
+            };
             self.ranking.insert(id, &name, scoring);
             self.customers.insert(id.as_str().into(), (name, scoring));
         }
@@ -68,20 +105,29 @@ impl Composer {
 
     /// Applies a merge patch of the incidents view.
     pub fn patch_incidents(&mut self, patch: &Map<String, Value>) {
-        for (id, entry) in patch {
+        for (id, change) in patch {
+            let parsed = match change.is_null() {
+                true => None,
+                false => match entry::<IncidentPatch>("incidents", id, change) {
+                    Some(parsed) => Some(parsed),
+                    None => continue,
+                },
+            };
             let old = self.incidents.remove(id.as_str());
             if let Some((name, amount)) = &old {
                 self.tally.remove(name, *amount);
             }
-            if entry.is_null() {
-                continue;
-            }
-            let (old_name, old_amount) = old.unwrap_or_else(|| (Arc::from(""), 0.0));
-            let name: Arc<str> = text(entry, "customerName").map_or(old_name, Arc::from);
-            let amount = entry
-                .get("amount")
-                .and_then(Value::as_f64)
-                .unwrap_or(old_amount);
+            let Some(parsed) = parsed else { continue };
+            let (name, amount): (Arc<str>, f64) = match (parsed.customer_name, parsed.amount, old) {
+                (Some(name), Some(amount), _) => (name.into(), amount),
+                (name, amount, Some((old_name, old_amount))) => {
+                    (name.map_or(old_name, Arc::from), amount.unwrap_or(old_amount))
+                }
+                (_, _, None) => {
+                    incomplete("incidents", id);
+                    continue;
+                }
+            };
             self.tally.add(&name, amount);
             self.incidents.insert(id.as_str().into(), (name, amount));
         }
@@ -196,6 +242,36 @@ mod tests {
                 proptest::prop_assert_eq!(live.compose(), compose(&c, &i));
             }
         }
+    }
+
+    #[test]
+    fn a_partial_patch_changes_only_what_it_names() {
+        let mut live = Composer::default();
+        live.load_customers(&customers(&[("Ann", 3)]));
+        live.load_incidents(&incidents(&[("Ann", 2.0)]));
+        live.patch_customers(json!({"id0": {"scoring": 8}}).as_object().unwrap());
+        live.patch_incidents(json!({"i0": {"customerName": "Bob"}}).as_object().unwrap());
+        let d = live.compose();
+        assert_eq!(d["topCustomers"], json!([{"customerName": "Ann", "scoring": 8}]));
+        assert_eq!(
+            d["customersWithHighestIncidentVolume"],
+            json!([{"customerName": "Bob", "incidentVolume": 2.0}])
+        );
+    }
+
+    #[test]
+    fn entries_it_cannot_read_are_left_out_not_defaulted() {
+        let mut live = Composer::default();
+        live.load_customers(json!({"a": {"name": "NoScore"}, "b": {"name": 7, "scoring": 1}}).as_object().unwrap());
+        live.load_incidents(json!({"i": {"customerName": "NoAmount"}}).as_object().unwrap());
+        assert_eq!(
+            Value::Object(live.compose()),
+            json!({"customerCount": 0, "topCustomers": [], "customersWithMostIncidents": [],
+                   "customersWithHighestIncidentVolume": []})
+        );
+        live.patch_customers(json!({"c": {"name": "Cy", "scoring": 4}}).as_object().unwrap());
+        live.patch_customers(json!({"c": {"scoring": "high"}}).as_object().unwrap());
+        assert_eq!(live.compose()["topCustomers"], json!([{"customerName": "Cy", "scoring": 4}]));
     }
 
     #[test]

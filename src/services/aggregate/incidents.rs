@@ -3,53 +3,70 @@
 //! An incident is `{"amount", "customerName", "category"}` keyed by a UUID.
 //! It refers to a customer by name only; a name with no customer is kept.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::entity::Kind;
+use super::entity::{self, Item};
 use crate::services::fields;
 use super::INCIDENTS;
-use crate::Fault;
+use crate::{Fault, View};
 use crate::materialized::Index;
 
-const FIELDS: &[&str] = &["amount", "customerName", "category"];
-
-/// Incidents as items: parsing and the writes.
-pub static KIND: Kind = Kind {
-    view: INCIDENTS,
-    noun: "incident",
-    fields: FIELDS,
-    validate,
-    item,
-};
-
-fn validate(f: &Map<String, Value>) -> Result<Value, Fault> {
-    Ok(json!({
-        "amount": fields::amount("amount", f.get("amount"))?,
-        "customerName": fields::text("customerName", f.get("customerName"))?,
-        "category": fields::text("category", f.get("category"))?,
-    }))
+/// A stored incident: the document of the `incidents` view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IncidentDoc {
+    /// A finite number ≥ 0.
+    pub amount: f64,
+    /// The customer it refers to, by name (one may not exist).
+    pub customer_name: String,
+    pub category: String,
 }
 
-pub fn item(id: &str, doc: &Value) -> Value {
-    json!({
-        "id": id,
-        "amount": doc.get("amount"),
-        "customerName": doc.get("customerName"),
-        "category": doc.get("category"),
-    })
+/// An incident as `GET /incidents/items/{id}` shows it. Fields in key
+/// order, as the answer has always listed them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IncidentItem<'a> {
+    amount: f64,
+    category: &'a str,
+    customer_name: &'a str,
+    id: &'a str,
 }
 
-pub fn customer_name(doc: &Value) -> &str {
-    doc.get("customerName")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+/// An incident as the lists show it (`items`, `grouped-by-customer`).
+/// Fields in key order, as the answers have always listed them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentSummary<'a> {
+    pub amount: f64,
+    pub customer_name: &'a str,
+    pub id: &'a str,
 }
 
-pub fn amount(doc: &Value) -> f64 {
-    doc.get("amount").and_then(Value::as_f64).unwrap_or(0.0)
+impl Item for IncidentDoc {
+    const VIEW: View = INCIDENTS;
+    const NOUN: &'static str = "incident";
+    const FIELDS: &'static [&'static str] = &["amount", "customerName", "category"];
+
+    fn validate(f: &Map<String, Value>) -> Result<Self, Fault> {
+        Ok(IncidentDoc {
+            amount: fields::amount("amount", f.get("amount"))?,
+            customer_name: fields::text("customerName", f.get("customerName"))?,
+            category: fields::text("category", f.get("category"))?,
+        })
+    }
+
+    fn item(&self, id: &str) -> Value {
+        json!(IncidentItem {
+            amount: self.amount,
+            category: &self.category,
+            customer_name: &self.customer_name,
+            id,
+        })
+    }
 }
 
-/// All incidents, by customer name then id.
 /// The incidents' read model, kept current from the view's changes: the
 /// incidents grouped by customer name, each group in id order. Persistent,
 /// so a reader takes it in O(1) and builds its answer outside locks.
@@ -59,20 +76,22 @@ pub struct IncidentIndex {
 }
 
 /// customer name → incident id → amount.
-pub type Groups = imbl::OrdMap<Box<str>, imbl::OrdMap<Box<str>, Value>>;
+pub type Groups = imbl::OrdMap<Box<str>, imbl::OrdMap<Box<str>, f64>>;
 
 impl IncidentIndex {
+    /// The index of a whole view (for tests and tools).
     pub fn of(view: &Map<String, Value>) -> IncidentIndex {
         let mut index = IncidentIndex::default();
         for (id, doc) in view {
-            index.change(id, None, Some(doc));
+            index.change(id, None, Some(&doc.to_string()));
         }
         index
     }
 
-    pub fn change(&mut self, id: &str, old: Option<&Value>, new: Option<&Value>) {
-        if let Some(old) = old {
-            let name = customer_name(old);
+    /// The document at `id` went from `old` to `new` (stored JSON texts).
+    pub fn change(&mut self, id: &str, old: Option<&str>, new: Option<&str>) {
+        if let Some(old) = old.and_then(|t| entity::stored::<IncidentDoc>(id, t)) {
+            let name = old.customer_name.as_str();
             if let Some(group) = self.groups.get_mut(name) {
                 group.remove(id);
                 if group.is_empty() {
@@ -80,12 +99,11 @@ impl IncidentIndex {
                 }
             }
         }
-        if let Some(new) = new {
-            let amount = new.get("amount").cloned().unwrap_or(Value::Null);
+        if let Some(new) = new.and_then(|t| entity::stored::<IncidentDoc>(id, t)) {
             self.groups
-                .entry(customer_name(new).into())
+                .entry(new.customer_name.into())
                 .or_default()
-                .insert(id.into(), amount);
+                .insert(id.into(), new.amount);
         }
     }
 
@@ -95,7 +113,7 @@ impl IncidentIndex {
 }
 
 impl Index for IncidentIndex {
-    fn change(&mut self, key: &str, old: Option<&Value>, new: Option<&Value>) {
+    fn change(&mut self, key: &str, old: Option<&str>, new: Option<&str>) {
         IncidentIndex::change(self, key, old, new);
     }
     fn as_any(&self) -> &dyn std::any::Any {
@@ -108,42 +126,49 @@ pub fn index() -> Box<dyn Index> {
     Box::new(IncidentIndex::default())
 }
 
-fn summary_of(name: &str, id: &str, amount: &Value) -> Value {
-    json!({"id": id, "amount": amount, "customerName": name})
+fn summaries<'a>(
+    name: &'a str,
+    group: &'a imbl::OrdMap<Box<str>, f64>,
+) -> impl Iterator<Item = IncidentSummary<'a>> {
+    group.iter().map(move |(id, amount)| IncidentSummary {
+        amount: *amount,
+        customer_name: name,
+        id,
+    })
 }
 
-/// `GET /incidents/items`: by customer name, then id.
-pub fn items_of(groups: &Groups) -> Value {
-    Value::Array(
-        groups
-            .iter()
-            .flat_map(|(name, group)| group.iter().map(move |(id, a)| summary_of(name, id, a)))
-            .collect(),
-    )
+/// `GET /incidents/items`: by customer name, then id, serialised straight
+/// from the shared groups.
+pub struct Items(pub Groups);
+
+impl Serialize for Items {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().flat_map(|(name, group)| summaries(name, group)))
+    }
 }
 
-/// `GET /incidents/grouped-by-customer`.
-pub fn grouped_of(groups: &Groups) -> Value {
-    Value::Object(
-        groups
-            .iter()
-            .map(|(name, group)| {
-                let list = group
-                    .iter()
-                    .map(|(id, a)| summary_of(name, id, a))
-                    .collect();
-                (name.to_string(), Value::Array(list))
-            })
-            .collect(),
-    )
+/// `GET /incidents/grouped-by-customer`: each customer name with its
+/// incidents, serialised straight from the shared groups.
+pub struct Grouped(pub Groups);
+
+impl Serialize for Grouped {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Group<'a>(&'a str, &'a imbl::OrdMap<Box<str>, f64>);
+        impl Serialize for Group<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(summaries(self.0, self.1))
+            }
+        }
+        s.collect_map(self.0.iter().map(|(name, group)| (&**name, Group(name, group))))
+    }
 }
 
 pub fn items(view: &Map<String, Value>) -> Value {
-    items_of(&IncidentIndex::of(view).groups)
+    json!(Items(IncidentIndex::of(view).groups))
 }
 
 pub fn grouped_by_customer(view: &Map<String, Value>) -> Value {
-    grouped_of(&IncidentIndex::of(view).groups)
+    json!(Grouped(IncidentIndex::of(view).groups))
 }
 
 #[cfg(test)]
@@ -171,9 +196,46 @@ mod tests {
     }
 
     #[test]
+    fn answers_list_their_fields_in_the_order_they_always_had() {
+        let view: Map<String, Value> = [
+            ("i2".to_string(), json!({"amount": 2.5, "customerName": "Bo", "category": "x"})),
+            ("i1".to_string(), json!({"amount": 0.0, "customerName": "Al", "category": "y"})),
+        ]
+        .into_iter()
+        .collect();
+        let groups = IncidentIndex::of(&view).groups();
+        assert_eq!(
+            serde_json::to_string(&Items(groups.clone())).unwrap(),
+            r#"[{"amount":0.0,"customerName":"Al","id":"i1"},{"amount":2.5,"customerName":"Bo","id":"i2"}]"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Grouped(groups)).unwrap(),
+            r#"{"Al":[{"amount":0.0,"customerName":"Al","id":"i1"}],"Bo":[{"amount":2.5,"customerName":"Bo","id":"i2"}]}"#
+        );
+        let doc = IncidentDoc::parse_new(&view["i1"]).unwrap();
+        assert_eq!(
+            doc.item("i1").to_string(),
+            r#"{"amount":0.0,"category":"y","customerName":"Al","id":"i1"}"#
+        );
+    }
+
+    #[test]
+    fn a_stored_document_that_is_not_an_incident_is_left_out_not_defaulted() {
+        let view: Map<String, Value> = [
+            ("1".to_string(), json!({"amount": 1.0, "customerName": "A", "category": "c"})),
+            ("2".to_string(), json!({"customerName": "A", "category": "c"})),
+            ("3".to_string(), json!({"amount": 1.0, "category": "c"})),
+        ]
+        .into_iter()
+        .collect();
+        let grouped = grouped_by_customer(&view);
+        assert_eq!(grouped, json!({"A": [{"id": "1", "amount": 1.0, "customerName": "A"}]}));
+    }
+
+    #[test]
     fn amounts_must_be_non_negative_numbers() {
         let ok = json!({"amount": 0, "customerName": "A", "category": "c"});
-        assert!(KIND.parse_new(&ok).is_ok());
+        assert!(IncidentDoc::parse_new(&ok).is_ok());
         for bad in [
             json!({"amount": -1, "customerName": "A", "category": "c"}),
             json!({"amount": "5", "customerName": "A", "category": "c"}),
@@ -181,7 +243,7 @@ mod tests {
             json!({"amount": 1, "customerName": "", "category": "c"}),
             json!({"amount": 1, "customerName": "A", "category": "c", "x": 1}),
         ] {
-            assert!(KIND.parse_new(&bad).is_err(), "{bad}");
+            assert!(IncidentDoc::parse_new(&bad).is_err(), "{bad}");
         }
     }
 }

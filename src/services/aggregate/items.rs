@@ -5,50 +5,50 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
 use super::{CUSTOMERS, INCIDENTS};
-use super::customers::{self, CustomerIndex};
-use super::entity::Kind;
-use super::incidents::{self, IncidentIndex};
+use super::customers::{self, CustomerDoc, CustomerIndex};
+use super::entity::{self, Item};
+use super::incidents::{self, IncidentDoc, IncidentIndex};
 use crate::services::fields;
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 use futures_util::future::BoxFuture;
 
 /// What differs between customers and incidents.
-pub struct Entity {
-    pub kind: &'static Kind,
+pub struct Entity<D> {
     /// `/customers/items`: the collection; items live below it.
     pub items: &'static str,
     /// The whole collection, from the view's read model.
-    pub list: fn(App) -> BoxFuture<'static, Result<Value, AppError>>,
+    pub list: fn(App) -> BoxFuture<'static, Result<Response, AppError>>,
+    pub kind: std::marker::PhantomData<fn() -> D>,
 }
 
-pub static CUSTOMER_ITEMS: Entity = Entity {
-    kind: &customers::KIND,
+pub static CUSTOMER_ITEMS: Entity<CustomerDoc> = Entity {
     items: "/customers/items",
     list: |app| {
         Box::pin(async move {
             let list = app.read(CUSTOMERS, CustomerIndex::list).await?;
-            Ok(customers::items_of(&list))
+            Ok(Json(customers::Items(list)).into_response())
         })
     },
+    kind: std::marker::PhantomData,
 };
 
-pub static INCIDENT_ITEMS: Entity = Entity {
-    kind: &incidents::KIND,
+pub static INCIDENT_ITEMS: Entity<IncidentDoc> = Entity {
     items: "/incidents/items",
     list: |app| {
         Box::pin(async move {
             let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
-            Ok(incidents::items_of(&groups))
+            Ok(Json(incidents::Items(groups)).into_response())
         })
     },
+    kind: std::marker::PhantomData,
 };
 
-pub fn routes(e: &'static Entity) -> Router<App> {
+pub fn routes<D: Item>(e: &'static Entity<D>) -> Router<App> {
     Router::new()
         .route(
             e.items,
@@ -72,27 +72,27 @@ pub fn routes(e: &'static Entity) -> Router<App> {
         )
 }
 
-async fn list(app: App, e: &'static Entity) -> Result<Json<Value>, AppError> {
-    Ok(Json((e.list)(app).await?))
+async fn list<D: Item>(app: App, e: &'static Entity<D>) -> Result<Response, AppError> {
+    (e.list)(app).await
 }
 
-async fn one(app: App, e: &'static Entity, id: String) -> Result<Json<Value>, AppError> {
+async fn one<D: Item>(app: App, _: &'static Entity<D>, id: String) -> Result<Json<Value>, AppError> {
     let id = fields::uuid(&id)?;
-    match app.doc(e.kind.view, &id).await? {
-        Some(doc) => Ok(Json((e.kind.item)(&id, &doc))),
+    match app.doc_as::<D>(D::VIEW, &id).await? {
+        Some(doc) => Ok(Json(doc.item(&id))),
         None => Err(AppError::NotFound(format!("no item with id {id}"))),
     }
 }
 
-async fn create(
+async fn create<D: Item>(
     app: App,
-    e: &'static Entity,
+    e: &'static Entity<D>,
     key: KeyHeader,
     body: Value,
 ) -> Result<Response, AppError> {
-    let doc = e.kind.parse_new(&body)?;
+    let doc = D::parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    let write = e.kind.create(id, doc);
+    let write = entity::create(id, doc);
     let done = create_once(&app, key, e.items, &body, write).await?;
     // From the output, not `id`: a repeated key answers the first item.
     let id = done
@@ -100,7 +100,7 @@ async fn create(
         .get("id")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let mut response = written(StatusCode::CREATED, done, e.kind.view);
+    let mut response = written(StatusCode::CREATED, done, D::VIEW);
     if let Some(id) = id
         && let Ok(location) = format!("{}/{id}", e.items).parse()
     {
@@ -111,21 +111,21 @@ async fn create(
     Ok(response)
 }
 
-async fn patch(
+async fn patch<D: Item>(
     app: App,
-    e: &'static Entity,
+    _: &'static Entity<D>,
     id: String,
     body: Value,
 ) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
-    let done = app.write(e.kind.patch(id, body)).await?;
-    Ok(written(StatusCode::OK, done, e.kind.view))
+    let done = app.write(entity::patch::<D>(id, body)).await?;
+    Ok(written(StatusCode::OK, done, D::VIEW))
 }
 
-async fn delete(app: App, e: &'static Entity, id: String) -> Result<Response, AppError> {
+async fn delete<D: Item>(app: App, _: &'static Entity<D>, id: String) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
-    let done = app.write(e.kind.delete(id)).await?;
-    Ok(written(StatusCode::NO_CONTENT, done, e.kind.view))
+    let done = app.write(entity::delete::<D>(id)).await?;
+    Ok(written(StatusCode::NO_CONTENT, done, D::VIEW))
 }
 
 /// `GET /customers/count`, `/customers/top/{limit}` and
@@ -155,7 +155,7 @@ pub fn read_models() -> (Router<App>, Router<App>) {
         "/incidents/grouped-by-customer",
         get(|State(app): State<App>| async move {
             let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
-            Ok::<_, AppError>(Json(incidents::grouped_of(&groups)))
+            Ok::<_, AppError>(Json(incidents::Grouped(groups)))
         }),
     );
     (customers, incidents)
