@@ -101,7 +101,7 @@ use store::sqlite::{Location, SqliteStore};
 use store::{Store, StoreError};
 
 pub use app::App;
-pub use domain::view::{Registry, View, ViewSpec};
+pub use domain::view::{Registry, View, ViewSchemas, ViewSpec};
 pub use domain::write::{Draft, Fault, Output, Write};
 pub use domain::merge;
 pub use materialized::{Index, MakeIndex};

@@ -29,14 +29,15 @@ pub struct ViewSpec {
 }
 
 /// A view's OpenAPI schemas: its snapshot's (a component named `name`),
-/// and the components that one refers to.
+/// and other components: those it refers to, and those its service's
+/// paths use (they are in the document whenever the view is served).
 #[derive(Debug, Clone)]
 pub struct ViewSchemas {
     /// The component name of the snapshot schema.
     pub name: &'static str,
     /// The schema of the whole view.
     pub snapshot: Value,
-    /// Other components it refers to, by name.
+    /// Other components, by name.
     pub parts: Vec<(&'static str, Value)>,
 }
 

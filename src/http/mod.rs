@@ -11,7 +11,6 @@ pub mod idempotency;
 pub mod metered;
 pub mod openapi;
 pub mod ops;
-pub mod view_schemas;
 pub mod views;
 pub mod web;
 

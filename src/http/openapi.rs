@@ -7,116 +7,36 @@
 //! fields are refused, no `null` where the server refuses it), so a request
 //! the schemas allow is accepted and one they forbid is refused. CI checks
 //! this with a property-based conformance run (`tests/openapi_conformance.rs`).
+//!
+//! The engine documents what it serves for any view (snapshot, stream, the
+//! operations endpoints); each service adds its own paths, and its views
+//! their schemas, at registration.
 
 use serde_json::{Map, Value, json};
 
-use super::view_schemas::{customer_fields, incident_fields};
 use crate::domain::View;
-use crate::domain::idempotency::MAX_KEY_LEN;
-
-/// A string with at least one character that is not white space, as the
-/// server checks it (Rust's `char::is_whitespace`, the Unicode White_Space
-/// property, spelled out so every regex dialect reads it the same).
-const NON_BLANK: &str =
-    r"[^\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
-
-/// A UUID in its hyphenated form, the only form ids are accepted in.
-pub const UUID: &str =
-    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// A reference to a schema of the document's components.
 pub fn schema(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-pub(super) fn text() -> Value {
-    json!({"type": "string", "minLength": 1, "pattern": NON_BLANK})
-}
-
-fn error(description: &str) -> Value {
+/// A response with an [`Error`](schema) body.
+pub fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema("Error")}}})
 }
 
-fn unavailable() -> Value {
+/// The `503` every operation that reads or writes the store can answer.
+pub fn unavailable() -> Value {
     error(
-        "The store (or, for the dashboard baseline, a backend) is unavailable; retrying later may succeed. The body never carries internal details.",
+        "The store (or a service this one calls) is unavailable; retrying later may succeed. The body never carries internal details.",
     )
 }
 
-fn revision_header(required: bool, what: &str) -> Value {
+/// The `X-Revision` header of an answer.
+pub fn revision_header(required: bool, what: &str) -> Value {
     json!({"required": required, "description": what,
            "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}})
-}
-
-fn json_body(schema: Value) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": schema}}})
-}
-
-/// The answers every request with a JSON body can get besides its own.
-fn body_errors(responses: &mut Value) {
-    responses["413"] = error("The body is larger than 1 MiB.");
-    responses["415"] = error("The body is not sent as `Content-Type: application/json`.");
-}
-
-fn idempotency_key() -> Value {
-    json!({"name": "Idempotency-Key", "in": "header", "required": false,
-           "description": "Makes the request at most once: a repeat with the same key and body answers the first outcome (status, body, Location, X-Revision) and writes nothing. Keys are kept as long as events (the retention time).",
-           "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[\\x21-\\x7e]+$"}})
-}
-
-/// The answers of a creating `POST`, and its `Idempotency-Key`.
-fn create_op(tag: &str, summary: &str, body: Value, created: Value, location: &str) -> Value {
-    let mut responses = json!({
-        "201": {"description": "Created",
-                "headers": {"X-Revision": revision_header(true, &format!("The {tag} revision after the write")),
-                            "Location": {"required": true, "description": location, "schema": {"type": "string"}}},
-                "content": {"application/json": {"schema": created}}},
-        "400": error("The body or the Idempotency-Key is invalid."),
-        "409": error("A request with this Idempotency-Key is still being handled."),
-        "422": error("This Idempotency-Key was already used with another body."),
-        "503": unavailable()
-    });
-    body_errors(&mut responses);
-    json!({"tags": [tag], "summary": summary, "parameters": [idempotency_key()],
-           "requestBody": json_body(body), "responses": responses})
-}
-
-fn patch_op(tag: &str, summary: &str, id: &Value, body: Value, after: Value) -> Value {
-    let mut responses = json!({
-        "200": {"description": "After the patch",
-                "headers": {"X-Revision": revision_header(true, &format!("The {tag} revision after the write"))},
-                "content": {"application/json": {"schema": after}}},
-        "400": error("The patch or the id is invalid."),
-        "404": error("No such id."),
-        "503": unavailable()
-    });
-    body_errors(&mut responses);
-    json!({"tags": [tag], "summary": summary, "parameters": [id],
-           "requestBody": json_body(body), "responses": responses})
-}
-
-fn delete_op(tag: &str, summary: &str, id: &Value) -> Value {
-    json!({"tags": [tag], "summary": summary, "parameters": [id],
-           "responses": {"204": {"description": "Deleted",
-                                 "headers": {"X-Revision": revision_header(true, &format!("The {tag} revision after the write"))}},
-                         "400": error("Not a valid id."), "404": error("No such id."), "503": unavailable()}})
-}
-
-fn get_one(tag: &str, summary: &str, id: &Value, found: Value) -> Value {
-    json!({"tags": [tag], "summary": summary, "parameters": [id],
-           "responses": {"200": {"description": "Found", "content": {"application/json": {"schema": found}}},
-                         "400": error("Not a valid id."), "404": error("No such id."), "503": unavailable()}})
-}
-
-fn read_op(tag: &str, summary: &str, params: Value, answer: Value, bad_param: bool) -> Value {
-    let mut responses = json!({
-        "200": {"description": summary, "content": {"application/json": {"schema": answer}}},
-        "503": unavailable()
-    });
-    if bad_param {
-        responses["400"] = error("Invalid parameter.");
-    }
-    json!({"get": {"tags": [tag], "summary": summary, "parameters": params, "responses": responses}})
 }
 
 /// The schema of a view's snapshot: the component its service named, or
@@ -175,190 +95,23 @@ fn stream_op(view: View) -> Value {
     }})
 }
 
-/// The persons service's own paths.
-pub fn persons_paths(paths: &mut Map<String, Value>) {
-    let id = json!({"name": "id", "in": "path", "required": true,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}});
-    let mut item = paths.remove("/persons").unwrap_or_else(|| json!({}));
-    item["post"] = create_op(
-        "persons",
-        "Create a person",
-        schema("NewPerson"),
-        schema("Person"),
-        "/persons/{id}",
-    );
-    paths.insert("/persons".into(), item);
-    paths.insert(
-        "/persons/{id}".into(),
-        json!({
-            "get": get_one("persons", "One person", &id, schema("Person")),
-            "patch": patch_op("persons", "Merge-patch a person ({\"city\": null} removes the city)",
-                              &id, schema("PersonPatch"), schema("Person")),
-            "delete": delete_op("persons", "Delete a person", &id),
-        }),
-    );
-    paths.insert("/locations/{city}".into(), json!({
-        "get": {"tags": ["locations"], "summary": "One city's total",
-                "parameters": [{"name": "city", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "The city's total", "content": {"application/json": {"schema": schema("Location")}}},
-                              "404": error("No person lives there."), "503": unavailable()}}
-    }));
-}
-
-/// What differs between the customers' and the incidents' paths.
-struct Items {
-    tag: &'static str,
-    path: &'static str,
-    noun: &'static str,
-    list: &'static str,
-}
-
-fn entity_paths(paths: &mut Map<String, Value>, items: &Items) {
-    let tag = items.tag;
-    let noun = items.noun;
-    let id = json!({"name": "id", "in": "path", "required": true,
-                    "schema": {"type": "string", "format": "uuid", "pattern": UUID}});
-    let item = schema(noun);
-    paths.insert(items.path.into(), json!({
-        "get": read_op(tag, items.list, json!([]),
-                       json!({"type": "array", "items": schema(&format!("{noun}Summary"))}), false)["get"],
-        "post": create_op(tag, &format!("Create a {tag} item (the server makes its UUID)"),
-                          schema(&format!("New{noun}")), item.clone(), &format!("{}/{{id}}", items.path)),
-    }));
-    paths.insert(
-        format!("{}/{{id}}", items.path),
-        json!({
-            "get": get_one(tag, "One item with its id", &id, item.clone()),
-            "patch": patch_op(tag, "Merge-patch an item (fields cannot be removed)", &id,
-                              schema(&format!("{noun}Patch")), item),
-            "delete": delete_op(tag, "Delete an item", &id),
-        }),
-    );
-}
-
 /// An object whose listed properties are all required and nothing else.
-pub(super) fn closed(properties: Value) -> Value {
+pub fn closed(properties: Value) -> Value {
     let required: Vec<&String> = properties
         .as_object()
         .map_or(vec![], |p| p.keys().collect());
     json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
 }
 
-/// A merge patch of an item whose fields are all required: any subset of
-/// them, none `null`.
-fn patch_of(properties: Value) -> Value {
-    json!({"type": "object", "additionalProperties": false, "properties": properties})
-}
-
+/// The components every document has: the bodies of the engine's errors.
 fn schemas() -> Value {
-    let uuid = json!({"type": "string", "format": "uuid", "pattern": UUID});
-    let scoring = json!({"type": "integer", "minimum": 0, "maximum": 10});
-    let amount = json!({"type": "number", "minimum": 0});
-    let count = json!({"type": "integer", "minimum": 0});
-    let customer = customer_fields();
-    let incident = incident_fields();
-    let with_id = |id: &Value, fields: &Value| {
-        let mut all = json!({"id": id});
-        if let (Some(out), Some(fields)) = (all.as_object_mut(), fields.as_object()) {
-            out.extend(fields.clone());
-        }
-        closed(all)
-    };
     json!({
         "Error": closed(json!({"error": {"type": "string"}})),
         "Gone": closed(json!({
             "error": {"type": "string"}, "oldestRevision": {"type": ["integer", "null"], "minimum": 1},
             "currentRevision": {"type": "integer", "minimum": 0}, "snapshot": {"type": "string"},
-            "epoch": {"type": "string"}})),
-        "NewPerson": {"type": "object", "additionalProperties": false, "required": ["name"],
-                      "properties": {"name": text(), "city": text()}},
-        "PersonPatch": {"type": "object", "additionalProperties": false,
-                        "properties": {"name": text(),
-                                       "city": {"anyOf": [text(), {"type": "null"}]}}},
-        "Person": {"type": "object", "additionalProperties": false, "required": ["id", "name"],
-                   "properties": {"id": {"type": "integer", "minimum": 1}, "name": {"type": "string"},
-                                  "city": {"type": "string"}}},
-        "NewCustomer": closed(customer.clone()),
-        "CustomerPatch": patch_of(customer.clone()),
-        "Customer": with_id(&uuid, &customer),
-        "CustomerSummary": closed(json!({"id": uuid, "name": {"type": "string"},
-                                         "country": {"type": "string"}, "scoring": scoring})),
-        "Count": closed(json!({"count": count})),
-        "NewIncident": closed(incident.clone()),
-        "IncidentPatch": patch_of(incident.clone()),
-        "Incident": with_id(&uuid, &incident),
-        "IncidentSummary": closed(json!({"id": uuid, "amount": amount, "customerName": {"type": "string"}})),
-        "IncidentsByCustomer": {"type": "object", "additionalProperties":
-                                {"type": "array", "minItems": 1, "items": schema("IncidentSummary")}}
+            "epoch": {"type": "string"}}))
     })
-}
-
-/// The customers service's own paths.
-pub fn customers_paths(paths: &mut Map<String, Value>) {
-    entity_paths(
-        paths,
-        &Items {
-            tag: "customers",
-            path: "/customers/items",
-            noun: "Customer",
-            list: "All customers by name: [{id, name, country, scoring}]",
-        },
-    );
-    paths.insert(
-        "/customers/count".into(),
-        read_op(
-            "customers",
-            "The number of customers",
-            json!([]),
-            schema("Count"),
-            false,
-        ),
-    );
-    paths.insert("/customers/top/{limit}".into(), read_op("customers",
-        "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
-        json!([{"name": "limit", "in": "path", "required": true,
-                "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}}]),
-        json!({"type": "array", "items": schema("CustomerSummary")}), true));
-}
-
-/// The incidents service's own paths.
-pub fn incidents_paths(paths: &mut Map<String, Value>) {
-    entity_paths(
-        paths,
-        &Items {
-            tag: "incidents",
-            path: "/incidents/items",
-            noun: "Incident",
-            list: "All incidents by customer name: [{id, amount, customerName}]",
-        },
-    );
-    paths.insert(
-        "/incidents/grouped-by-customer".into(),
-        read_op(
-            "incidents",
-            "{customerName: [{id, amount, customerName}]}",
-            json!([]),
-            schema("IncidentsByCustomer"),
-            false,
-        ),
-    );
-}
-
-/// The aggregates service's own paths.
-pub fn aggregates_paths(paths: &mut Map<String, Value>) {
-    let item = paths
-        .get_mut("/aggregates/dashboard")
-        .and_then(|i| i.get_mut("get"));
-    if let Some(op) = item {
-        op["description"] = json!(
-            "The dashboard composed from the customers and incidents services, kept live by following their streams. X-Stale: true while a backend cannot be followed (the last known state is served)."
-        );
-        op["responses"]["200"]["headers"]["X-Stale"] = json!({"required": true,
-            "schema": {"type": "string", "enum": ["true", "false"]}});
-    }
-    paths.insert("/aggregates/dashboard/composed".into(), read_op("dashboard",
-        "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
-        json!([]), schema("Dashboard"), false));
 }
 
 /// The document for the running services: every view's snapshot and

@@ -6,6 +6,7 @@ pub mod aggregate;
 pub mod collections;
 pub mod demo;
 pub mod fields;
+pub mod openapi;
 pub mod persons;
 
 use crate::settings::Settings;

@@ -9,11 +9,11 @@ pub mod dashboard;
 pub mod entity;
 pub mod incidents;
 mod items;
+pub mod openapi;
 pub mod ranking;
 mod start;
 pub mod upstreams;
 
-use crate::http::{openapi, view_schemas};
 use crate::{MakeIndex, Service, View, ViewSpec};
 
 static CUSTOMER_INDEXES: [MakeIndex; 1] = [customers::index];
@@ -21,16 +21,16 @@ static INCIDENT_INDEXES: [MakeIndex; 1] = [incidents::index];
 
 static CUSTOMERS_SPEC: ViewSpec = ViewSpec::new("customers", "/customers", "/customer-events")
     .indexes(&CUSTOMER_INDEXES)
-    .schemas(view_schemas::customers);
+    .schemas(openapi::customers);
 static INCIDENTS_SPEC: ViewSpec = ViewSpec::new("incidents", "/incidents", "/incident-events")
     .indexes(&INCIDENT_INDEXES)
-    .schemas(view_schemas::incidents);
+    .schemas(openapi::incidents);
 static DASHBOARD_SPEC: ViewSpec = ViewSpec::new(
     "dashboard",
     "/aggregates/dashboard",
     "/aggregates/dashboard-events",
 )
-.schemas(view_schemas::dashboard)
+.schemas(openapi::dashboard)
 .composed();
 
 /// Customers by UUID.

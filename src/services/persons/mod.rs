@@ -2,16 +2,16 @@
 //! from them in the same writes. Registered through the public API only.
 
 mod handlers;
+pub mod openapi;
 pub mod rules;
 
 use axum::routing::{get, post};
-use crate::http::{openapi, view_schemas};
 use crate::{Service, View, ViewSpec};
 
 static PERSONS_SPEC: ViewSpec =
-    ViewSpec::new("persons", "/persons", "/person-events").schemas(view_schemas::persons);
+    ViewSpec::new("persons", "/persons", "/person-events").schemas(openapi::persons);
 static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events")
-    .schemas(view_schemas::locations);
+    .schemas(openapi::locations);
 
 /// Persons by id: `{"name", "city"?}`.
 pub const PERSONS: View = View::of(&PERSONS_SPEC);
@@ -31,5 +31,5 @@ pub fn service() -> Service {
                 .delete(handlers::delete),
         )
         .route("/locations/{city}", get(handlers::location))
-        .openapi(openapi::persons_paths)
+        .openapi(openapi::paths)
 }
