@@ -6,8 +6,8 @@
 
 use serde_json::{Value, json};
 
-pub use crate::http::openapi::{closed, error, revision_header, schema, unavailable};
 use crate::domain::idempotency::MAX_KEY_LEN;
+pub use crate::http::openapi::{closed, error, revision_header, schema, unavailable};
 
 /// A string with at least one character that is not white space, as the
 /// server checks it (Rust's `char::is_whitespace`, the Unicode White_Space
@@ -106,7 +106,6 @@ pub fn read_op(tag: &str, summary: &str, params: Value, answer: Value, bad_param
 pub fn patch_of(properties: Value) -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": properties})
 }
-
 
 /// A snapshot of documents by key, keys matching `keys` if given.
 pub fn keyed(keys: Option<&str>, item: &str) -> Value {

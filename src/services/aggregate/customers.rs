@@ -7,12 +7,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::entity::{self, Item};
-use crate::services::fields::{self, invalid};
-use super::ranking::Ranking;
 use super::CUSTOMERS;
-use crate::{Fault, View};
+use super::entity::{self, Item};
+use super::ranking::Ranking;
 use crate::materialized::Index;
+use crate::services::fields::{self, invalid};
+use crate::{Fault, View};
 
 /// A stored customer: the document of the `customers` view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,8 +102,10 @@ impl CustomerIndex {
         }
         if let Some(new) = new.and_then(|t| entity::stored::<CustomerDoc>(id, t)) {
             self.ranking.insert(id, &new.name, new.scoring);
-            self.by_name
-                .insert((new.name.into(), id.into()), (new.country.into(), new.scoring));
+            self.by_name.insert(
+                (new.name.into(), id.into()),
+                (new.country.into(), new.scoring),
+            );
         }
     }
 
@@ -142,12 +144,16 @@ pub struct Items(pub ByName);
 
 impl Serialize for Items {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|((name, id), (country, scoring))| CustomerSummary {
-            country: &**country,
-            id: &**id,
-            name: &**name,
-            scoring: *scoring,
-        }))
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|((name, id), (country, scoring))| CustomerSummary {
+                    country: &**country,
+                    id: &**id,
+                    name: &**name,
+                    scoring: *scoring,
+                }),
+        )
     }
 }
 
@@ -256,8 +262,14 @@ mod tests {
     #[test]
     fn a_stored_document_that_is_not_a_customer_is_left_out_not_defaulted() {
         let mut v = view(&[("a", "Amy", 4)]);
-        v.insert("b".into(), json!({"name": "NoScore", "city": "c", "country": "x"}));
-        v.insert("c".into(), json!({"name": "Extra", "city": "c", "country": "x", "scoring": 1, "vip": true}));
+        v.insert(
+            "b".into(),
+            json!({"name": "NoScore", "city": "c", "country": "x"}),
+        );
+        v.insert(
+            "c".into(),
+            json!({"name": "Extra", "city": "c", "country": "x", "scoring": 1, "vip": true}),
+        );
         let index = CustomerIndex::of(&v);
         assert_eq!(index.count(), json!({"count": 1}));
         assert_eq!(index.top(9).len(), 1);
@@ -299,17 +311,26 @@ mod tests {
             .unwrap();
         db.run(&entity::create("k".into(), doc)).unwrap();
         let (out, plan) = db
-            .run(&entity::patch::<CustomerDoc>("k".into(), json!({"scoring": 7})))
+            .run(&entity::patch::<CustomerDoc>(
+                "k".into(),
+                json!({"scoring": 7}),
+            ))
             .unwrap();
         assert_eq!(out["scoring"], json!(7));
         assert_eq!(plan.changes[0].patch, json!({"k":{"scoring":7}}));
         assert!(
-            db.run(&entity::patch::<CustomerDoc>("k".into(), json!({"city": null})))
-                .is_err()
+            db.run(&entity::patch::<CustomerDoc>(
+                "k".into(),
+                json!({"city": null})
+            ))
+            .is_err()
         );
         assert!(
-            db.run(&entity::patch::<CustomerDoc>("k".into(), json!({"scoring": 12})))
-                .is_err()
+            db.run(&entity::patch::<CustomerDoc>(
+                "k".into(),
+                json!({"scoring": 12})
+            ))
+            .is_err()
         );
         assert!(matches!(
             db.run(&entity::patch::<CustomerDoc>("z".into(), json!({}))),

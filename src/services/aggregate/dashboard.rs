@@ -55,7 +55,11 @@ fn entry<T: serde::de::DeserializeOwned>(view: &str, id: &str, entry: &Value) ->
 }
 
 fn incomplete(view: &str, id: &str) {
-    tracing::error!(view, id, "a new document without the fields the dashboard needs; left out");
+    tracing::error!(
+        view,
+        id,
+        "a new document without the fields the dashboard needs; left out"
+    );
 }
 
 impl Composer {
@@ -120,9 +124,10 @@ impl Composer {
             let Some(parsed) = parsed else { continue };
             let (name, amount): (Arc<str>, f64) = match (parsed.customer_name, parsed.amount, old) {
                 (Some(name), Some(amount), _) => (name.into(), amount),
-                (name, amount, Some((old_name, old_amount))) => {
-                    (name.map_or(old_name, Arc::from), amount.unwrap_or(old_amount))
-                }
+                (name, amount, Some((old_name, old_amount))) => (
+                    name.map_or(old_name, Arc::from),
+                    amount.unwrap_or(old_amount),
+                ),
                 (_, _, None) => {
                     incomplete("incidents", id);
                     continue;
@@ -252,7 +257,10 @@ mod tests {
         live.patch_customers(json!({"id0": {"scoring": 8}}).as_object().unwrap());
         live.patch_incidents(json!({"i0": {"customerName": "Bob"}}).as_object().unwrap());
         let d = live.compose();
-        assert_eq!(d["topCustomers"], json!([{"customerName": "Ann", "scoring": 8}]));
+        assert_eq!(
+            d["topCustomers"],
+            json!([{"customerName": "Ann", "scoring": 8}])
+        );
         assert_eq!(
             d["customersWithHighestIncidentVolume"],
             json!([{"customerName": "Bob", "incidentVolume": 2.0}])
@@ -262,16 +270,31 @@ mod tests {
     #[test]
     fn entries_it_cannot_read_are_left_out_not_defaulted() {
         let mut live = Composer::default();
-        live.load_customers(json!({"a": {"name": "NoScore"}, "b": {"name": 7, "scoring": 1}}).as_object().unwrap());
-        live.load_incidents(json!({"i": {"customerName": "NoAmount"}}).as_object().unwrap());
+        live.load_customers(
+            json!({"a": {"name": "NoScore"}, "b": {"name": 7, "scoring": 1}})
+                .as_object()
+                .unwrap(),
+        );
+        live.load_incidents(
+            json!({"i": {"customerName": "NoAmount"}})
+                .as_object()
+                .unwrap(),
+        );
         assert_eq!(
             Value::Object(live.compose()),
             json!({"customerCount": 0, "topCustomers": [], "customersWithMostIncidents": [],
                    "customersWithHighestIncidentVolume": []})
         );
-        live.patch_customers(json!({"c": {"name": "Cy", "scoring": 4}}).as_object().unwrap());
+        live.patch_customers(
+            json!({"c": {"name": "Cy", "scoring": 4}})
+                .as_object()
+                .unwrap(),
+        );
         live.patch_customers(json!({"c": {"scoring": "high"}}).as_object().unwrap());
-        assert_eq!(live.compose()["topCustomers"], json!([{"customerName": "Cy", "scoring": 4}]));
+        assert_eq!(
+            live.compose()["topCustomers"],
+            json!([{"customerName": "Cy", "scoring": 4}])
+        );
     }
 
     #[test]

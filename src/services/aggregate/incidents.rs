@@ -6,11 +6,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::entity::{self, Item};
-use crate::services::fields;
 use super::INCIDENTS;
-use crate::{Fault, View};
+use super::entity::{self, Item};
 use crate::materialized::Index;
+use crate::services::fields;
+use crate::{Fault, View};
 
 /// A stored incident: the document of the `incidents` view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,7 +143,11 @@ pub struct Items(pub Groups);
 
 impl Serialize for Items {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().flat_map(|(name, group)| summaries(name, group)))
+        s.collect_seq(
+            self.0
+                .iter()
+                .flat_map(|(name, group)| summaries(name, group)),
+        )
     }
 }
 
@@ -159,7 +163,11 @@ impl Serialize for Grouped {
                 s.collect_seq(summaries(self.0, self.1))
             }
         }
-        s.collect_map(self.0.iter().map(|(name, group)| (&**name, Group(name, group))))
+        s.collect_map(
+            self.0
+                .iter()
+                .map(|(name, group)| (&**name, Group(name, group))),
+        )
     }
 }
 
@@ -198,8 +206,14 @@ mod tests {
     #[test]
     fn answers_list_their_fields_in_the_order_they_always_had() {
         let view: Map<String, Value> = [
-            ("i2".to_string(), json!({"amount": 2.5, "customerName": "Bo", "category": "x"})),
-            ("i1".to_string(), json!({"amount": 0.0, "customerName": "Al", "category": "y"})),
+            (
+                "i2".to_string(),
+                json!({"amount": 2.5, "customerName": "Bo", "category": "x"}),
+            ),
+            (
+                "i1".to_string(),
+                json!({"amount": 0.0, "customerName": "Al", "category": "y"}),
+            ),
         ]
         .into_iter()
         .collect();
@@ -222,14 +236,23 @@ mod tests {
     #[test]
     fn a_stored_document_that_is_not_an_incident_is_left_out_not_defaulted() {
         let view: Map<String, Value> = [
-            ("1".to_string(), json!({"amount": 1.0, "customerName": "A", "category": "c"})),
-            ("2".to_string(), json!({"customerName": "A", "category": "c"})),
+            (
+                "1".to_string(),
+                json!({"amount": 1.0, "customerName": "A", "category": "c"}),
+            ),
+            (
+                "2".to_string(),
+                json!({"customerName": "A", "category": "c"}),
+            ),
             ("3".to_string(), json!({"amount": 1.0, "category": "c"})),
         ]
         .into_iter()
         .collect();
         let grouped = grouped_by_customer(&view);
-        assert_eq!(grouped, json!({"A": [{"id": "1", "amount": 1.0, "customerName": "A"}]}));
+        assert_eq!(
+            grouped,
+            json!({"A": [{"id": "1", "amount": 1.0, "customerName": "A"}]})
+        );
     }
 
     #[test]

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
-use super::{CUSTOMERS, INCIDENTS};
 use super::customers::{self, CustomerDoc, CustomerIndex};
 use super::entity::{self, Item};
 use super::incidents::{self, IncidentDoc, IncidentIndex};
+use super::{CUSTOMERS, INCIDENTS};
 use crate::services::fields;
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 use futures_util::future::BoxFuture;
@@ -76,7 +76,11 @@ async fn list<D: Item>(app: App, e: &'static Entity<D>) -> Result<Response, AppE
     (e.list)(app).await
 }
 
-async fn one<D: Item>(app: App, _: &'static Entity<D>, id: String) -> Result<Json<Value>, AppError> {
+async fn one<D: Item>(
+    app: App,
+    _: &'static Entity<D>,
+    id: String,
+) -> Result<Json<Value>, AppError> {
     let id = fields::uuid(&id)?;
     match app.doc_as::<D>(D::VIEW, &id).await? {
         Some(doc) => Ok(Json(doc.item(&id))),
@@ -122,7 +126,11 @@ async fn patch<D: Item>(
     Ok(written(StatusCode::OK, done, D::VIEW))
 }
 
-async fn delete<D: Item>(app: App, _: &'static Entity<D>, id: String) -> Result<Response, AppError> {
+async fn delete<D: Item>(
+    app: App,
+    _: &'static Entity<D>,
+    id: String,
+) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
     let done = app.write(entity::delete::<D>(id)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, D::VIEW))

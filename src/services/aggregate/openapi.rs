@@ -50,7 +50,10 @@ pub fn customers() -> ViewSchemas {
                 closed(json!({"id": uuid(), "name": {"type": "string"},
                               "country": {"type": "string"}, "scoring": scoring})),
             ),
-            ("Count", closed(json!({"count": {"type": "integer", "minimum": 0}}))),
+            (
+                "Count",
+                closed(json!({"count": {"type": "integer", "minimum": 0}})),
+            ),
         ],
     }
 }
@@ -149,11 +152,17 @@ pub fn customers_paths(paths: &mut Map<String, Value>) {
             false,
         ),
     );
-    paths.insert("/customers/top/{limit}".into(), read_op("customers",
-        "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
-        json!([{"name": "limit", "in": "path", "required": true,
+    paths.insert(
+        "/customers/top/{limit}".into(),
+        read_op(
+            "customers",
+            "The best customers by scoring (desc), then name (asc): [{id, name, country, scoring}]",
+            json!([{"name": "limit", "in": "path", "required": true,
                 "schema": {"type": "integer", "minimum": 1, "maximum": u64::MAX}}]),
-        json!({"type": "array", "items": schema("CustomerSummary")}), true));
+            json!({"type": "array", "items": schema("CustomerSummary")}),
+            true,
+        ),
+    );
 }
 
 /// The incidents service's own paths.
@@ -195,4 +204,3 @@ pub fn aggregates_paths(paths: &mut Map<String, Value>) {
         "The dashboard composed on this request by calling both backends (a baseline; not a view: no revision, no stream)",
         json!([]), schema("Dashboard"), false));
 }
-
