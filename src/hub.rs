@@ -148,8 +148,7 @@ mod tests {
     use crate::domain::view::ViewSpec;
 
     static PERSONS_SPEC: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
-    static LOCATIONS_SPEC: ViewSpec =
-        ViewSpec::new("locations", "/locations", "/location-events");
+    static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events");
     const PERSONS: View = View::of(&PERSONS_SPEC);
     const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
 

@@ -101,16 +101,16 @@ use store::sqlite::{Location, SqliteStore};
 use store::{Store, StoreError};
 
 pub use app::App;
+pub use domain::merge;
 pub use domain::view::{Registry, View, ViewSchemas, ViewSpec};
 pub use domain::write::{Draft, Fault, Output, Write};
-pub use domain::merge;
-pub use materialized::{Index, MakeIndex};
-pub use store::Committed;
 pub use http::error::AppError;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};
 pub use http::views::written;
+pub use materialized::{Index, MakeIndex};
 pub use service::{Context, Health, Server, Service, Started};
+pub use store::Committed;
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

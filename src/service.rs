@@ -297,7 +297,11 @@ impl Selected {
         Parts {
             views: self.views(),
             routes: self.services.iter().map(|s| s.routes.clone()).collect(),
-            openapi: self.services.iter().flat_map(|s| s.openapi.clone()).collect(),
+            openapi: self
+                .services
+                .iter()
+                .flat_map(|s| s.openapi.clone())
+                .collect(),
             health: Vec::new(),
         }
     }

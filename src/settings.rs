@@ -353,7 +353,9 @@ impl Services {
 
     /// Whether the service `name` is selected.
     pub fn contains(&self, name: &str) -> bool {
-        self.0.as_ref().is_none_or(|names| names.iter().any(|n| n == name))
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
     }
 
     /// The names listed, or `None` for all.

@@ -51,10 +51,18 @@ fn schema_file(dir: &Path) -> String {
 #[tokio::test]
 async fn put_creates_then_replaces_and_get_answers_the_document() {
     let s = spawn(with_collections(&["notes"])).await;
-    let first = put(&s, "/collections/notes/items/a", json!({"text": "hi", "n": 1})).await;
+    let first = put(
+        &s,
+        "/collections/notes/items/a",
+        json!({"text": "hi", "n": 1}),
+    )
+    .await;
     assert_eq!(first.status(), 201);
     assert_eq!(revision_of(&first), 1);
-    assert_eq!(first.json::<Value>().await.unwrap(), json!({"text": "hi", "n": 1}));
+    assert_eq!(
+        first.json::<Value>().await.unwrap(),
+        json!({"text": "hi", "n": 1})
+    );
     let again = put(&s, "/collections/notes/items/a", json!({"text": "bye"})).await;
     assert_eq!(again.status(), 200);
     assert_eq!(revision_of(&again), 2);
@@ -66,14 +74,27 @@ async fn put_creates_then_replaces_and_get_answers_the_document() {
     let view = s.get("/collections/notes").await;
     assert_eq!(revision_of(&view), 2);
     assert!(!header(&view, "etag").is_empty());
-    assert_eq!(view.json::<Value>().await.unwrap(), json!({"a": {"text": "bye"}}));
+    assert_eq!(
+        view.json::<Value>().await.unwrap(),
+        json!({"a": {"text": "bye"}})
+    );
 }
 
 #[tokio::test]
 async fn patch_merges_removes_members_on_null_and_is_404_for_an_absent_document() {
     let s = spawn(with_collections(&["notes"])).await;
-    put(&s, "/collections/notes/items/k", json!({"a": 1, "b": {"c": 2, "d": 3}})).await;
-    let patched = patch(&s, "/collections/notes/items/k", json!({"a": null, "b": {"c": 5}})).await;
+    put(
+        &s,
+        "/collections/notes/items/k",
+        json!({"a": 1, "b": {"c": 2, "d": 3}}),
+    )
+    .await;
+    let patched = patch(
+        &s,
+        "/collections/notes/items/k",
+        json!({"a": null, "b": {"c": 5}}),
+    )
+    .await;
     assert_eq!(patched.status(), 200);
     assert_eq!(revision_of(&patched), 2);
     assert_eq!(
@@ -119,7 +140,10 @@ async fn bad_documents_and_keys_are_400_and_change_nothing() {
         .unwrap();
     assert_eq!(text.status(), 415);
     let big = json!({"a": "x".repeat(2 * 1024 * 1024)});
-    assert_eq!(put(&s, "/collections/notes/items/k", big).await.status(), 413);
+    assert_eq!(
+        put(&s, "/collections/notes/items/k", big).await.status(),
+        413
+    );
     let view = s.get("/collections/notes").await;
     assert_eq!(revision_of(&view), 1, "only the good write counted");
     assert_eq!(s.get("/collections/nope").await.status(), 404);
@@ -130,7 +154,12 @@ async fn a_document_the_schema_rejects_is_400_naming_the_failing_location() {
     let dir = tempfile::tempdir().unwrap();
     let arg = format!("orders={}", schema_file(dir.path()));
     let s = spawn(with_collections(&[&arg])).await;
-    let ok = put(&s, "/collections/orders/items/o1", json!({"item": "bolt", "quantity": 2})).await;
+    let ok = put(
+        &s,
+        "/collections/orders/items/o1",
+        json!({"item": "bolt", "quantity": 2}),
+    )
+    .await;
     assert_eq!(ok.status(), 201);
     let bad = put(
         &s,
@@ -157,10 +186,22 @@ async fn a_document_the_schema_rejects_is_400_naming_the_failing_location() {
 #[tokio::test]
 async fn the_stream_folds_into_the_snapshot() {
     let s = spawn(with_collections(&["notes"])).await;
-    let mut stream = s.subscribe("/collections/notes/events?revision=1", &[]).await;
-    put(&s, "/collections/notes/items/a", json!({"x": 1, "y": [1, 2]})).await;
+    let mut stream = s
+        .subscribe("/collections/notes/events?revision=1", &[])
+        .await;
+    put(
+        &s,
+        "/collections/notes/items/a",
+        json!({"x": 1, "y": [1, 2]}),
+    )
+    .await;
     put(&s, "/collections/notes/items/b", json!({"x": 2})).await;
-    patch(&s, "/collections/notes/items/a", json!({"y": null, "z": "new"})).await;
+    patch(
+        &s,
+        "/collections/notes/items/a",
+        json!({"y": null, "z": "new"}),
+    )
+    .await;
     s.send("DELETE", "/collections/notes/items/b", None).await;
     let mut patches = Vec::new();
     for expected in 1..=4 {
@@ -184,7 +225,13 @@ async fn tokens_guard_collection_writes_snapshots_and_streams() {
     })
     .await;
     let url = s.url("/collections/notes/items/k");
-    let open = s.client.put(&url).json(&json!({"a": 1})).send().await.unwrap();
+    let open = s
+        .client
+        .put(&url)
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(open.status(), 401);
     let reader = s.client.put(&url).bearer_auth("r").json(&json!({"a": 1}));
     assert_eq!(reader.send().await.unwrap().status(), 401);
@@ -261,12 +308,18 @@ async fn the_command_line_and_its_variable_name_collections_and_bad_ones_are_ref
     let base = child.base();
     let client = reqwest::Client::new();
     let url = format!("{base}/collections/notes/items/x");
-    let r = client.put(&url).json(&json!({"a": 1})).send().await.unwrap();
+    let r = client
+        .put(&url)
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     drop(child);
     let refused = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_duality"));
-        cmd.args(["--listen", "127.0.0.1:0", "--db", ":memory:"]).args(args);
+        cmd.args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+            .args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -343,7 +396,12 @@ async fn schema_errors_name_the_root_as_the_empty_pointer_and_escape_keys() {
     let s = spawn(with_collections(&[&arg])).await;
     let root = refused_put(&s, "/collections/s/items/k", json!({"x": 1})).await;
     assert!(root.contains(r#"at "":"#), "{root}");
-    let nested = refused_put(&s, "/collections/s/items/k", json!({"id": 1, "a/b": {"c~d": 1}})).await;
+    let nested = refused_put(
+        &s,
+        "/collections/s/items/k",
+        json!({"id": 1, "a/b": {"c~d": 1}}),
+    )
+    .await;
     assert!(nested.contains(r#"at "/a~1b/c~0d":"#), "{nested}");
     assert_eq!(revision_of(&s.get("/collections/s").await), 0);
 }
@@ -352,12 +410,23 @@ async fn schema_errors_name_the_root_as_the_empty_pointer_and_escape_keys() {
 async fn a_key_with_u0000_is_400_and_changes_nothing() {
     let s = spawn(with_collections(&["notes"])).await;
     for method in ["PUT", "PATCH"] {
-        let r = s.send(method, "/collections/notes/items/a%00b", Some(json!({"a": 1}))).await;
+        let r = s
+            .send(
+                method,
+                "/collections/notes/items/a%00b",
+                Some(json!({"a": 1})),
+            )
+            .await;
         assert_eq!(r.status(), 400, "{method}");
         assert!(error_of(r).await.contains("U+0000"));
     }
     assert_eq!(s.get("/collections/notes/items/%00").await.status(), 400);
-    assert_eq!(s.send("DELETE", "/collections/notes/items/%00", None).await.status(), 400);
+    assert_eq!(
+        s.send("DELETE", "/collections/notes/items/%00", None)
+            .await
+            .status(),
+        400
+    );
     assert_eq!(revision_of(&s.get("/collections/notes").await), 0);
 }
 
@@ -376,7 +445,12 @@ async fn schema_errors_do_not_repeat_the_clients_values_and_name_one_location_ev
     std::fs::write(&path, schema.to_string()).unwrap();
     let arg = format!("s={}", path.display());
     let s = spawn(with_collections(&[&arg])).await;
-    let secret = refused_put(&s, "/collections/s/items/k", json!({"secret": {"pin": 918273645}})).await;
+    let secret = refused_put(
+        &s,
+        "/collections/s/items/k",
+        json!({"secret": {"pin": 918273645}}),
+    )
+    .await;
     assert!(!secret.contains("918273645"), "{secret}");
     assert!(secret.contains("value"), "{secret}");
     for _ in 0..10 {
@@ -393,16 +467,29 @@ async fn a_null_inside_an_array_is_refused_with_its_pointer_by_put_and_patch() {
     assert!(why.contains(r#"null at "/a/1""#), "{why}");
     let why = refused_put(&s, "/collections/notes/items/k", json!({"a": {"b": null}})).await;
     assert!(why.contains(r#"null at "/a/b""#), "{why}");
-    assert_eq!(put(&s, "/collections/notes/items/k", json!({"a": 1})).await.status(), 201);
+    assert_eq!(
+        put(&s, "/collections/notes/items/k", json!({"a": 1}))
+            .await
+            .status(),
+        201
+    );
     for body in [json!({"b": [null]}), json!({"b": {"c": [{"d": null}]}})] {
         let r = patch(&s, "/collections/notes/items/k", body.clone()).await;
         assert_eq!(r.status(), 400, "{body}");
         let why = error_of(r).await;
         assert!(why.contains("null at \"/b"), "{why}");
     }
-    let removed = patch(&s, "/collections/notes/items/k", json!({"a": null, "c": [1]})).await;
+    let removed = patch(
+        &s,
+        "/collections/notes/items/k",
+        json!({"a": null, "c": [1]}),
+    )
+    .await;
     assert_eq!(removed.status(), 200, "a null member still removes it");
-    assert_eq!(s.get_json("/collections/notes").await, json!({"k": {"c": [1]}}));
+    assert_eq!(
+        s.get_json("/collections/notes").await,
+        json!({"k": {"c": [1]}})
+    );
 }
 
 #[tokio::test]
@@ -410,15 +497,28 @@ async fn a_collection_named_like_a_built_in_view_or_differing_by_case_stays_apar
     let s = spawn(with_collections(&["persons", "Notes", "notes"])).await;
     let person = s.post("/persons", json!({"name": "Ann"})).await;
     assert!(person.status().is_success(), "{}", person.status());
-    assert_eq!(put(&s, "/collections/persons/items/k", json!({"v": 1})).await.status(), 201);
-    assert_eq!(put(&s, "/collections/Notes/items/k", json!({"v": 2})).await.status(), 201);
+    assert_eq!(
+        put(&s, "/collections/persons/items/k", json!({"v": 1}))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        put(&s, "/collections/Notes/items/k", json!({"v": 2}))
+            .await
+            .status(),
+        201
+    );
     let health = s.get_json("/healthz").await;
     assert_eq!(health["collections"], json!(["persons", "Notes", "notes"]));
     assert_eq!(health["revisions"]["persons"], json!(1));
     assert_eq!(health["revisions"]["collections.persons"], json!(1));
     assert_eq!(health["revisions"]["collections.Notes"], json!(1));
     assert_eq!(health["revisions"]["collections.notes"], json!(0));
-    assert_eq!(s.get_json("/collections/persons").await, json!({"k": {"v": 1}}));
+    assert_eq!(
+        s.get_json("/collections/persons").await,
+        json!({"k": {"v": 1}})
+    );
     assert_eq!(s.get_json("/collections/notes").await, json!({}));
     let persons = s.get_json("/persons").await;
     assert_eq!(persons.as_object().map(|p| p.len()), Some(1), "{persons}");

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use duality::services::persons::rules::{self as persons, NewPerson, PersonPatch};
 use duality::domain::{Fault, Registry, View, Write};
 use duality::hub::Hub;
 use duality::services::aggregate::{CUSTOMERS, INCIDENTS};
+use duality::services::persons::rules::{self as persons, NewPerson, PersonPatch};
 use duality::services::persons::{LOCATIONS, PERSONS};
 use duality::store::postgres::PgStore;
 use duality::store::sqlite::{Location, SqliteStore};
@@ -202,22 +202,13 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
     let s = &*store;
     let ann = s.write(create("Ann", Some("Rome"))).await.unwrap();
     assert_eq!(ann.output, json!({"id":1,"name":"Ann","city":"Rome"}));
-    assert_eq!(
-        (ann.revision(PERSONS), ann.revision(LOCATIONS)),
-        (1, 1)
-    );
+    assert_eq!((ann.revision(PERSONS), ann.revision(LOCATIONS)), (1, 1));
     let bob = s.write(create("Bob", None)).await.unwrap();
-    assert_eq!(
-        (bob.revision(PERSONS), bob.revision(LOCATIONS)),
-        (2, 1)
-    );
+    assert_eq!((bob.revision(PERSONS), bob.revision(LOCATIONS)), (2, 1));
     s.write(set_city(2, Some("Rome"))).await.unwrap();
     s.write(set_city(1, None)).await.unwrap();
     let del = s.write(persons::delete(2)).await.unwrap();
-    assert_eq!(
-        (del.revision(PERSONS), del.revision(LOCATIONS)),
-        (5, 4)
-    );
+    assert_eq!((del.revision(PERSONS), del.revision(LOCATIONS)), (5, 4));
 
     let persons = s.snapshot(PERSONS).await.unwrap();
     assert_eq!(persons.revision, 5);
@@ -743,12 +734,9 @@ async fn a_bad_or_unreachable_url_is_a_one_line_error() {
         "postgres://u@host with spaces:x/db".to_string(),
         pg::shared().url("no_such_database"),
     ] {
-        let opened = tokio::time::timeout(
-            Duration::from_secs(30),
-            PgStore::open(&url, hub()),
-        )
-        .await
-        .expect("opening must fail promptly");
+        let opened = tokio::time::timeout(Duration::from_secs(30), PgStore::open(&url, hub()))
+            .await
+            .expect("opening must fail promptly");
         let Err(StoreError::Unavailable(message)) = opened else {
             panic!("{url} opened");
         };

@@ -118,15 +118,23 @@ async fn fan_out(
     let (control, controlled) = watch::channel(Control::Running);
     let mut listeners = JoinSet::new();
     for response in streams {
-        listeners.spawn(follow(response, controlled.clone(), from, Vec::new(), |t, c| {
-            if c.fresh {
-                t.push((c.revision, c.at));
-            }
-            c.revision
-        }));
+        listeners.spawn(follow(
+            response,
+            controlled.clone(),
+            from,
+            Vec::new(),
+            |t, c| {
+                if c.fresh {
+                    t.push((c.revision, c.at));
+                }
+                c.revision
+            },
+        ));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let writes = ((args.rate as f64) * args.duration.as_secs_f64()).round().max(1.0) as u64;
+    let writes = ((args.rate as f64) * args.duration.as_secs_f64())
+        .round()
+        .max(1.0) as u64;
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate as f64));
     pace.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut pending = Vec::with_capacity(writes as usize);
@@ -167,8 +175,14 @@ fn ratio(collection: f64, persons: f64) -> f64 {
 pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     let deadline = || Instant::now() + args.duration;
     let s = server("collection-persons-writes", args).await?;
-    let persons = flood(&[s.url("/persons")], args.connections, deadline(), None, Arc::new(person))
-        .await?;
+    let persons = flood(
+        &[s.url("/persons")],
+        args.connections,
+        deadline(),
+        None,
+        Arc::new(person),
+    )
+    .await?;
     s.stop().await?;
     let s = server("collection-writes", args).await?;
     let collection = put_flood(&s.url(ITEMS), args.connections, deadline()).await?;
@@ -182,9 +196,14 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             let (w, url) = (writer.clone(), url.clone());
             tokio::spawn(async move {
                 let sent = Instant::now();
-                let r = w.post(&url).header("content-type", "application/json")
+                let r = w
+                    .post(&url)
+                    .header("content-type", "application/json")
                     .body(format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50))
-                    .timeout(Duration::from_secs(10)).send().await.map_err(|e| e.to_string())?;
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 if r.status() != reqwest::StatusCode::CREATED {
                     return Err(format!("POST answered {}", r.status()));
                 }
@@ -195,16 +214,21 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     s.stop().await?;
     let s = server("collection-fanout", args).await?;
     let base = s.url(ITEMS);
-    let (coll_fan, coll_lost, coll_errors) =
-        fan_out(args, &s, "/collections/bench", "/collections/bench/events", |i| {
+    let (coll_fan, coll_lost, coll_errors) = fan_out(
+        args,
+        &s,
+        "/collections/bench",
+        "/collections/bench/events",
+        |i| {
             let (w, url) = (writer.clone(), format!("{base}/f{i}"));
             tokio::spawn(async move {
                 let sent = Instant::now();
                 let body = format!(r#"{{"name":"f{i}","city":"c{}"}}"#, i % 50);
                 Ok((put(&w, url, body).await?, sent))
             })
-        })
-        .await?;
+        },
+    )
+    .await?;
     s.stop().await?;
 
     let (pw, cw) = (persons.per_second(), collection.per_second());

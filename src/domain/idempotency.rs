@@ -12,7 +12,6 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-
 /// The longest key a client may send.
 pub const MAX_KEY_LEN: usize = 255;
 

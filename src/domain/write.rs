@@ -211,7 +211,9 @@ impl<'s> Draft<'s> {
         self.get(view, key)?
             .map(|doc| {
                 serde_json::from_value(doc).map_err(|e| {
-                    Fault::Invalid(format!("internal: the {view} document {key} is unreadable: {e}"))
+                    Fault::Invalid(format!(
+                        "internal: the {view} document {key} is unreadable: {e}"
+                    ))
                 })
             })
             .transpose()

@@ -139,10 +139,10 @@ pub fn load() -> Write {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::persons::{LOCATIONS, PERSONS};
     use crate::domain::write::MemorySource;
-    use crate::services::aggregate::{customers, dashboard, incidents};
     use crate::services::aggregate::entity::Item;
+    use crate::services::aggregate::{customers, dashboard, incidents};
+    use crate::services::persons::{LOCATIONS, PERSONS};
     use std::collections::HashSet;
 
     #[test]

@@ -26,8 +26,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Committed, Event, EventsPage, Snapshot, Store, StoreError, new_epoch, trim, unix_ms};
 use crate::domain::View;
-use crate::domain::view::Registry;
 use crate::domain::idempotency::Outcome;
+use crate::domain::view::Registry;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
 use crate::materialized::{Chunks, chunks};

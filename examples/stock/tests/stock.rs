@@ -18,9 +18,11 @@ async fn start() -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(duality_stock::server().launch(Settings::ephemeral(), listener, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(
+        duality_stock::server().launch(Settings::ephemeral(), listener, async {
+            let _ = stopped.await;
+        }),
+    );
     let http = reqwest::Client::new();
     for _ in 0..200 {
         if http.get(format!("{base}/healthz")).send().await.is_ok() {
@@ -38,9 +40,18 @@ impl Running {
     }
 
     async fn snapshot(&self, path: &str) -> (Value, u64) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
-        let revision = response.headers()["x-revision"].to_str().unwrap().parse().unwrap();
+        let revision = response.headers()["x-revision"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         (response.json().await.unwrap(), revision)
     }
 
@@ -65,8 +76,16 @@ impl Running {
 #[tokio::test]
 async fn the_streams_of_products_stock_and_totals_fold_into_their_snapshots() {
     let s = start().await;
-    assert_eq!(s.put("/products/p1", json!({"name": "Bolt"})).await.status(), 200);
-    assert_eq!(s.put("/products/p2", json!({"name": "Nut"})).await.status(), 200);
+    assert_eq!(
+        s.put("/products/p1", json!({"name": "Bolt"}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        s.put("/products/p2", json!({"name": "Nut"})).await.status(),
+        200
+    );
     for (path, quantity) in [
         ("/stock/p1/north", 5),
         ("/stock/p1/south", 3),

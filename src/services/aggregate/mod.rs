@@ -67,4 +67,3 @@ pub fn aggregates_service() -> Service {
         .on_start(start::start)
         .openapi(openapi::aggregates_paths)
 }
-

@@ -9,10 +9,10 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Map, Value};
 
-use super::{CUSTOMERS, INCIDENTS};
-use super::upstreams::Upstreams;
-use crate::client::{self, Transport};
 use super::dashboard;
+use super::upstreams::Upstreams;
+use super::{CUSTOMERS, INCIDENTS};
+use crate::client::{self, Transport};
 use crate::{App, AppError, Context, Health, LaunchError, Started};
 
 impl Health for Upstreams {

@@ -21,11 +21,11 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
-use crate::App;
-use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
 use super::composed_from::{Basis, Position};
 use super::dashboard::Composer;
 use super::{CUSTOMERS, DASHBOARD, INCIDENTS};
+use crate::App;
+use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
 use crate::{View, Write};
 
 pub struct Upstreams {
@@ -289,10 +289,7 @@ mod tests {
         assert_eq!(store.view(DASHBOARD), json!({"volume": 30}));
 
         let (out, plan) = store.run(&store_dashboard(volume(40), at(1, 4))).unwrap();
-        assert_eq!(
-            (out, plan.revision(DASHBOARD)),
-            (json!(true), Some(2))
-        );
+        assert_eq!((out, plan.revision(DASHBOARD)), (json!(true), Some(2)));
         assert_eq!(store.view(DASHBOARD), json!({"volume": 40}));
     }
 }

@@ -41,11 +41,7 @@ fn object(body: Value) -> Result<Doc, AppError> {
 }
 
 /// `GET /collections/{name}/items/{key}`.
-pub async fn get(
-    c: Arc<Collection>,
-    app: App,
-    key: String,
-) -> Result<Response, AppError> {
+pub async fn get(c: Arc<Collection>, app: App, key: String) -> Result<Response, AppError> {
     let key = key_of(key)?;
     match app.doc_as::<Doc>(c.view, &key).await? {
         Some(doc) => Ok(Json(doc).into_response()),
@@ -118,7 +114,5 @@ pub fn routes(c: &Arc<Collection>) -> axum::routing::MethodRouter<App> {
             patch(m.clone(), app, key, body)
         },
     )
-    .delete(move |State(app): State<App>, Path(key): Path<String>| {
-        delete(d.clone(), app, key)
-    })
+    .delete(move |State(app): State<App>, Path(key): Path<String>| delete(d.clone(), app, key))
 }

@@ -122,9 +122,7 @@ fn document(paths: &mut Map<String, Value>, name: &str, snapshot: &str, schema: 
         get["responses"]["200"]["content"]["application/json"]["schema"] =
             json!({"type": "object", "additionalProperties": doc.clone()});
     }
-    let error = |what: &str| {
-        json!({"description": what, "content": {"application/json": {"schema": openapi::schema("Error")}}})
-    };
+    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": openapi::schema("Error")}}});
     let revision = json!({"required": true, "schema": {"type": "integer", "minimum": 0}});
     let key = json!({"name": "key", "in": "path", "required": true,
                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}});

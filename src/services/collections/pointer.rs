@@ -76,14 +76,23 @@ mod tests {
     fn the_root_is_the_empty_pointer_and_keys_are_escaped() {
         assert_eq!(quoted(""), r#""""#);
         assert_eq!(first_null(json!({"": null})).unwrap(), "/");
-        assert_eq!(first_null(json!({"a/b": {"c~d": null}})).unwrap(), "/a~1b/c~0d");
+        assert_eq!(
+            first_null(json!({"a/b": {"c~d": null}})).unwrap(),
+            "/a~1b/c~0d"
+        );
     }
 
     #[test]
     fn a_null_is_found_at_any_depth_first_in_member_order() {
         assert_eq!(first_null(json!({"a": 1, "b": [{}]})), None);
         assert_eq!(first_null(json!({"a": [1, null]})).unwrap(), "/a/1");
-        assert_eq!(first_null(json!({"a": [{"b": [null]}]})).unwrap(), "/a/0/b/0");
-        assert_eq!(first_null(json!({"b": null, "a": {"z": null}})).unwrap(), "/a/z");
+        assert_eq!(
+            first_null(json!({"a": [{"b": [null]}]})).unwrap(),
+            "/a/0/b/0"
+        );
+        assert_eq!(
+            first_null(json!({"b": null, "a": {"z": null}})).unwrap(),
+            "/a/z"
+        );
     }
 }

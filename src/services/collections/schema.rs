@@ -27,7 +27,9 @@ impl Schema {
             format!("--collection {collection}: the schema {shown} is not JSON: {e}")
         })?;
         Schema::compile(&schema).map_err(|e| {
-            format!("--collection {collection}: the schema {shown} is not a usable JSON Schema: {e}")
+            format!(
+                "--collection {collection}: the schema {shown} is not a usable JSON Schema: {e}"
+            )
         })
     }
 
@@ -55,7 +57,11 @@ impl Schema {
         if self.validator.is_valid(&doc) {
             return Ok(());
         }
-        let first = self.validator.iter_errors(&doc).map(|e| Violation::from(&e)).min();
+        let first = self
+            .validator
+            .iter_errors(&doc)
+            .map(|e| Violation::from(&e))
+            .min();
         let (at, what) = match first {
             Some(v) => (v.location, v.message),
             None => (String::new(), "the document does not match".into()),

@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{LOCATIONS, PERSONS};
 use super::rules::{self as persons, LocationDoc, NewPerson, Person, PersonDoc, PersonPatch};
+use super::{LOCATIONS, PERSONS};
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 
 pub async fn create(

@@ -5,13 +5,13 @@ mod handlers;
 pub mod openapi;
 pub mod rules;
 
-use axum::routing::{get, post};
 use crate::{Service, View, ViewSpec};
+use axum::routing::{get, post};
 
 static PERSONS_SPEC: ViewSpec =
     ViewSpec::new("persons", "/persons", "/person-events").schemas(openapi::persons);
-static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events")
-    .schemas(openapi::locations);
+static LOCATIONS_SPEC: ViewSpec =
+    ViewSpec::new("locations", "/locations", "/location-events").schemas(openapi::locations);
 
 /// Persons by id: `{"name", "city"?}`.
 pub const PERSONS: View = View::of(&PERSONS_SPEC);

@@ -159,7 +159,9 @@ fn answer(person: Person) -> Result<Value, Fault> {
 
 /// Moves one person's weight in `locations` by `delta` for `city`.
 fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
-    let now = d.read::<LocationDoc>(LOCATIONS, city)?.map_or(0, |l| l.total);
+    let now = d
+        .read::<LocationDoc>(LOCATIONS, city)?
+        .map_or(0, |l| l.total);
     let total = now.saturating_add_signed(delta);
     if total > 0 {
         d.write(LOCATIONS, city, &LocationDoc { total })
