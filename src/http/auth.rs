@@ -27,7 +27,10 @@ use crate::settings::Token;
 /// The tokens a server accepts. Empty lists mean "open".
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
+    /// Tokens that allow writes (and reads); any one of them is accepted.
     pub write: Vec<Token>,
+    /// Tokens that allow reads of views; a write token is accepted for reads as
+    /// well.
     pub read: Vec<Token>,
 }
 
@@ -35,11 +38,15 @@ pub struct Tokens {
 /// it can ask for one before it is refused.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Needs {
+    /// A read token is required to read views.
     pub read: bool,
+    /// A write token is required to write.
     pub write: bool,
 }
 
 impl Tokens {
+    /// Which kinds of request need a token: a kind needs one as soon as any
+    /// token of it is configured.
     pub fn needs(&self) -> Needs {
         Needs {
             read: !self.read.is_empty(),
@@ -51,6 +58,7 @@ impl Tokens {
 /// What the guard middleware needs.
 #[derive(Debug, Clone)]
 pub struct Guard {
+    /// The tokens requests are checked against.
     pub tokens: Tokens,
     /// Paths whose `GET` is a change stream (where `?access_token=` counts).
     pub streams: Vec<&'static str>,

@@ -18,13 +18,19 @@ pub const STORE_UNAVAILABLE: &str = "the store is unavailable; try again";
 /// The body of every 503 caused by a backend service that did not answer.
 pub const UPSTREAM_UNAVAILABLE: &str = "a backend service is unavailable; try again";
 
+/// Why a request failed; each variant answers with its HTTP status and a JSON
+/// `{"error": …}` body (`Gone` sends its body as is).
 #[derive(Debug)]
 pub enum AppError {
+    /// `400`: the request is malformed or invalid.
     BadRequest(String),
+    /// `404`: no such route, view or record.
     NotFound(String),
     /// The same `Idempotency-Key` is still being handled.
     Conflict(String),
+    /// `415`: the body is not of a content type the route accepts.
     UnsupportedMediaType(String),
+    /// `413`: the body is over the size limit.
     PayloadTooLarge(String),
     /// The same `Idempotency-Key` came with another request body.
     Unprocessable(String),

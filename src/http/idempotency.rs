@@ -17,6 +17,8 @@ use crate::domain::Write;
 use crate::domain::idempotency::{self, IdempotencyKey};
 use crate::store::Committed;
 
+/// The name of the request header that carries an idempotency key (lower case,
+/// as `http` expects).
 pub const HEADER: &str = "idempotency-key";
 
 /// The request's `Idempotency-Key`, if it sent one; a key that is not

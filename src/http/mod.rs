@@ -37,6 +37,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// The router's state.
 #[derive(Clone)]
 pub struct Served {
+    /// The shared application state (store, hub, stream settings); handlers
+    /// also reach it as `State<App>`.
     pub app: App,
     /// The views, documentation and health reports of the running
     /// services.
@@ -70,11 +72,14 @@ async fn not_found() -> AppError {
 /// What the router checks before any handler: tokens and origins.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
+    /// Which tokens writes and reads need.
     pub tokens: auth::Tokens,
+    /// Which origins may call from a browser, and whether they may write.
     pub cors: cors::Cors,
 }
 
 impl Edge {
+    /// Takes the tokens and CORS origins from the server's settings.
     pub fn from_settings(settings: &crate::settings::Settings) -> Self {
         Edge {
             tokens: auth::Tokens {

@@ -11,6 +11,9 @@ use serde_json::{Map, Value, json};
 use super::Served;
 use crate::telemetry;
 
+/// `GET /healthz`: the epoch, each view's latest revision, which requests need
+/// a token, and the services' health reports; `status` is `degraded` when any
+/// report says so.
 pub async fn healthz(State(served): State<Served>) -> Json<Value> {
     let app = &served.app;
     let views: Map<String, Value> = served
@@ -54,6 +57,8 @@ pub async fn readyz(State(served): State<Served>) -> Response {
     }
 }
 
+/// `GET /metrics`: the Prometheus metrics in text format (empty when the
+/// recorder could not be installed).
 pub async fn metrics() -> Response {
     let text = telemetry::prometheus()
         .map(|h| h.render())
@@ -61,6 +66,8 @@ pub async fn metrics() -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// `GET /openapi.json`: the OpenAPI document of the running views and services,
+/// annotated with what the edge (tokens, streams) requires.
 pub async fn openapi(State(served): State<Served>) -> Json<Value> {
     let parts = &served.parts;
     let mut doc = super::openapi::document(&parts.views, &parts.openapi);

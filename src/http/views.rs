@@ -11,7 +11,11 @@ use crate::materialized::PiecesBody;
 use crate::store::Committed;
 use crate::stream::{self, Opened, position};
 
+/// Response header with the revision of a snapshot; a stream request may send
+/// it to resume from that revision.
 pub const X_REVISION: &str = "x-revision";
+/// Response header with the epoch the revisions belong to; a stream request may
+/// send it back, and revisions from another epoch are refused as gone.
 pub const X_EPOCH: &str = "x-epoch";
 /// On a composed view's snapshot: whether an upstream is lost.
 pub const X_STALE: &str = "x-stale";
@@ -87,6 +91,8 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The query of a stream request: `revision`, `snapshot` and `epoch` say where
+/// to start; all are optional and checked by `stream::position`.
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
     revision: Option<String>,

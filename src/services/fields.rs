@@ -5,10 +5,12 @@ use serde_json::{Map, Value};
 
 use crate::Fault;
 
+/// A `400` fault carrying `msg` as the client's error message.
 pub fn invalid(msg: impl Into<String>) -> Fault {
     Fault::Invalid(msg.into())
 }
 
+/// The body as a JSON object's fields, or a `400` if it is anything else.
 pub fn object(body: &Value) -> Result<&Map<String, Value>, Fault> {
     body.as_object()
         .ok_or_else(|| invalid("the body must be a JSON object"))

@@ -29,10 +29,13 @@ pub struct Position {
     /// A fingerprint of the backend's epoch (63 bits, so every store can
     /// keep it in a signed 64-bit counter).
     pub epoch: u64,
+    /// The revision of the backend's view it was composed at.
     pub revision: u64,
 }
 
 impl Position {
+    /// The position of a view at `revision` in the history named by `epoch`
+    /// (kept as its fingerprint).
     pub fn new(epoch: &str, revision: u64) -> Position {
         Position {
             epoch: fingerprint(epoch),
@@ -49,7 +52,9 @@ impl Position {
 /// The backend positions one dashboard was composed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Basis {
+    /// Where the customers view was.
     pub customers: Position,
+    /// Where the incidents view was.
     pub incidents: Position,
 }
 

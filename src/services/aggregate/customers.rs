@@ -18,8 +18,12 @@ use crate::{Fault, View};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerDoc {
+    /// The customer's name; non-empty, and not unique (the id tells customers
+    /// apart).
     pub name: String,
+    /// The customer's city; non-empty.
     pub city: String,
+    /// The customer's country; non-empty.
     pub country: String,
     /// 0 to 10.
     pub scoring: i64,
@@ -40,9 +44,13 @@ struct CustomerItem<'a> {
 /// key order, as the answers have always listed them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerSummary<S> {
+    /// The customer's country.
     pub country: S,
+    /// The customer's key in the view.
     pub id: S,
+    /// The customer's name.
     pub name: S,
+    /// 0 to 10.
     pub scoring: i64,
 }
 
@@ -109,6 +117,8 @@ impl CustomerIndex {
         }
     }
 
+    /// `GET /customers/count`: `{"count": n}` from the index, without reading
+    /// the view.
     pub fn count(&self) -> Value {
         json!({ "count": self.ranking.len() })
     }
@@ -171,6 +181,8 @@ pub fn index() -> Box<dyn Index> {
     Box::new(CustomerIndex::default())
 }
 
+/// `{"count": n}` counted straight over the view's documents: the answer of
+/// `GET /customers/count` without the index.
 pub fn count(view: &Map<String, Value>) -> Value {
     json!({ "count": view.len() })
 }

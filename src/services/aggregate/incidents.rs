@@ -20,6 +20,7 @@ pub struct IncidentDoc {
     pub amount: f64,
     /// The customer it refers to, by name (one may not exist).
     pub customer_name: String,
+    /// What kind of incident it is; non-empty.
     pub category: String,
 }
 
@@ -39,8 +40,11 @@ struct IncidentItem<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentSummary<'a> {
+    /// The incident's amount.
     pub amount: f64,
+    /// The customer it refers to, by name.
     pub customer_name: &'a str,
+    /// The incident's key in the view.
     pub id: &'a str,
 }
 
@@ -107,6 +111,7 @@ impl IncidentIndex {
         }
     }
 
+    /// The groups, shared: a cheap clone to answer with outside locks.
     pub fn groups(&self) -> Groups {
         self.groups.clone()
     }
@@ -171,10 +176,14 @@ impl Serialize for Grouped {
     }
 }
 
+/// The answer of `GET /incidents/items`, computed straight from the view's
+/// documents instead of the kept index.
 pub fn items(view: &Map<String, Value>) -> Value {
     json!(Items(IncidentIndex::of(view).groups))
 }
 
+/// The answer of `GET /incidents/grouped-by-customer`, computed straight from
+/// the view's documents instead of the kept index.
 pub fn grouped_by_customer(view: &Map<String, Value>) -> Value {
     json!(Grouped(IncidentIndex::of(view).groups))
 }

@@ -23,9 +23,11 @@ pub struct Entity<D> {
     pub items: &'static str,
     /// The whole collection, from the view's read model.
     pub list: fn(App) -> BoxFuture<'static, Result<Response, AppError>>,
+    /// Ties the entry to its document type `D`; holds no data.
     pub kind: std::marker::PhantomData<fn() -> D>,
 }
 
+/// Customers' items: listed by name from the customers index.
 pub static CUSTOMER_ITEMS: Entity<CustomerDoc> = Entity {
     items: "/customers/items",
     list: |app| {
@@ -37,6 +39,8 @@ pub static CUSTOMER_ITEMS: Entity<CustomerDoc> = Entity {
     kind: std::marker::PhantomData,
 };
 
+/// Incidents' items: listed by customer name, then id, from the incidents
+/// index.
 pub static INCIDENT_ITEMS: Entity<IncidentDoc> = Entity {
     items: "/incidents/items",
     list: |app| {
@@ -48,6 +52,8 @@ pub static INCIDENT_ITEMS: Entity<IncidentDoc> = Entity {
     kind: std::marker::PhantomData,
 };
 
+/// The item routes of an entity: `GET`/`POST` on its collection and
+/// `GET`/`PATCH`/`DELETE` on `{items}/{id}`.
 pub fn routes<D: Item>(e: &'static Entity<D>) -> Router<App> {
     Router::new()
         .route(

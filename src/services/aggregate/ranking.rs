@@ -25,20 +25,26 @@ pub struct Ranking {
 }
 
 impl Ranking {
+    /// Ranks the customer `id`; a customer whose name or scoring changes must
+    /// be removed with its old values first.
     pub fn insert(&mut self, id: &str, name: &str, scoring: i64) {
         self.ranked
             .insert((Reverse(scoring), name.into(), id.into()));
     }
 
+    /// Drops the customer `id`, given the name and scoring it was inserted
+    /// with.
     pub fn remove(&mut self, id: &str, name: &str, scoring: i64) {
         self.ranked
             .remove(&(Reverse(scoring), name.into(), id.into()));
     }
 
+    /// How many customers are ranked.
     pub fn len(&self) -> usize {
         self.ranked.len()
     }
 
+    /// True if no customer is ranked.
     pub fn is_empty(&self) -> bool {
         self.ranked.is_empty()
     }
@@ -65,6 +71,7 @@ fn micros(amount: f64) -> i128 {
 }
 
 impl Volume {
+    /// Adds `amount` to the sum, exactly.
     pub fn add(&mut self, amount: f64) {
         if amount < HUGE {
             self.micros += micros(amount);
@@ -74,6 +81,8 @@ impl Volume {
         }
     }
 
+    /// Takes back an `amount` added before; a huge amount that was never added
+    /// is ignored.
     pub fn remove(&mut self, amount: f64) {
         if amount < HUGE {
             self.micros -= micros(amount);
@@ -124,6 +133,7 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Counts one more incident of `amount` for the customer `name`.
     pub fn add(&mut self, name: &str, amount: f64) {
         self.update(name, |g| {
             g.count += 1;
@@ -131,6 +141,7 @@ impl Tally {
         });
     }
 
+    /// Takes back one incident of `amount` for `name`, as it was added.
     pub fn remove(&mut self, name: &str, amount: f64) {
         self.update(name, |g| {
             g.count = g.count.saturating_sub(1);

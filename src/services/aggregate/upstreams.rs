@@ -28,8 +28,12 @@ use crate::App;
 use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
 use crate::{View, Write};
 
+/// The aggregates service's two followers of the backends, feeding the
+/// dashboard's composer; their health marks the dashboard stale.
 pub struct Upstreams {
+    /// Follows the customers service's `customers` view.
     pub customers: Follower,
+    /// Follows the incidents service's `incidents` view.
     pub incidents: Follower,
 }
 

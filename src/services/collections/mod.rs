@@ -27,8 +27,11 @@ pub const SERVICE: &str = "collections";
 
 /// One collection: its name, its view and its schema, if any.
 pub struct Collection {
+    /// The collection's name, as it appears in its paths.
     pub name: String,
+    /// The collection's view, named `collections.NAME`.
     pub view: View,
+    /// The JSON Schema every item must satisfy, if one was given.
     pub schema: Option<Schema>,
 }
 

@@ -11,6 +11,8 @@ use super::rules::{self as persons, LocationDoc, NewPerson, Person, PersonDoc, P
 use super::{LOCATIONS, PERSONS};
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
 
+/// `POST /persons`: creates a person (at most once per `Idempotency-Key`) and
+/// answers `201` with its `Location`.
 pub async fn create(
     State(app): State<App>,
     key: KeyHeader,
@@ -30,6 +32,7 @@ pub async fn create(
     Ok(response)
 }
 
+/// `GET /persons/{id}`: the person with its id, or `404`.
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
     match app.doc_as::<PersonDoc>(PERSONS, &id.to_string()).await? {
@@ -38,6 +41,8 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Respo
     }
 }
 
+/// `PATCH /persons/{id}`: applies a merge patch to the person, moving it
+/// between cities in `locations` if its city changes.
 pub async fn patch(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -49,12 +54,16 @@ pub async fn patch(
     Ok(written(StatusCode::OK, done, PERSONS))
 }
 
+/// `DELETE /persons/{id}`: removes the person and its count in `locations`;
+/// answers `204`.
 pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
     let id = persons::parse_id(&id)?;
     let done = app.write(persons::delete(id)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, PERSONS))
 }
 
+/// `GET /locations/{city}`: the city's `{"total": n}`, or `404` when no person
+/// lives there.
 pub async fn location(
     State(app): State<App>,
     Path(city): Path<String>,

@@ -19,7 +19,10 @@ const PERSON_IDS: &str = "persons";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPerson {
+    /// The person's name; non-empty.
     pub name: String,
+    /// The person's city, non-empty if given; a person without a city leaves it
+    /// out.
     #[serde(default)]
     pub city: Option<String>,
 }
@@ -28,7 +31,9 @@ pub struct NewPerson {
 /// leaves a field alone; `Some(None)` removes the city.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PersonPatch {
+    /// The new name, if it changes.
     pub name: Option<String>,
+    /// `Some(Some(city))` sets the city, `Some(None)` removes it.
     pub city: Option<Option<String>>,
 }
 
@@ -64,6 +69,8 @@ impl NewPerson {
         Ok(NewPerson { name, city })
     }
 
+    /// Checks a body built in Rust the way `parse` checks JSON: name and city,
+    /// if any, must be non-empty.
     pub fn validate(self) -> Result<Self, Fault> {
         Ok(NewPerson {
             name: valid_name(&self.name)?,
@@ -133,7 +140,10 @@ pub fn parse_id(raw: &str) -> Result<u64, Fault> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonDoc {
+    /// The person's name; non-empty.
     pub name: String,
+    /// The person's city, non-empty; absent (not null) for a person without a
+    /// city.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
 }
@@ -141,7 +151,9 @@ pub struct PersonDoc {
 /// A person as the API shows it: the document with its `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Person {
+    /// The server-assigned id, never reused.
     pub id: u64,
+    /// The stored fields, flattened beside the id.
     #[serde(flatten)]
     pub doc: PersonDoc,
 }
@@ -150,6 +162,8 @@ pub struct Person {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocationDoc {
+    /// How many persons live in the city; always at least 1, as a city at 0 is
+    /// deleted.
     pub total: u64,
 }
 
