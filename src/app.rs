@@ -13,9 +13,13 @@ use crate::hub::Hub;
 use crate::materialized::{Index, Snapshot};
 use crate::store::{Committed, Store, StoreError};
 
+/// Shared state of every handler: the store, the hub, and how streams behave.
 #[derive(Clone)]
 pub struct App {
+    /// Where writes commit and views are read from.
     pub store: Arc<dyn Store>,
+    /// Fans committed events out to this process's subscribers and knows each
+    /// view's newest revision.
     pub hub: Arc<Hub>,
     /// Flips to `true` when the server shuts down; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
@@ -27,6 +31,7 @@ pub struct App {
 }
 
 impl App {
+    /// Bundles a store and a hub; no idempotency key is in flight yet.
     pub fn new(
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
@@ -42,6 +47,8 @@ impl App {
         }
     }
 
+    /// The id of the store's history, which revisions are only meaningful
+    /// within.
     pub fn epoch(&self) -> &str {
         self.store.epoch()
     }

@@ -7,6 +7,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::settings::{Cli, Command, Settings};
 
+/// Entry point of the binary: parses the command line (`serve` when no
+/// subcommand is given) and runs it.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

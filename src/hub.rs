@@ -27,7 +27,9 @@ pub const RING: usize = 1024;
 /// One committed event, encoded once for every subscriber.
 #[derive(Debug)]
 pub struct Frame {
+    /// The revision the event took its view to.
     pub revision: u64,
+    /// The event as SSE text, ready to send.
     pub bytes: Bytes,
 }
 
@@ -118,6 +120,8 @@ impl Hub {
             .fetch_max(revision, Ordering::AcqRel);
     }
 
+    /// Live frames of `view` from now on; a receiver that lags more than
+    /// [`RING`] frames behind loses some and must catch up from the store.
     pub fn subscribe(&self, view: View) -> broadcast::Receiver<Arc<Frame>> {
         self.channel(view).sender.subscribe()
     }
@@ -137,6 +141,7 @@ impl Hub {
         self.channel(view).stale.subscribe()
     }
 
+    /// The newest revision of `view` known to be committed (0 if none).
     pub fn latest(&self, view: View) -> u64 {
         self.channel(view).latest.load(Ordering::Acquire)
     }

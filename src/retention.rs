@@ -15,6 +15,8 @@ pub fn period(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(50), Duration::from_secs(30))
 }
 
+/// Starts the task that deletes events older than `retention` every [`period`],
+/// until `shutdown` flips.
 pub fn spawn(
     store: Arc<dyn Store>,
     retention: Duration,

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::store::sqlite::Location;
 
+/// The `duality` command line: a subcommand, or the settings of `serve`.
 #[derive(Debug, Parser)]
 #[command(
     name = "duality",
@@ -20,6 +21,7 @@ use crate::store::sqlite::Location;
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// The subcommand, if one was given.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// `duality` alone is `duality serve`.
@@ -27,6 +29,7 @@ pub struct Cli {
     pub serve: Settings,
 }
 
+/// The subcommands of `duality`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the views (the default command).
@@ -176,10 +179,12 @@ impl Settings {
 pub struct Token(String);
 
 impl Token {
+    /// The token's bytes, for a constant-time comparison.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 
+    /// The token as text (e.g. for an `Authorization` header).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -262,9 +267,12 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
     }
 }
 
+/// Which database to serve from, as given by `--db`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
+    /// A SQLite file, or an in-memory database (`:memory:`).
     Sqlite(Location),
+    /// A PostgreSQL server, by its `postgres://` URL.
     Postgres(String),
 }
 
@@ -287,6 +295,8 @@ impl std::fmt::Display for Database {
     }
 }
 
+/// Reads `--db`: a `postgres://` (or `postgresql://`) URL, `:memory:`, or else
+/// a SQLite file path.
 pub fn parse_database(raw: &str) -> Result<Database, String> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -368,7 +378,9 @@ impl Services {
 /// must match, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectionArg {
+    /// The collection's name, also its path segment.
     pub name: String,
+    /// The JSON Schema file, if one was given.
     pub schema: Option<PathBuf>,
 }
 

@@ -36,8 +36,11 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
 /// The kind of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A number that only goes up.
     Counter,
+    /// A number that goes up and down.
     Gauge,
+    /// A distribution of observed values, in buckets.
     Histogram,
 }
 

@@ -24,6 +24,7 @@ use crate::client::follower::stream_path_for;
 use crate::client::{Follower, Http, Observer, Options, ViewCopy};
 use crate::printable;
 
+/// What `duality watch` was given.
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     /// The view's URL, e.g. http://127.0.0.1:3000/persons (`http://` may
@@ -44,6 +45,7 @@ pub struct WatchArgs {
     pub output: Output,
 }
 
+/// How `duality watch` prints the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Table,
@@ -55,7 +57,10 @@ pub enum Output {
 pub enum Shown {
     /// Printed once (`--once`): not kept current.
     Snapshot,
+    /// Kept current from the view's change stream.
     Live,
+    /// The connection is lost and being re-established: the copy shown may be
+    /// out of date.
     Stale,
 }
 
@@ -314,6 +319,8 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
     }
 }
 
+/// Runs `duality watch`: prints the view, then follows its changes until Ctrl-C
+/// (or `--once`, `--until`).
 pub async fn run(args: WatchArgs) -> Result<(), String> {
     let url = with_scheme(&args.url);
     let name = view_name(&url);

@@ -139,14 +139,27 @@ impl BenchArgs {
     }
 }
 
+/// Which measurement `duality bench` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
+    /// Every scenario but `half-open`, `collection` and the `large-*` ones, one
+    /// after the other.
     All,
+    /// Durable writes/s: concurrent writers posting persons back to back.
     Writes,
+    /// Fan-out latency and losses: many subscribers while one task writes at a
+    /// steady rate.
     Fanout,
+    /// Server memory per idle subscriber.
     Idle,
+    /// The Aggregate Pattern end to end: dashboard subscribers while incidents
+    /// are posted, on one process and on two.
     Dashboard,
+    /// Reads of the materialized dashboard against the baseline that composes
+    /// it on every request.
     DashboardReads,
+    /// Not part of `all`: a flood of stalled half-sent requests while a client
+    /// probes the server.
     HalfOpen,
     /// Not part of `all`: writes and fan-out on a collection next to persons.
     Collection,
@@ -158,7 +171,9 @@ pub enum Scenario {
 
 /// What a scenario measured: lines for people, one JSON object for docs.
 pub struct Report {
+    /// The report for people, as printed lines.
     pub text: String,
+    /// The same figures as one JSON object (for the benchmark docs).
     pub json: Value,
 }
 

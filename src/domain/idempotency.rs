@@ -62,7 +62,10 @@ pub fn check(key: &str) -> Result<(), String> {
 /// What the first write under a key answered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// A digest of the first request, so that a reuse of the key with another
+    /// request is told apart from a retry.
     pub fingerprint: String,
+    /// The answer body the first write produced, replayed on a retry.
     pub output: Value,
     /// Every view the write declared (by name), with its revision after
     /// the write.

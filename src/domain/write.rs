@@ -33,8 +33,11 @@ use super::view::View;
 /// A read that the source could not answer yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Missing {
+    /// A document of a view, by key.
     Doc(View, String),
+    /// A counter, by name.
     Counter(String),
+    /// A view's current revision.
     Revision(View),
     /// The stored outcome of a scoped idempotency key.
     Key(String),
@@ -62,10 +65,12 @@ impl From<Missing> for Fault {
 
 /// Read access to committed state, as seen inside the writing transaction.
 pub trait Source {
+    /// The committed document at `key` in `view`, or `None` if there is none.
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
     /// The named counter (1 if never set); an id counter holds the next id
     /// it will hand out.
     fn counter(&self, name: &str) -> Result<u64, Missing>;
+    /// The current revision of `view` (0 before its first write).
     fn revision(&self, view: View) -> Result<u64, Missing>;
     /// What the first write under a scoped idempotency key answered.
     fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing>;
@@ -88,6 +93,8 @@ pub struct Write {
 }
 
 impl Write {
+    /// A write that may change `views` (sorted and deduplicated here), made by
+    /// the pure function `run`.
     pub fn new(
         views: &[View],
         run: impl Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync + 'static,
@@ -124,6 +131,7 @@ impl Write {
         self
     }
 
+    /// The views the write may change, sorted, without duplicates.
     pub fn views(&self) -> &[View] {
         &self.views
     }
@@ -190,6 +198,7 @@ pub struct Draft<'s> {
 }
 
 impl<'s> Draft<'s> {
+    /// An empty draft over `source`: nothing changed yet.
     pub fn new(source: &'s dyn Source) -> Self {
         Draft {
             source,
@@ -198,6 +207,8 @@ impl<'s> Draft<'s> {
         }
     }
 
+    /// A document as this write sees it: its own changes first, else the
+    /// committed one.
     pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Fault> {
         match self.docs.get(&(view, key.to_string())) {
             Some(doc) => Ok(doc.clone()),
@@ -240,6 +251,7 @@ impl<'s> Draft<'s> {
         Ok(())
     }
 
+    /// Deletes the document at `key` in `view`.
     pub fn delete(&mut self, view: View, key: impl Into<String>) {
         self.docs.insert((view, key.into()), None);
     }
@@ -271,7 +283,9 @@ impl<'s> Draft<'s> {
 /// What one write does to one view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewChange {
+    /// The view changed.
     pub view: View,
+    /// The view's revision after this change (one past the previous one).
     pub revision: u64,
     /// The merge patch from revision - 1 to revision; never empty.
     pub patch: Value,
@@ -282,6 +296,7 @@ pub struct ViewChange {
 /// Everything one write persists, in one transaction.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
+    /// One change per view the write actually changed.
     pub changes: Vec<ViewChange>,
     /// New values of counters (an id counter: the next id it hands out).
     pub counters: Vec<(String, u64)>,
@@ -294,6 +309,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The revision of `view` after the write, if the write declared it.
     pub fn revision(&self, view: View) -> Option<u64> {
         self.revisions
             .iter()
@@ -351,9 +367,13 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Fault> {
 /// An in-memory [`Source`], for unit tests of writes and for tools.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySource {
+    /// Documents by view and key.
     pub docs: BTreeMap<(View, String), Value>,
+    /// Counters by name; one not set reads as 1.
     pub counters: BTreeMap<String, u64>,
+    /// Current revision per view; one not set reads as 0.
     pub revisions: BTreeMap<View, u64>,
+    /// Stored idempotency outcomes by scoped key.
     pub outcomes: BTreeMap<String, Outcome>,
 }
 

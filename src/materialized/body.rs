@@ -35,6 +35,7 @@ const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 /// A run of text deflated on its own, with what the gzip trailer needs.
 #[derive(Debug, Clone)]
 pub struct Deflated {
+    /// The deflated run, to be placed between a gzip header and trailer.
     pub bytes: Bytes,
     crc: crc32fast::Hasher,
     len: u64,
@@ -66,7 +67,9 @@ pub fn deflate(text: &[u8]) -> Deflated {
 /// A body as a list of shared buffers.
 #[derive(Debug, Default)]
 pub struct Pieces {
+    /// The buffers, in order.
     pub parts: Vec<Bytes>,
+    /// Their total length in bytes.
     pub len: u64,
 }
 
@@ -162,6 +165,7 @@ pub struct PiecesBody {
 }
 
 impl PiecesBody {
+    /// A body that sends `pieces` from the first one on.
     pub fn new(pieces: Arc<Pieces>) -> Self {
         PiecesBody { pieces, next: 0 }
     }

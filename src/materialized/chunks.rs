@@ -81,10 +81,12 @@ impl Chunk {
         &self.text
     }
 
+    /// How many documents the chunk holds.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the chunk holds no document.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -160,6 +162,7 @@ impl Chunks {
         self.len
     }
 
+    /// Whether the view has no document.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -278,6 +281,7 @@ impl Builder {
         }
     }
 
+    /// Flushes what is pending and returns the built view.
     pub fn finish(mut self) -> Chunks {
         self.flush();
         self.done

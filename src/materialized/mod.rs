@@ -51,6 +51,8 @@ pub trait Index: Send + Sync + 'static {
     /// The document at `key` went from `old` to `new` (`None`: absent),
     /// each given as its JSON text.
     fn change(&mut self, key: &str, old: Option<&str>, new: Option<&str>);
+    /// The index itself, so that a handler can downcast it to its concrete
+    /// type.
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -60,7 +62,9 @@ pub type MakeIndex = fn() -> Box<dyn Index>;
 /// A view at one revision. Cheap to take and to hold: its documents are
 /// shared with the live copy and with every other snapshot.
 pub struct Snapshot {
+    /// The revision the documents reflect.
     pub revision: u64,
+    /// The documents in key order, as stored JSON text.
     pub docs: Chunks,
     identity: OnceLock<Arc<Pieces>>,
     gzip: OnceLock<Arc<Pieces>>,
@@ -339,6 +343,8 @@ impl Views {
         }
     }
 
+    /// The in-memory copy of `view`, or `None` if this process does not serve
+    /// it.
     pub fn get(&self, view: View) -> Option<&Materialized> {
         self.views.get(&view)
     }

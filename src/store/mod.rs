@@ -22,6 +22,7 @@ pub mod trim;
 /// A stored event: the merge patch that took the view to `revision`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The view's revision after this event.
     pub revision: u64,
     /// The patch as JSON text, exactly as it is sent on the stream.
     pub patch: String,
@@ -41,13 +42,16 @@ pub struct EventsPage {
 /// A whole view and the revision it reflects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// The revision the documents reflect.
     pub revision: u64,
+    /// Every document of the view, by key.
     pub docs: Map<String, Value>,
 }
 
 /// The outcome of a committed write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
+    /// What the write function returned (the HTTP answer body).
     pub output: Output,
     /// Every view the write declared, with its revision after the write.
     pub revisions: Vec<(View, u64)>,
@@ -57,6 +61,8 @@ pub struct Committed {
 }
 
 impl Committed {
+    /// The revision of `view` after the write (0 if the write did not declare
+    /// it).
     pub fn revision(&self, view: View) -> u64 {
         self.revisions
             .iter()
@@ -65,6 +71,7 @@ impl Committed {
     }
 }
 
+/// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StoreError {
     /// The write is invalid for the current state.
@@ -81,6 +88,8 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Durable storage of the views, their outbox of events and idempotency
+/// outcomes; SQLite and PostgreSQL implement it.
 pub trait Store: Send + Sync + 'static {
     /// The id of this database's history (see SPEC §2, "epoch").
     fn epoch(&self) -> &str;
@@ -88,6 +97,8 @@ pub trait Store: Send + Sync + 'static {
     /// Runs a write in one transaction and publishes its events.
     fn write(&self, write: crate::domain::Write) -> BoxFuture<'_, Result<Committed, StoreError>>;
 
+    /// The whole view and its revision, read in one transaction, with the
+    /// documents parsed.
     fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
 
     /// The whole view and its revision, read in one transaction, with the
@@ -95,6 +106,7 @@ pub trait Store: Send + Sync + 'static {
     /// how each process loads its in-memory copy at start.
     fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>>;
 
+    /// One document of `view` by key, or `None` if there is none.
     fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>>;
 
     /// Events from revision `from` on, at most `limit`, with the bounds.

@@ -67,7 +67,9 @@ CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
+    /// A SQLite file at this path.
     File(PathBuf),
+    /// A private in-memory database, gone when the process ends.
     Memory,
 }
 
@@ -81,6 +83,8 @@ enum Job {
     Exec(Exec),
 }
 
+/// A [`Store`](crate::store::Store) on SQLite: one writer thread that
+/// group-commits, and a pool of reader connections for a file.
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     /// `None` for an in-memory database: reads then go to the writer.

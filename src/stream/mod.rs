@@ -34,11 +34,15 @@ pub const PAGE: usize = 256;
 
 /// The answer to a stream request.
 pub enum Opened {
+    /// The stream can be served: events from the requested position on.
     Stream(Box<Subscription>),
     /// The position cannot be served; `410 Gone` with these bounds.
     Gone {
+        /// Why the position cannot be served.
         why: Gone,
+        /// The oldest retained event of the view, if any.
         oldest: Option<u64>,
+        /// The view's current revision.
         current: u64,
     },
 }
@@ -50,6 +54,8 @@ enum Phase {
     Done,
 }
 
+/// One open stream: catches up from the outbox, then follows the hub's live
+/// frames, with keep-alives, until shutdown.
 pub struct Subscription {
     app: App,
     view: View,

@@ -10,11 +10,13 @@ use std::fmt;
 /// What the client asked for, before looking at the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// Where the first event sent starts.
     pub start: Start,
     /// The epoch the client's revisions belong to, if it said.
     pub epoch: Option<String>,
 }
 
+/// Where a stream begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     /// The first event sent has this revision or a later one.
@@ -28,11 +30,17 @@ pub enum Start {
 /// The raw inputs, as the HTTP layer found them.
 #[derive(Debug, Default, Clone)]
 pub struct Raw<'a> {
+    /// The `Last-Event-ID` header.
     pub last_event_id: Option<&'a str>,
+    /// The `?revision=` query parameter.
     pub query_revision: Option<&'a str>,
+    /// The `X-Revision` header.
     pub header_revision: Option<&'a str>,
+    /// The `?snapshot=` query parameter.
     pub snapshot: Option<&'a str>,
+    /// The `?epoch=` query parameter.
     pub query_epoch: Option<&'a str>,
+    /// The `X-Epoch` header.
     pub header_epoch: Option<&'a str>,
 }
 
@@ -47,6 +55,8 @@ fn revision(what: &str, raw: &str) -> Result<u64, String> {
         .map_err(|_| format!("{what} is out of range: `{raw}`"))
 }
 
+/// Validates every position the client sent and picks the one that wins; an
+/// `Err` is a 400 message.
 pub fn parse(raw: &Raw<'_>) -> Result<Request, String> {
     let snapshot = match raw.snapshot.map(str::trim) {
         None | Some("false") | Some("0") => false,

@@ -54,6 +54,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on reading a whole view (once per process, at start).
 const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A [`Store`](crate::store::Store) on PostgreSQL: a connection pool for reads,
+/// one writer task that group-commits, and events shared between processes on
+/// the same database.
 pub struct PgStore {
     pool: Pool,
     epoch: String,
