@@ -68,6 +68,8 @@
 //! - [`service`]: the public API for services; [`services`]: the built-in
 //!   ones, written on it.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod bench;
 pub mod cli;

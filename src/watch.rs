@@ -45,8 +45,11 @@ pub struct WatchArgs {
     pub output: Output,
 }
 
-/// How `duality watch` prints the view.
+/// How `duality watch` prints the view: the `--output` flag's help
+/// describes both values (doc comments on them would change that help's
+/// layout, so they have none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
 pub enum Output {
     Table,
     Json,
