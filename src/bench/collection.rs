@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::json;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::follow::{Control, collect, follow};
+use super::follow::{arrivals, collect, listen_all};
 use super::server::Server;
 use super::writes::{Flood, flood, round2};
 use super::{BenchArgs, Report};
@@ -116,23 +115,7 @@ async fn fan_out(
     drop(current);
     let path = format!("{stream}?revision={from}");
     let streams = super::fanout::subscribe(server, &path, args.subscribers).await?;
-    let (control, controlled) = watch::channel(Control::Running);
-    let mut listeners = JoinSet::new();
-    for response in streams {
-        listeners.spawn(follow(
-            response,
-            controlled.clone(),
-            from,
-            Vec::new(),
-            |t, c| {
-                if c.fresh {
-                    t.push((c.revision, c.at));
-                }
-                c.revision
-            },
-        ));
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (control, listeners) = listen_all(streams, from, arrivals).await;
     let writes = ((args.rate as f64) * args.duration.as_secs_f64())
         .round()
         .max(1.0) as u64;

@@ -22,11 +22,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::follow::{Change, Control, collect, follow};
+use super::follow::{Change, collect, listen_all};
 use super::paced::{Paced, post_paced};
 use super::server::Server;
 use super::writes::round2;
@@ -168,18 +166,7 @@ pub(super) async fn measure(
     let n = args.dashboard_subscribers;
     let streams = super::fanout::subscribe(servers[front], &path, n).await?;
     let connect_seconds = connecting.elapsed().as_secs_f64();
-    let (control, controlled) = watch::channel(Control::Running);
-    let mut listeners = JoinSet::new();
-    for response in streams {
-        listeners.spawn(follow(
-            response,
-            controlled.clone(),
-            from,
-            Heard::default(),
-            Heard::record,
-        ));
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (control, listeners) = listen_all(streams, from, Heard::record).await;
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;

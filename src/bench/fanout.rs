@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::follow::{Control, collect, follow};
+use super::follow::{arrivals, collect, listen_all};
 use super::paced::{Paced, post_paced};
 use super::server::Server;
 use super::writes::{met, round2};
@@ -112,24 +112,7 @@ pub(super) async fn measure(
         }
     }
     let connect_seconds = connecting.elapsed().as_secs_f64();
-    let (control, controlled) = watch::channel(Control::Running);
-    let mut listeners = JoinSet::new();
-    for response in streams {
-        listeners.spawn(follow(
-            response,
-            controlled.clone(),
-            from,
-            Vec::new(),
-            |times, c| {
-                if c.fresh {
-                    times.push((c.revision, c.at));
-                }
-                c.revision
-            },
-        ));
-    }
-    // Let every listener start reading before the first write.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (control, listeners) = listen_all(streams, from, arrivals).await;
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;

@@ -36,6 +36,42 @@ pub(super) struct Followed<T> {
     pub error: Option<String>,
 }
 
+/// The first time each revision arrived: the `on_change` of a listener
+/// that measures latency per write.
+pub(super) fn arrivals(times: &mut Vec<(u64, Instant)>, c: Change<'_>) -> u64 {
+    if c.fresh {
+        times.push((c.revision, c.at));
+    }
+    c.revision
+}
+
+/// One [`follow`] per stream, each from revision `from` with its own empty
+/// `T`, then a moment for every listener to start reading before the
+/// first write. The sender steers them all.
+pub(super) async fn listen_all<T, F>(
+    streams: Vec<reqwest::Response>,
+    from: u64,
+    on_change: F,
+) -> (watch::Sender<Control>, JoinSet<Followed<T>>)
+where
+    T: Default + Send + 'static,
+    F: FnMut(&mut T, Change<'_>) -> u64 + Clone + Send + 'static,
+{
+    let (control, controlled) = watch::channel(Control::Running);
+    let mut listeners = JoinSet::new();
+    for response in streams {
+        listeners.spawn(follow(
+            response,
+            controlled.clone(),
+            from,
+            T::default(),
+            on_change.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (control, listeners)
+}
+
 /// Reads the change events of `response` (the first expected is `from`),
 /// handing each to `on_change`, which records it into `seen` and answers
 /// the progress it reached; stops when the progress reaches the last one
