@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use super::load::{Target, VIEWS, json_bytes, load, targets};
 use super::reads::{Load, Reads, hammer};
-use super::server::Server;
+use super::server::{Batches, Server};
 use super::writes::{Body, Flood, flood, round2};
 use super::{BenchArgs, Cpu, CpuMeter, Report};
 
@@ -139,13 +139,14 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             l.cpu.text(),
         )
     };
-    let writes_line = |name: &str, (f, cpu): &(Flood, Cpu)| {
+    let writes_line = |name: &str, (f, cpu, batches): &(Flood, Cpu, Batches)| {
         let (_, latency) = super::latency(&f.latency);
         format!(
-            "{name}: {:.0} incident writes/s ({} errors), {latency}\n    {}",
+            "{name}: {:.0} incident writes/s ({} errors), {latency}\n    {}\n    {}",
             f.per_second(),
             f.errors,
             cpu.text(),
+            batches.text(),
         )
     };
     let text = format!(
@@ -182,7 +183,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             "cpu": l.cpu.json(),
         })
     };
-    let writes_json = |(f, cpu): &(Flood, Cpu)| {
+    let writes_json = |(f, cpu, batches): &(Flood, Cpu, Batches)| {
         let (latency, _) = super::latency(&f.latency);
         json!({
             "writes": f.ok,
@@ -190,6 +191,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             "writes_per_s": f.per_second().round(),
             "latency": latency,
             "cpu": cpu.json(),
+            "commit_batches": batches.json(),
         })
     };
     let json = json!({
@@ -218,7 +220,11 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
 }
 
 /// `--connections` writers post incidents for `--duration`.
-async fn write_incidents(args: &BenchArgs, server: &Server) -> Result<(Flood, Cpu), String> {
+async fn write_incidents(
+    args: &BenchArgs,
+    server: &Server,
+) -> Result<(Flood, Cpu, Batches), String> {
+    let before = server.batches().await?;
     let meter = CpuMeter::start_all(&[server.pid])?;
     let urls = [server.url("/incidents/items")];
     let done = flood(
@@ -229,5 +235,6 @@ async fn write_incidents(args: &BenchArgs, server: &Server) -> Result<(Flood, Cp
         incidents(args.customers),
     )
     .await?;
-    Ok((done, meter.finish()?))
+    let cpu = meter.finish()?;
+    Ok((done, cpu, server.batches().await?.since(&before)))
 }

@@ -170,29 +170,35 @@ impl Server {
             .collect())
     }
 
-    /// Group-commit batches: (transactions, mean writes per transaction,
-    /// median, max), from the `duality_commit_batch_writes` summary.
-    pub async fn batches(&self) -> Result<Option<(f64, f64, f64, f64)>, String> {
+    /// Group-commit batches so far, from the `duality_commit_batch_writes`
+    /// histogram.
+    pub async fn batches(&self) -> Result<Batches, String> {
         let lines = self.metric("duality_commit_batch_writes").await?;
-        let value = |prefix: &str| {
-            lines
-                .iter()
-                .find_map(|l| l.strip_prefix(prefix))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-        };
-        let count = value("duality_commit_batch_writes_count");
-        let sum = value("duality_commit_batch_writes_sum");
-        let median = value("duality_commit_batch_writes{quantile=\"0.5\"}");
-        let max = value("duality_commit_batch_writes{quantile=\"1\"}");
-        Ok(match (count, sum) {
-            (Some(count), Some(sum)) if count > 0.0 => Some((
-                count,
-                sum / count,
-                median.map_or(f64::NAN, f64::round),
-                max.map_or(f64::NAN, f64::round),
-            )),
-            _ => None,
-        })
+        let mut batches = Batches::default();
+        for line in &lines {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            if name == "duality_commit_batch_writes_count" {
+                batches.count = value;
+            } else if name == "duality_commit_batch_writes_sum" {
+                batches.sum = value;
+            } else if let Some(le) = name
+                .strip_prefix("duality_commit_batch_writes_bucket{le=\"")
+                .and_then(|rest| rest.strip_suffix("\"}"))
+            {
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap_or(f64::NAN)
+                };
+                batches.buckets.push((le, value));
+            }
+        }
+        Ok(batches)
     }
 
     /// Kills the server and waits for it to exit.
@@ -246,4 +252,69 @@ fn free_addr() -> Result<String, String> {
         .local_addr()
         .map_err(|e| format!("cannot find a free port: {e}"))?;
     Ok(addr.to_string())
+}
+
+/// Group-commit batches as the server counts them: transactions, writes,
+/// and the cumulative histogram buckets `(upper bound, transactions)`.
+#[derive(Debug, Clone, Default)]
+pub struct Batches {
+    pub count: f64,
+    pub sum: f64,
+    pub buckets: Vec<(f64, f64)>,
+}
+
+impl Batches {
+    /// What was counted after `before`.
+    pub fn since(&self, before: &Batches) -> Batches {
+        let earlier = |le: f64| {
+            before
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == le)
+                .map_or(0.0, |(_, n)| *n)
+        };
+        Batches {
+            count: self.count - before.count,
+            sum: self.sum - before.sum,
+            buckets: self
+                .buckets
+                .iter()
+                .map(|&(le, n)| (le, n - earlier(le)))
+                .collect(),
+        }
+    }
+
+    /// Mean writes per transaction.
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count.max(1.0)
+    }
+
+    /// The smallest bucket bound at or above the `q` quantile.
+    pub fn at_most(&self, q: f64) -> f64 {
+        self.buckets
+            .iter()
+            .find(|(_, n)| *n >= q * self.count)
+            .map_or(f64::NAN, |(le, _)| *le)
+    }
+
+    /// One line for a report.
+    pub fn text(&self) -> String {
+        format!(
+            "group commit: {:.0} transactions, {:.1} writes each on average (median <= {}, max <= {})",
+            self.count,
+            self.mean(),
+            self.at_most(0.5),
+            self.at_most(1.0),
+        )
+    }
+
+    /// The same as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "transactions": self.count,
+            "mean": super::writes::round2(self.mean()),
+            "median_at_most": self.at_most(0.5),
+            "max_at_most": self.at_most(1.0),
+        })
+    }
 }

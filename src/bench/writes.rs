@@ -127,12 +127,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         met(per_second >= TARGET_PER_SECOND),
         cpu.text(),
     );
-    if let Some((count, mean, median, max)) = batches {
-        text.push_str(&format!(
-            "\n  group commit: {count:.0} transactions, {mean:.1} writes each on average \
-             (median {median:.0}, max {max:.0})"
-        ));
-    }
+    text.push_str(&format!("\n  {}", batches.text()));
     if let Some(e) = &first_error {
         text.push_str(&format!("\n  first error: {e}"));
     }
@@ -147,9 +142,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "errors": errors,
         "latency": latency_json,
         "cpu": cpu.json(),
-        "commit_batches": batches.map(|(count, mean, median, max)| json!({
-            "transactions": count, "mean": round2(mean), "median": median, "max": max,
-        })),
+        "commit_batches": batches.json(),
         "target_writes_per_s": TARGET_PER_SECOND,
         "meets_target": per_second >= TARGET_PER_SECOND && errors == 0,
     });
