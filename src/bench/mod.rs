@@ -120,6 +120,12 @@ pub struct BenchArgs {
     /// (default: the server's own default).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub max_connections: Option<u64>,
+
+    /// The `duality` binary to measure (default: this one). Another build,
+    /// of an older commit say, then runs under the same load generator, so
+    /// the two can be compared alternately on one machine.
+    #[arg(long, value_name = "PATH")]
+    pub server: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {
@@ -193,14 +199,18 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             "the large-* scenarios restart a server on its own fresh SQLite file: drop --db".into(),
         );
     }
+    let exe = match &args.server {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => return Err(format!("--server {}: no such file", path.display())),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
+    };
     println!(
         "duality bench: {} CPUs, {} MiB memory; server = {} serve (child process)",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         mem_total_kib().map_or(0, |k| k / 1024),
-        std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "duality".into()),
+        exe.display(),
     );
+    server::use_binary(exe);
     if args.scenario == Scenario::HalfOpen {
         let report = halfopen::run(&args).await?;
         println!("{}\n\n{}", report.text, report.json);

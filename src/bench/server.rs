@@ -219,7 +219,10 @@ impl Drop for Server {
 
 /// Starts `duality serve` on `addr` and `db` with `flags`.
 fn spawn(addr: &str, db: &OsStr, flags: &[String]) -> Result<Child, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exe = match BINARY.get() {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?,
+    };
     let mut command = Command::new(exe);
     command
         .arg("serve")
@@ -242,6 +245,14 @@ fn spawn(addr: &str, db: &OsStr, flags: &[String]) -> Result<Child, String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start the server: {e}"))
+}
+
+/// The binary every server of this run is started from (`--server`).
+static BINARY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Starts every server of this run from `exe`.
+pub fn use_binary(exe: std::path::PathBuf) {
+    let _ = BINARY.set(exe);
 }
 
 /// A port of 127.0.0.1 that is free right now.
