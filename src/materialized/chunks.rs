@@ -395,7 +395,6 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use proptest::prelude::*;
     use serde_json::Value;
