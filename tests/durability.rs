@@ -736,3 +736,29 @@ async fn committed_writes_reach_the_database_file_itself_within_moments() {
     assert_eq!(seen, 20, "the database file holds {seen} of 20 persons");
     server.stop().await.unwrap();
 }
+
+/// A server started through `faketime` runs as `faketime`'s child. The
+/// harness must stop both, or every test with a shifted clock leaves a
+/// server behind, holding its port and its database.
+#[tokio::test]
+async fn a_server_with_a_shifted_clock_is_gone_once_the_test_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shifted.db");
+    let args = ["--db", db.to_str().unwrap()];
+    let server = ChildServer::start_with_clock(Some("-1h"), &args, dir.path()).await;
+    let addr = server.addr;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(server);
+    let mut gone = false;
+    for _ in 0..40 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gone,
+        "something still listens on {addr} after the server was dropped"
+    );
+}

@@ -251,6 +251,9 @@ impl ChildServer {
                 faketime
             }
         };
+        // Its own process group: `faketime` runs the server as its child,
+        // and killing `faketime` alone would leave the server running.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .args(["serve", "--listen", &addr.to_string()])
             .args(args)
@@ -315,13 +318,24 @@ impl ChildServer {
 
     /// `kill -9`: no graceful shutdown, no chance to flush anything.
     pub fn kill_9(&mut self) {
+        self.kill_group();
         self.child.kill().expect("SIGKILL the server");
         self.child.wait().expect("reap the server");
+    }
+
+    /// SIGKILL to the child's process group: the server, and `faketime`
+    /// when it runs the server.
+    fn kill_group(&self) {
+        if let Ok(group) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) takes plain integers and touches no memory.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
     }
 }
 
 impl Drop for ChildServer {
     fn drop(&mut self) {
+        self.kill_group();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
