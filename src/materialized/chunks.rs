@@ -96,10 +96,6 @@ impl Chunk {
         if self.is_empty() { "" } else { self.key(0) }
     }
 
-    fn last_key(&self) -> Option<&str> {
-        self.len().checked_sub(1).map(|i| self.key(i))
-    }
-
     fn find(&self, key: &str) -> Result<usize, usize> {
         let (mut low, mut high) = (0, self.len());
         while low < high {
@@ -193,6 +189,14 @@ impl ChunkWriter {
 
     fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    fn last_key(&self) -> Option<&str> {
+        let last = self.slots.len().checked_sub(1)?;
+        let from = last
+            .checked_sub(1)
+            .map_or(0, |p| self.slots[p].key_end as usize);
+        Some(&self.keys[from..self.slots[last].key_end as usize])
     }
 
     fn bytes(&self) -> usize {
@@ -323,8 +327,8 @@ impl Chunks {
         if whole.text.len() <= SPLIT_AT || whole.len() < 2 {
             self.insert_built(whole);
         } else {
-            let (n, mid) = (whole.len(), whole.len() / 2);
-            for range in [0..mid, mid..n] {
+            let mid = whole.len() / 2;
+            for range in [0..mid, mid..whole.len()] {
                 let mut half = ChunkWriter::default();
                 half.copy(&whole, range);
                 self.insert_built(half.finish());
@@ -339,6 +343,11 @@ impl Chunks {
             .insert(chunk.first_key().into(), Arc::new(chunk));
     }
 
+    fn last_key(&self) -> Option<&str> {
+        let chunk = self.chunks.values().next_back()?;
+        chunk.len().checked_sub(1).map(|i| chunk.key(i))
+    }
+
     /// Every document as `(key, JSON text)`, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.chunks.values().flat_map(|c| c.docs())
@@ -351,23 +360,12 @@ impl Chunks {
 pub struct Builder {
     done: Chunks,
     pending: ChunkWriter,
-    /// The last key pushed, while `pending` is empty.
-    last: Option<Box<str>>,
 }
 
 impl Builder {
     /// Adds the next document; refuses a key not above the previous one.
     pub fn push(&mut self, key: &str, doc: &str) -> Result<(), String> {
-        let pending_last = self.pending.slots.last().map(|s| {
-            let from = self
-                .pending
-                .slots
-                .len()
-                .checked_sub(2)
-                .map_or(0, |p| self.pending.slots[p].key_end as usize);
-            &self.pending.keys[from..s.key_end as usize]
-        });
-        let last = pending_last.or(self.last.as_deref());
+        let last = self.pending.last_key().or_else(|| self.done.last_key());
         if last.is_some_and(|last| last >= key) {
             return Err(format!("keys out of order at `{key}`"));
         }
@@ -381,7 +379,6 @@ impl Builder {
     fn flush(&mut self) {
         if self.pending.len() > 0 {
             let chunk = std::mem::take(&mut self.pending).finish();
-            self.last = chunk.last_key().map(Into::into);
             self.done.insert_built(chunk);
         }
     }
