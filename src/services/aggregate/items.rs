@@ -1,91 +1,54 @@
 //! The item endpoints of the customers and incidents services: one set of
-//! handlers, described per entity, over the pure domain functions.
+//! handlers, generic over the item type, over the pure domain functions.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde_json::Value;
 
-use super::customers::{self, CustomerDoc, CustomerIndex};
+use super::customers::{self, CustomerIndex};
 use super::entity::{self, Item};
-use super::incidents::{self, IncidentDoc, IncidentIndex};
+use super::incidents::{self, IncidentIndex};
 use super::{CUSTOMERS, INCIDENTS};
 use crate::services::fields;
 use crate::{ApiJson, App, AppError, KeyHeader, create_once, written};
-use futures_util::future::BoxFuture;
 
-/// What differs between customers and incidents.
-pub struct Entity<D> {
-    /// `/customers/items`: the collection; items live below it.
-    pub items: &'static str,
-    /// The whole collection, from the view's read model.
-    pub list: fn(App) -> BoxFuture<'static, Result<Response, AppError>>,
-    /// Ties the entry to its document type `D`; holds no data.
-    pub kind: std::marker::PhantomData<fn() -> D>,
-}
-
-/// Customers' items: listed by name from the customers index.
-pub static CUSTOMER_ITEMS: Entity<CustomerDoc> = Entity {
-    items: "/customers/items",
-    list: |app| {
-        Box::pin(async move {
-            let list = app.read(CUSTOMERS, CustomerIndex::list).await?;
-            Ok(Json(customers::Items(list)).into_response())
-        })
-    },
-    kind: std::marker::PhantomData,
-};
-
-/// Incidents' items: listed by customer name, then id, from the incidents
-/// index.
-pub static INCIDENT_ITEMS: Entity<IncidentDoc> = Entity {
-    items: "/incidents/items",
-    list: |app| {
-        Box::pin(async move {
-            let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
-            Ok(Json(incidents::Items(groups)).into_response())
-        })
-    },
-    kind: std::marker::PhantomData,
-};
-
-/// The item routes of an entity: `GET`/`POST` on its collection and
-/// `GET`/`PATCH`/`DELETE` on `{items}/{id}`.
-pub fn routes<D: Item>(e: &'static Entity<D>) -> Router<App> {
+/// The item routes of one kind of item: `GET` (`list`) and `POST` on its
+/// collection `items`, and `GET`/`PATCH`/`DELETE` on `{items}/{id}`.
+pub fn routes<D: Item>(items: &'static str, list: MethodRouter<App>) -> Router<App> {
     Router::new()
         .route(
-            e.items,
-            get(move |State(app): State<App>| list(app, e)).post(
+            items,
+            list.post(
                 move |State(app): State<App>, key: KeyHeader, ApiJson(body): ApiJson<Value>| {
-                    create(app, e, key, body)
+                    create::<D>(app, items, key, body)
                 },
             ),
         )
         .route(
-            &format!("{}/{{id}}", e.items),
-            get(move |State(app): State<App>, Path(id): Path<String>| one(app, e, id))
-                .patch(
-                    move |State(app): State<App>,
-                          Path(id): Path<String>,
-                          ApiJson(body): ApiJson<Value>| {
-                        patch(app, e, id, body)
-                    },
-                )
-                .delete(move |State(app): State<App>, Path(id): Path<String>| delete(app, e, id)),
+            &format!("{items}/{{id}}"),
+            get(one::<D>).patch(patch::<D>).delete(delete::<D>),
         )
 }
 
-async fn list<D: Item>(app: App, e: &'static Entity<D>) -> Result<Response, AppError> {
-    (e.list)(app).await
+/// `GET /customers/items`: every customer, by name, from the index.
+pub async fn list_customers(State(app): State<App>) -> Result<Response, AppError> {
+    let list = app.read(CUSTOMERS, CustomerIndex::list).await?;
+    Ok(Json(customers::Items(list)).into_response())
+}
+
+/// `GET /incidents/items`: every incident, by customer name then id.
+pub async fn list_incidents(State(app): State<App>) -> Result<Response, AppError> {
+    let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
+    Ok(Json(incidents::Items(groups)).into_response())
 }
 
 async fn one<D: Item>(
-    app: App,
-    _: &'static Entity<D>,
-    id: String,
+    State(app): State<App>,
+    Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let id = fields::uuid(&id)?;
     match app.doc_as::<D>(D::VIEW, &id).await? {
@@ -96,14 +59,14 @@ async fn one<D: Item>(
 
 async fn create<D: Item>(
     app: App,
-    e: &'static Entity<D>,
+    items: &'static str,
     key: KeyHeader,
     body: Value,
 ) -> Result<Response, AppError> {
     let doc = D::parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     let write = entity::create(id, doc);
-    let done = create_once(&app, key, e.items, &body, write).await?;
+    let done = create_once(&app, key, items, &body, write).await?;
     // From the output, not `id`: a repeated key answers the first item.
     let id = done
         .output
@@ -112,7 +75,7 @@ async fn create<D: Item>(
         .map(str::to_string);
     let mut response = written(StatusCode::CREATED, done, D::VIEW);
     if let Some(id) = id
-        && let Ok(location) = format!("{}/{id}", e.items).parse()
+        && let Ok(location) = format!("{items}/{id}").parse()
     {
         response
             .headers_mut()
@@ -122,10 +85,9 @@ async fn create<D: Item>(
 }
 
 async fn patch<D: Item>(
-    app: App,
-    _: &'static Entity<D>,
-    id: String,
-    body: Value,
+    State(app): State<App>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
     let done = app.write(entity::patch::<D>(id, body)).await?;
@@ -133,19 +95,18 @@ async fn patch<D: Item>(
 }
 
 async fn delete<D: Item>(
-    app: App,
-    _: &'static Entity<D>,
-    id: String,
+    State(app): State<App>,
+    Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = fields::uuid(&id)?;
     let done = app.write(entity::delete::<D>(id)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, D::VIEW))
 }
 
-/// `GET /customers/count`, `/customers/top/{limit}` and
-/// `/incidents/grouped-by-customer`: read models kept with the views.
-pub fn read_models() -> (Router<App>, Router<App>) {
-    let customers = Router::new()
+/// `GET /customers/count` and `/customers/top/{limit}`: read models kept
+/// with the customers view.
+pub fn customer_reads() -> Router<App> {
+    Router::new()
         .route(
             "/customers/count",
             get(|State(app): State<App>| async move {
@@ -164,13 +125,17 @@ pub fn read_models() -> (Router<App>, Router<App>) {
                     Ok::<_, AppError>(Json(top))
                 },
             ),
-        );
-    let incidents = Router::new().route(
+        )
+}
+
+/// `GET /incidents/grouped-by-customer`: a read model kept with the
+/// incidents view.
+pub fn incident_reads() -> Router<App> {
+    Router::new().route(
         "/incidents/grouped-by-customer",
         get(|State(app): State<App>| async move {
             let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
             Ok::<_, AppError>(Json(incidents::Grouped(groups)))
         }),
-    );
-    (customers, incidents)
+    )
 }

@@ -14,7 +14,11 @@ pub mod ranking;
 mod start;
 pub mod upstreams;
 
+use axum::routing::get;
+
 use crate::{MakeIndex, Service, View, ViewSpec};
+use customers::CustomerDoc;
+use incidents::IncidentDoc;
 
 static CUSTOMER_INDEXES: [MakeIndex; 1] = [customers::index];
 static INCIDENT_INDEXES: [MakeIndex; 1] = [incidents::index];
@@ -42,21 +46,25 @@ pub const DASHBOARD: View = View::of(&DASHBOARD_SPEC);
 
 /// The customers service: items, count and top list.
 pub fn customers_service() -> Service {
-    let (reads, _) = items::read_models();
     Service::new("customers")
         .view(CUSTOMERS)
-        .merge(items::routes(&items::CUSTOMER_ITEMS))
-        .merge(reads)
+        .merge(items::routes::<CustomerDoc>(
+            "/customers/items",
+            get(items::list_customers),
+        ))
+        .merge(items::customer_reads())
         .openapi(openapi::customers_paths)
 }
 
 /// The incidents service: items and the grouping by customer.
 pub fn incidents_service() -> Service {
-    let (_, reads) = items::read_models();
     Service::new("incidents")
         .view(INCIDENTS)
-        .merge(items::routes(&items::INCIDENT_ITEMS))
-        .merge(reads)
+        .merge(items::routes::<IncidentDoc>(
+            "/incidents/items",
+            get(items::list_incidents),
+        ))
+        .merge(items::incident_reads())
         .openapi(openapi::incidents_paths)
 }
 
