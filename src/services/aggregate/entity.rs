@@ -50,9 +50,7 @@ pub fn create<D: Item>(id: String, doc: D) -> Write {
 /// be a valid document. Answers the item after the patch.
 pub fn patch<D: Item>(id: String, patch: Value) -> Write {
     Write::new(&[D::VIEW], move |d| {
-        let current: D = d.read(D::VIEW, &id)?.ok_or_else(|| not_found::<D>(&id))?;
-        let current = serde_json::to_value(&current)
-            .map_err(|e| Fault::Invalid(format!("internal: a {}: {e}", D::NOUN)))?;
+        let current = d.get(D::VIEW, &id)?.ok_or_else(|| not_found::<D>(&id))?;
         let doc = D::validate(&fields::patched(&current, &patch, D::FIELDS)?)?;
         d.write(D::VIEW, id.clone(), &doc)?;
         Ok(doc.item(&id))
