@@ -74,7 +74,7 @@ pub async fn put(
 ) -> Result<Response, AppError> {
     let key = key_of(key)?;
     let doc = object(body)?;
-    let done = app.write(writes::put(Arc::clone(&c), key, doc)).await?;
+    let done = app.write(writes::put(&c, key, doc)?).await?;
     Ok(answer(done, &c))
 }
 

@@ -20,15 +20,17 @@ fn not_found(c: &Collection, key: &str) -> Fault {
     Fault::NotFound(format!("no document `{key}` in the collection {}", c.name))
 }
 
-/// Creates or replaces the document at `key`.
-pub fn put(c: Arc<Collection>, key: String, doc: Doc) -> Write {
+/// Creates or replaces the document at `key`. The document is checked
+/// here, once: it does not depend on what is stored, so the check stays
+/// out of the writing transaction (which a store may run more than once).
+pub fn put(c: &Collection, key: String, doc: Doc) -> Result<Write, Fault> {
+    c.check(&doc)?;
     let view = c.view;
-    Write::new(&[view], move |d| {
-        c.check(&doc)?;
+    Ok(Write::new(&[view], move |d| {
         let created = d.get(view, &key)?.is_none();
         d.put(view, key.clone(), Value::Object(doc.clone()))?;
         Ok(outcome(created, &doc))
-    })
+    }))
 }
 
 /// Applies a merge patch to the document at `key` (a `null` member
