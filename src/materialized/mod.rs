@@ -316,15 +316,11 @@ fn change_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entr
         merge::apply(&mut doc, entry);
         Some(doc.to_string())
     };
-    // Only indexes need the old text once the copy has changed.
-    let old_text = match indexes.is_empty() {
-        true => None,
-        false => old_text.map(str::to_string),
-    };
-    docs.set(key, new.as_deref());
-    for index in indexes {
-        index.change(key, old_text.as_deref(), new.as_deref());
+    // The indexes first, while the old text is still the copy's.
+    for index in indexes.iter_mut() {
+        index.change(key, old_text, new.as_deref());
     }
+    docs.set(key, new.as_deref());
 }
 
 /// Every view's copy.
