@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use duality::domain::{Fault, Registry, View, Write};
 use duality::hub::Hub;
-use duality::services::aggregate::{CUSTOMERS, INCIDENTS};
+use duality::services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
 use duality::services::persons::rules::{self as persons, NewPerson, PersonPatch};
 use duality::services::persons::{LOCATIONS, PERSONS};
 use duality::store::postgres::PgStore;
@@ -161,6 +161,7 @@ on_both_backends!(
     the_epoch_belongs_to_the_database_and_survives_reopening,
     concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_events,
     refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact,
+    a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on,
 );
 
 fn create(name: &str, city: Option<&str>) -> Write {
@@ -279,6 +280,25 @@ async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Ba
         live.try_recv(),
         Err(broadcast::error::TryRecvError::Empty)
     ));
+}
+
+/// The hub has no channel and the store no copy for a view outside the
+/// registry; a write naming one, sent to the store directly (a service may
+/// hold `App::store`), must be refused before it reaches the writer.
+async fn a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let stray = Write::new(&[DASHBOARD], |d| {
+        d.put(DASHBOARD, "customerCount", json!(1))?;
+        Ok(Value::Null)
+    });
+    let refused = store.write(stray).await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let next = store.write(create("Ann", None)).await.unwrap();
+    assert_eq!(next.revision(PERSONS), 1);
 }
 
 async fn refused_writes_change_nothing_and_use_no_id(b: Backend) {

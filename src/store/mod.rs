@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::domain::view::Registry;
+use crate::domain::write::Write;
 use crate::domain::{View, write::Output};
 use crate::materialized::Chunks;
 
@@ -137,4 +139,15 @@ pub fn unix_ms(t: SystemTime) -> i64 {
 /// A fresh random epoch id.
 pub fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Refuses a write that declares a view outside `registry`: the store has
+/// no outbox, channel or copy for it, and would fail on its writer.
+pub(crate) fn served(registry: &Registry, write: &Write) -> Result<(), StoreError> {
+    match write.views().iter().find(|v| !registry.contains(**v)) {
+        Some(view) => Err(StoreError::Invalid(format!(
+            "the view `{view}` is not served by this process"
+        ))),
+        None => Ok(()),
+    }
 }

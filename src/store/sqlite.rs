@@ -254,6 +254,7 @@ impl Store for SqliteStore {
 
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
         Box::pin(async move {
+            super::served(&self.registry, &write)?;
             let (reply, answer) = oneshot::channel();
             self.jobs
                 .send(Job::Write(write, reply))

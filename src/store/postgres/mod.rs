@@ -314,6 +314,7 @@ impl Store for PgStore {
 
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
         Box::pin(async move {
+            crate::store::served(&self.registry, &write)?;
             let (reply, answer) = oneshot::channel();
             self.jobs
                 .send(writer::Job { write, reply })
