@@ -36,7 +36,7 @@ fn with_id(fields: &Value) -> Value {
 /// The customers view's schemas, with the bodies of the customer endpoints.
 pub fn customers() -> ViewSchemas {
     let customer = customer_fields();
-    let scoring = json!({"type": "integer", "minimum": 0, "maximum": 10});
+    let scoring = customer["scoring"].clone();
     ViewSchemas {
         name: "CustomersView",
         snapshot: keyed(Some(UUID), "CustomerDoc"),
@@ -61,7 +61,7 @@ pub fn customers() -> ViewSchemas {
 /// The incidents view's schemas, with the bodies of the incident endpoints.
 pub fn incidents() -> ViewSchemas {
     let incident = incident_fields();
-    let amount = json!({"type": "number", "minimum": 0});
+    let amount = incident["amount"].clone();
     ViewSchemas {
         name: "IncidentsView",
         snapshot: keyed(Some(UUID), "IncidentDoc"),
@@ -111,8 +111,7 @@ struct Items {
 fn entity_paths(paths: &mut Map<String, Value>, items: &Items) {
     let tag = items.tag;
     let noun = items.noun;
-    let id = json!({"name": "id", "in": "path", "required": true,
-                    "schema": {"type": "string", "format": "uuid", "pattern": UUID}});
+    let id = json!({"name": "id", "in": "path", "required": true, "schema": uuid()});
     let item = schema(noun);
     paths.insert(items.path.into(), json!({
         "get": read_op(tag, items.list, json!([]),
