@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::http::openapi;
+use crate::services::openapi;
 use crate::settings::CollectionArg;
 use crate::{Fault, Health, LaunchError, Service, Started, View, ViewSpec};
 pub use schema::Schema;
@@ -125,37 +125,31 @@ fn document(paths: &mut Map<String, Value>, name: &str, snapshot: &str, schema: 
         get["responses"]["200"]["content"]["application/json"]["schema"] =
             json!({"type": "object", "additionalProperties": doc.clone()});
     }
-    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": openapi::schema("Error")}}});
-    let revision = json!({"required": true, "schema": {"type": "integer", "minimum": 0}});
     let key = json!({"name": "key", "in": "path", "required": true,
                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}});
-    let found = json!({"description": "The document", "headers": {"X-Revision": revision},
+    let revision = || openapi::revision_header(true, "The collection's revision after the write");
+    let found = json!({"description": "The document", "headers": {"X-Revision": revision()},
                        "content": {"application/json": {"schema": doc}}});
-    let body = |schema: Value| json!({"required": true, "content": {"application/json": {"schema": schema}}});
-    let tag = json!([format!("collection {name}")]);
+    let tag = format!("collection {name}");
+    let mut put = json!({
+        "200": found, "201": found,
+        "400": openapi::error(&format!("Not an object, a null anywhere (member or array item), a bad key (empty, over {MAX_KEY_CHARS} characters, or holding U+0000), or (with a schema) a document the schema rejects. The error names the failing location as a JSON Pointer (\"\" is the whole document) and does not repeat the values.")),
+        "503": openapi::unavailable()
+    });
+    openapi::body_errors(&mut put);
+    let mut patch = json!({
+        "200": found,
+        "400": openapi::error("Not an object, a null inside an array, a bad key, or a result the schema rejects (the error names the failing location as a JSON Pointer)."),
+        "404": openapi::error("No such document."),
+        "503": openapi::unavailable()
+    });
+    openapi::body_errors(&mut patch);
     paths.insert(format!("/collections/{name}/items/{{key}}"), json!({
-        "get": {"tags": tag, "summary": "One document", "parameters": [key],
-                "responses": {"200": {"description": "The document", "content": {"application/json": {"schema": doc}}},
-                              "400": error("Not a valid key."), "404": error("No such document."),
-                              "503": error("The store is unavailable.")}},
-        "put": {"tags": tag, "summary": "Create (201) or replace (200) the document; null is refused anywhere, in arrays too",
-                "parameters": [key], "requestBody": body(doc.clone()),
-                "responses": {"200": found, "201": found,
-                              "400": error("Not an object, a null anywhere (member or array item), a bad key (empty, over 256 characters, or holding U+0000), or (with a schema) a document the schema rejects. The error names the failing location as a JSON Pointer (\"\" is the whole document) and does not repeat the values."),
-                              "413": error("The body is larger than 1 MiB."),
-                              "415": error("The body is not sent as `Content-Type: application/json`."),
-                              "503": error("The store is unavailable.")}},
-        "patch": {"tags": tag, "summary": "Merge-patch the document (RFC 7396: a null member removes that member; a null inside an array is refused)",
-                  "parameters": [key], "requestBody": body(json!({"type": "object"})),
-                  "responses": {"200": found,
-                                "400": error("Not an object, a null inside an array, a bad key, or a result the schema rejects (the error names the failing location as a JSON Pointer)."),
-                                "404": error("No such document."),
-                                "413": error("The body is larger than 1 MiB."),
-                                "415": error("The body is not sent as `Content-Type: application/json`."),
-                                "503": error("The store is unavailable.")}},
-        "delete": {"tags": tag, "summary": "Delete the document", "parameters": [key],
-                   "responses": {"204": {"description": "Deleted", "headers": {"X-Revision": revision}},
-                                 "400": error("Not a valid key."), "404": error("No such document."),
-                                 "503": error("The store is unavailable.")}}
+        "get": openapi::get_one(&tag, "One document", &key, doc.clone()),
+        "put": {"tags": [tag], "summary": "Create (201) or replace (200) the document; null is refused anywhere, in arrays too",
+                "parameters": [key], "requestBody": openapi::json_body(doc), "responses": put},
+        "patch": {"tags": [tag], "summary": "Merge-patch the document (RFC 7396: a null member removes that member; a null inside an array is refused)",
+                  "parameters": [key], "requestBody": openapi::json_body(json!({"type": "object"})), "responses": patch},
+        "delete": openapi::delete_op(&tag, "Delete the document", &key),
     }));
 }
