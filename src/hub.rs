@@ -103,6 +103,29 @@ impl Hub {
         if let Some(copy) = self.views.get(view) {
             copy.apply(revision, patch);
         }
+        Self::send(channel, view, revision, patch);
+    }
+
+    /// Publishes a committed event as [`publish`](Self::publish) does,
+    /// for a caller that also has the new text of each document the event
+    /// changed (`None`: deleted), exactly as stored: the writer. The copy
+    /// takes those texts instead of merging the patch again.
+    pub fn publish_docs(
+        &self,
+        view: View,
+        revision: u64,
+        patch: &str,
+        changed: &[(String, Option<String>)],
+    ) {
+        let channel = self.channel(view);
+        channel.latest.fetch_max(revision, Ordering::AcqRel);
+        if let Some(copy) = self.views.get(view) {
+            copy.apply_docs(revision, changed);
+        }
+        Self::send(channel, view, revision, patch);
+    }
+
+    fn send(channel: &Channel, view: View, revision: u64, patch: &str) {
         let frame = Arc::new(Frame {
             revision,
             bytes: sse::change(revision, patch),

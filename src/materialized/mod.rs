@@ -180,20 +180,49 @@ impl Materialized {
     /// Events at or below the copy's revision are skipped; one that does
     /// not follow it leaves the copy behind, for a reader to catch up.
     pub fn apply(&self, revision: u64, patch: &str) {
+        self.advance(revision, |docs, indexes| {
+            let patch: serde_json::Map<String, Value> = match serde_json::from_str(patch) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(view = %self.view, revision, error = %e, "an event is not a JSON object; the view will be reloaded");
+                    return false;
+                }
+            };
+            for (key, entry) in &patch {
+                merge_doc(docs, indexes, key, entry);
+            }
+            true
+        });
+    }
+
+    /// Applies the committed event that took the view to `revision`, given
+    /// as the new text of each document it changed (`None`: deleted), as
+    /// the writer stored them. The same as [`apply`](Self::apply) with the
+    /// event's patch, without parsing, merging and serialising again.
+    pub fn apply_docs(&self, revision: u64, changed: &[(String, Option<String>)]) {
+        self.advance(revision, |docs, indexes| {
+            for (key, new) in changed {
+                set_doc(docs, indexes, key, new.as_deref());
+            }
+            true
+        });
+    }
+
+    /// Moves the copy to `revision` by `change`, if that is the next
+    /// revision; `change` returns false when it could not apply the event
+    /// (the copy then stays behind, for a reader to catch up).
+    fn advance(
+        &self,
+        revision: u64,
+        change: impl FnOnce(&mut Chunks, &mut [Box<dyn Index>]) -> bool,
+    ) {
         let mut s = self.lock();
         if !s.loaded || revision != s.revision + 1 {
             return;
         }
-        let patch: serde_json::Map<String, Value> = match serde_json::from_str(patch) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(view = %self.view, revision, error = %e, "an event is not a JSON object; the view will be reloaded");
-                return;
-            }
-        };
         let State { docs, indexes, .. } = &mut *s;
-        for (key, entry) in &patch {
-            change_doc(docs, indexes, key, entry);
+        if !change(docs, indexes) {
+            return;
         }
         s.revision = revision;
         s.current = None;
@@ -304,23 +333,28 @@ fn build_indexes(make: &[MakeIndex], docs: &Chunks) -> Vec<Box<dyn Index>> {
 }
 
 /// Applies one member of a merge patch to the copy and its indexes.
-fn change_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entry: &Value) {
-    let old_text = docs.get(key);
+fn merge_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entry: &Value) {
     let new: Option<String> = if entry.is_null() {
         None
     } else {
-        let mut doc = match (old_text, entry.is_object()) {
+        let mut doc = match (docs.get(key), entry.is_object()) {
             (Some(t), true) => serde_json::from_str(t).unwrap_or(Value::Null),
             _ => Value::Null,
         };
         merge::apply(&mut doc, entry);
         Some(doc.to_string())
     };
+    set_doc(docs, indexes, key, new.as_deref());
+}
+
+/// Sets one document of the copy and tells its indexes.
+fn set_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, new: Option<&str>) {
     // The indexes first, while the old text is still the copy's.
+    let old = docs.get(key);
     for index in indexes.iter_mut() {
-        index.change(key, old_text, new.as_deref());
+        index.change(key, old, new);
     }
-    docs.set(key, new.as_deref());
+    docs.set(key, new);
 }
 
 /// Every view's copy.
@@ -407,5 +441,91 @@ impl Views {
         self.view(view)?
             .with_index(f)
             .ok_or_else(|| StoreError::Unavailable(format!("the view {view} has no such index")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::view::ViewSpec;
+
+    static SPEC: ViewSpec = ViewSpec::new("things", "/things", "/thing-events");
+
+    /// One change an index was told: key, old text, new text.
+    type Change = (String, Option<String>, Option<String>);
+
+    /// An index that writes down every change it is told.
+    #[derive(Default)]
+    struct Told(Vec<Change>);
+
+    impl Index for Told {
+        fn change(&mut self, key: &str, old: Option<&str>, new: Option<&str>) {
+            self.0
+                .push((key.into(), old.map(Into::into), new.map(Into::into)));
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+    }
+
+    fn told() -> Box<dyn Index> {
+        Box::new(Told::default())
+    }
+
+    fn loaded() -> Materialized {
+        let m = Materialized::new(View::of(&SPEC), vec![told as MakeIndex]);
+        let docs =
+            Chunks::from_sorted([("a", r#"{"n":1,"tags":{"x":1}}"#), ("b", r#"{"n":2}"#)]).unwrap();
+        m.install(7, docs, vec![told()]);
+        m
+    }
+
+    /// The copy's revision, its documents, and what its index was told.
+    fn state(m: &Materialized) -> (u64, Vec<(String, String)>, Vec<Change>) {
+        let snapshot = m.at_least(0).unwrap();
+        let docs = snapshot
+            .docs
+            .iter()
+            .map(|(k, d)| (k.to_owned(), d.to_owned()))
+            .collect();
+        let told = m.with_index(|t: &Told| t.0.clone()).unwrap();
+        (snapshot.revision, docs, told)
+    }
+
+    #[test]
+    fn stored_texts_advance_the_copy_as_the_event_patch_does() {
+        let by_patch = loaded();
+        let by_docs = loaded();
+        by_patch.apply(
+            8,
+            r#"{"a":{"n":3,"tags":{"x":null,"y":2}},"b":null,"c":{"n":4}}"#,
+        );
+        by_docs.apply_docs(
+            8,
+            &[
+                ("a".into(), Some(r#"{"n":3,"tags":{"y":2}}"#.into())),
+                ("b".into(), None),
+                ("c".into(), Some(r#"{"n":4}"#.into())),
+            ],
+        );
+        let (revision, docs, told) = state(&by_docs);
+        assert_eq!(revision, 8);
+        assert_eq!(
+            docs,
+            [
+                ("a".to_owned(), r#"{"n":3,"tags":{"y":2}}"#.to_owned()),
+                ("c".to_owned(), r#"{"n":4}"#.to_owned()),
+            ]
+        );
+        assert_eq!(told.len(), 3);
+        assert_eq!(state(&by_patch), (revision, docs, told));
+    }
+
+    #[test]
+    fn stored_texts_out_of_order_leave_the_copy_where_it_was() {
+        let m = loaded();
+        m.apply_docs(9, &[("c".into(), Some("{}".into()))]);
+        let (revision, docs, told) = state(&m);
+        assert_eq!((revision, docs.len(), told.len()), (7, 2, 0));
     }
 }

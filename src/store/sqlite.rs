@@ -445,7 +445,16 @@ impl Batch {
     }
 }
 
-type Published = Vec<(View, u64, String)>;
+/// One committed event as the writer publishes it: its view, revision and
+/// patch text, and the stored text of each document it changed.
+struct Outgoing {
+    view: View,
+    revision: u64,
+    patch: String,
+    docs: Vec<(String, Option<String>)>,
+}
+
+type Published = Vec<Outgoing>;
 
 fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
     metrics::histogram!("duality_commit_batch_writes").record(writes.len() as f64);
@@ -473,14 +482,14 @@ fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
             // Writers learn of their commit before subscribers do: fanning
             // out to many subscribers takes milliseconds. `observe` first,
             // so a writer's next snapshot read already sees its revision.
-            for (view, revision, _) in &published {
-                hub.observe(*view, *revision);
+            for event in &published {
+                hub.observe(event.view, event.revision);
             }
             for (reply, answer) in answers {
                 let _ = reply.send(answer);
             }
-            for (view, revision, patch) in &published {
-                hub.publish(*view, *revision, patch);
+            for event in &published {
+                hub.publish_docs(event.view, event.revision, &event.patch, &event.docs);
             }
         }
         Err(e) => {
@@ -529,18 +538,21 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
     let mut events = Vec::with_capacity(plan.changes.len());
     for change in &plan.changes {
         let view = change.view.name();
+        let mut docs = Vec::with_capacity(change.rows.len());
         for (key, doc) in &change.rows {
-            match doc {
-                Some(doc) => conn
+            let text = doc.as_ref().map(Value::to_string);
+            match &text {
+                Some(text) => conn
                     .prepare_cached(
                         "INSERT INTO docs (view, key, doc) VALUES (?1, ?2, ?3)
                          ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc",
                     )?
-                    .execute(params![view, key, doc.to_string()])?,
+                    .execute(params![view, key, text])?,
                 None => conn
                     .prepare_cached("DELETE FROM docs WHERE view = ?1 AND key = ?2")?
                     .execute(params![view, key])?,
             };
+            docs.push((key.clone(), text));
         }
         let patch = change.patch.to_string();
         let revision = change.revision as i64;
@@ -553,7 +565,12 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
              ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
         )?
         .execute(params![view, revision])?;
-        events.push((change.view, change.revision, patch));
+        events.push(Outgoing {
+            view: change.view,
+            revision: change.revision,
+            patch,
+            docs,
+        });
     }
     for (name, next) in &plan.counters {
         conn.prepare_cached(
