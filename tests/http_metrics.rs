@@ -95,6 +95,30 @@ async fn requests_are_counted_and_timed_by_route_template_and_status_never_by_ra
 }
 
 #[tokio::test]
+async fn methods_a_client_invents_share_one_label_and_add_no_series() {
+    let server = spawn_default().await;
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let r = client
+            .request(method, server.url("/persons"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let page = scrape(&server).await;
+    assert!(!page.contains("INVENTED"), "{page}");
+    let other = value(
+        &page,
+        "duality_http_requests_total",
+        &[r#"method="other""#, r#"route="/persons""#],
+    );
+    assert!(other.is_some_and(|n| n >= 5.0), "{page}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_stream_is_counted_when_it_starts_while_it_is_still_open() {
     let server = spawn_default().await;
     let labels = [

@@ -12,12 +12,9 @@
 //! `EventSource` cannot send headers; [`redacted`] keeps it out of logs.
 //! Tokens are compared in constant time (for a given length).
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -55,7 +52,7 @@ impl Tokens {
     }
 }
 
-/// What the guard middleware needs.
+/// What the token check needs.
 #[derive(Debug, Clone)]
 pub struct Guard {
     /// The tokens requests are checked against.
@@ -119,45 +116,51 @@ fn query_token(uri: &Uri) -> Option<String> {
         .and_then(|q| q.0.access_token)
 }
 
-/// The middleware: lets a request through, or answers `401`.
-pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let tokens = &guard.tokens;
-    let method = request.method();
-    let write = is_write(method);
-    let needed = if write {
-        !tokens.write.is_empty()
-    } else {
-        matches!(*method, Method::GET | Method::HEAD)
-            && !tokens.read.is_empty()
-            && !is_public(request.uri().path())
-    };
-    if !needed {
-        return next.run(request).await;
-    }
-    let from_query = (!write && guard.streams.contains(&request.uri().path()))
-        .then(|| query_token(request.uri()))
-        .flatten();
-    let presented = bearer(&request).or(from_query.as_deref().map(str::as_bytes));
-    let Some(presented) = presented else {
-        let what = if write {
-            "this write needs a token: send Authorization: Bearer <write token>"
+impl Guard {
+    /// Lets a request through (`Ok`), or answers it `401`. Synchronous and
+    /// run by a [`ValidateRequestHeaderLayer`](tower_http::validate_request::ValidateRequestHeaderLayer),
+    /// so a request that passes costs no extra future or service clone.
+    // The refusal is the answer itself, as request validation layers take it.
+    #[allow(clippy::result_large_err)]
+    pub fn check(&self, request: &Request) -> Result<(), Response> {
+        let tokens = &self.tokens;
+        let method = request.method();
+        let write = is_write(method);
+        let needed = if write {
+            !tokens.write.is_empty()
         } else {
-            "reading this needs a token: send Authorization: Bearer <token> \
-             (a stream also takes ?access_token=<token>)"
+            matches!(*method, Method::GET | Method::HEAD)
+                && !tokens.read.is_empty()
+                && !is_public(request.uri().path())
         };
-        return unauthorized(what, false);
-    };
-    let valid =
-        matches_any(presented, &tokens.write) | (!write && matches_any(presented, &tokens.read));
-    if !valid {
-        let what = if write {
-            "the token is not a valid write token"
-        } else {
-            "the token is not valid"
+        if !needed {
+            return Ok(());
+        }
+        let from_query = (!write && self.streams.contains(&request.uri().path()))
+            .then(|| query_token(request.uri()))
+            .flatten();
+        let presented = bearer(request).or(from_query.as_deref().map(str::as_bytes));
+        let Some(presented) = presented else {
+            let what = if write {
+                "this write needs a token: send Authorization: Bearer <write token>"
+            } else {
+                "reading this needs a token: send Authorization: Bearer <token> \
+                 (a stream also takes ?access_token=<token>)"
+            };
+            return Err(unauthorized(what, false));
         };
-        return unauthorized(what, true);
+        let valid = matches_any(presented, &tokens.write)
+            | (!write && matches_any(presented, &tokens.read));
+        if !valid {
+            let what = if write {
+                "the token is not a valid write token"
+            } else {
+                "the token is not valid"
+            };
+            return Err(unauthorized(what, true));
+        }
+        Ok(())
     }
-    next.run(request).await
 }
 
 /// `401` with the challenge RFC 6750 asks for.

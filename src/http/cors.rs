@@ -5,17 +5,14 @@
 //!
 //! The CORS grant is only what browsers enforce on pages that ask first.
 //! A "simple" cross-origin request (a form post) is sent without asking,
-//! so [`refuse_foreign_writes`] also refuses, on the server, any write a
+//! so [`Cors::refuse_foreign_writes`] also refuses, on the server, any write a
 //! browser marks as coming from another origin (`Sec-Fetch-Site`, or an
 //! `Origin` that is not the `Host` for browsers without it). Clients that
 //! are not browsers send neither header and are governed by the tokens.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -95,32 +92,33 @@ fn from_another_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The middleware: a write from another origin is `403` unless that origin
-/// may write.
-pub async fn refuse_foreign_writes(
-    State(cors): State<Arc<Cors>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !is_write(request.method()) || !from_another_origin(request.headers()) {
-        return next.run(request).await;
+impl Cors {
+    /// A write from another origin is answered `403` (`Err`) unless that
+    /// origin may write; every other request passes. Run, like the token
+    /// check, by a request validation layer.
+    // The refusal is the answer itself, as request validation layers take it.
+    #[allow(clippy::result_large_err)]
+    pub fn refuse_foreign_writes(&self, request: &Request) -> Result<(), Response> {
+        if !is_write(request.method()) || !from_another_origin(request.headers()) {
+            return Ok(());
+        }
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("null");
+        if self.allow_writes && self.allows(origin) {
+            return Ok(());
+        }
+        Err((
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": "writes from a page of another origin are refused \
+                          (the server allows them with --cors-allow-writes for an origin of --cors-origin)"
+            })),
+        )
+            .into_response())
     }
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("null");
-    if cors.allow_writes && cors.allows(origin) {
-        return next.run(request).await;
-    }
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({
-            "error": "writes from a page of another origin are refused \
-                      (the server allows them with --cors-allow-writes for an origin of --cors-origin)"
-        })),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

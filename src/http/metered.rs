@@ -5,20 +5,23 @@
 //!
 //! The route label is the template the router matched (`/persons/{id}`,
 //! never `/persons/7`); a request that matches no route is labelled
-//! [`UNMATCHED`], so the number of series stays bounded whatever clients
-//! send.
+//! [`UNMATCHED`], and a method HTTP does not define is labelled `other`,
+//! so the number of series stays bounded whatever clients send.
 //!
 //! Latency is the time until the answer's head is ready, for every route.
 //! A change stream is counted when it starts, and its latency is the time
 //! to open it; how long it then stays open is not a request latency and is
 //! never recorded (open streams are the `duality_subscribers` gauge).
 
+use std::convert::Infallible;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::StatusCode;
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
 
 /// The route label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -48,30 +51,95 @@ pub fn write_outcome(status: StatusCode, replayed: bool) -> &'static str {
     }
 }
 
-/// The layer: counts and times the request, then the write if it is one.
-pub async fn record(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let response = next.run(request).await;
+/// The `method` label: one of the methods HTTP defines, or `other`, so
+/// that a client inventing methods cannot add series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The layer: counts and times every request, then the write if it is one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metered;
+
+impl<S> Layer<S> for Metered {
+    type Service = MeteredService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MeteredService { inner }
+    }
+}
+
+/// [`Metered`] around one route's service. It calls that service in place
+/// rather than cloning it for each request, as an `async fn` middleware
+/// would: the route's whole stack of layers sits below it.
+#[derive(Debug, Clone)]
+pub struct MeteredService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for MeteredService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let write = super::auth::is_write(request.method());
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let Ok(response) = answer.await;
+            record(started, method, write, route, &response);
+            Ok(response)
+        })
+    }
+}
+
+fn record(
+    started: Instant,
+    method: &'static str,
+    write: bool,
+    route: Option<String>,
+    response: &Response,
+) {
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();
+    let matched = route.is_some();
     let labels = [
-        ("method", method.as_str().to_owned()),
-        ("route", route.clone().unwrap_or_else(|| UNMATCHED.into())),
+        ("method", method.to_owned()),
+        ("route", route.unwrap_or_else(|| UNMATCHED.into())),
         ("status", status.as_u16().to_string()),
     ];
     metrics::counter!("duality_http_requests_total", &labels).increment(1);
     metrics::histogram!("duality_http_request_duration_seconds", &labels).record(elapsed);
-    if route.is_some() && super::auth::is_write(&method) {
+    if matched && write {
         let replayed = response.extensions().get::<Replayed>().is_some();
         metrics::counter!("duality_writes_total", "outcome" => write_outcome(status, replayed))
             .increment(1);
     }
-    response
 }
 
 #[cfg(test)]

@@ -17,13 +17,14 @@ pub mod web;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::app::App;
 use crate::domain::View;
@@ -107,11 +108,14 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
 
 /// The router for the running services' `parts`, over `app`, behind
 /// `edge`: every view's snapshot and stream, then each service's routes.
+// The request checks answer a refusal as the response itself.
+#[allow(clippy::result_large_err)]
 pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
     let guard = Arc::new(auth::Guard {
         tokens: edge.tokens.clone(),
         streams: parts.views.iter().map(|v| v.stream_path()).collect(),
     });
+    let foreign = Arc::new(edge.cors.clone());
     let mut router = Router::new();
     for &view in &parts.views {
         router = router
@@ -135,14 +139,15 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        .layer(middleware::from_fn_with_state(guard, auth::guard))
-        .layer(middleware::from_fn_with_state(
-            Arc::new(edge.cors.clone()),
-            cors::refuse_foreign_writes,
+        .layer(ValidateRequestHeaderLayer::custom(
+            move |r: &mut Request| guard.check(r),
+        ))
+        .layer(ValidateRequestHeaderLayer::custom(
+            move |r: &mut Request| foreign.refuse_foreign_writes(r),
         ))
         .layer(cors::layer(&edge.cors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(middleware::from_fn(metered::record))
+        .layer(metered::Metered)
         .with_state(Served {
             app,
             parts: Arc::new(parts.clone()),
