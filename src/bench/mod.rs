@@ -340,11 +340,18 @@ fn servers_cpu_seconds(pids: &[String]) -> Result<f64, String> {
     pids.iter().map(|p| cpu_seconds(p)).sum()
 }
 
-/// Busy CPU seconds of the whole machine, from the first line of /proc/stat
-/// (user, nice, system, irq, softirq, steal).
-fn machine_busy_seconds() -> Result<f64, String> {
+/// CPU seconds of the whole machine from the first line of /proc/stat:
+/// busy (user, nice, system, irq, softirq), and stolen (time the
+/// hypervisor gave this VM's CPUs to another machine).
+fn machine_cpu_seconds() -> Result<(f64, f64), String> {
     let stat = std::fs::read_to_string("/proc/stat")
         .map_err(|e| format!("cannot read /proc/stat: {e}"))?;
+    busy_and_stolen(&stat)
+}
+
+/// Busy and stolen seconds from the text of /proc/stat (100 ticks a
+/// second).
+fn busy_and_stolen(stat: &str) -> Result<(f64, f64), String> {
     let fields: Vec<f64> = stat
         .lines()
         .next()
@@ -353,11 +360,9 @@ fn machine_busy_seconds() -> Result<f64, String> {
         .split_whitespace()
         .map(|f| f.parse().unwrap_or(0.0))
         .collect();
-    let busy: f64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| fields.get(i))
-        .sum();
-    Ok(busy / 100.0)
+    let busy: f64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| fields.get(i)).sum();
+    let steal = fields.get(7).copied().unwrap_or(0.0);
+    Ok((busy / 100.0, steal / 100.0))
 }
 
 /// CPU used by the server, by this load generator and by anything else on
@@ -369,6 +374,7 @@ struct CpuMeter {
     server: f64,
     own: f64,
     busy: f64,
+    steal: f64,
 }
 
 /// Percentages of one core over the metered time.
@@ -377,16 +383,21 @@ struct Cpu {
     server: f64,
     own: f64,
     other: f64,
+    /// Taken by the hypervisor for other machines: on a shared host it
+    /// slows everything here without showing as any process's CPU.
+    steal: f64,
 }
 
 impl CpuMeter {
     /// Meters the server processes `pids` together.
     fn start_all(pids: &[u32]) -> Result<CpuMeter, String> {
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        let (busy, steal) = machine_cpu_seconds()?;
         Ok(CpuMeter {
             server: servers_cpu_seconds(&pids)?,
             own: cpu_seconds("self")?,
-            busy: machine_busy_seconds()?,
+            busy,
+            steal,
             start: std::time::Instant::now(),
             pids,
         })
@@ -396,12 +407,14 @@ impl CpuMeter {
         let wall = self.start.elapsed().as_secs_f64().max(1e-3);
         let server = servers_cpu_seconds(&self.pids)? - self.server;
         let own = cpu_seconds("self")? - self.own;
-        let busy = machine_busy_seconds()? - self.busy;
+        let (busy, steal) = machine_cpu_seconds()?;
+        let (busy, steal) = (busy - self.busy, steal - self.steal);
         let pct = |x: f64| (100.0 * x / wall).round();
         Ok(Cpu {
             server: pct(server),
             own: pct(own),
             other: pct((busy - server - own).max(0.0)),
+            steal: pct(steal.max(0.0)),
         })
     }
 }
@@ -409,13 +422,18 @@ impl CpuMeter {
 impl Cpu {
     fn text(&self) -> String {
         format!(
-            "CPU (% of one core): server {:.0}, load generator {:.0}, rest of the machine {:.0}",
-            self.server, self.own, self.other
+            "CPU (% of one core): server {:.0}, load generator {:.0}, rest of the machine {:.0}, stolen by the hypervisor {:.0}",
+            self.server, self.own, self.other, self.steal
         )
     }
 
     fn json(&self) -> Value {
-        serde_json::json!({"server_pct": self.server, "loadgen_pct": self.own, "other_pct": self.other})
+        serde_json::json!({
+            "server_pct": self.server,
+            "loadgen_pct": self.own,
+            "other_pct": self.other,
+            "steal_pct": self.steal,
+        })
     }
 }
 
@@ -443,6 +461,16 @@ mod tests {
     struct Cmd {
         #[command(flatten)]
         args: BenchArgs,
+    }
+
+    #[test]
+    fn stolen_time_is_counted_apart_from_busy_time() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  1000 20 300 9000 400 5 6 700 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        let (busy, stolen) = busy_and_stolen(stat).unwrap();
+        assert!((busy - 13.31).abs() < 1e-9, "{busy}");
+        assert!((stolen - 7.0).abs() < 1e-9, "{stolen}");
+        assert!(busy_and_stolen("intr 1 2 3\n").is_err());
     }
 
     #[test]

@@ -184,6 +184,7 @@ pub(super) async fn hammer(reads: Reads<'_>) -> Result<Load, String> {
             server: 0.0,
             own: 0.0,
             other: 0.0,
+            steal: 0.0,
         },
         first_error: None,
     };
