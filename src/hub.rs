@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::domain::View;
 use crate::domain::view::Registry;
-use crate::materialized::Views;
+use crate::materialized::{DocText, Materialized, Views};
 use crate::sse;
 
 /// How many recent frames each view keeps for live subscribers.
@@ -98,34 +98,33 @@ impl Hub {
     /// then sends its frame to subscribers. Callers publish each view's
     /// events in revision order.
     pub fn publish(&self, view: View, revision: u64, patch: &str) {
-        let channel = self.channel(view);
-        channel.latest.fetch_max(revision, Ordering::AcqRel);
-        if let Some(copy) = self.views.get(view) {
-            copy.apply(revision, patch);
-        }
-        Self::send(channel, view, revision, patch);
+        self.publish_with(view, revision, patch, |copy| copy.apply(revision, patch));
     }
 
     /// Publishes a committed event as [`publish`](Self::publish) does,
     /// for a caller that also has the new text of each document the event
-    /// changed (`None`: deleted), exactly as stored: the writer. The copy
-    /// takes those texts instead of merging the patch again.
-    pub fn publish_docs(
+    /// changed, exactly as stored: the writer. The copy takes those texts
+    /// instead of merging the patch again.
+    pub fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]) {
+        self.publish_with(view, revision, patch, |copy| {
+            copy.apply_docs(revision, changed)
+        });
+    }
+
+    /// Marks `revision` committed, advances the view's copy with `apply`,
+    /// then sends the event's frame to subscribers.
+    fn publish_with(
         &self,
         view: View,
         revision: u64,
         patch: &str,
-        changed: &[(String, Option<String>)],
+        apply: impl FnOnce(&Materialized),
     ) {
         let channel = self.channel(view);
         channel.latest.fetch_max(revision, Ordering::AcqRel);
         if let Some(copy) = self.views.get(view) {
-            copy.apply_docs(revision, changed);
+            apply(copy);
         }
-        Self::send(channel, view, revision, patch);
-    }
-
-    fn send(channel: &Channel, view: View, revision: u64, patch: &str) {
         let frame = Arc::new(Frame {
             revision,
             bytes: sse::change(revision, patch),

@@ -378,7 +378,7 @@ struct CpuMeter {
 }
 
 /// Percentages of one core over the metered time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Cpu {
     server: f64,
     own: f64,

@@ -180,12 +180,7 @@ pub(super) async fn hammer(reads: Reads<'_>) -> Result<Load, String> {
         seconds: 0.0,
         bytes: 0,
         latency: super::histogram()?,
-        cpu: Cpu {
-            server: 0.0,
-            own: 0.0,
-            other: 0.0,
-            steal: 0.0,
-        },
+        cpu: Cpu::default(),
         first_error: None,
     };
     while let Some(joined) = readers.join_next().await {

@@ -56,6 +56,9 @@ pub trait Index: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// A document's key and its new stored JSON text (`None`: deleted).
+pub type DocText = (String, Option<String>);
+
 /// Makes an empty index (one per view and process).
 pub type MakeIndex = fn() -> Box<dyn Index>;
 
@@ -196,10 +199,10 @@ impl Materialized {
     }
 
     /// Applies the committed event that took the view to `revision`, given
-    /// as the new text of each document it changed (`None`: deleted), as
-    /// the writer stored them. The same as [`apply`](Self::apply) with the
+    /// as the new text of each document it changed, as the writer stored
+    /// them. The same as [`apply`](Self::apply) with the
     /// event's patch, without parsing, merging and serialising again.
-    pub fn apply_docs(&self, revision: u64, changed: &[(String, Option<String>)]) {
+    pub fn apply_docs(&self, revision: u64, changed: &[DocText]) {
         self.advance(revision, |docs, indexes| {
             for (key, new) in changed {
                 set_doc(docs, indexes, key, new.as_deref());

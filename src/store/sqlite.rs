@@ -30,7 +30,7 @@ use crate::domain::idempotency::Outcome;
 use crate::domain::view::Registry;
 use crate::domain::write::{Fault, Missing, Plan, Source, Write};
 use crate::hub::Hub;
-use crate::materialized::{Chunks, chunks};
+use crate::materialized::{Chunks, DocText, chunks};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
@@ -451,7 +451,7 @@ struct Outgoing {
     view: View,
     revision: u64,
     patch: String,
-    docs: Vec<(String, Option<String>)>,
+    docs: Vec<DocText>,
 }
 
 type Published = Vec<Outgoing>;
