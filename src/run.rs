@@ -60,7 +60,7 @@ pub async fn run(
         running: running.clone(),
     };
     selected.start(context, &mut parts).await?;
-    let trimmer = retention::spawn(store, settings.retention, stopped);
+    let trimmer = retention::spawn(Arc::clone(&store), settings.retention, stopped);
     let edge = http::Edge::from_settings(&settings);
     let router = http::router(app, &parts, &edge);
     let limits = net::Limits {
@@ -87,6 +87,13 @@ pub async fn run(
     .await?;
     // The trimmer stops with the streams; a store that hangs cannot hold
     // the process past the grace either.
-    let _ = tokio::time::timeout(settings.shutdown_grace, trimmer).await;
+    let deadline = tokio::time::Instant::now() + settings.shutdown_grace;
+    let _ = tokio::time::timeout_at(deadline, trimmer).await;
+    // Before the file is released to another process: every commit flushed.
+    match tokio::time::timeout_at(deadline, store.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "closing the store failed"),
+        Err(_) => tracing::warn!("closing the store took longer than the grace; left as it is"),
+    }
     Ok(())
 }

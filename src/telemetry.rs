@@ -108,6 +108,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "SQLite: WAL frames not yet copied into the database file after the last checkpoint",
     ),
     (
+        "duality_sqlite_commits_total",
+        Kind::Counter,
+        "SQLite commits by flush: waited for the disk, or deferred (derived views only)",
+    ),
+    (
         "duality_commit_batch_writes",
         Kind::Histogram,
         "Writes committed per store transaction (group commit)",

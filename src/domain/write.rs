@@ -88,8 +88,9 @@ pub struct Write {
     views: Vec<View>,
     run: Arc<WriteFn>,
     key: Option<IdempotencyKey>,
-    /// May wait briefly for other writes to share its commit.
-    rides_along: bool,
+    /// Composed from other commits; its own commit need not wait for the
+    /// disk before it is published (see [`Write::derived`]).
+    derived: bool,
 }
 
 impl Write {
@@ -106,23 +107,24 @@ impl Write {
             views,
             run: Arc::new(run),
             key: None,
-            rides_along: false,
+            derived: false,
         }
     }
 
-    /// The same write, allowed to wait a moment (a store decides how long:
-    /// a few milliseconds at most) for other writes to share its
-    /// commit. Meant for writes derived from other commits, such as a view
-    /// composed from other views: each would otherwise follow every commit
-    /// of its sources with a commit, and an fsync, of its own.
-    pub fn rides_along(mut self) -> Self {
-        self.rides_along = true;
+    /// The same write, marked as derived: composed from other views'
+    /// committed events, and composed again from them if it were lost (the
+    /// dashboard). A store may publish such a commit before it reaches the
+    /// disk, as long as a consumer can never follow a history that a crash
+    /// of the machine changed: SQLite does (see
+    /// [`sqlite`](crate::store::sqlite)); PostgreSQL waits for every commit.
+    pub fn derived(mut self) -> Self {
+        self.derived = true;
         self
     }
 
-    /// Whether the write may wait for company (see [`Write::rides_along`]).
-    pub fn may_ride_along(&self) -> bool {
-        self.rides_along
+    /// Whether the write is derived (see [`Write::derived`]).
+    pub fn is_derived(&self) -> bool {
+        self.derived
     }
 
     /// The same write, made at most once under `key`.

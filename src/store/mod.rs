@@ -16,6 +16,7 @@ use crate::domain::write::Write;
 use crate::domain::{View, write::Output};
 use crate::materialized::Chunks;
 
+pub mod boot;
 pub mod owner;
 pub mod postgres;
 pub mod sqlite;
@@ -127,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
     /// revisions, never a hole (see [`trim`](crate::store::trim)); and the
     /// idempotency keys stored before `cutoff`. Answers how many events.
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Tells the store this process is done with it (at shutdown): every
+    /// commit so far reaches the disk, and writes that still come wait for
+    /// theirs. A store that never defers a flush has nothing to do.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Milliseconds since the Unix epoch, as stored with each event.

@@ -10,6 +10,19 @@
 //! the writes acknowledged, so an acknowledged write is durable and a
 //! subscriber never sees an event that could still roll back.
 //!
+//! A batch made only of derived writes ([`Write::derived`]: the dashboard,
+//! composed from the backends' committed events) is the one exception: it
+//! commits with `synchronous=NORMAL` and is published at once, so a
+//! backend change reaches the dashboard's subscribers after one fsync, not
+//! two. Its log frames are in the kernel's page cache, safe from the
+//! process's death; they reach the disk with the next commit or checkpoint
+//! (every [`CHECKPOINT_EVERY`]). Only a new boot of the machine can lose
+//! them, and then subscribers could have seen revisions that are gone, so
+//! the store records the boot it runs in until it is closed cleanly, and a
+//! start in another boot after an unclean stop gives the database a new
+//! epoch: consumers start over from a snapshot instead of following a
+//! history that changed (SPEC §5, §7).
+//!
 //! Readers use separate connections (WAL lets them read while the writer
 //! writes). An in-memory database has only the writer's connection, so its
 //! reads run on the writer thread too.
@@ -34,11 +47,6 @@ use crate::materialized::{Chunks, DocText, chunks};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
-/// How long, at most, a batch made only of writes that ride along waits
-/// for another write to join it when the writer is busy (see
-/// [`Write::rides_along`]). Busy clients send their next write within a
-/// millisecond or two of their acknowledgement, sooner than a commit takes.
-const RIDE_ALONG: std::time::Duration = std::time::Duration::from_millis(4);
 /// How often committed WAL frames are copied into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// How many writes may wait for the writer before senders wait too.
@@ -81,6 +89,9 @@ enum Job {
     /// Anything else that must run on the writer's connection: trims, and
     /// all reads of an in-memory database.
     Exec(Exec),
+    /// The process is done with the store: flush everything and stop
+    /// deferring flushes (see [`Store::close`]).
+    Close(oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// A [`Store`](crate::store::Store) on SQLite: one writer thread that
@@ -129,6 +140,19 @@ impl SqliteStore {
             [new_epoch()],
         )
         .map_err(unavailable)?;
+        let boot = match location {
+            Location::File(_) => super::boot::id(),
+            Location::Memory => None,
+        };
+        if let Some(boot) = &boot
+            && start_deferring(&conn, boot).map_err(unavailable)?
+        {
+            tracing::warn!(
+                "the machine restarted since this database was last used and it was not \
+                 closed cleanly: the last dashboard revisions may be lost, so the database \
+                 starts a new epoch and consumers start over from a snapshot"
+            );
+        }
         let epoch: String = conn
             .query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
                 r.get(0)
@@ -187,7 +211,7 @@ impl SqliteStore {
         let registry = hub.registry().clone();
         std::thread::Builder::new()
             .name("duality-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, hub))
+            .spawn(move || Writer::new(conn, hub, boot.is_some()).run(rx))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             jobs,
@@ -314,6 +338,17 @@ impl Store for SqliteStore {
             Ok(deleted)
         })
     }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(Job::Close(reply))
+                .await
+                .map_err(|_| unavailable("writer stopped"))?;
+            answer.await.map_err(|_| unavailable("writer stopped"))?
+        })
+    }
 }
 
 /// Deletes a prefix of the view's oldest [`trim::BATCH`] events from
@@ -350,41 +385,114 @@ fn trim_batch(
     Ok((deleted as u64, head.next_from(trim::BATCH)))
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, hub: Arc<Hub>) {
-    // Writes in the batch committed last: more than one means clients are
-    // writing concurrently, and more writes are about to arrive.
-    let mut last_batch = 0;
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = Batch::default();
-        batch.take(first);
-        batch.drain(&mut rx);
-        if last_batch > 1 && batch.only_riders() {
-            // A derived write (the dashboard after a batch of incidents)
-            // would otherwise take a commit of its own between two batches
-            // of its sources, halving their rate on a disk bound by fsync.
-            let until = std::time::Instant::now() + RIDE_ALONG;
-            while std::time::Instant::now() < until {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        batch.take(job);
-                        batch.drain(&mut rx);
-                        break;
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        std::thread::sleep(std::time::Duration::from_micros(50));
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+/// Records, durably, that commits of this boot may wait for their flush.
+/// Answers whether the epoch was renewed: another boot recorded itself
+/// and never closed the store, so some of its commits may be lost.
+fn start_deferring(conn: &Connection, boot: &str) -> rusqlite::Result<bool> {
+    let tx = conn.unchecked_transaction()?;
+    let recorded: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'unflushed_boot'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let renew = recorded.is_some_and(|recorded| recorded != boot);
+    if renew {
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'epoch'",
+            [new_epoch()],
+        )?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('unflushed_boot', ?1)",
+        [boot],
+    )?;
+    tx.commit()?;
+    Ok(renew)
+}
+
+/// The writer thread's connection and what it knows about flushing.
+struct Writer {
+    conn: Connection,
+    hub: Arc<Hub>,
+    /// Whether a batch of derived writes may commit without waiting for
+    /// its flush: from a file store's start (its boot recorded) until
+    /// [`Job::Close`]; never in memory or where the boot is unknown.
+    may_defer: bool,
+    /// Whether the connection commits without waiting for the flush now
+    /// (`synchronous=NORMAL`); `open` left it waiting (`FULL`).
+    deferring: bool,
+}
+
+impl Writer {
+    fn new(conn: Connection, hub: Arc<Hub>, may_defer: bool) -> Self {
+        Writer {
+            conn,
+            hub,
+            may_defer,
+            deferring: false,
+        }
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = Batch::default();
+            batch.take(first);
+            batch.drain(&mut rx);
+            let Batch {
+                writes,
+                execs,
+                closes,
+            } = batch;
+            if !writes.is_empty() {
+                let defer = self.may_defer && writes.iter().all(|(w, _)| w.is_derived());
+                match self.defer_flush(defer) {
+                    Ok(()) => commit_batch(&mut self.conn, writes, &self.hub, self.deferring),
+                    Err(e) => refuse(writes, &e),
+                }
+            }
+            for exec in execs {
+                exec(&mut self.conn);
+            }
+            if !closes.is_empty() {
+                let closed = self.close();
+                for reply in closes {
+                    let _ = reply.send(closed.clone());
                 }
             }
         }
-        let Batch { writes, execs } = batch;
-        last_batch = writes.len();
-        if !writes.is_empty() {
-            commit_batch(&mut conn, writes, &hub);
+    }
+
+    /// Sets whether the next commits wait for their flush.
+    fn defer_flush(&mut self, defer: bool) -> rusqlite::Result<()> {
+        if defer != self.deferring {
+            let mode = if defer { "NORMAL" } else { "FULL" };
+            self.conn.pragma_update(None, "synchronous", mode)?;
+            self.deferring = defer;
         }
-        for exec in execs {
-            exec(&mut conn);
-        }
+        Ok(())
+    }
+
+    /// Flushes every commit and takes the boot's record away, so a later
+    /// start in another boot keeps the epoch. Writes after this wait for
+    /// their flush.
+    fn close(&mut self) -> Result<(), StoreError> {
+        self.may_defer = false;
+        self.defer_flush(false).map_err(unavailable)?;
+        // A commit that waits for its flush flushes the whole log, the
+        // deferred frames before it included.
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'unflushed_boot'", [])
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Answers every write of a batch that could not be committed.
+fn refuse(writes: Vec<(Write, Reply)>, e: &dyn std::fmt::Display) {
+    for (_, reply) in writes {
+        let _ = reply.send(Err(unavailable(e)));
     }
 }
 
@@ -420,6 +528,7 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
 struct Batch {
     writes: Vec<(Write, Reply)>,
     execs: Vec<Exec>,
+    closes: Vec<oneshot::Sender<Result<(), StoreError>>>,
 }
 
 impl Batch {
@@ -427,6 +536,7 @@ impl Batch {
         match job {
             Job::Write(w, reply) => self.writes.push((w, reply)),
             Job::Exec(f) => self.execs.push(f),
+            Job::Close(reply) => self.closes.push(reply),
         }
     }
 
@@ -438,10 +548,6 @@ impl Batch {
                 Err(_) => break,
             }
         }
-    }
-
-    fn only_riders(&self) -> bool {
-        self.execs.is_empty() && self.writes.iter().all(|(w, _)| w.may_ride_along())
     }
 }
 
@@ -456,16 +562,14 @@ struct Outgoing {
 
 type Published = Vec<Outgoing>;
 
-fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
+/// Commits `writes` in one transaction, then acknowledges and publishes
+/// them; `deferred` says the connection commits without waiting for the
+/// flush (counted apart in `duality_sqlite_commits_total`).
+fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub, deferred: bool) {
     metrics::histogram!("duality_commit_batch_writes").record(writes.len() as f64);
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => {
-            for (_, reply) in writes {
-                let _ = reply.send(Err(unavailable(&e)));
-            }
-            return;
-        }
+        Err(e) => return refuse(writes, &e),
     };
     let now = unix_ms(SystemTime::now());
     let mut published: Published = Vec::new();
@@ -479,6 +583,8 @@ fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, hub: &Hub) {
     }
     match tx.commit() {
         Ok(()) => {
+            let flush = if deferred { "deferred" } else { "waited" };
+            metrics::counter!("duality_sqlite_commits_total", "flush" => flush).increment(1);
             // Writers learn of their commit before subscribers do: fanning
             // out to many subscribers takes milliseconds. `observe` first,
             // so a writer's next snapshot read already sees its revision.

@@ -323,6 +323,30 @@ impl ChildServer {
         self.child.wait().expect("reap the server");
     }
 
+    /// SIGTERM, as an operator stops it, then waits up to 20 s for the
+    /// graceful shutdown to finish; panics unless it exits with success.
+    pub fn terminate(&mut self) {
+        let pid = i32::try_from(self.child.id()).expect("a pid fits i32");
+        // SAFETY: kill(2) takes plain integers and touches no memory.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                assert!(
+                    status.success(),
+                    "the server exited with {status}: {}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL to the child's process group: the server, and `faketime`
     /// when it runs the server.
     fn kill_group(&self) {

@@ -122,7 +122,7 @@ pub fn store_dashboard(docs: Map<String, Value>, basis: Basis) -> Write {
         }
         Ok(Value::Bool(true))
     })
-    .rides_along()
+    .derived()
 }
 
 /// Keeps the dashboard's stale mark (the `stale`/`fresh` events on its

@@ -1,0 +1,222 @@
+//! The dashboard is derived (SPEC §4): on SQLite its commits are published
+//! without waiting for a flush of their own, so a backend change reaches
+//! dashboard subscribers after one fsync. What could lose such a commit is
+//! a crash of the machine, so a start in another boot after an unclean
+//! stop gives the database a new epoch (SPEC §5, §7) and consumers start
+//! over from a snapshot; a clean stop, or an unclean one in the same boot,
+//! keeps the epoch. A reboot is simulated by changing the boot the file
+//! recorded, which is what a new boot looks like to the next start.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{ChildServer, header};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
+    tokio::time::timeout(WAIT, client.get(&url).send())
+        .await
+        .unwrap_or_else(|_| panic!("GET {url}: no answer within {WAIT:?}"))
+        .unwrap()
+}
+
+/// The value of `duality_sqlite_commits_total{flush="…"}` (0 if absent).
+async fn commits(client: &reqwest::Client, server: &ChildServer, flush: &str) -> u64 {
+    let text = get(client, format!("{}/metrics", server.base()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let series = format!("duality_sqlite_commits_total{{flush=\"{flush}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// Polls `GET path` until `ok` accepts its body.
+async fn eventually(
+    client: &reqwest::Client,
+    server: &ChildServer,
+    path: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let body: Value = get(client, format!("{}{path}", server.base()))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if ok(&body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never became as expected: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn db_args(db: &Path) -> Vec<String> {
+    vec!["--db".into(), db.to_str().unwrap().into()]
+}
+
+async fn start(db: &Path, dir: &Path) -> ChildServer {
+    let args = db_args(db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ChildServer::start(&args, dir).await
+}
+
+async fn epoch(client: &reqwest::Client, server: &ChildServer) -> String {
+    let r = get(client, format!("{}/persons", server.base())).await;
+    assert_eq!(r.status(), 200);
+    header(&r, "x-epoch")
+}
+
+/// Makes the file look as if the process that last used it ran in another
+/// boot of the machine; answers whether a boot was recorded at all (it is
+/// while the file was not closed cleanly).
+fn pretend_the_machine_restarted(db: &Path) -> bool {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE meta SET value = 'a-boot-before-a-power-cut' WHERE key = 'unflushed_boot'",
+            [],
+        )
+        .unwrap();
+    changed == 1
+}
+
+#[tokio::test]
+async fn a_dashboard_change_commits_without_a_flush_of_its_own_while_backend_writes_wait_for_theirs()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&dir.path().join("d.db"), dir.path()).await;
+    let client = reqwest::Client::new();
+    // Whatever the start composed, the dashboard is settled once it answers.
+    eventually(&client, &server, "/aggregates/dashboard", |d| {
+        d["customerCount"] == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (waited, deferred) = (
+        commits(&client, &server, "waited").await,
+        commits(&client, &server, "deferred").await,
+    );
+
+    let r = client
+        .post(format!("{}/customers/items", server.base()))
+        .json(&json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    eventually(&client, &server, "/aggregates/dashboard", |d| {
+        d["customerCount"] == 1
+    })
+    .await;
+
+    assert_eq!(
+        commits(&client, &server, "waited").await,
+        waited + 1,
+        "the customer's commit waits for its flush"
+    );
+    assert_eq!(
+        commits(&client, &server, "deferred").await,
+        deferred + 1,
+        "the dashboard's commit does not wait for one of its own"
+    );
+}
+
+#[tokio::test]
+async fn after_an_unclean_stop_the_epoch_stays_in_the_same_boot_and_changes_after_a_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let client = reqwest::Client::new();
+    let mut server = start(&db, dir.path()).await;
+    let r = client
+        .post(format!("{}/persons", server.base()))
+        .json(&json!({"name": "Ada", "city": "Oslo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let first = epoch(&client, &server).await;
+
+    // kill -9 loses nothing the page cache holds: same history.
+    server.kill_9();
+    let mut server = ChildServer::restart_on(
+        server.addr,
+        &db_args(&db).iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(epoch(&client, &server).await, first);
+
+    // kill -9, then the machine restarts: commits that were not flushed
+    // may be gone, so this is another history.
+    server.kill_9();
+    assert!(
+        pretend_the_machine_restarted(&db),
+        "a running server records its boot in the file"
+    );
+    let server = ChildServer::restart_on(
+        server.addr,
+        &db_args(&db).iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    )
+    .await;
+    let second = epoch(&client, &server).await;
+    assert_ne!(second, first, "a new epoch after a reboot");
+    let persons: Value = get(&client, format!("{}/persons", server.base()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(persons.as_object().unwrap().len(), 1, "the data is kept");
+    let old = get(
+        &client,
+        format!("{}/person-events?revision=1&epoch={first}", server.base()),
+    )
+    .await;
+    assert_eq!(
+        old.status(),
+        410,
+        "a consumer of the old history starts over"
+    );
+}
+
+#[tokio::test]
+async fn a_clean_stop_keeps_the_epoch_even_when_the_machine_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let client = reqwest::Client::new();
+    let mut server = start(&db, dir.path()).await;
+    let r = client
+        .post(format!("{}/customers/items", server.base()))
+        .json(&json!({"name": "Bo", "city": "Lund", "country": "SE", "scoring": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let dashboard = eventually(&client, &server, "/aggregates/dashboard", |d| {
+        d["customerCount"] == 1
+    })
+    .await;
+    let first = epoch(&client, &server).await;
+
+    server.terminate();
+    assert!(
+        !pretend_the_machine_restarted(&db),
+        "a clean stop flushes everything and takes the boot's record away"
+    );
+    let server = start(&db, dir.path()).await;
+    assert_eq!(epoch(&client, &server).await, first);
+    let r = get(&client, format!("{}/aggregates/dashboard", server.base())).await;
+    assert_eq!(r.json::<Value>().await.unwrap(), dashboard);
+}
