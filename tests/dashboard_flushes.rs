@@ -37,6 +37,16 @@ async fn commits(client: &reqwest::Client, server: &ChildServer, flush: &str) ->
         .map_or(0, |n| n.trim().parse().unwrap())
 }
 
+/// `POST path` with `body`; panics unless it answers `201`.
+async fn create(client: &reqwest::Client, server: &ChildServer, path: &str, body: Value) {
+    let url = format!("{}{path}", server.base());
+    let r = tokio::time::timeout(WAIT, client.post(&url).json(&body).send())
+        .await
+        .unwrap_or_else(|_| panic!("POST {url}: no answer within {WAIT:?}"))
+        .unwrap();
+    assert_eq!(r.status(), 201, "POST {url}");
+}
+
 /// Polls `GET path` until `ok` accepts its body.
 async fn eventually(
     client: &reqwest::Client,
@@ -109,13 +119,13 @@ async fn a_dashboard_change_commits_without_a_flush_of_its_own_while_backend_wri
         commits(&client, &server, "deferred").await,
     );
 
-    let r = client
-        .post(format!("{}/customers/items", server.base()))
-        .json(&json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create(
+        &client,
+        &server,
+        "/customers/items",
+        json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}),
+    )
+    .await;
     eventually(&client, &server, "/aggregates/dashboard", |d| {
         d["customerCount"] == 1
     })
@@ -139,13 +149,13 @@ async fn after_an_unclean_stop_the_epoch_stays_in_the_same_boot_and_changes_afte
     let db = dir.path().join("d.db");
     let client = reqwest::Client::new();
     let mut server = start(&db, dir.path()).await;
-    let r = client
-        .post(format!("{}/persons", server.base()))
-        .json(&json!({"name": "Ada", "city": "Oslo"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create(
+        &client,
+        &server,
+        "/persons",
+        json!({"name": "Ada", "city": "Oslo"}),
+    )
+    .await;
     let first = epoch(&client, &server).await;
 
     // kill -9 loses nothing the page cache holds: same history.
@@ -197,13 +207,13 @@ async fn a_clean_stop_keeps_the_epoch_even_when_the_machine_restarts() {
     let db = dir.path().join("d.db");
     let client = reqwest::Client::new();
     let mut server = start(&db, dir.path()).await;
-    let r = client
-        .post(format!("{}/customers/items", server.base()))
-        .json(&json!({"name": "Bo", "city": "Lund", "country": "SE", "scoring": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    create(
+        &client,
+        &server,
+        "/customers/items",
+        json!({"name": "Bo", "city": "Lund", "country": "SE", "scoring": 3}),
+    )
+    .await;
     let dashboard = eventually(&client, &server, "/aggregates/dashboard", |d| {
         d["customerCount"] == 1
     })
