@@ -9,7 +9,8 @@
 
 mod common;
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{ChildServer, header};
@@ -72,14 +73,45 @@ async fn eventually(
     }
 }
 
-fn db_args(db: &Path) -> Vec<String> {
-    vec!["--db".into(), db.to_str().unwrap().into()]
+/// A database file in a temporary directory, and a client for servers on it.
+struct Site {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    client: reqwest::Client,
 }
 
-async fn start(db: &Path, dir: &Path) -> ChildServer {
-    let args = db_args(db);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ChildServer::start(&args, dir).await
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("d.db");
+        Site {
+            dir,
+            db,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn args(&self) -> [&str; 2] {
+        ["--db", self.db.to_str().unwrap()]
+    }
+
+    /// `duality serve` with every service on the file, on a free port.
+    async fn start(&self) -> ChildServer {
+        ChildServer::start(&self.args(), self.dir.path()).await
+    }
+
+    /// The same, on the address a stopped server listened on.
+    async fn restart_on(&self, addr: SocketAddr) -> ChildServer {
+        ChildServer::restart_on(addr, &self.args(), self.dir.path()).await
+    }
+
+    /// A site whose server has taken one write: `POST path` with `body`.
+    async fn with_one_write(path: &str, body: Value) -> (Site, ChildServer) {
+        let site = Site::new();
+        let server = site.start().await;
+        create(&site.client, &server, path, body).await;
+        (site, server)
+    }
 }
 
 async fn epoch(client: &reqwest::Client, server: &ChildServer) -> String {
@@ -105,9 +137,9 @@ fn pretend_the_machine_restarted(db: &Path) -> bool {
 #[tokio::test]
 async fn a_dashboard_change_commits_without_a_flush_of_its_own_while_backend_writes_wait_for_theirs()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(&dir.path().join("d.db"), dir.path()).await;
-    let client = reqwest::Client::new();
+    let site = Site::new();
+    let server = site.start().await;
+    let client = site.client.clone();
     // Whatever the start composed, the dashboard is settled once it answers.
     eventually(&client, &server, "/aggregates/dashboard", |d| {
         d["customerCount"] == 0
@@ -145,27 +177,14 @@ async fn a_dashboard_change_commits_without_a_flush_of_its_own_while_backend_wri
 
 #[tokio::test]
 async fn after_an_unclean_stop_the_epoch_stays_in_the_same_boot_and_changes_after_a_reboot() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("d.db");
-    let client = reqwest::Client::new();
-    let mut server = start(&db, dir.path()).await;
-    create(
-        &client,
-        &server,
-        "/persons",
-        json!({"name": "Ada", "city": "Oslo"}),
-    )
-    .await;
+    let (site, mut server) =
+        Site::with_one_write("/persons", json!({"name": "Ada", "city": "Oslo"})).await;
+    let (client, db) = (site.client.clone(), site.db.clone());
     let first = epoch(&client, &server).await;
 
     // kill -9 loses nothing the page cache holds: same history.
     server.kill_9();
-    let mut server = ChildServer::restart_on(
-        server.addr,
-        &db_args(&db).iter().map(String::as_str).collect::<Vec<_>>(),
-        dir.path(),
-    )
-    .await;
+    let mut server = site.restart_on(server.addr).await;
     assert_eq!(epoch(&client, &server).await, first);
 
     // kill -9, then the machine restarts: commits that were not flushed
@@ -175,12 +194,7 @@ async fn after_an_unclean_stop_the_epoch_stays_in_the_same_boot_and_changes_afte
         pretend_the_machine_restarted(&db),
         "a running server records its boot in the file"
     );
-    let server = ChildServer::restart_on(
-        server.addr,
-        &db_args(&db).iter().map(String::as_str).collect::<Vec<_>>(),
-        dir.path(),
-    )
-    .await;
+    let server = site.restart_on(server.addr).await;
     let second = epoch(&client, &server).await;
     assert_ne!(second, first, "a new epoch after a reboot");
     let persons: Value = get(&client, format!("{}/persons", server.base()))
@@ -203,17 +217,12 @@ async fn after_an_unclean_stop_the_epoch_stays_in_the_same_boot_and_changes_afte
 
 #[tokio::test]
 async fn a_clean_stop_keeps_the_epoch_even_when_the_machine_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("d.db");
-    let client = reqwest::Client::new();
-    let mut server = start(&db, dir.path()).await;
-    create(
-        &client,
-        &server,
+    let (site, mut server) = Site::with_one_write(
         "/customers/items",
         json!({"name": "Bo", "city": "Lund", "country": "SE", "scoring": 3}),
     )
     .await;
+    let (client, db) = (site.client.clone(), site.db.clone());
     let dashboard = eventually(&client, &server, "/aggregates/dashboard", |d| {
         d["customerCount"] == 1
     })
@@ -225,7 +234,7 @@ async fn a_clean_stop_keeps_the_epoch_even_when_the_machine_restarts() {
         !pretend_the_machine_restarted(&db),
         "a clean stop flushes everything and takes the boot's record away"
     );
-    let server = start(&db, dir.path()).await;
+    let server = site.start().await;
     assert_eq!(epoch(&client, &server).await, first);
     let r = get(&client, format!("{}/aggregates/dashboard", server.base())).await;
     assert_eq!(r.json::<Value>().await.unwrap(), dashboard);

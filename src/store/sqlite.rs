@@ -446,11 +446,7 @@ impl Writer {
                 closes,
             } = batch;
             if !writes.is_empty() {
-                let defer = self.may_defer && writes.iter().all(|(w, _)| w.is_derived());
-                match self.defer_flush(defer) {
-                    Ok(()) => commit_batch(&mut self.conn, writes, &self.hub, self.deferring),
-                    Err(e) => refuse(writes, &e),
-                }
+                self.commit(writes);
             }
             for exec in execs {
                 exec(&mut self.conn);
@@ -461,6 +457,16 @@ impl Writer {
                     let _ = reply.send(closed.clone());
                 }
             }
+        }
+    }
+
+    /// Commits a batch, without waiting for the flush if every write in it
+    /// is derived and this store may defer.
+    fn commit(&mut self, writes: Vec<(Write, Reply)>) {
+        let defer = self.may_defer && writes.iter().all(|(w, _)| w.is_derived());
+        match self.defer_flush(defer) {
+            Ok(()) => commit_batch(&mut self.conn, writes, &self.hub, self.deferring),
+            Err(e) => refuse(writes, &e),
         }
     }
 
