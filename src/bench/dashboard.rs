@@ -12,7 +12,10 @@
 //! by that content, not by revision: write `k` is the one whose `POST`
 //! answered incidents revision `base + k`. Latency = receipt of the first
 //! dashboard event that reflects write `k` − the time write `k`'s request
-//! was sent, over every (subscriber, write) pair.
+//! was sent, over every (subscriber, write) pair. On a `--db` that an
+//! earlier run already wrote to, the customer starts with the volume of
+//! that run's writes; steps are counted from the volume the settled
+//! dashboard shows.
 //!
 //! The same is then measured with the services split over two processes
 //! (customers and incidents on one, the aggregates service on the other,
@@ -53,12 +56,14 @@ struct Heard {
 }
 
 impl Heard {
-    /// Records one dashboard event; answers how many writes it has seen.
-    fn record(&mut self, change: Change<'_>) -> u64 {
+    /// Records one dashboard event, where the bench customer's volume
+    /// showed `before` writes when the run began; answers how many of this
+    /// run's writes it has seen.
+    fn record(&mut self, change: Change<'_>, before: u64) -> u64 {
         self.events += 1;
         let seen = self.steps.last().map_or(0, |(k, _)| *k);
         let patch: Value = serde_json::from_str(change.data).unwrap_or(Value::Null);
-        match writes_shown(&patch) {
+        match writes_shown(&patch).map(|shown| shown.saturating_sub(before)) {
             Some(k) if k > seen => {
                 self.coalesced += k - seen - 1;
                 self.steps.push((k, change.at));
@@ -111,9 +116,17 @@ pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, String> {
     Ok(reports)
 }
 
+/// The dashboard once composed and no longer changing.
+pub(super) struct Settled {
+    pub revision: u64,
+    /// The bench writes its volume list already shows (from an earlier
+    /// run on the same `--db`), 0 on a fresh database.
+    pub shown: u64,
+}
+
 /// Waits until the dashboard has been composed from the demo data and has
-/// stopped changing; answers its revision.
-pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result<u64, String> {
+/// stopped changing.
+pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result<Settled, String> {
     let url = server.url("/aggregates/dashboard");
     let mut last = None;
     for _ in 0..100 {
@@ -135,7 +148,8 @@ pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result
                 .as_array()
                 .is_some_and(|a| !a.is_empty());
         if fresh && full && last == Some(revision) {
-            return Ok(revision);
+            let shown = writes_shown(&body).unwrap_or(0);
+            return Ok(Settled { revision, shown });
         }
         last = (fresh && full).then_some(revision);
     }
@@ -152,7 +166,8 @@ pub(super) async fn measure(
     mode: &str,
 ) -> Result<Report, String> {
     let client = super::client(16)?;
-    let from = settled(&client, servers[front]).await? + 1;
+    let Settled { revision, shown } = settled(&client, servers[front]).await?;
+    let from = revision + 1;
     let current = client
         .get(servers[backend].url("/incidents"))
         .send()
@@ -166,7 +181,8 @@ pub(super) async fn measure(
     let n = args.dashboard_subscribers;
     let streams = super::fanout::subscribe(servers[front], &path, n).await?;
     let connect_seconds = connecting.elapsed().as_secs_f64();
-    let (control, listeners) = listen_all(streams, from, Heard::record).await;
+    let record = move |heard: &mut Heard, change: Change<'_>| heard.record(change, shown);
+    let (control, listeners) = listen_all(streams, from, record).await;
 
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     let meter = super::CpuMeter::start_all(&pids)?;
@@ -261,8 +277,8 @@ pub(super) async fn measure(
     Ok(Report { text, json })
 }
 
-/// How many bench writes a dashboard patch reflects, if it shows the bench
-/// customer's volume.
+/// How many bench writes a dashboard patch (or the whole dashboard)
+/// reflects, if it shows the bench customer's volume.
 fn writes_shown(patch: &Value) -> Option<u64> {
     patch["customersWithHighestIncidentVolume"]
         .as_array()?
@@ -288,5 +304,28 @@ mod tests {
             writes_shown(&json!({"customersWithHighestIncidentVolume": []})),
             None
         );
+    }
+
+    #[test]
+    fn writes_of_an_earlier_run_on_the_same_database_are_not_counted_again() {
+        let shown = |k: u64| {
+            json!({"customersWithHighestIncidentVolume": [
+                {"customerName": NAME, "incidentVolume": k as f64 * AMOUNT},
+            ]})
+            .to_string()
+        };
+        let (first, second) = (shown(501), shown(502));
+        let at = Instant::now();
+        let change = |revision, data| Change {
+            revision,
+            fresh: true,
+            data,
+            at,
+        };
+        let mut heard = Heard::default();
+        assert_eq!(heard.record(change(7, &first), 500), 1);
+        assert_eq!(heard.record(change(8, &second), 500), 2);
+        assert_eq!((heard.coalesced, heard.unmatched), (0, 0));
+        assert_eq!(heard.steps.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2]);
     }
 }
