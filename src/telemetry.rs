@@ -132,6 +132,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Dashboard compositions not stored because a newer dashboard already was",
     ),
+    (
+        "duality_dashboard_unchanged_compositions_total",
+        Kind::Counter,
+        "Dashboard compositions not written because this process, the database's only writer, stored the same one last",
+    ),
 ];
 
 /// Bucket bounds of histograms in seconds (1 ms to 10 s).

@@ -25,17 +25,22 @@ async fn get(client: &reqwest::Client, url: String) -> reqwest::Response {
         .unwrap()
 }
 
-/// The value of `duality_sqlite_commits_total{flush="…"}` (0 if absent).
-async fn commits(client: &reqwest::Client, server: &ChildServer, flush: &str) -> u64 {
+/// The value of one metric series, named with its labels (0 if absent).
+async fn metric(client: &reqwest::Client, server: &ChildServer, series: &str) -> u64 {
     let text = get(client, format!("{}/metrics", server.base()))
         .await
         .text()
         .await
         .unwrap();
-    let series = format!("duality_sqlite_commits_total{{flush=\"{flush}\"}} ");
     text.lines()
-        .find_map(|line| line.strip_prefix(&series))
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The value of `duality_sqlite_commits_total{flush="…"}` (0 if absent).
+async fn commits(client: &reqwest::Client, server: &ChildServer, flush: &str) -> u64 {
+    let series = format!("duality_sqlite_commits_total{{flush=\"{flush}\"}}");
+    metric(client, server, &series).await
 }
 
 /// `POST path` with `body`; panics unless it answers `201`.
@@ -172,6 +177,80 @@ async fn a_dashboard_change_commits_without_a_flush_of_its_own_while_backend_wri
         commits(&client, &server, "deferred").await,
         deferred + 1,
         "the dashboard's commit does not wait for one of its own"
+    );
+}
+
+/// Dashboard compositions this process did not write: equal to the last.
+async fn unchanged_compositions(client: &reqwest::Client, server: &ChildServer) -> u64 {
+    metric(
+        client,
+        server,
+        "duality_dashboard_unchanged_compositions_total",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_backend_change_that_leaves_the_dashboard_as_it_was_commits_nothing_for_the_dashboard() {
+    let site = Site::new();
+    let server = site.start().await;
+    let client = site.client.clone();
+    let url = format!("{}/customers/items", server.base());
+    let r = client
+        .post(&url)
+        .json(&json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let item = header(&r, "location");
+    eventually(&client, &server, "/aggregates/dashboard", |d| {
+        d["customerCount"] == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = (
+        commits(&client, &server, "waited").await,
+        commits(&client, &server, "deferred").await,
+        unchanged_compositions(&client, &server).await,
+    );
+
+    // The dashboard shows a customer's name and scoring, not the city.
+    let r = client
+        .patch(format!("{}{item}", server.base()))
+        .json(&json!({"city": "Bergen"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Composed once the composition is counted as unchanged, or stored.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while unchanged_compositions(&client, &server).await == before.2
+        && commits(&client, &server, "deferred").await == before.1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the change was never composed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert_eq!(
+        (
+            commits(&client, &server, "waited").await,
+            commits(&client, &server, "deferred").await,
+        ),
+        (before.0 + 1, before.1),
+        "only the customer's own commit"
+    );
+    let dashboard: Value = get(&client, format!("{}/aggregates/dashboard", server.base()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        dashboard["topCustomers"],
+        json!([{"customerName": "Amy", "scoring": 7}])
     );
 }
 

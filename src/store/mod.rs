@@ -97,6 +97,12 @@ pub trait Store: Send + Sync + 'static {
     /// The id of this database's history (see SPEC §2, "epoch").
     fn epoch(&self) -> &str;
 
+    /// True if other processes may write this database too (PostgreSQL);
+    /// false if this process is its only writer (a SQLite file is claimed
+    /// by one process). A derived view's writer may leave out a write that
+    /// would store what is stored already only where nobody else writes.
+    fn shared(&self) -> bool;
+
     /// Runs a write in one transaction and publishes its events.
     fn write(&self, write: crate::domain::Write) -> BoxFuture<'_, Result<Committed, StoreError>>;
 

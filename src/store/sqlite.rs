@@ -276,6 +276,10 @@ impl Store for SqliteStore {
         &self.epoch
     }
 
+    fn shared(&self) -> bool {
+        false
+    }
+
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
         Box::pin(async move {
             super::served(&self.registry, &write)?;

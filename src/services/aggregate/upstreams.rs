@@ -13,7 +13,11 @@
 //! dashboard keeps its last stored state, marked stale. Each write records
 //! the backend revisions it was composed from and is refused if the stored
 //! dashboard is newer, so processes sharing a database never move it
-//! backwards ([`composed_from`](super::composed_from)).
+//! backwards ([`composed_from`](super::composed_from)). Where this process
+//! is the database's only writer (SQLite), nobody needs that record, and a
+//! composition equal to the one it stored last is not written at all: a
+//! backend change that leaves the lists as they were costs the writer
+//! nothing.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -224,6 +228,13 @@ async fn compose_forever(
     mut incidents: watch::Receiver<ViewCopy>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The last composition this process stored, where it is the database's
+    // only writer: composing it again (a backend change that leaves the
+    // lists as they were) needs no write at all. Where other processes
+    // write too, every composition is written, so that the basis it
+    // records keeps theirs from storing an older one.
+    let mut stored: Option<Map<String, Value>> = None;
+    let sole_writer = !app.store.shared();
     loop {
         let composed = {
             let c = customers.borrow_and_update();
@@ -238,19 +249,26 @@ async fn compose_forever(
             }
         };
         if let Some((docs, basis)) = composed {
-            match app.write(store_dashboard(docs, basis)).await {
-                Ok(committed) if committed.output == Value::Bool(false) => {
-                    metrics::counter!("duality_dashboard_stale_compositions_total").increment(1);
-                    tracing::debug!(
-                        "a newer dashboard is stored; this composition was not written"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not store the dashboard; retrying");
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            if stored.as_ref() == Some(&docs) {
+                metrics::counter!("duality_dashboard_unchanged_compositions_total").increment(1);
+            } else {
+                let kept = sole_writer.then(|| docs.clone());
+                stored = None;
+                match app.write(store_dashboard(docs, basis)).await {
+                    Ok(committed) if committed.output == Value::Bool(false) => {
+                        metrics::counter!("duality_dashboard_stale_compositions_total")
+                            .increment(1);
+                        tracing::debug!(
+                            "a newer dashboard is stored; this composition was not written"
+                        );
+                    }
+                    Ok(_) => stored = kept,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not store the dashboard; retrying");
+                        tokio::select! {
+                            _ = shutdown.changed() => return,
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        }
                     }
                 }
             }

@@ -312,6 +312,10 @@ impl Store for PgStore {
         &self.epoch
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
         Box::pin(async move {
             crate::store::served(&self.registry, &write)?;
