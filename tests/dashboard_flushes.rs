@@ -43,14 +43,24 @@ async fn commits(client: &reqwest::Client, server: &ChildServer, flush: &str) ->
     metric(client, server, &series).await
 }
 
-/// `POST path` with `body`; panics unless it answers `201`.
-async fn create(client: &reqwest::Client, server: &ChildServer, path: &str, body: Value) {
+/// `POST path` with `body`; panics unless it answers `201`. Answers the
+/// created item's `Location`, if it has one.
+async fn create(
+    client: &reqwest::Client,
+    server: &ChildServer,
+    path: &str,
+    body: Value,
+) -> Option<String> {
     let url = format!("{}{path}", server.base());
     let r = tokio::time::timeout(WAIT, client.post(&url).json(&body).send())
         .await
         .unwrap_or_else(|_| panic!("POST {url}: no answer within {WAIT:?}"))
         .unwrap();
     assert_eq!(r.status(), 201, "POST {url}");
+    r.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Polls `GET path` until `ok` accepts its body.
@@ -195,15 +205,14 @@ async fn a_backend_change_that_leaves_the_dashboard_as_it_was_commits_nothing_fo
     let site = Site::new();
     let server = site.start().await;
     let client = site.client.clone();
-    let url = format!("{}/customers/items", server.base());
-    let r = client
-        .post(&url)
-        .json(&json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let item = header(&r, "location");
+    let item = create(
+        &client,
+        &server,
+        "/customers/items",
+        json!({"name": "Amy", "city": "Oslo", "country": "NO", "scoring": 7}),
+    )
+    .await
+    .expect("a created customer has a Location");
     eventually(&client, &server, "/aggregates/dashboard", |d| {
         d["customerCount"] == 1
     })

@@ -253,17 +253,10 @@ async fn compose_forever(
                 metrics::counter!("duality_dashboard_unchanged_compositions_total").increment(1);
             } else {
                 let kept = sole_writer.then(|| docs.clone());
-                stored = None;
-                match app.write(store_dashboard(docs, basis)).await {
-                    Ok(committed) if committed.output == Value::Bool(false) => {
-                        metrics::counter!("duality_dashboard_stale_compositions_total")
-                            .increment(1);
-                        tracing::debug!(
-                            "a newer dashboard is stored; this composition was not written"
-                        );
-                    }
-                    Ok(_) => stored = kept,
+                match write_dashboard(&app, docs, basis).await {
+                    Ok(written) => stored = kept.filter(|_| written),
                     Err(e) => {
+                        stored = None;
                         tracing::warn!(error = %e, "could not store the dashboard; retrying");
                         tokio::select! {
                             _ = shutdown.changed() => return,
@@ -279,6 +272,22 @@ async fn compose_forever(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Stores one composition; answers false if a newer dashboard was stored
+/// already (nothing written, no event).
+async fn write_dashboard(
+    app: &App,
+    docs: Map<String, Value>,
+    basis: Basis,
+) -> Result<bool, crate::StoreError> {
+    let committed = app.write(store_dashboard(docs, basis)).await?;
+    let written = committed.output != Value::Bool(false);
+    if !written {
+        metrics::counter!("duality_dashboard_stale_compositions_total").increment(1);
+        tracing::debug!("a newer dashboard is stored; this composition was not written");
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
