@@ -40,15 +40,18 @@ struct CustomerPatch {
 /// dashboard reads it (see [`CustomerPatch`]).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct IncidentPatch {
-    customer_name: Option<Box<str>>,
+struct IncidentPatch<'a> {
+    /// Borrowed from the patch: most incidents name a customer the tally
+    /// knows, whose name it already holds.
+    #[serde(borrow)]
+    customer_name: Option<&'a str>,
     amount: Option<f64>,
 }
 
 /// Parses a patch entry; one that does not parse, or that adds an entity
 /// without the fields the dashboard needs, is a backend's bug: logged
 /// and left out rather than read as defaults.
-fn entry<T: serde::de::DeserializeOwned>(view: &str, id: &str, entry: &Value) -> Option<T> {
+fn entry<'a, T: Deserialize<'a>>(view: &str, id: &str, entry: &'a Value) -> Option<T> {
     T::deserialize(entry)
         .map_err(|e| tracing::error!(view, id, error = %e, "a change the dashboard cannot read; left out"))
         .ok()
@@ -122,18 +125,17 @@ impl Composer {
                 self.tally.remove(name, *amount);
             }
             let Some(parsed) = parsed else { continue };
-            let (name, amount): (Arc<str>, f64) = match (parsed.customer_name, parsed.amount, old) {
-                (Some(name), Some(amount), _) => (name.into(), amount),
-                (name, amount, Some((old_name, old_amount))) => (
-                    name.map_or(old_name, Arc::from),
-                    amount.unwrap_or(old_amount),
-                ),
+            let (name, amount) = match (parsed.customer_name, parsed.amount, &old) {
+                (Some(name), Some(amount), _) => (name, amount),
+                (name, amount, Some((old_name, old_amount))) => {
+                    (name.unwrap_or(old_name), amount.unwrap_or(*old_amount))
+                }
                 (_, _, None) => {
                     incomplete("incidents", id);
                     continue;
                 }
             };
-            self.tally.add(&name, amount);
+            let name = self.tally.add(name, amount);
             self.incidents.insert(id.as_str().into(), (name, amount));
         }
     }
