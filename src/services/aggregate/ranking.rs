@@ -210,7 +210,6 @@ impl Tally {
             g.count += 1;
             g.volume.add(amount);
         })
-        .unwrap_or_else(|| Arc::from(name))
     }
 
     /// Takes back one incident of `amount` for `name`, as it was added.
@@ -221,9 +220,9 @@ impl Tally {
         });
     }
 
-    /// Applies `f` to the group of `name` and moves it in both orders;
-    /// answers the group's name, unless its last incident went.
-    fn update(&mut self, name: &str, f: impl FnOnce(&mut Group)) -> Option<Arc<str>> {
+    /// Applies `f` to the group of `name` and moves it in both orders (or
+    /// drops it once its last incident went); answers the group's name.
+    fn update(&mut self, name: &str, f: impl FnOnce(&mut Group)) -> Arc<str> {
         let group = match self.groups.get_mut(name) {
             Some(group) => {
                 self.by_count.remove(&group.by_count());
@@ -241,13 +240,14 @@ impl Tally {
             }
         };
         f(group);
+        let shared = Arc::clone(&group.name.name);
         if group.count == 0 {
             self.groups.remove(name);
-            return None;
+        } else {
+            self.by_count.insert(group.by_count());
+            self.by_volume.insert(group.by_volume());
         }
-        self.by_count.insert(group.by_count());
-        self.by_volume.insert(group.by_volume());
-        Some(Arc::clone(&group.name.name))
+        shared
     }
 
     /// The `n` names with the most incidents, ties by name.
