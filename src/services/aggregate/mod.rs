@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod entity;
 pub mod incidents;
 mod items;
+pub mod leaders;
 pub mod openapi;
 pub mod ranking;
 mod start;

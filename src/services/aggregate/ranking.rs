@@ -2,9 +2,10 @@
 //!
 //! [`Ranking`] orders customers by scoring (descending), then name, then id;
 //! [`Tally`] keeps, per customer name, the number of incidents and their
-//! total amount, ordered both ways. Each change is O(log n) and reading the
-//! first `k` entries is O(k log n), so neither the dashboard nor
-//! `/customers/top/{n}` ever sorts every customer or incident.
+//! total amount, and the leading names both ways ([`Leaders`]). Each change
+//! is O(log n) and reading the first `k` entries is O(k log n), so neither
+//! the dashboard nor `/customers/top/{n}` ever sorts every customer or
+//! incident.
 //!
 //! Names are ordered through [`SortName`], which keeps a name's first 16
 //! bytes inside the key: most comparisons in a tree of 100,000 names then
@@ -21,8 +22,17 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::Deref;
 use std::sync::Arc;
 
+use super::leaders::Leaders;
+
 /// Amounts at or above this are not counted in millionths.
 pub const HUGE: f64 = 1e15;
+
+/// How many of the tally's leading names are always answered, each way.
+pub const LEADING: usize = 64;
+
+/// How many leading names the tally keeps ordered at most, each way: few
+/// enough that their ordered set stays in the processor's caches.
+const KEPT: usize = 2048;
 
 /// A name as an ordering key: the same order as the name's bytes, with the
 /// first 16 of them kept inline so that most comparisons stop there.
@@ -193,12 +203,22 @@ impl Group {
     }
 }
 
-/// Incidents per customer name: counts and volumes, each ordered.
-#[derive(Debug, Default, Clone)]
+type ByCount = (Reverse<u64>, SortName<Arc<str>>);
+type ByVolume = (Reverse<Total>, SortName<Arc<str>>);
+
+/// Incidents per customer name: counts and volumes, and the leading
+/// names each way.
+#[derive(Debug, Clone)]
 pub struct Tally {
     groups: HashMap<Arc<str>, Group>,
-    by_count: BTreeSet<(Reverse<u64>, SortName<Arc<str>>)>,
-    by_volume: BTreeSet<(Reverse<Total>, SortName<Arc<str>>)>,
+    by_count: Leaders<ByCount>,
+    by_volume: Leaders<ByVolume>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally::with_leaders(LEADING, KEPT)
+    }
 }
 
 impl Tally {
@@ -220,14 +240,23 @@ impl Tally {
         });
     }
 
+    /// A tally that answers at least `leading` names each way and keeps
+    /// at most `kept` ordered.
+    fn with_leaders(leading: usize, kept: usize) -> Self {
+        Tally {
+            groups: HashMap::new(),
+            by_count: Leaders::new(leading, kept),
+            by_volume: Leaders::new(leading, kept),
+        }
+    }
+
     /// Applies `f` to the group of `name` and moves it in both orders (or
     /// drops it once its last incident went); answers the group's name.
     fn update(&mut self, name: &str, f: impl FnOnce(&mut Group)) -> Arc<str> {
-        let group = match self.groups.get_mut(name) {
+        let (group, old) = match self.groups.get_mut(name) {
             Some(group) => {
-                self.by_count.remove(&group.by_count());
-                self.by_volume.remove(&group.by_volume());
-                group
+                let old = (group.by_count(), group.by_volume());
+                (group, Some(old))
             }
             None => {
                 let key: Arc<str> = Arc::from(name);
@@ -236,33 +265,41 @@ impl Tally {
                     count: 0,
                     volume: Volume::default(),
                 };
-                self.groups.entry(key).or_insert(group)
+                (self.groups.entry(key).or_insert(group), None)
             }
         };
         f(group);
         let shared = Arc::clone(&group.name.name);
-        if group.count == 0 {
+        let new = (group.count > 0).then(|| (group.by_count(), group.by_volume()));
+        if new.is_none() {
             self.groups.remove(name);
-        } else {
-            self.by_count.insert(group.by_count());
-            self.by_volume.insert(group.by_volume());
+        }
+        let (old_count, old_volume) = old.unzip();
+        let (new_count, new_volume) = new.unzip();
+        if self.by_count.replace(old_count, new_count) {
+            self.by_count
+                .refill(self.groups.values().map(Group::by_count));
+        }
+        if self.by_volume.replace(old_volume, new_volume) {
+            self.by_volume
+                .refill(self.groups.values().map(Group::by_volume));
         }
         shared
     }
 
-    /// The `n` names with the most incidents, ties by name.
+    /// The `n` names with the most incidents, ties by name; `n` at most
+    /// [`LEADING`].
     pub fn top_by_count(&self, n: usize) -> impl Iterator<Item = (&str, u64)> {
         self.by_count
-            .iter()
-            .take(n)
+            .first(n)
             .map(|(Reverse(c), name)| (name.as_str(), *c))
     }
 
-    /// The `n` names with the largest volume, ties by name.
+    /// The `n` names with the largest volume, ties by name; `n` at most
+    /// [`LEADING`].
     pub fn top_by_volume(&self, n: usize) -> impl Iterator<Item = (&str, f64)> {
         self.by_volume
-            .iter()
-            .take(n)
+            .first(n)
             .map(|(Reverse(Total(v)), name)| (name.as_str(), *v))
     }
 }
@@ -326,35 +363,38 @@ mod tests {
         ) {
             let names = ["A", "B", "C", "D", "E", "F"];
             let amounts = [0.0, 0.1, 2.5, 1e16];
-            let mut t = Tally::default();
-            let mut live: Vec<(usize, f64)> = Vec::new();
-            for (n, a, add) in ops {
-                let amount = amounts[a as usize];
-                if add || live.is_empty() {
-                    t.add(names[n], amount);
-                    live.push((n, amount));
-                } else {
-                    let (n, amount) = live.remove(n % live.len());
-                    t.remove(names[n], amount);
+            // The default keeps every name ordered; the small one keeps two
+            // to four, so names cross its bound and refill it.
+            for (mut t, n) in [(Tally::default(), 6), (Tally::with_leaders(2, 4), 2)] {
+                let mut live: Vec<(usize, f64)> = Vec::new();
+                for &(i, a, add) in &ops {
+                    let amount = amounts[a as usize];
+                    if add || live.is_empty() {
+                        t.add(names[i], amount);
+                        live.push((i, amount));
+                    } else {
+                        let (i, amount) = live.remove(i % live.len());
+                        t.remove(names[i], amount);
+                    }
                 }
-            }
-            let mut counts: Vec<(Reverse<u64>, &str)> = names
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (Reverse(live.iter().filter(|(n, _)| *n == i).count() as u64), *name))
-                .filter(|(Reverse(c), _)| *c > 0)
-                .collect();
-            counts.sort();
-            let want: Vec<(&str, u64)> = counts.iter().take(3).map(|(Reverse(c), n)| (*n, *c)).collect();
-            prop_assert_eq!(t.top_by_count(3).collect::<Vec<_>>(), want);
-            for (i, name) in names.iter().enumerate() {
-                let mut v = Volume::default();
-                for (_, a) in live.iter().filter(|(n, _)| *n == i) {
-                    v.add(*a);
+                let mut counts = Vec::new();
+                let mut volumes = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    let mine: Vec<f64> = live.iter().filter(|(j, _)| *j == i).map(|(_, a)| *a).collect();
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    let mut v = Volume::default();
+                    mine.iter().for_each(|a| v.add(*a));
+                    counts.push((Reverse(mine.len() as u64), *name));
+                    volumes.push((Reverse(Total(v.total())), *name));
                 }
-                let got = t.top_by_volume(6).find(|(n, _)| n == name).map(|(_, v)| v);
-                let expected = (v != Volume::default() || live.iter().any(|(n, _)| *n == i)).then(|| v.total());
-                prop_assert_eq!(got, expected);
+                counts.sort();
+                volumes.sort();
+                let want: Vec<(&str, u64)> = counts.iter().take(n).map(|(Reverse(c), name)| (*name, *c)).collect();
+                prop_assert_eq!(t.top_by_count(n).collect::<Vec<_>>(), want);
+                let want: Vec<(&str, f64)> = volumes.iter().take(n).map(|(Reverse(Total(v)), name)| (*name, *v)).collect();
+                prop_assert_eq!(t.top_by_volume(n).collect::<Vec<_>>(), want);
             }
         }
     }
