@@ -140,30 +140,94 @@ impl Composer {
         }
     }
 
-    /// The dashboard's documents: its four top-level keys.
-    pub fn compose(&self) -> Map<String, Value> {
-        let top_customers: Vec<Value> = self
-            .ranking
+    fn top_customers(&self) -> impl Iterator<Item = (&str, i64)> {
+        self.ranking
             .top(LIMIT)
-            .map(|(_, name, scoring)| json!({"customerName": name, "scoring": scoring}))
-            .collect();
-        let by_count: Vec<Value> = self
-            .tally
-            .top_by_count(LIMIT)
-            .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
-            .collect();
-        let by_volume: Vec<Value> = self
-            .tally
+            .map(|(_, name, scoring)| (name, scoring))
+    }
+
+    fn most_incidents(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.tally.top_by_count(LIMIT)
+    }
+
+    fn highest_volume(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.tally
             .top_by_volume(LIMIT)
-            .map(|(name, sum)| json!({"customerName": name, "incidentVolume": volume(sum)}))
-            .collect();
+            .map(|(name, sum)| (name, volume(sum)))
+    }
+
+    /// The dashboard as the read models have it now.
+    pub fn compose(&self) -> Composition {
+        fn owned<'a, T>(entries: impl Iterator<Item = (&'a str, T)>) -> Vec<(Box<str>, T)> {
+            entries.map(|(name, n)| (Box::from(name), n)).collect()
+        }
+        Composition {
+            customer_count: self.ranking.len(),
+            top_customers: owned(self.top_customers()),
+            most_incidents: owned(self.most_incidents()),
+            highest_volume: owned(self.highest_volume()),
+        }
+    }
+
+    /// True if [`compose`](Composer::compose) would answer `composition`:
+    /// checked in place, without building anything, since most backend
+    /// changes leave the lists as they were.
+    pub fn composes(&self, composition: &Composition) -> bool {
+        fn same<'a, T: PartialEq + Copy + 'a>(
+            now: impl Iterator<Item = (&'a str, T)>,
+            then: &'a [(Box<str>, T)],
+        ) -> bool {
+            now.eq(then.iter().map(|(name, n)| (&**name, *n)))
+        }
+        self.ranking.len() == composition.customer_count
+            && same(self.top_customers(), &composition.top_customers)
+            && same(self.most_incidents(), &composition.most_incidents)
+            && same(self.highest_volume(), &composition.highest_volume)
+    }
+}
+
+/// The dashboard's lists as composed, typed: compared with the read models
+/// in place, and turned into documents only to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composition {
+    customer_count: usize,
+    top_customers: Vec<(Box<str>, i64)>,
+    most_incidents: Vec<(Box<str>, u64)>,
+    highest_volume: Vec<(Box<str>, f64)>,
+}
+
+impl Composition {
+    /// The dashboard's documents: its four top-level keys.
+    pub fn docs(&self) -> Map<String, Value> {
+        let list = |entries: Vec<Value>| Value::Array(entries);
         let mut out = Map::new();
-        out.insert("customerCount".into(), json!(self.ranking.len()));
-        out.insert("topCustomers".into(), Value::Array(top_customers));
-        out.insert("customersWithMostIncidents".into(), Value::Array(by_count));
+        out.insert("customerCount".into(), json!(self.customer_count));
+        out.insert(
+            "topCustomers".into(),
+            list(
+                self.top_customers
+                    .iter()
+                    .map(|(name, scoring)| json!({"customerName": name, "scoring": scoring}))
+                    .collect(),
+            ),
+        );
+        out.insert(
+            "customersWithMostIncidents".into(),
+            list(
+                self.most_incidents
+                    .iter()
+                    .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
+                    .collect(),
+            ),
+        );
         out.insert(
             "customersWithHighestIncidentVolume".into(),
-            Value::Array(by_volume),
+            list(
+                self.highest_volume
+                    .iter()
+                    .map(|(name, sum)| json!({"customerName": name, "incidentVolume": sum}))
+                    .collect(),
+            ),
         );
         out
     }
@@ -177,7 +241,7 @@ pub fn compose(
     let mut composer = Composer::default();
     composer.load_customers(customers);
     composer.load_incidents(incidents);
-    composer.compose()
+    composer.compose().docs()
 }
 
 /// A sum as shown: float noise is rounded away (to 6 places), and a sum
@@ -230,6 +294,7 @@ mod tests {
             let mut c = Map::new();
             let mut i = Map::new();
             let mut live = Composer::default();
+            let mut before = live.compose();
             for (slot, name, amount, delete) in ops {
                 let key = format!("k{slot}");
                 let (cp, ip) = if delete {
@@ -246,7 +311,11 @@ mod tests {
                 i = iv.as_object().cloned().unwrap_or_default();
                 live.patch_customers(cp.as_object().unwrap());
                 live.patch_incidents(ip.as_object().unwrap());
-                proptest::prop_assert_eq!(live.compose(), compose(&c, &i));
+                let now = live.compose();
+                proptest::prop_assert_eq!(now.docs(), compose(&c, &i));
+                proptest::prop_assert!(live.composes(&now));
+                proptest::prop_assert_eq!(live.composes(&before), before == now);
+                before = now;
             }
         }
     }
@@ -258,7 +327,7 @@ mod tests {
         live.load_incidents(&incidents(&[("Ann", 2.0)]));
         live.patch_customers(json!({"id0": {"scoring": 8}}).as_object().unwrap());
         live.patch_incidents(json!({"i0": {"customerName": "Bob"}}).as_object().unwrap());
-        let d = live.compose();
+        let d = live.compose().docs();
         assert_eq!(
             d["topCustomers"],
             json!([{"customerName": "Ann", "scoring": 8}])
@@ -283,7 +352,7 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            Value::Object(live.compose()),
+            Value::Object(live.compose().docs()),
             json!({"customerCount": 0, "topCustomers": [], "customersWithMostIncidents": [],
                    "customersWithHighestIncidentVolume": []})
         );
@@ -294,7 +363,7 @@ mod tests {
         );
         live.patch_customers(json!({"c": {"scoring": "high"}}).as_object().unwrap());
         assert_eq!(
-            live.compose()["topCustomers"],
+            live.compose().docs()["topCustomers"],
             json!([{"customerName": "Cy", "scoring": 4}])
         );
     }

@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::composed_from::{Basis, Position};
-use super::dashboard::Composer;
+use super::dashboard::{Composer, Composition};
 use super::{CUSTOMERS, DASHBOARD, INCIDENTS};
 use crate::App;
 use crate::client::{Follower, Health, Observer, Options, Transport, ViewCopy};
@@ -162,15 +162,31 @@ struct Composing {
     incidents: Option<Position>,
 }
 
+/// What the compose loop does next.
+enum Next {
+    /// A backend has not loaded yet: nothing to compose from.
+    Wait,
+    /// The lists are as this process stored them last: nothing to write.
+    Unchanged,
+    /// Write this composition, made from these backend positions.
+    Write(Composition, Basis),
+}
+
 impl Composing {
     /// The dashboard and what it was composed from, once both backends
-    /// have loaded.
-    fn compose(&self) -> Option<(Map<String, Value>, Basis)> {
-        let basis = Basis {
-            customers: self.customers?,
-            incidents: self.incidents?,
+    /// have loaded, unless it equals `stored`.
+    fn next(&self, stored: Option<&Composition>) -> Next {
+        let (Some(customers), Some(incidents)) = (self.customers, self.incidents) else {
+            return Next::Wait;
         };
-        Some((self.composer.compose(), basis))
+        if stored.is_some_and(|stored| self.composer.composes(stored)) {
+            return Next::Unchanged;
+        }
+        let basis = Basis {
+            customers,
+            incidents,
+        };
+        Next::Write(self.composer.compose(), basis)
     }
 }
 
@@ -233,26 +249,29 @@ async fn compose_forever(
     // lists as they were) needs no write at all. Where other processes
     // write too, every composition is written, so that the basis it
     // records keeps theirs from storing an older one.
-    let mut stored: Option<Map<String, Value>> = None;
+    let mut stored: Option<Composition> = None;
     let sole_writer = !app.store.shared();
     loop {
-        let composed = {
+        let next = {
             let c = customers.borrow_and_update();
             let i = incidents.borrow_and_update();
             let ready = c.loaded && i.loaded;
             drop((c, i));
             if ready {
                 let composing = composer.lock().unwrap_or_else(|p| p.into_inner());
-                composing.compose()
+                composing.next(stored.as_ref())
             } else {
-                None
+                Next::Wait
             }
         };
-        if let Some((docs, basis)) = composed {
-            if stored.as_ref() == Some(&docs) {
+        match next {
+            Next::Wait => {}
+            Next::Unchanged => {
                 metrics::counter!("duality_dashboard_unchanged_compositions_total").increment(1);
-            } else {
-                let kept = sole_writer.then(|| docs.clone());
+            }
+            Next::Write(composition, basis) => {
+                let docs = composition.docs();
+                let kept = sole_writer.then_some(composition);
                 match write_dashboard(&app, docs, basis).await {
                     Ok(written) => stored = kept.filter(|_| written),
                     Err(e) => {
