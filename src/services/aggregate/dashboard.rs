@@ -9,10 +9,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::ranking::{Ranking, Tally};
+use super::ranking::{LEADING, Ranking, Tally};
 
 /// How many entries each list holds at most.
 pub const LIMIT: usize = 5;
+
+// The tally answers only its leading names.
+const _: () = assert!(LIMIT <= LEADING);
 
 /// What the dashboard is composed from, kept current change by change:
 /// each customer's name and scoring, each incident's customer name and
