@@ -10,7 +10,9 @@
 //!   measurement);
 //! - `GET /customers/top/5` requests/s against `GET /aggregates/dashboard`;
 //! - the time from a restart on the same file to the first `GET /incidents`
-//!   (the process serves nothing before every view is loaded);
+//!   (the process serves nothing before every view is loaded), and to the
+//!   first `GET /aggregates/dashboard` that is no longer stale (the
+//!   aggregates service has loaded both backends' views and follows them);
 //! - incident writes/s with the aggregates service running, against the
 //!   same file restarted with `--services customers,incidents`: [`PAIRS`]
 //!   pairs of rounds, alternating, each round on a process just restarted
@@ -111,6 +113,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     // just restarted on the file, so that neither side gets the file, the
     // page cache, the disk or the heap in a better state.
     let restart = server.restart(&[], "/incidents").await?;
+    let live_again = restart + until_fresh(&server).await?;
     let rss_restarted = server.rss_kib()?;
     let backends_only = ["--services".to_string(), "customers,incidents".to_string()];
     let mut restart_backends = Duration::ZERO;
@@ -193,7 +196,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
          {} connections, {:.0} s each:\n  {}\n  {}\n  {}\n  {}\n  \
          each pair's ratio of writes/s: {}; pooled {:.2}\n  \
          restart on the same file: first GET /incidents served {:.2} s after the process started \
-         (all services; RSS then {:.1} MiB), {:.2} s with --services customers,incidents\n\
+         (all services; RSS then {:.1} MiB), {:.2} s with --services customers,incidents; \
+         the dashboard no longer stale {:.2} s after the start\n\
          {targets_text}",
         persons.text(),
         customers.text(),
@@ -217,6 +221,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         restart.as_secs_f64(),
         rss_restarted as f64 / 1024.0,
         restart_backends.as_secs_f64(),
+        live_again.as_secs_f64(),
     );
     let reads_json = |l: &Load| {
         let (latency, _) = super::latency(&l.latency);
@@ -262,6 +267,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "incident_writes_ratio_pooled": round2(pooled(&with_aggregates) / pooled(&without).max(1e-9)),
         "restart_first_snapshot_s": round2(restart.as_secs_f64()),
         "restart_backends_only_first_snapshot_s": round2(restart_backends.as_secs_f64()),
+        "restart_dashboard_fresh_s": round2(live_again.as_secs_f64()),
         "rss_after_restart_kib": rss_restarted,
         "rss_after_load_kib": rss,
         "hwm_after_load_kib": hwm,
@@ -277,6 +283,26 @@ fn pooled(rounds: &[(Flood, Cpu, Batches)]) -> f64 {
     let writes: u64 = rounds.iter().map(|(f, _, _)| f.ok).sum();
     let seconds: f64 = rounds.iter().map(|(f, _, _)| f.seconds).sum();
     writes as f64 / seconds.max(1e-9)
+}
+
+/// How long from now until `GET /aggregates/dashboard` answers
+/// `X-Stale: false`, polled every 20 ms.
+async fn until_fresh(server: &Server) -> Result<Duration, String> {
+    let client = super::client(1)?;
+    let url = server.url("/aggregates/dashboard");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(response) = client.get(&url).send().await
+            && response
+                .headers()
+                .get("x-stale")
+                .is_some_and(|v| v == "false")
+        {
+            return Ok(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the dashboard was still stale 60 s after the restart served".into())
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
