@@ -124,6 +124,14 @@ pub(super) struct Settled {
     pub shown: u64,
 }
 
+/// True if a dashboard answer says it is not stale (`X-Stale: false`).
+pub(super) fn fresh(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get("x-stale")
+        .is_some_and(|v| v == "false")
+}
+
 /// Waits until the dashboard has been composed from the demo data and has
 /// stopped changing.
 pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result<Settled, String> {
@@ -134,10 +142,7 @@ pub(super) async fn settled(client: &reqwest::Client, server: &Server) -> Result
         let Ok(response) = client.get(&url).send().await else {
             continue;
         };
-        let fresh = response
-            .headers()
-            .get("x-stale")
-            .is_some_and(|v| v == "false");
+        let fresh = fresh(&response);
         let revision = super::revision(&response)?;
         let body: Value = response
             .json()

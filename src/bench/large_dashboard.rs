@@ -137,6 +137,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         .zip(&without)
         .map(|((with, _, _), (without, _, _))| with.per_second() / without.per_second().max(1e-9))
         .collect();
+    let pooled_ratio = pooled(&with_aggregates) / pooled(&without).max(1e-9);
     let p99 = latency.json["latency"]["p99_ms"]
         .as_f64()
         .unwrap_or(f64::NAN);
@@ -217,7 +218,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
             .join(", "),
-        pooled(&with_aggregates) / pooled(&without).max(1e-9),
+        pooled_ratio,
         restart.as_secs_f64(),
         rss_restarted as f64 / 1024.0,
         restart_backends.as_secs_f64(),
@@ -264,7 +265,7 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
         "incident_writes_all_services": writes_json(&with_aggregates),
         "incident_writes_backends_only": writes_json(&without),
         "incident_writes_pair_ratios": ratios.iter().map(|r| round2(*r)).collect::<Vec<_>>(),
-        "incident_writes_ratio_pooled": round2(pooled(&with_aggregates) / pooled(&without).max(1e-9)),
+        "incident_writes_ratio_pooled": round2(pooled_ratio),
         "restart_first_snapshot_s": round2(restart.as_secs_f64()),
         "restart_backends_only_first_snapshot_s": round2(restart_backends.as_secs_f64()),
         "restart_dashboard_fresh_s": round2(live_again.as_secs_f64()),
@@ -293,10 +294,7 @@ async fn until_fresh(server: &Server) -> Result<Duration, String> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         if let Ok(response) = client.get(&url).send().await
-            && response
-                .headers()
-                .get("x-stale")
-                .is_some_and(|v| v == "false")
+            && super::dashboard::fresh(&response)
         {
             return Ok(start.elapsed());
         }

@@ -202,35 +202,28 @@ pub struct Composition {
 impl Composition {
     /// The dashboard's documents: its four top-level keys.
     pub fn docs(&self) -> Map<String, Value> {
-        let list = |entries: Vec<Value>| Value::Array(entries);
         let mut out = Map::new();
         out.insert("customerCount".into(), json!(self.customer_count));
         out.insert(
             "topCustomers".into(),
-            list(
-                self.top_customers
-                    .iter()
-                    .map(|(name, scoring)| json!({"customerName": name, "scoring": scoring}))
-                    .collect(),
-            ),
+            self.top_customers
+                .iter()
+                .map(|(name, scoring)| json!({"customerName": name, "scoring": scoring}))
+                .collect(),
         );
         out.insert(
             "customersWithMostIncidents".into(),
-            list(
-                self.most_incidents
-                    .iter()
-                    .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
-                    .collect(),
-            ),
+            self.most_incidents
+                .iter()
+                .map(|(name, n)| json!({"customerName": name, "numberOfIncidents": n}))
+                .collect(),
         );
         out.insert(
             "customersWithHighestIncidentVolume".into(),
-            list(
-                self.highest_volume
-                    .iter()
-                    .map(|(name, sum)| json!({"customerName": name, "incidentVolume": sum}))
-                    .collect(),
-            ),
+            self.highest_volume
+                .iter()
+                .map(|(name, sum)| json!({"customerName": name, "incidentVolume": sum}))
+                .collect(),
         );
         out
     }

@@ -186,6 +186,9 @@ impl Ord for Total {
     }
 }
 
+type ByCount = (Reverse<u64>, SortName<Arc<str>>);
+type ByVolume = (Reverse<Total>, SortName<Arc<str>>);
+
 #[derive(Debug, Clone)]
 struct Group {
     name: SortName<Arc<str>>,
@@ -194,17 +197,14 @@ struct Group {
 }
 
 impl Group {
-    fn by_count(&self) -> (Reverse<u64>, SortName<Arc<str>>) {
+    fn by_count(&self) -> ByCount {
         (Reverse(self.count), self.name.clone())
     }
 
-    fn by_volume(&self) -> (Reverse<Total>, SortName<Arc<str>>) {
+    fn by_volume(&self) -> ByVolume {
         (Reverse(Total(self.volume.total())), self.name.clone())
     }
 }
-
-type ByCount = (Reverse<u64>, SortName<Arc<str>>);
-type ByVolume = (Reverse<Total>, SortName<Arc<str>>);
 
 /// Incidents per customer name: counts and volumes, and the leading
 /// names each way.
