@@ -1,4 +1,4 @@
-//! Text that clients stored, made safe to print on a terminal (SPEC §9).
+//! Text that clients stored, made safe to print on a terminal (docs/PROTOCOL.md, "Security model").
 //!
 //! A stored string can carry control characters: ANSI/OSC escape
 //! sequences that retitle, recolour or rewrite an operator's terminal, C1

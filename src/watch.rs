@@ -20,9 +20,9 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::client::follower::stream_path_for;
-use crate::client::{Follower, Http, Observer, Options, ViewCopy};
 use crate::printable;
+use duality_client::follower::stream_path_for;
+use duality_client::{Follower, Http, Observer, Options, ViewCopy};
 
 /// What `duality watch` was given.
 #[derive(Debug, Clone, Args)]
@@ -37,8 +37,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "REVISION")]
     pub until: Option<u64>,
     /// A read (or write) token, for a server started with `--read-token`.
-    #[arg(long, env = "DUALITY_TOKEN", value_parser = crate::settings::parse_token, hide_env_values = true)]
-    pub token: Option<crate::settings::Token>,
+    #[arg(long, env = "DUALITY_TOKEN", value_parser = duality::settings::parse_token, hide_env_values = true)]
+    pub token: Option<duality::settings::Token>,
     /// `table` (a table or pretty JSON, redrawn on every change) or `json`
     /// (JSON lines: the snapshot, then every change with its revision).
     #[arg(long, value_enum, default_value = "table")]
@@ -327,7 +327,7 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
 pub async fn run(args: WatchArgs) -> Result<(), String> {
     let url = with_scheme(&args.url);
     let name = view_name(&url);
-    let token = args.token.as_ref().map(crate::settings::Token::as_str);
+    let token = args.token.as_ref().map(duality::settings::Token::as_str);
     let first = fetch_once(&url, token).await?;
     let mut stdout = std::io::stdout();
     match (args.once, args.output) {

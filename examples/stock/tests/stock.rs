@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use duality::settings::Settings;
+use duality::Config;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -19,7 +19,7 @@ async fn start() -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(
-        duality_stock::server().launch(Settings::ephemeral(), listener, async {
+        duality_stock::server().launch(Config::ephemeral(), listener, async {
             let _ = stopped.await;
         }),
     );

@@ -1,0 +1,32 @@
+//! The pure heart of duality: no I/O, no runtime, nothing that knows a
+//! service. Everything here is a value or a function over values, unit- and
+//! property-tested beside its code.
+//!
+//! - [`view`]: views and the [`Registry`] of those a process serves.
+//! - [`write`]: the one write path ([`Write`] over a [`Draft`], then
+//!   [`plan`](write::plan)) and the [`Fault`]s a write can answer.
+//! - [`merge`]: RFC 7396 merge patches, their minimal diff and apply.
+//! - [`idempotency`]: `Idempotency-Key`s, request fingerprints, outcomes.
+//! - [`chunks`] and [`body`]: a view as shared chunks of serialised JSON,
+//!   and the identity and gzip bodies assembled from them.
+//! - [`index`]: the read-model interface a view's copy keeps current.
+//! - [`sse`]: Server-Sent Events framing.
+//! - [`position`]: where a stream starts, from what the client sent.
+
+#![warn(missing_docs)]
+
+pub mod body;
+pub mod chunks;
+pub mod deflate;
+pub mod idempotency;
+pub mod index;
+pub mod merge;
+pub mod position;
+pub mod sse;
+pub mod view;
+pub mod write;
+
+pub use chunks::Chunks;
+pub use index::{DocText, Index, MakeIndex};
+pub use view::{Registry, View, ViewSchemas, ViewSpec};
+pub use write::{Draft, Fault, Missing, Output, Plan, Source, Write};

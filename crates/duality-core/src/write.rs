@@ -1,0 +1,563 @@
+//! The one write path, as pure functions.
+//!
+//! A write is a function over a [`Draft`]: it reads the current documents of
+//! any view through a [`Source`], and records the new documents it wants.
+//! [`plan`] then turns the draft into what the store persists in one
+//! transaction: per changed view, the minimal merge patch over the touched
+//! keys (which equals the diff of the whole view), the next revision, and the
+//! rows to upsert or delete. A view whose documents did not change gets no
+//! event and keeps its revision.
+//!
+//! Stores that cannot read synchronously (PostgreSQL) implement [`Source`]
+//! over what they have loaded so far and answer [`Missing`] for the rest;
+//! they load it and run the write again. Writes are pure, so a re-run is
+//! harmless.
+//!
+//! A write may carry an [`IdempotencyKey`]: it then first reads the key's
+//! stored [`Outcome`] through the same [`Source`]; if there is one, the
+//! write does not run and answers that outcome (or refuses a key reused
+//! with another request), and otherwise its plan carries the outcome for
+//! the store to keep with the write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::idempotency::{IdempotencyKey, Outcome};
+use crate::merge;
+use crate::view::View;
+
+/// A read that the source could not answer yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Missing {
+    /// A document of a view, by key.
+    Doc(View, String),
+    /// A counter, by name.
+    Counter(String),
+    /// A view's current revision.
+    Revision(View),
+    /// The stored outcome of a scoped idempotency key.
+    Key(String),
+}
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// The write is invalid for the current state (a client error: 400).
+    Invalid(String),
+    /// The entity the write names does not exist (404).
+    NotFound(String),
+    /// The write's idempotency key was used before with another request
+    /// (422).
+    KeyReused(String),
+    /// The source must load this first; the store re-runs the write.
+    Missing(Missing),
+}
+
+impl From<Missing> for Fault {
+    fn from(m: Missing) -> Self {
+        Fault::Missing(m)
+    }
+}
+
+/// Read access to committed state, as seen inside the writing transaction.
+pub trait Source {
+    /// The committed document at `key` in `view`, or `None` if there is none.
+    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
+    /// The named counter (1 if never set); an id counter holds the next id
+    /// it will hand out.
+    fn counter(&self, name: &str) -> Result<u64, Missing>;
+    /// The current revision of `view` (0 before its first write).
+    fn revision(&self, view: View) -> Result<u64, Missing>;
+    /// What the first write under a scoped idempotency key answered.
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing>;
+}
+
+/// What a write function produces for its caller (the HTTP answer body).
+pub type Output = Value;
+
+type WriteFn = dyn Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync;
+
+/// A write ready to be run by a store: the views it may change (stores that
+/// lock per view lock exactly these, in this order) and the pure function.
+#[derive(Clone)]
+pub struct Write {
+    views: Vec<View>,
+    run: Arc<WriteFn>,
+    key: Option<IdempotencyKey>,
+    /// Composed from other commits; its own commit need not wait for the
+    /// disk before it is published (see [`Write::derived`]).
+    derived: bool,
+}
+
+impl Write {
+    /// A write that may change `views` (sorted and deduplicated here), made by
+    /// the pure function `run`.
+    pub fn new(
+        views: &[View],
+        run: impl Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync + 'static,
+    ) -> Self {
+        let mut views = views.to_vec();
+        views.sort();
+        views.dedup();
+        Write {
+            views,
+            run: Arc::new(run),
+            key: None,
+            derived: false,
+        }
+    }
+
+    /// The same write, marked as derived: composed from other views'
+    /// committed events, and composed again from them if it were lost (the
+    /// dashboard). A store may publish such a commit before it reaches the
+    /// disk, as long as a consumer can never follow a history that a crash
+    /// of the machine changed: SQLite does (see
+    /// the engine's SQLite store); PostgreSQL waits for every commit.
+    pub fn derived(mut self) -> Self {
+        self.derived = true;
+        self
+    }
+
+    /// Whether the write is derived (see [`Write::derived`]).
+    pub fn is_derived(&self) -> bool {
+        self.derived
+    }
+
+    /// The same write, made at most once under `key`.
+    pub fn once(mut self, key: IdempotencyKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The views the write may change, sorted, without duplicates.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// Runs the write against `source` and plans its effects.
+    pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Fault> {
+        if let Some(key) = &self.key
+            && let Some(first) = source.outcome(&key.scoped)?
+        {
+            if first.fingerprint != key.fingerprint {
+                return Err(Fault::KeyReused(
+                    "this Idempotency-Key was already used with another request".into(),
+                ));
+            }
+            // The same key answers the same request, which declares the
+            // same views.
+            let revisions = first
+                .revisions
+                .iter()
+                .filter_map(|(name, r)| {
+                    let view = self.views.iter().find(|v| v.name() == name)?;
+                    Some((*view, *r))
+                })
+                .collect();
+            let plan = Plan {
+                revisions,
+                replayed: true,
+                ..Plan::default()
+            };
+            return Ok((first.output, plan));
+        }
+        let mut draft = Draft::new(source);
+        let output = (self.run)(&mut draft)?;
+        for (view, _) in draft.docs.keys() {
+            if !self.views.contains(view) {
+                return Err(Fault::Invalid(format!(
+                    "internal: write touched undeclared view {view}"
+                )));
+            }
+        }
+        let mut plan = plan(draft, &self.views)?;
+        if let Some(key) = &self.key {
+            let outcome = Outcome {
+                fingerprint: key.fingerprint.clone(),
+                output: output.clone(),
+                revisions: plan
+                    .revisions
+                    .iter()
+                    .map(|(v, r)| (v.name().to_string(), *r))
+                    .collect(),
+            };
+            plan.remember = Some((key.scoped.clone(), outcome));
+        }
+        Ok((output, plan))
+    }
+}
+
+/// The state a write builds: reads fall through to the source unless the
+/// write already changed that document.
+pub struct Draft<'s> {
+    source: &'s dyn Source,
+    docs: BTreeMap<(View, String), Option<Value>>,
+    counters: BTreeMap<String, u64>,
+}
+
+impl<'s> Draft<'s> {
+    /// An empty draft over `source`: nothing changed yet.
+    pub fn new(source: &'s dyn Source) -> Self {
+        Draft {
+            source,
+            docs: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// A document as this write sees it: its own changes first, else the
+    /// committed one.
+    pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Fault> {
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.clone()),
+            None => Ok(self.source.doc(view, key)?),
+        }
+    }
+
+    /// A document read as its type `T`. A stored document that is not a
+    /// `T` is refused as an internal fault (it was written by other code).
+    pub fn read<T: DeserializeOwned>(&self, view: View, key: &str) -> Result<Option<T>, Fault> {
+        self.get(view, key)?
+            .map(|doc| {
+                serde_json::from_value(doc).map_err(|e| {
+                    Fault::Invalid(format!(
+                        "internal: the {view} document {key} is unreadable: {e}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// Sets a document from its type `T` (see [`Draft::put`]).
+    pub fn write<T: Serialize>(
+        &mut self,
+        view: View,
+        key: impl Into<String>,
+        doc: &T,
+    ) -> Result<(), Fault> {
+        let doc = serde_json::to_value(doc)
+            .map_err(|e| Fault::Invalid(format!("internal: a {view} document: {e}")))?;
+        self.put(view, key, doc)
+    }
+
+    /// Sets a document. A document must not contain `null` members.
+    pub fn put(&mut self, view: View, key: impl Into<String>, doc: Value) -> Result<(), Fault> {
+        if doc.is_null() || merge::has_null_member(&doc) {
+            return Err(Fault::Invalid("documents cannot contain null".into()));
+        }
+        self.docs.insert((view, key.into()), Some(doc));
+        Ok(())
+    }
+
+    /// Deletes the document at `key` in `view`.
+    pub fn delete(&mut self, view: View, key: impl Into<String>) {
+        self.docs.insert((view, key.into()), None);
+    }
+
+    /// Hands out the next id of a counter; ids are never handed out twice.
+    pub fn next_id(&mut self, counter: &str) -> Result<u64, Fault> {
+        let next = self.counter(counter)?;
+        self.counters.insert(counter.to_string(), next + 1);
+        Ok(next)
+    }
+
+    /// A counter's value as this write sees it (1 if never set).
+    pub fn counter(&self, name: &str) -> Result<u64, Fault> {
+        match self.counters.get(name) {
+            Some(n) => Ok(*n),
+            None => Ok(self.source.counter(name)?),
+        }
+    }
+
+    /// Sets a counter that is not an id counter: a number kept with the
+    /// views, committed with the write's documents (see
+    /// the dashboard's basis counters). Id counters only move
+    /// through [`Draft::next_id`].
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.counters.insert(name.to_string(), value);
+    }
+}
+
+/// What one write does to one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewChange {
+    /// The view changed.
+    pub view: View,
+    /// The view's revision after this change (one past the previous one).
+    pub revision: u64,
+    /// The merge patch from revision - 1 to revision; never empty.
+    pub patch: Value,
+    /// Rows to write: `None` deletes the key.
+    pub rows: Rows,
+}
+
+/// Everything one write persists, in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    /// One change per view the write actually changed.
+    pub changes: Vec<ViewChange>,
+    /// New values of counters (an id counter: the next id it hands out).
+    pub counters: Vec<(String, u64)>,
+    /// The revision of every declared view after the write (changed or not).
+    pub revisions: Vec<(View, u64)>,
+    /// A scoped idempotency key to store with the write, and its outcome.
+    pub remember: Option<(String, Outcome)>,
+    /// The write did not run: this is the stored outcome of its key.
+    pub replayed: bool,
+}
+
+impl Plan {
+    /// The revision of `view` after the write, if the write declared it.
+    pub fn revision(&self, view: View) -> Option<u64> {
+        self.revisions
+            .iter()
+            .find(|(v, _)| *v == view)
+            .map(|(_, r)| *r)
+    }
+}
+
+/// Rows to write for one view: `None` deletes the key.
+type Rows = Vec<(String, Option<Value>)>;
+
+fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Fault> {
+    let Draft {
+        source,
+        docs,
+        counters,
+    } = draft;
+    let mut by_view: BTreeMap<View, (Map<String, Value>, Rows)> = BTreeMap::new();
+    for ((view, key), new) in docs {
+        let old = source.doc(view, &key)?;
+        let entry = match (&old, &new) {
+            (None, None) => None,
+            (Some(_), None) => Some(Value::Null),
+            (None, Some(new)) => Some(new.clone()),
+            (Some(old), Some(new)) => merge::diff(old, new),
+        };
+        if let Some(entry) = entry {
+            let (patch, rows) = by_view.entry(view).or_default();
+            patch.insert(key.clone(), entry);
+            rows.push((key, new));
+        }
+    }
+    let mut plan = Plan {
+        counters: counters.into_iter().collect(),
+        ..Plan::default()
+    };
+    for &view in views {
+        let current = source.revision(view)?;
+        match by_view.remove(&view) {
+            Some((patch, rows)) => {
+                plan.changes.push(ViewChange {
+                    view,
+                    revision: current + 1,
+                    patch: Value::Object(patch),
+                    rows,
+                });
+                plan.revisions.push((view, current + 1));
+            }
+            None => plan.revisions.push((view, current)),
+        }
+    }
+    Ok(plan)
+}
+
+/// An in-memory [`Source`], for unit tests of writes and for tools.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    /// Documents by view and key.
+    pub docs: BTreeMap<(View, String), Value>,
+    /// Counters by name; one not set reads as 1.
+    pub counters: BTreeMap<String, u64>,
+    /// Current revision per view; one not set reads as 0.
+    pub revisions: BTreeMap<View, u64>,
+    /// Stored idempotency outcomes by scoped key.
+    pub outcomes: BTreeMap<String, Outcome>,
+}
+
+impl MemorySource {
+    /// Persists a plan, as a store would.
+    pub fn commit(&mut self, plan: &Plan) {
+        for change in &plan.changes {
+            for (key, doc) in &change.rows {
+                match doc {
+                    Some(doc) => self.docs.insert((change.view, key.clone()), doc.clone()),
+                    None => self.docs.remove(&(change.view, key.clone())),
+                };
+            }
+            self.revisions.insert(change.view, change.revision);
+        }
+        for (name, next) in &plan.counters {
+            self.counters.insert(name.clone(), *next);
+        }
+        if let Some((key, outcome)) = &plan.remember {
+            self.outcomes.insert(key.clone(), outcome.clone());
+        }
+    }
+
+    /// Runs a write and commits it; returns its output and plan.
+    pub fn run(&mut self, write: &Write) -> Result<(Output, Plan), Fault> {
+        let (out, plan) = write.execute(self)?;
+        self.commit(&plan);
+        Ok((out, plan))
+    }
+
+    /// The whole view as one JSON object.
+    pub fn view(&self, view: View) -> Value {
+        Value::Object(
+            self.docs
+                .iter()
+                .filter(|((v, _), _)| *v == view)
+                .map(|((_, k), d)| (k.clone(), d.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl Source for MemorySource {
+    fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+        Ok(self.docs.get(&(view, key.to_string())).cloned())
+    }
+    fn counter(&self, name: &str) -> Result<u64, Missing> {
+        Ok(self.counters.get(name).copied().unwrap_or(1))
+    }
+    fn revision(&self, view: View) -> Result<u64, Missing> {
+        Ok(self.revisions.get(&view).copied().unwrap_or(0))
+    }
+    fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+        Ok(self.outcomes.get(scoped_key).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::ViewSpec;
+    use serde_json::json;
+
+    static PERSONS_SPEC: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
+    static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events");
+    const PERSONS: View = View::of(&PERSONS_SPEC);
+    const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
+
+    #[test]
+    fn a_write_that_changes_nothing_plans_no_event_and_keeps_the_revision() {
+        let mut src = MemorySource::default();
+        let put = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!({"name":"Ann"}))?;
+            Ok(Value::Null)
+        });
+        let (_, first) = src.run(&put).unwrap();
+        assert_eq!(first.changes.len(), 1);
+        let (_, again) = src.run(&put).unwrap();
+        assert!(again.changes.is_empty());
+        assert_eq!(again.revision(PERSONS), Some(1));
+    }
+
+    #[test]
+    fn deleting_a_missing_key_is_no_change() {
+        let mut src = MemorySource::default();
+        let del = Write::new(&[PERSONS], |d| {
+            d.delete(PERSONS, "9");
+            Ok(Value::Null)
+        });
+        let (_, plan) = src.run(&del).unwrap();
+        assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn counters_hand_out_consecutive_ids_within_and_across_writes() {
+        let mut src = MemorySource::default();
+        let two = Write::new(&[PERSONS], |d| {
+            Ok(json!([d.next_id("p")?, d.next_id("p")?]))
+        });
+        assert_eq!(src.run(&two).unwrap().0, json!([1, 2]));
+        assert_eq!(src.run(&two).unwrap().0, json!([3, 4]));
+    }
+
+    #[test]
+    fn touching_an_undeclared_view_is_refused() {
+        let src = MemorySource::default();
+        let bad = Write::new(&[PERSONS], |d| {
+            d.put(LOCATIONS, "x", json!(1))?;
+            Ok(Value::Null)
+        });
+        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+    }
+
+    #[test]
+    fn documents_with_null_members_are_refused() {
+        let src = MemorySource::default();
+        let bad = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!({"a": null}))?;
+            Ok(Value::Null)
+        });
+        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+    }
+
+    fn create_ann() -> Write {
+        Write::new(&[PERSONS], |d| {
+            let id = d.next_id("p")?.to_string();
+            d.put(PERSONS, id.clone(), json!({"name": "Ann"}))?;
+            Ok(json!({ "id": id }))
+        })
+    }
+
+    fn key(body: Value) -> IdempotencyKey {
+        IdempotencyKey::new("k1", "/persons", &body).unwrap()
+    }
+
+    #[test]
+    fn a_keyed_write_runs_once_and_then_answers_its_first_outcome() {
+        let mut src = MemorySource::default();
+        let (first, plan) = src.run(&create_ann().once(key(json!(1)))).unwrap();
+        assert!(!plan.replayed && plan.remember.is_some());
+        let (again, replay) = src.run(&create_ann().once(key(json!(1)))).unwrap();
+        assert_eq!(again, first);
+        assert!(replay.replayed && replay.changes.is_empty() && replay.counters.is_empty());
+        assert_eq!(replay.revisions, plan.revisions);
+        assert_eq!(src.view(PERSONS).as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_key_reused_with_another_request_is_refused_and_changes_nothing() {
+        let mut src = MemorySource::default();
+        src.run(&create_ann().once(key(json!(1)))).unwrap();
+        let reused = src.run(&create_ann().once(key(json!(2))));
+        assert!(matches!(reused, Err(Fault::KeyReused(_))));
+        assert_eq!(src.view(PERSONS).as_object().unwrap().len(), 1);
+    }
+
+    /// A source that has loaded nothing: every read is Missing.
+    struct Empty;
+    impl Source for Empty {
+        fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+            Err(Missing::Doc(view, key.into()))
+        }
+        fn counter(&self, name: &str) -> Result<u64, Missing> {
+            Err(Missing::Counter(name.into()))
+        }
+        fn revision(&self, view: View) -> Result<u64, Missing> {
+            Err(Missing::Revision(view))
+        }
+        fn outcome(&self, scoped_key: &str) -> Result<Option<Outcome>, Missing> {
+            Err(Missing::Key(scoped_key.into()))
+        }
+    }
+
+    #[test]
+    fn a_source_that_has_not_loaded_a_document_asks_for_it() {
+        let w = Write::new(&[PERSONS], |d| {
+            d.put(PERSONS, "1", json!(1))?;
+            Ok(Value::Null)
+        });
+        assert_eq!(
+            w.execute(&Empty).err(),
+            Some(Fault::Missing(Missing::Doc(PERSONS, "1".into())))
+        );
+    }
+}

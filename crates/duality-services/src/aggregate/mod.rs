@@ -1,0 +1,90 @@
+//! The Aggregate Pattern (README, "The Aggregate Pattern"): the customers and incidents services
+//! own their data; the aggregates service owns none and composes the
+//! dashboard from theirs by service chaining. Registered through the
+//! public API only.
+
+pub mod composed_from;
+pub mod customers;
+pub mod dashboard;
+pub mod entity;
+pub mod incidents;
+mod items;
+pub mod leaders;
+pub mod openapi;
+pub mod ranking;
+mod start;
+pub mod upstreams;
+
+use axum::routing::get;
+
+use customers::CustomerDoc;
+use duality::{MakeIndex, Service, View, ViewSpec};
+use incidents::IncidentDoc;
+
+static CUSTOMER_INDEXES: [MakeIndex; 1] = [customers::index];
+static INCIDENT_INDEXES: [MakeIndex; 1] = [incidents::index];
+
+static CUSTOMERS_SPEC: ViewSpec = ViewSpec::new("customers", "/customers", "/customer-events")
+    .indexes(&CUSTOMER_INDEXES)
+    .schemas(openapi::customers);
+static INCIDENTS_SPEC: ViewSpec = ViewSpec::new("incidents", "/incidents", "/incident-events")
+    .indexes(&INCIDENT_INDEXES)
+    .schemas(openapi::incidents);
+static DASHBOARD_SPEC: ViewSpec = ViewSpec::new(
+    "dashboard",
+    "/aggregates/dashboard",
+    "/aggregates/dashboard-events",
+)
+.schemas(openapi::dashboard)
+.composed();
+
+/// Customers by UUID.
+pub const CUSTOMERS: View = View::of(&CUSTOMERS_SPEC);
+/// Incidents by UUID.
+pub const INCIDENTS: View = View::of(&INCIDENTS_SPEC);
+/// The dashboard composed from both.
+pub const DASHBOARD: View = View::of(&DASHBOARD_SPEC);
+
+/// The customers service: items, count and top list.
+pub fn customers_service() -> Service {
+    Service::new("customers")
+        .view(CUSTOMERS)
+        .merge(items::routes::<CustomerDoc>(
+            "/customers/items",
+            get(items::list_customers),
+        ))
+        .merge(items::customer_reads())
+        .openapi(openapi::customers_paths)
+}
+
+/// The incidents service: items and the grouping by customer.
+pub fn incidents_service() -> Service {
+    Service::new("incidents")
+        .view(INCIDENTS)
+        .merge(items::routes::<IncidentDoc>(
+            "/incidents/items",
+            get(items::list_incidents),
+        ))
+        .merge(items::incident_reads())
+        .openapi(openapi::incidents_paths)
+}
+
+/// Where the aggregates service finds a backend that does not run in its
+/// process (`--customers-url`, `--incidents-url`), and the token it sends.
+#[derive(Debug, Clone, Default)]
+pub struct Upstream {
+    /// The customers service's base URL.
+    pub customers_url: Option<String>,
+    /// The incidents service's base URL.
+    pub incidents_url: Option<String>,
+    /// A read token of those servers (`--upstream-token`).
+    pub token: Option<duality::settings::Token>,
+}
+
+/// The aggregates service: the dashboard view, kept composed at start.
+pub fn aggregates_service(upstream: Upstream) -> Service {
+    Service::new("aggregates")
+        .view(DASHBOARD)
+        .on_start(move |cx| start::start(cx, upstream))
+        .openapi(openapi::aggregates_paths)
+}

@@ -1,0 +1,119 @@
+//! The service core that every handler goes through: one write path and one
+//! snapshot path for all views, on top of a [`Store`] and the [`Hub`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::hub::Hub;
+use crate::in_flight::InFlight;
+use crate::materialized::{Index, Snapshot};
+use crate::store::{Committed, Store, StoreError};
+use duality_core::{View, Write};
+
+/// Shared state of every handler: the store, the hub, and how streams behave.
+#[derive(Clone)]
+pub struct App {
+    /// Where writes commit and views are read from.
+    pub store: Arc<dyn Store>,
+    /// Fans committed events out to this process's subscribers and knows each
+    /// view's newest revision.
+    pub hub: Arc<Hub>,
+    /// Flips to `true` when the server shuts down; open streams end on it.
+    pub shutdown: watch::Receiver<bool>,
+    /// How often an idle stream sends a keep-alive comment.
+    pub keep_alive: Duration,
+    /// Idempotency keys of requests this process is handling (a repeat
+    /// meanwhile is a 409).
+    pub in_flight: Arc<InFlight>,
+}
+
+impl App {
+    /// Bundles a store and a hub; no idempotency key is in flight yet.
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        shutdown: watch::Receiver<bool>,
+        keep_alive: Duration,
+    ) -> Self {
+        App {
+            store,
+            hub,
+            shutdown,
+            keep_alive,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// The id of the store's history, which revisions are only meaningful
+    /// within.
+    pub fn epoch(&self) -> &str {
+        self.store.epoch()
+    }
+
+    /// The newest revision of `view` committed (or published to this
+    /// process).
+    pub fn revision(&self, view: View) -> u64 {
+        self.hub.latest(view)
+    }
+
+    /// Runs a write. When this returns, a snapshot read sees its revision;
+    /// its events reach subscribers right after (the store answers writers
+    /// before it fans out). Write requests are counted by outcome at the
+    /// HTTP edge, refused ones included: see `http::metered`. A write that
+    /// declares a view this process does not serve is refused (by the
+    /// store, so a write sent to `store` directly is refused too).
+    pub async fn write(&self, write: Write) -> Result<Committed, StoreError> {
+        self.store.write(write).await
+    }
+
+    /// The view at the newest revision committed (in this process, or
+    /// published to it by another): its in-memory copy, not a store read.
+    pub async fn snapshot(&self, view: View) -> Result<Arc<Snapshot>, StoreError> {
+        let want = self.hub.latest(view);
+        self.hub.views.snapshot(view, want, &*self.store).await
+    }
+
+    /// One document of a view, from its in-memory copy.
+    pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.snapshot(view).await?.doc(key))
+    }
+
+    /// One document of a view as its type `T`; `None` if absent. A stored
+    /// document that is not a `T` was written by other code: that bug is
+    /// logged, and the document answered as absent.
+    pub async fn doc_as<T: serde::de::DeserializeOwned>(
+        &self,
+        view: View,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let snapshot = self.snapshot(view).await?;
+        let Some(text) = snapshot.docs.get(key) else {
+            return Ok(None);
+        };
+        match serde_json::from_str(text) {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) => {
+                tracing::error!(%view, key, error = %e, "a stored document does not have its view's type");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the store answers (for readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// Reads the view's read model `I`, current to the newest revision.
+    pub async fn read<I: Index, R>(
+        &self,
+        view: View,
+        f: impl FnOnce(&I) -> R,
+    ) -> Result<R, StoreError> {
+        let want = self.hub.latest(view);
+        self.hub.views.read(view, want, &*self.store, f).await
+    }
+}

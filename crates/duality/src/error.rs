@@ -1,0 +1,18 @@
+//! Why a server could not start, or stopped with an error.
+
+use crate::store::StoreError;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The settings are unusable: a flag given twice, a missing companion
+    /// flag or service, a schema file that does not load.
+    #[error("{0}")]
+    Config(String),
+    /// The database could not be opened or prepared.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    /// Binding the listener or serving failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}

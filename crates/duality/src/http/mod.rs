@@ -1,0 +1,156 @@
+//! The HTTP layer: one `router(state)` that mounts each served view's
+//! snapshot and stream through the same two handlers, plus the domain
+//! endpoints, the operations endpoints and the shared middleware.
+
+pub mod auth;
+pub mod cors;
+pub mod edge_doc;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod metered;
+pub mod openapi;
+pub mod ops;
+pub mod views;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{MethodRouter, get};
+use axum::{Router, middleware};
+use tower_http::compression::CompressionLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+use crate::app::App;
+use crate::service::Parts;
+use duality_core::View;
+use error::AppError;
+use extract::{ApiQuery, json_errors};
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The router's state.
+#[derive(Clone)]
+pub struct Served {
+    /// The shared application state (store, hub, stream settings); handlers
+    /// also reach it as `State<App>`.
+    pub app: App,
+    /// The views, documentation and health reports of the running
+    /// services.
+    pub parts: Arc<Parts>,
+    /// Which requests need a token (shown in `/healthz` for the page).
+    pub tokens: auth::Needs,
+}
+
+impl FromRef<Served> for App {
+    fn from_ref(served: &Served) -> App {
+        served.app.clone()
+    }
+}
+
+fn snapshot_route(view: View) -> MethodRouter<Served> {
+    get(move |State(app): State<App>, headers: HeaderMap| views::snapshot(app, view, headers))
+}
+
+fn stream_route(view: View) -> MethodRouter<Served> {
+    get(
+        move |State(app): State<App>,
+              ApiQuery(query): ApiQuery<views::StreamQuery>,
+              headers: HeaderMap| { views::events(app, view, query, headers) },
+    )
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound("no such route".into())
+}
+
+/// What the router checks before any handler: tokens and origins.
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    /// Which tokens writes and reads need.
+    pub tokens: auth::Tokens,
+    /// Which origins may call from a browser, and whether they may write.
+    pub cors: cors::Cors,
+}
+
+impl Edge {
+    /// Takes the tokens and CORS origins from the server's settings.
+    pub fn from_settings(settings: &crate::settings::Config) -> Self {
+        Edge {
+            tokens: auth::Tokens {
+                write: settings.write_token.clone(),
+                read: settings.read_token.clone(),
+            },
+            cors: cors::Cors {
+                origins: settings.cors_origin.clone(),
+                allow_writes: settings.cors_allow_writes,
+            },
+        }
+    }
+}
+
+/// The span of one request in the logs, with any token in the query
+/// redacted.
+fn request_span(request: &axum::extract::Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        uri = %auth::redacted(request.uri()),
+        version = ?request.version(),
+    )
+}
+
+/// The router for the running services' `parts`, over `app`, behind
+/// `edge`: every view's snapshot and stream, then each service's routes.
+// The request checks answer a refusal as the response itself.
+#[allow(clippy::result_large_err)]
+pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
+    let guard = Arc::new(auth::Guard {
+        tokens: edge.tokens.clone(),
+        streams: parts.views.iter().map(|v| v.stream_path()).collect(),
+    });
+    let foreign = Arc::new(edge.cors.clone());
+    let mut router = Router::new();
+    for &view in &parts.views {
+        router = router
+            .route(view.snapshot_path(), snapshot_route(view))
+            .route(view.stream_path(), stream_route(view));
+    }
+    for routes in &parts.routes {
+        router = router.merge(routes.clone().with_state::<Served>(app.clone()));
+    }
+    router
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .merge(web::routes())
+        .fallback(not_found)
+        .layer(middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(ValidateRequestHeaderLayer::custom(
+            move |r: &mut Request| guard.check(r),
+        ))
+        .layer(ValidateRequestHeaderLayer::custom(
+            move |r: &mut Request| foreign.refuse_foreign_writes(r),
+        ))
+        .layer(cors::layer(&edge.cors))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(metered::Metered)
+        .with_state(Served {
+            app,
+            parts: Arc::new(parts.clone()),
+            tokens: edge.tokens.needs(),
+        })
+}

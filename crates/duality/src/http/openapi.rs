@@ -1,0 +1,166 @@
+//! The OpenAPI 3.1 document at `/openapi.json`, generated from the same list
+//! of served views the router uses, so a served route is a documented one.
+//!
+//! The document is exact (docs/PROTOCOL.md, "Errors"): every status code a route can answer is
+//! listed, and every bound the server enforces is in a schema (integer
+//! ranges, non-blank strings, `additionalProperties: false` where unknown
+//! fields are refused, no `null` where the server refuses it), so a request
+//! the schemas allow is accepted and one they forbid is refused. CI checks
+//! this with a property-based conformance run (`tests/openapi_conformance.rs`).
+//!
+//! The engine documents what it serves for any view (snapshot, stream, the
+//! operations endpoints); each service adds its own paths, and its views
+//! their schemas, at registration.
+
+use serde_json::{Map, Value, json};
+
+use duality_core::View;
+
+/// A reference to a schema of the document's components.
+pub fn schema(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// A response with an [`Error`](schema) body.
+pub fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema("Error")}}})
+}
+
+/// The `503` every operation that reads or writes the store can answer.
+pub fn unavailable() -> Value {
+    error(
+        "The store (or a service this one calls) is unavailable; retrying later may succeed. The body never carries internal details.",
+    )
+}
+
+/// The `X-Revision` header of an answer.
+pub fn revision_header(required: bool, what: &str) -> Value {
+    json!({"required": required, "description": what,
+           "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}})
+}
+
+/// The schema of a view's snapshot: the component its service named, or
+/// any object of documents by key.
+fn snapshot_schema(view: View) -> Value {
+    match view.schemas() {
+        Some(own) => schema(own.name),
+        None => json!({"type": "object", "description": "Documents by key"}),
+    }
+}
+
+fn snapshot_op(view: View) -> Value {
+    json!({"get": {
+        "tags": [view.name()],
+        "summary": format!("The whole {} view", view.name()),
+        "description": "The aggregate, with the revision it reflects. If-None-Match with the ETag answers 304.",
+        "parameters": [{"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
+        "responses": {
+            "200": {
+                "description": "The view: an object of documents by key.",
+                "headers": {
+                    "X-Revision": revision_header(true, "The revision this snapshot reflects"),
+                    "X-Epoch": {"required": true, "schema": {"type": "string"}, "description": "The database's history id"},
+                    "ETag": {"required": true, "schema": {"type": "string"}}
+                },
+                "content": {"application/json": {"schema": snapshot_schema(view)}}
+            },
+            "304": {"description": "Not modified since the ETag."},
+            "503": unavailable()
+        }
+    }})
+}
+
+fn stream_op(view: View) -> Value {
+    let position = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
+    json!({"get": {
+        "tags": [view.name()],
+        "summary": format!("The change stream of the {} view", view.name()),
+        "description": "Server-Sent Events. Each change: `id: <revision>` and `data: <JSON Merge Patch>` with no event name. Control events: `snapshot`, `reset` (the stream then ends). Start: Last-Event-ID (after r), ?revision= or X-Revision (at or after r), ?snapshot=true, else the oldest retained event.",
+        "parameters": [
+            {"name": "revision", "in": "query", "required": false, "schema": position},
+            {"name": "snapshot", "in": "query", "required": false, "schema": {"type": "boolean"}},
+            {"name": "epoch", "in": "query", "required": false, "schema": {"type": "string"}},
+            {"name": "X-Revision", "in": "header", "required": false, "schema": position},
+            {"name": "X-Epoch", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "Last-Event-ID", "in": "header", "required": false, "schema": position}
+        ],
+        "responses": {
+            "200": {"description": "The stream (it does not end by itself).",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "400": error("A position that is not a non-negative integer."),
+            "410": {"description": "The position was deleted by retention, lies beyond the current revision + 1, or belongs to another epoch.",
+                    "content": {"application/json": {"schema": schema("Gone")}}},
+            "503": unavailable()
+        }
+    }})
+}
+
+/// An object whose listed properties are all required and nothing else.
+pub fn closed(properties: Value) -> Value {
+    let required: Vec<&String> = properties
+        .as_object()
+        .map_or(vec![], |p| p.keys().collect());
+    json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
+}
+
+/// The components every document has: the bodies of the engine's errors.
+fn schemas() -> Value {
+    json!({
+        "Error": closed(json!({"error": {"type": "string"}})),
+        "Gone": closed(json!({
+            "error": {"type": "string"}, "oldestRevision": {"type": ["integer", "null"], "minimum": 1},
+            "currentRevision": {"type": "integer", "minimum": 0}, "snapshot": {"type": "string"},
+            "epoch": {"type": "string"}}))
+    })
+}
+
+/// The document for the running services: every view's snapshot and
+/// stream, then each service's own paths (`services`).
+pub fn document(views: &[View], services: &[crate::service::OpenApiPaths]) -> Value {
+    let mut paths = Map::new();
+    for &view in views {
+        paths.insert(view.snapshot_path().into(), snapshot_op(view));
+        paths.insert(view.stream_path().into(), stream_op(view));
+    }
+    for add in services {
+        add(&mut paths);
+    }
+    paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/docs".into(), json!({"get": {"tags": ["web"], "summary": "An interactive page of this document: pick an operation, fill its parameters and body, send it from the browser and see the answer",
+        "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Liveness: the process answers; epoch, revisions and upstreams",
+        "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["status", "epoch", "revisions"],
+            "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "epoch": {"type": "string"},
+                           "revisions": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                           "stale": {"type": "boolean"}, "upstreams": {"type": "object"}}}}}}}}}));
+    paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "summary": "Readiness: the store answers too",
+        "responses": {
+            "200": {"description": "Ready", "content": {"application/json": {"schema":
+                closed(json!({"status": {"const": "ready"}}))}}},
+            "503": {"description": "The store is unreachable (the detail is in the log)",
+                    "content": {"application/json": {"schema":
+                        closed(json!({"status": {"const": "unavailable"}, "error": {"type": "string"}}))}}}}}}));
+    paths.insert("/metrics".into(), json!({"get": {"tags": ["operations"], "summary": "Prometheus metrics",
+        "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/openapi.json".into(), json!({"get": {"tags": ["operations"], "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
+    let mut components = schemas();
+    for own in views.iter().filter_map(|v| v.schemas()) {
+        components[own.name] = own.snapshot;
+        for (name, part) in own.parts {
+            components[name] = part;
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "duality", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Every view served twice: as an aggregate (GET, with X-Revision) and as a change stream of JSON Merge Patches (SSE)."},
+        // Relative: the server that served this document, under whatever
+        // host name, port or proxy it was reached (the listen address may
+        // be 0.0.0.0, which no client can call).
+        "servers": [{"url": "/", "description": "The server that serves this document"}],
+        "paths": paths,
+        "components": {"schemas": components}
+    })
+}

@@ -1,0 +1,201 @@
+//! The two faces of every view: the snapshot (`GET`) and the change stream.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::AppError;
+use crate::app::App;
+use crate::materialized::PiecesBody;
+use crate::store::Committed;
+use crate::stream::{self, Opened, position};
+use duality_core::View;
+
+/// Response header with the revision of a snapshot; a stream request may send
+/// it to resume from that revision.
+pub const X_REVISION: &str = "x-revision";
+/// Response header with the epoch the revisions belong to; a stream request may
+/// send it back, and revisions from another epoch are refused as gone.
+pub const X_EPOCH: &str = "x-epoch";
+/// On a composed view's snapshot: whether an upstream is lost.
+pub const X_STALE: &str = "x-stale";
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `GET` a whole view, with `X-Revision`, `X-Epoch` and an `ETag` (and
+/// `X-Stale` on a composed view).
+pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, AppError> {
+    let snap = app.snapshot(view).await?;
+    let etag = snap.etag(app.epoch());
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag.as_str())
+        });
+    let gzip = accepts_gzip(&headers);
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let pieces = snap.body(gzip).await;
+        let mut response = axum::body::Body::new(PiecesBody::new(pieces)).into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
+    };
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    h.insert(X_REVISION, HeaderValue::from(snap.revision));
+    h.insert(X_EPOCH, header_value(app.epoch()));
+    h.insert(header::ETAG, header_value(&etag));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if view.is_composed() {
+        let stale = app.hub.stale(view).borrow().is_some();
+        h.insert(
+            X_STALE,
+            HeaderValue::from_static(if stale { "true" } else { "false" }),
+        );
+    }
+    Ok(response)
+}
+
+/// True if the request accepts a gzip body (`Accept-Encoding: gzip`, or
+/// `*`, with a non-zero quality).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// The query of a stream request: `revision`, `snapshot` and `epoch` say where
+/// to start; all are optional and checked by `stream::position`.
+#[derive(Debug, Default, Deserialize)]
+pub struct StreamQuery {
+    revision: Option<String>,
+    snapshot: Option<String>,
+    epoch: Option<String>,
+}
+
+fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, AppError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| AppError::BadRequest(format!("{name} must be visible ASCII")))
+        })
+        .transpose()
+}
+
+/// `GET` the change stream of a view (docs/PROTOCOL.md, "Reading the stream").
+pub async fn events(
+    app: App,
+    view: View,
+    query: StreamQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let raw = position::Raw {
+        last_event_id: text(&headers, "last-event-id")?,
+        query_revision: query.revision.as_deref(),
+        header_revision: text(&headers, X_REVISION)?,
+        snapshot: query.snapshot.as_deref(),
+        query_epoch: query.epoch.as_deref(),
+        header_epoch: text(&headers, X_EPOCH)?,
+    };
+    let request = position::parse(&raw).map_err(AppError::BadRequest)?;
+    match stream::open(&app, view, request).await? {
+        Opened::Gone {
+            why,
+            oldest,
+            current,
+        } => Err(AppError::Gone(stream::gone_body(
+            view,
+            &why.to_string(),
+            oldest,
+            current,
+            app.epoch(),
+        ))),
+        Opened::Stream(subscription) => Ok((
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                (
+                    header::HeaderName::from_static("x-accel-buffering"),
+                    HeaderValue::from_static("no"),
+                ),
+                (
+                    header::HeaderName::from_static(X_EPOCH),
+                    header_value(app.epoch()),
+                ),
+            ],
+            subscription.into_body(),
+        )
+            .into_response()),
+    }
+}
+
+/// The answer to a successful write: the output as JSON (none for 204) and
+/// `X-Revision`, the written view's revision after the write.
+pub fn written(status: StatusCode, done: Committed, view: View) -> Response {
+    let revision = done.revision(view);
+    let replayed = done.replayed;
+    let mut response = if status == StatusCode::NO_CONTENT {
+        status.into_response()
+    } else {
+        (status, axum::Json(done.output)).into_response()
+    };
+    response
+        .headers_mut()
+        .insert(X_REVISION, HeaderValue::from(revision));
+    if replayed {
+        response.extensions_mut().insert(super::metered::Replayed);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_accepted_unless_refused_with_q_zero() {
+        let accepts = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("br, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.000"));
+        assert!(!accepts(""));
+    }
+}

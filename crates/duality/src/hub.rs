@@ -1,0 +1,229 @@
+//! Live fan-out of committed events to stream subscribers.
+//!
+//! Each view has a bounded broadcast ring of pre-encoded SSE frames. The
+//! store publishes into it after a transaction commits, in revision order;
+//! subscribers read from the ring. A subscriber that falls behind the ring
+//! is told it lagged and reads the missed events from the store instead, so
+//! memory per subscriber stays bounded however slowly it reads.
+//!
+//! Publishing is also what advances each view's in-memory copy
+//! ([`Views`]): the hub sees every committed event once, in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::{broadcast, watch};
+
+use crate::materialized::{DocText, Materialized, Views};
+use crate::store::Publish;
+use duality_core::View;
+use duality_core::sse;
+use duality_core::view::Registry;
+
+/// How many recent frames each view keeps for live subscribers.
+pub const RING: usize = 1024;
+
+/// One committed event, encoded once for every subscriber.
+#[derive(Debug)]
+pub struct Frame {
+    /// The revision the event took its view to.
+    pub revision: u64,
+    /// The event as SSE text, ready to send.
+    pub bytes: Bytes,
+}
+
+struct Channel {
+    sender: broadcast::Sender<Arc<Frame>>,
+    /// `Some(data)` while the view is stale (a composed view whose
+    /// upstream is lost): streams send it as a `stale` event, and `fresh`
+    /// when it is `None` again.
+    stale: watch::Sender<Option<String>>,
+    /// The newest revision known to be committed. Written only by the
+    /// publisher (after commit), read by snapshot caching and health checks.
+    latest: AtomicU64,
+}
+
+/// The channels and in-memory copies of every registered view.
+pub struct Hub {
+    registry: Arc<Registry>,
+    channels: HashMap<View, Channel>,
+    /// Every view's in-memory copy, advanced by each published event
+    /// before its frame goes out.
+    pub views: Views,
+}
+
+impl Hub {
+    /// A hub for the views of `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        let channels = registry
+            .views()
+            .map(|view| {
+                let (sender, _) = broadcast::channel(RING);
+                let latest = AtomicU64::new(0);
+                let stale = watch::channel(None).0;
+                (
+                    view,
+                    Channel {
+                        sender,
+                        stale,
+                        latest,
+                    },
+                )
+            })
+            .collect();
+        let views = Views::new(registry.views().map(|v| (v, v.indexes().to_vec())));
+        Hub {
+            registry,
+            channels,
+            views,
+        }
+    }
+
+    /// The views this process serves.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    fn channel(&self, view: View) -> &Channel {
+        // Writes and streams only name registered views, each of which got
+        // a channel in `new`; an unregistered one is a bug of its caller.
+        match self.channels.get(&view) {
+            Some(channel) => channel,
+            None => panic!("the view `{view}` is not registered"),
+        }
+    }
+
+    /// Publishes a committed event: applies it to the view's in-memory copy,
+    /// then sends its frame to subscribers. Callers publish each view's
+    /// events in revision order.
+    pub fn publish(&self, view: View, revision: u64, patch: &str) {
+        self.publish_with(view, revision, patch, |copy| copy.apply(revision, patch));
+    }
+
+    /// Publishes a committed event as [`publish`](Self::publish) does,
+    /// for a caller that also has the new text of each document the event
+    /// changed, exactly as stored: the writer. The copy takes those texts
+    /// instead of merging the patch again.
+    pub fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]) {
+        self.publish_with(view, revision, patch, |copy| {
+            copy.apply_docs(revision, changed)
+        });
+    }
+
+    /// Marks `revision` committed, advances the view's copy with `apply`,
+    /// then sends the event's frame to subscribers.
+    fn publish_with(
+        &self,
+        view: View,
+        revision: u64,
+        patch: &str,
+        apply: impl FnOnce(&Materialized),
+    ) {
+        let channel = self.channel(view);
+        channel.latest.fetch_max(revision, Ordering::AcqRel);
+        if let Some(copy) = self.views.get(view) {
+            apply(copy);
+        }
+        let frame = Arc::new(Frame {
+            revision,
+            bytes: sse::change(revision, patch),
+        });
+        metrics::counter!("duality_events_total", "view" => view.name()).increment(1);
+        // No receivers is fine: nobody is listening right now.
+        let _ = channel.sender.send(frame);
+    }
+
+    /// Records a revision committed without a live frame (at start-up, or
+    /// when another process committed it).
+    pub fn observe(&self, view: View, revision: u64) {
+        self.channel(view)
+            .latest
+            .fetch_max(revision, Ordering::AcqRel);
+    }
+
+    /// Live frames of `view` from now on; a receiver that lags more than
+    /// [`RING`] frames behind loses some and must catch up from the store.
+    pub fn subscribe(&self, view: View) -> broadcast::Receiver<Arc<Frame>> {
+        self.channel(view).sender.subscribe()
+    }
+
+    /// Marks `view` stale (`Some(data)`, the data of the `stale` event) or
+    /// fresh again (`None`).
+    pub fn set_stale(&self, view: View, stale: Option<String>) {
+        self.channel(view).stale.send_if_modified(|now| {
+            let changed = *now != stale;
+            *now = stale;
+            changed
+        });
+    }
+
+    /// Whether `view` is stale, as a receiver that wakes on every change.
+    pub fn stale(&self, view: View) -> watch::Receiver<Option<String>> {
+        self.channel(view).stale.subscribe()
+    }
+
+    /// The newest revision of `view` known to be committed (0 if none).
+    pub fn latest(&self, view: View) -> u64 {
+        self.channel(view).latest.load(Ordering::Acquire)
+    }
+}
+
+impl Publish for Hub {
+    fn registry(&self) -> &Registry {
+        Hub::registry(self)
+    }
+
+    fn observe(&self, view: View, revision: u64) {
+        Hub::observe(self, view, revision)
+    }
+
+    fn publish(&self, view: View, revision: u64, patch: &str) {
+        Hub::publish(self, view, revision, patch)
+    }
+
+    fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]) {
+        Hub::publish_docs(self, view, revision, patch, changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use duality_core::view::ViewSpec;
+
+    static PERSONS_SPEC: ViewSpec = ViewSpec::new("persons", "/persons", "/person-events");
+    static LOCATIONS_SPEC: ViewSpec = ViewSpec::new("locations", "/locations", "/location-events");
+    const PERSONS: View = View::of(&PERSONS_SPEC);
+    const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
+
+    fn hub() -> Hub {
+        Hub::new(Arc::new(Registry::new([PERSONS, LOCATIONS]).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn subscribers_receive_frames_in_order_and_latest_moves() {
+        let hub = hub();
+        let mut rx = hub.subscribe(PERSONS);
+        hub.publish(PERSONS, 1, "{}");
+        hub.publish(PERSONS, 2, "{}");
+        assert_eq!(rx.recv().await.unwrap().revision, 1);
+        assert_eq!(rx.recv().await.unwrap().revision, 2);
+        assert_eq!(hub.latest(PERSONS), 2);
+        assert_eq!(hub.latest(LOCATIONS), 0);
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_instead_of_buffering() {
+        let hub = hub();
+        let mut rx = hub.subscribe(PERSONS);
+        for r in 1..=(RING as u64 + 10) {
+            hub.publish(PERSONS, r, "{}");
+        }
+        assert!(matches!(
+            rx.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! The public API for serving your own views: a [`Service`] registers its
+//! views and its routes; a [`Server`] gathers services and launches them.
+//!
+//! A service gets, for every view it registers and with no further code,
+//! the snapshot and stream endpoints (docs/PROTOCOL.md), revisions, the outbox,
+//! retention, SQLite and PostgreSQL, metrics, `/healthz` and OpenAPI
+//! entries. Its own routes are plain axum handlers over [`App`]: they parse,
+//! run a [`Write`](crate::Write) or read a view, and shape the answer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::MethodRouter;
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use duality_core::View;
+
+use crate::app::App;
+use crate::error::LaunchError;
+use crate::settings::Config;
+
+/// What a service's start hook is given.
+#[derive(Clone)]
+pub struct Context {
+    /// The running core: writes, snapshots, read models.
+    pub app: App,
+    /// The engine's configuration the process runs with.
+    pub config: Config,
+    /// This process's own routes (every running service's views and
+    /// routes, without tokens or other edge checks), to reach a service
+    /// of this process without a socket.
+    pub local: Router,
+    /// The names of the services this process runs.
+    pub running: Vec<&'static str>,
+}
+
+impl Context {
+    /// Whether the service `name` runs in this process.
+    pub fn runs(&self, name: &str) -> bool {
+        self.running.contains(&name)
+    }
+}
+
+/// A running service's contribution to `/healthz`.
+pub trait Health: Send + Sync + 'static {
+    /// True while the service cannot do its job fully (the status then
+    /// reads `degraded`).
+    fn degraded(&self) -> bool;
+    /// Adds the service's fields to the `/healthz` body.
+    fn report(&self, health: &mut Map<String, Value>);
+}
+
+/// What a start hook hands back: routes that need state made at start, and
+/// a health reporter.
+#[derive(Default)]
+pub struct Started {
+    /// Routes added to the service's own.
+    pub routes: Option<Router<App>>,
+    /// Reported in `/healthz`.
+    pub health: Option<Arc<dyn Health>>,
+}
+
+type StartFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<Started, LaunchError>> + Send>;
+
+/// Adds a service's paths to the OpenAPI document (the engine documents
+/// each view's snapshot and stream by itself).
+pub type OpenApiPaths = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
+
+/// One service: a name (what `--services` selects), its views, its routes.
+///
+/// ```
+/// use duality::{Service, View, ViewSpec};
+/// use axum::routing::get;
+///
+/// static NOTES: ViewSpec = ViewSpec::new("notes", "/notes", "/note-events");
+/// const NOTES_VIEW: View = View::of(&NOTES);
+///
+/// let service = Service::new("notes")
+///     .view(NOTES_VIEW)
+///     .route("/notes/hello", get(|| async { "hello" }));
+/// assert_eq!(service.name(), "notes");
+/// ```
+pub struct Service {
+    name: &'static str,
+    views: Vec<View>,
+    routes: Router<App>,
+    starts: Vec<StartFn>,
+    openapi: Vec<OpenApiPaths>,
+}
+
+impl Service {
+    /// A service named `name`, with no views and no routes yet.
+    pub fn new(name: &'static str) -> Service {
+        Service {
+            name,
+            views: Vec::new(),
+            routes: Router::new(),
+            starts: Vec::new(),
+            openapi: Vec::new(),
+        }
+    }
+
+    /// Registers a view: its snapshot and stream are served with the
+    /// service.
+    pub fn view(mut self, view: View) -> Service {
+        self.views.push(view);
+        self
+    }
+
+    /// Adds a route, as [`axum::Router::route`] does.
+    pub fn route(mut self, path: &str, method_router: MethodRouter<App>) -> Service {
+        self.routes = self.routes.route(path, method_router);
+        self
+    }
+
+    /// Adds every route of `router`.
+    pub fn merge(mut self, router: Router<App>) -> Service {
+        self.routes = self.routes.merge(router);
+        self
+    }
+
+    /// Runs `hook` when the process starts, after the store is open and
+    /// before requests are served; what it returns is served too.
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Service
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Started, LaunchError>> + Send + 'static,
+    {
+        self.starts.push(Box::new(move |cx| Box::pin(hook(cx))));
+        self
+    }
+
+    /// Documents the service's own routes in `/openapi.json`.
+    pub fn openapi(
+        mut self,
+        paths: impl Fn(&mut Map<String, Value>) + Send + Sync + 'static,
+    ) -> Service {
+        self.openapi.push(Arc::new(paths));
+        self
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The views the service registers.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+}
+
+/// The services one process runs; [`Server::launch`] serves them all.
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener) -> Result<(), duality::LaunchError> {
+/// use duality::{Config, Server, Service};
+///
+/// Server::new()
+///     .service(Service::new("empty"))
+///     .launch(Config::ephemeral(), listener, std::future::pending())
+///     .await
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Server {
+    pub(crate) services: Vec<Service>,
+    pub(crate) starts: Vec<StartFn>,
+}
+
+impl Server {
+    /// A server with no services.
+    pub fn new() -> Server {
+        Server::default()
+    }
+
+    /// Adds a service.
+    pub fn service(mut self, service: Service) -> Server {
+        self.services.push(service);
+        self
+    }
+
+    /// Runs `hook` at start, before the services' own hooks (for work that
+    /// spans services, such as loading sample data).
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Server
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), LaunchError>> + Send + 'static,
+    {
+        self.starts.push(Box::new(move |cx| {
+            Box::pin(async move {
+                hook(cx).await?;
+                Ok(Started::default())
+            })
+        }));
+        self
+    }
+
+    /// The names of the services added so far.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.services.iter().map(|s| s.name).collect()
+    }
+}
+
+/// What the router serves for the running services.
+#[derive(Clone, Default)]
+pub struct Parts {
+    /// Every registered view: its snapshot and stream are served.
+    pub views: Vec<View>,
+    /// The services' own routes.
+    pub routes: Vec<Router<App>>,
+    /// The services' own OpenAPI paths.
+    pub openapi: Vec<OpenApiPaths>,
+    /// The services' health reports.
+    pub health: Vec<Arc<dyn Health>>,
+}
+
+impl Server {
+    /// Every view of the services.
+    pub(crate) fn views(&self) -> Vec<View> {
+        self.services.iter().flat_map(|s| s.views.clone()).collect()
+    }
+
+    /// The views, routes and documentation known before start.
+    pub(crate) fn parts(&self) -> Parts {
+        Parts {
+            views: self.views(),
+            routes: self.services.iter().map(|s| s.routes.clone()).collect(),
+            openapi: self
+                .services
+                .iter()
+                .flat_map(|s| s.openapi.clone())
+                .collect(),
+            health: Vec::new(),
+        }
+    }
+
+    /// Runs the start hooks (the server's, then each service's) and adds
+    /// what they return to `parts`.
+    pub(crate) async fn start(self, cx: Context, parts: &mut Parts) -> Result<(), LaunchError> {
+        let hooks = self
+            .starts
+            .into_iter()
+            .chain(self.services.into_iter().flat_map(|s| s.starts));
+        for hook in hooks {
+            let started = hook(cx.clone()).await?;
+            parts.routes.extend(started.routes);
+            parts.health.extend(started.health);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! docs/PROTOCOL.md, "Errors": every bad input is a 4xx with a JSON `{"error"}`, changes
+//! nothing and produces no event.
+
+use std::time::Duration;
+
+use crate::common::{TestServer, revision_of, spawn_default};
+use serde_json::{Value, json};
+
+struct Bad {
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Option<Vec<u8>>,
+    status: u16,
+}
+
+fn bad(method: &'static str, path: &'static str, body: &str, status: u16) -> Bad {
+    Bad {
+        method,
+        path,
+        headers: vec![("content-type", "application/json")],
+        body: Some(body.as_bytes().to_vec()),
+        status,
+    }
+}
+
+fn bad_get(path: &'static str, headers: Vec<(&'static str, &'static str)>, status: u16) -> Bad {
+    Bad {
+        method: "GET",
+        path,
+        headers,
+        body: None,
+        status,
+    }
+}
+
+fn cases() -> Vec<Bad> {
+    let mut cases = vec![
+        bad("POST", "/persons", r#"{"name":"#, 400),
+        bad("POST", "/persons", r#"{"name":"Ann"} trailing"#, 400),
+        bad("POST", "/persons", "", 400),
+        bad("POST", "/persons", r#"{"name":5}"#, 400),
+        bad("POST", "/persons", r#"{"name":"Ann","city":7}"#, 400),
+        bad("POST", "/persons", r#"{"name":"Ann","age":3}"#, 400),
+        bad("POST", "/persons", r#"{}"#, 400),
+        bad("POST", "/persons", r#"{"city":"Rome"}"#, 400),
+        bad("POST", "/persons", r#"{"name":""}"#, 400),
+        bad("POST", "/persons", r#"{"name":"   "}"#, 400),
+        bad("POST", "/persons", r#"{"name":null}"#, 400),
+        bad("POST", "/persons", r#"{"name":"Ann","city":""}"#, 400),
+        // A new person has no city by leaving it out; documents hold no null.
+        bad("POST", "/persons", r#"{"name":"Ann","city":null}"#, 400),
+        bad("POST", "/persons", r#"[{"name":"Ann"}]"#, 400),
+        bad("POST", "/persons", r#""Ann""#, 400),
+        bad("PATCH", "/persons/1", r#"{"name":null}"#, 400),
+        bad("PATCH", "/persons/1", r#"{"name":""}"#, 400),
+        bad("PATCH", "/persons/1", r#"{"name":1}"#, 400),
+        bad("PATCH", "/persons/1", r#"{"city":""}"#, 400),
+        bad("PATCH", "/persons/1", r#"{"city":["Rome"]}"#, 400),
+        bad("PATCH", "/persons/1", r#"{"age":3}"#, 400),
+        bad("PATCH", "/persons/1", r#"[]"#, 400),
+        bad("PATCH", "/persons/1", r#"{"name":"#, 400),
+        bad("PATCH", "/persons/abc", r#"{"name":"X"}"#, 400),
+        bad("PATCH", "/persons/-1", r#"{"name":"X"}"#, 400),
+        bad("PATCH", "/persons/1.5", r#"{"name":"X"}"#, 400),
+        bad("PATCH", "/persons/99", r#"{"name":"X"}"#, 404),
+        bad("DELETE", "/persons/abc", "", 400),
+        bad("DELETE", "/persons/99999999999999999999999", "", 400),
+        bad("DELETE", "/persons/99", "", 404),
+        bad("PUT", "/persons", r#"{"name":"X"}"#, 405),
+        bad("POST", "/locations", r#"{"Rome":{"total":9}}"#, 405),
+        bad("POST", "/nowhere", r#"{}"#, 404),
+        bad_get("/persons/abc", vec![], 400),
+        bad_get("/persons/0", vec![], 400),
+        bad_get("/persons/42", vec![], 404),
+        bad_get("/person-events", vec![("X-Revision", "abc")], 400),
+        bad_get("/person-events", vec![("X-Revision", "-3")], 400),
+        bad_get("/person-events", vec![("Last-Event-ID", "x")], 400),
+        bad_get("/person-events?revision=abc", vec![], 400),
+        bad_get("/person-events?revision=-3", vec![], 400),
+        bad_get("/location-events?snapshot=maybe", vec![], 400),
+        bad_get("/nowhere", vec![], 404),
+    ];
+    // Wrong or missing content type: 415.
+    for content_type in [None, Some("text/plain")] {
+        cases.push(Bad {
+            method: "POST",
+            path: "/persons",
+            headers: content_type
+                .map(|c| vec![("content-type", c)])
+                .unwrap_or_default(),
+            body: Some(br#"{"name":"Ann"}"#.to_vec()),
+            status: 415,
+        });
+    }
+    // Bodies over 1 MiB: 413.
+    let mut big = br#"{"name":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 1024 * 1024 + 10));
+    big.extend(br#""}"#);
+    cases.push(Bad {
+        method: "POST",
+        path: "/persons",
+        headers: vec![("content-type", "application/json")],
+        body: Some(big),
+        status: 413,
+    });
+    // Not UTF-8.
+    cases.push(Bad {
+        method: "POST",
+        path: "/persons",
+        headers: vec![("content-type", "application/json")],
+        body: Some(b"{\"name\":\"\xff\xfe\"}".to_vec()),
+        status: 400,
+    });
+    cases
+}
+
+async fn send(server: &TestServer, case: &Bad) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(case.method.as_bytes()).unwrap();
+    let mut req = server.client.request(method, server.url(case.path));
+    for (k, v) in &case.headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(body) = &case.body {
+        req = req.body(body.clone());
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_bad_input_is_a_json_4xx_that_changes_nothing_and_emits_no_event() {
+    let server = spawn_default().await;
+    let r = server
+        .post("/persons", json!({"name":"Ann","city":"Rome"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let persons_before = server.get_json("/persons").await;
+    let locations_before = server.get_json("/locations").await;
+    let mut persons = server.subscribe("/person-events?revision=2", &[]).await;
+    let mut locations = server.subscribe("/location-events?revision=2", &[]).await;
+
+    for case in cases() {
+        let r = send(&server, &case).await;
+        let what = format!("{} {} {:?}", case.method, case.path, case.headers);
+        assert_eq!(r.status().as_u16(), case.status, "{what}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}"
+        );
+        let body: Value = r.json().await.unwrap();
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(!error.is_empty(), "{what}: {body}");
+    }
+
+    let r = server.get("/persons").await;
+    assert_eq!(revision_of(&r), 1);
+    assert_eq!(r.json::<Value>().await.unwrap(), persons_before);
+    assert_eq!(server.get_json("/locations").await, locations_before);
+    assert!(persons.quiet_for(Duration::from_millis(300)).await);
+    assert!(locations.quiet_for(Duration::from_millis(100)).await);
+    // The next good write is revision 2 and id 2: nothing was consumed.
+    let r = server.post("/persons", json!({"name":"Bob"})).await;
+    assert_eq!(revision_of(&r), 2);
+    assert_eq!(r.json::<Value>().await.unwrap()["id"], json!(2));
+}

@@ -1,0 +1,764 @@
+//! One store test suite, two backends: every behaviour of the `Store`
+//! interface (docs/PROTOCOL.md) runs against a SQLite file and against
+//! PostgreSQL, through the same test function. Then what only PostgreSQL
+//! has: two stores (as two processes would) on one database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use duality::domain::{Fault, Registry, View, Write};
+use duality::hub::Hub;
+use duality::store::postgres::PgStore;
+use duality::store::sqlite::{Location, SqliteStore};
+use duality::store::{Store, StoreError};
+use duality_services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
+use duality_services::persons::rules::{self as persons, NewPerson, PersonPatch};
+use duality_services::persons::{LOCATIONS, PERSONS};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// A hub for the views these tests write.
+fn hub() -> Arc<Hub> {
+    let views = [PERSONS, LOCATIONS, CUSTOMERS, INCIDENTS];
+    Arc::new(Hub::new(Arc::new(Registry::new(views).unwrap())))
+}
+
+/// Every test gets at most this long.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of one backend that stores can be opened on (and reopened).
+struct Db {
+    backend: Backend,
+    /// The SQLite file's directory, removed on drop.
+    _dir: Option<tempfile::TempDir>,
+    file: Option<std::path::PathBuf>,
+    url: Option<String>,
+}
+
+impl Db {
+    async fn new(backend: Backend) -> Db {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("duality.db");
+                Db {
+                    backend,
+                    _dir: Some(dir),
+                    file: Some(file),
+                    url: None,
+                }
+            }
+            Backend::Postgres => Db {
+                backend,
+                _dir: None,
+                file: None,
+                url: Some(crate::common::pg::shared().database().await),
+            },
+        }
+    }
+
+    /// Opens a store on this database with its own hub.
+    async fn open(&self) -> (Arc<dyn Store>, Arc<Hub>) {
+        let hub = hub();
+        let store: Arc<dyn Store> = match self.backend {
+            Backend::Sqlite => {
+                let location = Location::File(self.file.clone().unwrap());
+                let h = Arc::clone(&hub);
+                Arc::new(
+                    tokio::task::spawn_blocking(move || SqliteStore::open(&location, h))
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                )
+            }
+            Backend::Postgres => Arc::new(
+                PgStore::open(self.url.as_deref().unwrap(), hub.clone())
+                    .await
+                    .unwrap(),
+            ),
+        };
+        (store, hub)
+    }
+
+    /// Runs SQL on the database behind the stores' backs.
+    async fn sql(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let conn = rusqlite::Connection::open(self.file.as_ref().unwrap()).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            Backend::Postgres => {
+                let url = self.url.as_deref().unwrap();
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                let driver = tokio::spawn(connection);
+                client.batch_execute(sql).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            }
+        }
+    }
+
+    /// Sets the commit time of some persons events, as writers whose clocks
+    /// disagree would have stamped them.
+    async fn stamp(&self, revisions: &[u64], at: SystemTime) {
+        let list: Vec<String> = revisions.iter().map(u64::to_string).collect();
+        self.sql(&format!(
+            "UPDATE events SET created_ms = {} WHERE view = 'persons' AND revision IN ({})",
+            duality::store::unix_ms(at),
+            list.join(", ")
+        ))
+        .await;
+    }
+}
+
+/// Runs each behaviour on both backends, as `sqlite::NAME` and
+/// `postgres::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                tokio::time::timeout(super::WAIT, super::$name(super::Backend::Sqlite))
+                    .await
+                    .expect("the test took too long");
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                tokio::time::timeout(super::WAIT, super::$name(super::Backend::Postgres))
+                    .await
+                    .expect("the test took too long");
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    the_reference_sequence_gives_the_documented_views_events_and_revisions,
+    a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event,
+    refused_writes_change_nothing_and_use_no_id,
+    ids_are_never_reused_also_after_a_delete,
+    a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result,
+    event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds,
+    trimming_deletes_old_events_but_never_the_view_or_its_revision,
+    trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said,
+    trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_event,
+    the_epoch_belongs_to_the_database_and_survives_reopening,
+    concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_events,
+    refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact,
+    a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on,
+);
+
+fn create(name: &str, city: Option<&str>) -> Write {
+    persons::create(NewPerson {
+        name: name.into(),
+        city: city.map(Into::into),
+    })
+}
+
+fn set_city(id: u64, city: Option<&str>) -> Write {
+    persons::patch(
+        id,
+        PersonPatch {
+            name: None,
+            city: Some(city.map(Into::into)),
+        },
+    )
+}
+
+async fn all_events(store: &dyn Store, view: View) -> Vec<(u64, Value)> {
+    let page = store.events(view, 0, 10_000).await.unwrap();
+    page.events
+        .into_iter()
+        .map(|e| (e.revision, serde_json::from_str(&e.patch).unwrap()))
+        .collect()
+}
+
+fn fold(patches: impl IntoIterator<Item = Value>) -> Value {
+    let mut doc = json!({});
+    for p in patches {
+        json_patch::merge(&mut doc, &p);
+    }
+    doc
+}
+
+async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let s = &*store;
+    let ann = s.write(create("Ann", Some("Rome"))).await.unwrap();
+    assert_eq!(ann.output, json!({"id":1,"name":"Ann","city":"Rome"}));
+    assert_eq!((ann.revision(PERSONS), ann.revision(LOCATIONS)), (1, 1));
+    let bob = s.write(create("Bob", None)).await.unwrap();
+    assert_eq!((bob.revision(PERSONS), bob.revision(LOCATIONS)), (2, 1));
+    s.write(set_city(2, Some("Rome"))).await.unwrap();
+    s.write(set_city(1, None)).await.unwrap();
+    let del = s.write(persons::delete(2)).await.unwrap();
+    assert_eq!((del.revision(PERSONS), del.revision(LOCATIONS)), (5, 4));
+
+    let persons = s.snapshot(PERSONS).await.unwrap();
+    assert_eq!(persons.revision, 5);
+    assert_eq!(Value::Object(persons.docs), json!({"1":{"name":"Ann"}}));
+    let locations = s.snapshot(LOCATIONS).await.unwrap();
+    assert_eq!(locations.revision, 4);
+    assert_eq!(Value::Object(locations.docs), json!({}));
+    assert_eq!(
+        s.doc(PERSONS, "1".into()).await.unwrap(),
+        Some(json!({"name":"Ann"}))
+    );
+    assert_eq!(s.doc(PERSONS, "2".into()).await.unwrap(), None);
+
+    assert_eq!(
+        all_events(s, PERSONS).await,
+        vec![
+            (1, json!({"1":{"name":"Ann","city":"Rome"}})),
+            (2, json!({"2":{"name":"Bob"}})),
+            (3, json!({"2":{"city":"Rome"}})),
+            (4, json!({"1":{"city":null}})),
+            (5, json!({"2":null})),
+        ]
+    );
+    assert_eq!(
+        all_events(s, LOCATIONS).await,
+        vec![
+            (1, json!({"Rome":{"total":1}})),
+            (2, json!({"Rome":{"total":2}})),
+            (3, json!({"Rome":{"total":1}})),
+            (4, json!({"Rome":null})),
+        ]
+    );
+    // Moving the only person of a city is one location event.
+    s.write(set_city(1, Some("Rome"))).await.unwrap();
+    let moved = s.write(set_city(1, Some("Paris"))).await.unwrap();
+    assert_eq!(moved.revision(LOCATIONS), 6);
+    let last = all_events(s, LOCATIONS).await.pop().unwrap();
+    assert_eq!(last, (6, json!({"Rome":null,"Paris":{"total":1}})));
+    for view in [PERSONS, LOCATIONS] {
+        let events = all_events(s, view).await;
+        let snapshot = s.snapshot(view).await.unwrap();
+        assert_eq!(
+            fold(events.into_iter().map(|(_, p)| p)),
+            Value::Object(snapshot.docs),
+            "{view}: folded events equal the view"
+        );
+    }
+}
+
+async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, hub) = db.open().await;
+    let mut live = hub.subscribe(PERSONS);
+    store.write(create("Ann", Some("Rome"))).await.unwrap();
+    assert_eq!(frames(&mut live, 1).await, vec![1]);
+    let same = store.write(set_city(1, Some("Rome"))).await.unwrap();
+    assert_eq!(same.output, json!({"id":1,"name":"Ann","city":"Rome"}));
+    assert_eq!(same.revision(PERSONS), 1);
+    assert_eq!(same.revision(LOCATIONS), 1);
+    let empty = store
+        .write(persons::patch(1, PersonPatch::default()))
+        .await
+        .unwrap();
+    assert_eq!(empty.revision(PERSONS), 1);
+    assert_eq!(all_events(&*store, PERSONS).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(matches!(
+        live.try_recv(),
+        Err(broadcast::error::TryRecvError::Empty)
+    ));
+}
+
+/// The hub has no channel and the store no copy for a view outside the
+/// registry; a write naming one, sent to the store directly (a service may
+/// hold `App::store`), must be refused before it reaches the writer.
+async fn a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let stray = Write::new(&[DASHBOARD], |d| {
+        d.put(DASHBOARD, "customerCount", json!(1))?;
+        Ok(Value::Null)
+    });
+    let refused = store.write(stray).await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let next = store.write(create("Ann", None)).await.unwrap();
+    assert_eq!(next.revision(PERSONS), 1);
+}
+
+async fn refused_writes_change_nothing_and_use_no_id(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let missing = store.write(persons::delete(7)).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    // A write that took an id and then failed: the id is not used up.
+    let half = Write::new(&[PERSONS], |d| {
+        let id = d.next_id("persons")?;
+        d.put(PERSONS, id.to_string(), json!({"name":"X"}))?;
+        Err(Fault::Invalid("refused after taking an id".into()))
+    });
+    assert!(matches!(
+        store.write(half).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let nulls = Write::new(&[PERSONS], |d| {
+        d.put(PERSONS, "1", json!({"name": null}))?;
+        Ok(Value::Null)
+    });
+    assert!(matches!(
+        store.write(nulls).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let snapshot = store.snapshot(PERSONS).await.unwrap();
+    assert_eq!((snapshot.revision, snapshot.docs.len()), (0, 0));
+    let first = store.write(create("Ann", None)).await.unwrap();
+    assert_eq!(first.output["id"], json!(1));
+    assert_eq!(first.revision(PERSONS), 1);
+}
+
+async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for expected in 1..=3 {
+        let c = store.write(create("P", None)).await.unwrap();
+        assert_eq!(c.output["id"], json!(expected));
+    }
+    store.write(persons::delete(3)).await.unwrap();
+    let next = store.write(create("Q", None)).await.unwrap();
+    assert_eq!(next.output["id"], json!(4));
+    // Also after reopening the database.
+    drop(store);
+    let (store, _hub) = db.open().await;
+    let next = store.write(create("R", None)).await.unwrap();
+    assert_eq!(next.output["id"], json!(5));
+    assert_eq!(next.revision(PERSONS), 6);
+}
+
+/// A write whose reads depend on each other (`a` names the next key to
+/// read), so a store that loads on demand must run it several times.
+async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let seed = Write::new(&[CUSTOMERS], |d| {
+        d.put(CUSTOMERS, "a", json!({"next":"b","n":1}))?;
+        d.put(CUSTOMERS, "b", json!({"next":"c","n":2}))?;
+        d.put(CUSTOMERS, "c", json!({"n":3}))?;
+        Ok(Value::Null)
+    });
+    store.write(seed).await.unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let chase = Write::new(&[CUSTOMERS, INCIDENTS], move |d| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let mut key = "a".to_string();
+        let mut sum = 0;
+        let mut path = Vec::new();
+        loop {
+            let Some(doc) = d.get(CUSTOMERS, &key)? else {
+                return Err(Fault::NotFound(format!("no {key}")));
+            };
+            sum += doc["n"].as_i64().unwrap();
+            path.push(key.clone());
+            match doc.get("next").and_then(Value::as_str) {
+                Some(next) => key = next.to_string(),
+                None => break,
+            }
+        }
+        let id = d.next_id("chase")?;
+        d.put(INCIDENTS, format!("sum-{id}"), json!({"sum": sum}))?;
+        d.delete(CUSTOMERS, "a");
+        Ok(json!({"path": path, "sum": sum, "id": id}))
+    });
+    let done = store.write(chase.clone()).await.unwrap();
+    assert_eq!(done.output, json!({"path":["a","b","c"],"sum":6,"id":1}));
+    assert_eq!(done.revision(INCIDENTS), 1);
+    assert_eq!(done.revision(CUSTOMERS), 2);
+    assert!(runs.load(Ordering::SeqCst) >= 1);
+    assert_eq!(
+        all_events(&*store, INCIDENTS).await,
+        vec![(1, json!({"sum-1":{"sum":6}}))]
+    );
+    assert_eq!(
+        all_events(&*store, CUSTOMERS).await.pop().unwrap(),
+        (2, json!({"a":null}))
+    );
+    let customers = store.snapshot(CUSTOMERS).await.unwrap();
+    assert_eq!(
+        Value::Object(customers.docs),
+        json!({"b":{"next":"c","n":2},"c":{"n":3}})
+    );
+    // Without `a` the same write finds nothing to chase and is refused.
+    assert!(matches!(
+        store.write(chase).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let empty = store.events(PERSONS, 0, 10).await.unwrap();
+    assert_eq!(
+        (empty.events.len(), empty.oldest, empty.current),
+        (0, None, 0)
+    );
+    for i in 0..10 {
+        store.write(create(&format!("P{i}"), None)).await.unwrap();
+    }
+    let page = store.events(PERSONS, 3, 4).await.unwrap();
+    let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, vec![3, 4, 5, 6]);
+    assert_eq!((page.oldest, page.current), (Some(1), 10));
+    assert_eq!(page.events[0].patch, r#"{"3":{"name":"P2"}}"#);
+    let tail = store.events(PERSONS, 9, 100).await.unwrap();
+    assert_eq!(tail.events.len(), 2);
+    let beyond = store.events(PERSONS, 11, 100).await.unwrap();
+    assert_eq!(
+        (beyond.events.len(), beyond.oldest, beyond.current),
+        (0, Some(1), 10)
+    );
+    let other = store.events(LOCATIONS, 0, 100).await.unwrap();
+    assert_eq!((other.events.len(), other.current), (0, 0));
+}
+
+async fn trimming_deletes_old_events_but_never_the_view_or_its_revision(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for i in 0..3 {
+        store
+            .write(create(&format!("P{i}"), Some("Oslo")))
+            .await
+            .unwrap();
+    }
+    let before = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.trim(before).await.unwrap(), 0, "nothing is that old");
+    let after = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(
+        store.trim(after).await.unwrap(),
+        6,
+        "3 person + 3 location events"
+    );
+    let page = store.events(PERSONS, 0, 100).await.unwrap();
+    assert_eq!((page.events.len(), page.oldest, page.current), (0, None, 3));
+    let persons = store.snapshot(PERSONS).await.unwrap();
+    assert_eq!((persons.revision, persons.docs.len()), (3, 3));
+    let next = store.write(create("P3", None)).await.unwrap();
+    assert_eq!(next.revision(PERSONS), 4);
+    let page = store.events(PERSONS, 0, 100).await.unwrap();
+    assert_eq!((page.oldest, page.current), (Some(4), 4));
+}
+
+/// The retained persons revisions: (oldest, newest, current), after
+/// checking that they are exactly one contiguous range ending at current.
+async fn retained(store: &dyn Store) -> (Option<u64>, u64) {
+    let page = store.events(PERSONS, 0, 10_000).await.unwrap();
+    let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
+    let expected: Vec<u64> = match page.oldest {
+        Some(oldest) => (oldest..=page.current).collect(),
+        None => Vec::new(),
+    };
+    assert_eq!(revisions, expected, "a contiguous range ending at current");
+    (page.oldest, page.current)
+}
+
+async fn trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for i in 0..8 {
+        store.write(create(&format!("P{i}"), None)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let cutoff = now - Duration::from_secs(3600);
+    let long_ago = now - Duration::from_secs(7200);
+    // Another writer, two hours behind, committed every other revision.
+    db.stamp(&[1, 2, 4, 5, 7], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 2, "1 and 2; 3 is young");
+    assert_eq!(retained(&*store).await, (Some(3), 8));
+
+    db.stamp(&[3], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 3, "3, 4 and 5");
+    assert_eq!(retained(&*store).await, (Some(6), 8));
+
+    // A clock stepped back: the newest event looks older than one before it.
+    db.stamp(&[8], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 0, "6 is young");
+    assert_eq!(retained(&*store).await, (Some(6), 8));
+
+    db.stamp(&[6], long_ago).await;
+    assert_eq!(store.trim(cutoff).await.unwrap(), 3);
+    assert_eq!(retained(&*store).await, (None, 8));
+    let persons = store.snapshot(PERSONS).await.unwrap();
+    assert_eq!((persons.revision, persons.docs.len()), (8, 8));
+}
+
+async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_event(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let batch = duality::store::trim::BATCH;
+    let (total, young) = (2 * batch + batch / 2, 2 * batch + 7);
+    let now = duality::store::unix_ms(SystemTime::now());
+    // Old events, one young one past two whole batches, old ones after it.
+    db.sql(&format!(
+        "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {total})
+         INSERT INTO events (view, revision, patch, created_ms)
+         SELECT 'persons', n, '{{}}', CASE WHEN n = {young} THEN {now} ELSE 0 END FROM s;
+         INSERT INTO views (view, revision) VALUES ('persons', {total})
+         ON CONFLICT (view) DO UPDATE SET revision = excluded.revision;"
+    ))
+    .await;
+    let cutoff = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.trim(cutoff).await.unwrap(), young - 1);
+    let page = store.events(PERSONS, 0, 2).await.unwrap();
+    assert_eq!(page.oldest, Some(young));
+    assert_eq!(page.events[0].revision, young);
+    assert_eq!(page.current, total);
+}
+
+async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    let epoch = store.epoch().to_string();
+    assert_eq!(epoch.len(), 32, "{epoch}");
+    store.write(create("Ann", None)).await.unwrap();
+    drop(store);
+    let (again, hub) = db.open().await;
+    assert_eq!(again.epoch(), epoch);
+    assert_eq!(hub.latest(PERSONS), 1, "the hub learns the revisions");
+    let other = Db::new(b).await;
+    let (fresh, _hub) = other.open().await;
+    assert_ne!(fresh.epoch(), epoch, "another database, another history");
+}
+
+async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_events(b: Backend) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 25;
+    let db = Db::new(b).await;
+    let (store, hub) = db.open().await;
+    let mut persons_live = hub.subscribe(PERSONS);
+    let mut locations_live = hub.subscribe(LOCATIONS);
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..EACH {
+                let city = ["Rome", "Oslo", "Lima"][(w + i) % 3];
+                let c = store
+                    .write(create(&format!("W{w}-{i}"), Some(city)))
+                    .await
+                    .unwrap();
+                ids.push(c.output["id"].as_u64().unwrap());
+                if i % 5 == 4 {
+                    store.write(set_city(ids[i - 1], None)).await.unwrap();
+                }
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    ids.sort();
+    assert_eq!(ids, (1..=(WRITERS * EACH) as u64).collect::<Vec<_>>());
+    let total = (WRITERS * EACH + WRITERS * EACH / 5) as u64;
+    for (view, live) in [
+        (PERSONS, &mut persons_live),
+        (LOCATIONS, &mut locations_live),
+    ] {
+        let snapshot = store.snapshot(view).await.unwrap();
+        if view == PERSONS {
+            assert_eq!(snapshot.revision, total);
+        }
+        let events = all_events(&*store, view).await;
+        let revisions: Vec<u64> = events.iter().map(|(r, _)| *r).collect();
+        assert_eq!(revisions, (1..=snapshot.revision).collect::<Vec<_>>());
+        assert_eq!(
+            fold(events.into_iter().map(|(_, p)| p)),
+            Value::Object(snapshot.docs.clone())
+        );
+        // The hub gets every event once, in order (the ring holds them all;
+        // a writer may hear of its commit just before it is published).
+        let published = frames(live, snapshot.revision as usize).await;
+        assert_eq!(
+            published,
+            (1..=snapshot.revision).collect::<Vec<_>>(),
+            "{view}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(live.try_recv().is_err(), "{view}: nothing twice");
+        assert_eq!(hub.latest(view), snapshot.revision);
+    }
+    let locations = store.snapshot(LOCATIONS).await.unwrap();
+    let persons = store.snapshot(PERSONS).await.unwrap();
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for p in persons.docs.values() {
+        if let Some(c) = p.get("city").and_then(Value::as_str) {
+            *totals.entry(c.into()).or_default() += 1;
+        }
+    }
+    let expected: serde_json::Map<String, Value> = totals
+        .into_iter()
+        .map(|(c, n)| (c, json!({"total": n})))
+        .collect();
+    assert_eq!(locations.docs, expected, "locations stay exact");
+}
+
+/// Writes that arrive together (and so may share a transaction): refused
+/// ones change nothing and do not disturb the others, and writes to the
+/// same document apply one after the other.
+async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    store.write(create("Ann", Some("Rome"))).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..120u64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let write = match i % 3 {
+                0 => create(&format!("P{i}"), None),
+                1 => persons::delete(10_000 + i),
+                _ => set_city(1, Some(["Rome", "Oslo", "Lima"][(i % 9 / 3) as usize])),
+            };
+            (i, store.write(write).await)
+        }));
+    }
+    let mut revisions = Vec::new();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match (i % 3, result) {
+            (0, Ok(c)) => {
+                ids.push(c.output["id"].as_u64().unwrap());
+                revisions.push(c.revision(PERSONS));
+            }
+            (1, Err(StoreError::NotFound(_))) => {}
+            (2, Ok(c)) => revisions.push(c.revision(PERSONS)),
+            (_, other) => panic!("write {i}: {other:?}"),
+        }
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        (2..=41).collect::<Vec<_>>(),
+        "refused writes use no id"
+    );
+    let persons = store.snapshot(PERSONS).await.unwrap();
+    let events = all_events(&*store, PERSONS).await;
+    let got: Vec<u64> = events.iter().map(|(r, _)| *r).collect();
+    assert_eq!(got, (1..=persons.revision).collect::<Vec<_>>());
+    assert_eq!(
+        fold(events.into_iter().map(|(_, p)| p)),
+        Value::Object(persons.docs.clone())
+    );
+    // Each write's X-Revision is one that exists, and creates are unique.
+    assert!(revisions.iter().all(|r| (1..=persons.revision).contains(r)));
+    let city = persons.docs["1"]["city"].as_str().unwrap().to_string();
+    let expected = json!({ city: {"total": 1} });
+    let locations = store.snapshot(LOCATIONS).await.unwrap();
+    assert_eq!(Value::Object(locations.docs), expected);
+    let location_events = all_events(&*store, LOCATIONS).await;
+    assert_eq!(fold(location_events.into_iter().map(|(_, p)| p)), expected);
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL only: two stores on one database, as two processes.
+
+/// Collects `n` frames of `view` from a hub, in the order they came.
+async fn frames(live: &mut broadcast::Receiver<Arc<duality::hub::Frame>>, n: usize) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(Duration::from_secs(10), live.recv()).await {
+            Ok(Ok(frame)) => got.push(frame.revision),
+            Ok(Err(e)) => panic!("hub: {e:?} after {got:?}"),
+            Err(_) => panic!("only {} of {n} frames arrived: {got:?}", got.len()),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order() {
+    tokio::time::timeout(WAIT, async {
+        let db = Db::new(Backend::Postgres).await;
+        let (a, hub_a) = db.open().await;
+        let (b, hub_b) = db.open().await;
+        assert_eq!(a.epoch(), b.epoch(), "the epoch is the database's");
+        let mut live_a = hub_a.subscribe(PERSONS);
+        let mut live_b = hub_b.subscribe(PERSONS);
+        const EACH: usize = 60;
+        let mut tasks = Vec::new();
+        for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+            let store = Arc::clone(store);
+            tasks.push(tokio::spawn(async move {
+                for n in 0..EACH {
+                    store
+                        .write(create(&format!("S{i}-{n}"), None))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let all: Vec<u64> = (1..=(4 * EACH) as u64).collect();
+        assert_eq!(frames(&mut live_a, all.len()).await, all);
+        assert_eq!(frames(&mut live_b, all.len()).await, all);
+        // Nothing is published twice.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(live_a.try_recv().is_err() && live_b.try_recv().is_err());
+        assert_eq!(hub_a.latest(PERSONS), all.len() as u64);
+        assert_eq!(hub_b.latest(PERSONS), all.len() as u64);
+        // Trimming from both at once: one deletes, the other skips.
+        let cutoff = SystemTime::now() + Duration::from_secs(1);
+        let (ta, tb) = tokio::join!(a.trim(cutoff), b.trim(cutoff));
+        let (ta, tb) = (ta.unwrap(), tb.unwrap());
+        let left = a.events(PERSONS, 0, 10).await.unwrap();
+        assert_eq!(left.events.len(), 0);
+        assert_eq!(
+            ta + tb,
+            all.len() as u64,
+            "each event deleted once: {ta} + {tb}"
+        );
+    })
+    .await
+    .expect("the test took too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bad_or_unreachable_url_is_a_one_line_error() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    for url in [
+        format!("postgres://nobody@127.0.0.1:{port}/none"),
+        "postgres://u@host with spaces:x/db".to_string(),
+        crate::common::pg::shared().url("no_such_database"),
+    ] {
+        let opened = tokio::time::timeout(Duration::from_secs(30), PgStore::open(&url, hub()))
+            .await
+            .expect("opening must fail promptly");
+        let Err(StoreError::Unavailable(message)) = opened else {
+            panic!("{url} opened");
+        };
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(message.contains("PostgreSQL"), "{message}");
+        eprintln!("{url}: {message}");
+    }
+}

@@ -1,0 +1,268 @@
+//! README, "Consumers": the Rust client bootstraps, follows, applies patches, reconnects
+//! with Last-Event-ID after a dropped connection, and starts over from the
+//! snapshot on 410 or a changed epoch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::common::{ChildServer, spawn, spawn_default};
+use duality::Config;
+use duality::client::transport::{Http, Reply, Transport};
+use duality::client::{Follower, Options};
+use duality_services::Settings;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn fast() -> Options {
+    Options {
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(400),
+        ..Options::default()
+    }
+}
+
+async fn post(client: &reqwest::Client, base: &str, body: Value) -> u64 {
+    let r = client
+        .post(format!("{base}/persons"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.headers()["x-revision"].to_str().unwrap().parse().unwrap()
+}
+
+async fn snapshot(base: &str, path: &str) -> (u64, Value) {
+    let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let rev = r.headers()["x-revision"].to_str().unwrap().parse().unwrap();
+    (rev, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_follower_bootstraps_then_applies_every_patch_in_order() {
+    let server = spawn_default().await;
+    let base = server.url("");
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Ann", "city": "Rome"}),
+    )
+    .await;
+    let follower = Follower::connect(&server.url("/locations"), fast()).unwrap();
+    let copy = follower.wait_for(1, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), json!({"Rome": {"total": 1}}));
+    let mut changes = follower.watch();
+    let mut seen = Vec::new();
+    let mut last = 0;
+    for i in 0..30 {
+        last = post(
+            &server.client,
+            &base,
+            json!({"name": format!("p{i}"), "city": if i % 2 == 0 { "Oslo" } else { "Rome" }}),
+        )
+        .await;
+    }
+    let (loc_rev, loc) = snapshot(&base, "/locations").await;
+    while changes.borrow().revision < loc_rev {
+        changes.changed().await.unwrap();
+        seen.push(changes.borrow_and_update().revision);
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "revisions only grow: {seen:?}"
+    );
+    let copy = follower.wait_for(loc_rev, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), loc);
+    assert!(follower.health().live);
+    assert!(last >= 31);
+}
+
+#[tokio::test]
+async fn a_follower_survives_a_server_restart_and_resumes_with_last_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let args = ["--db", db.to_str().unwrap(), "--services", "persons"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let base = server.base();
+    let client = reqwest::Client::new();
+    post(&client, &base, json!({"name": "Ann"})).await;
+    let follower = Follower::connect(&format!("{base}/persons"), fast()).unwrap();
+    follower.wait_for(1, WAIT).await.unwrap();
+    let epoch = follower.current().epoch;
+
+    server.kill_9();
+    let mut health = follower.watch_health();
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    let addr = server.addr;
+    drop(server);
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
+    tokio::time::timeout(WAIT, health.wait_for(|h| h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    let rev = post(&client, &server.base(), json!({"name": "Bob"})).await;
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(copy.epoch, epoch, "same history: no re-bootstrap needed");
+    assert_eq!(
+        Value::Object(copy.doc),
+        snapshot(&server.base(), "/persons").await.1
+    );
+    assert_eq!(follower.health().bootstraps, 1, "resumed, not restarted");
+}
+
+#[tokio::test]
+async fn a_follower_starts_over_when_the_server_has_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", ":memory:", "--services", "persons"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let client = reqwest::Client::new();
+    post(&client, &server.base(), json!({"name": "Ann"})).await;
+    post(&client, &server.base(), json!({"name": "Bob"})).await;
+    let follower = Follower::connect(&format!("{}/persons", server.base()), fast()).unwrap();
+    let old = follower.wait_for(2, WAIT).await.unwrap();
+
+    server.kill_9();
+    let addr = server.addr;
+    drop(server);
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
+    post(&client, &server.base(), json!({"name": "Cy"})).await;
+    let mut copies = follower.watch();
+    let copy = tokio::time::timeout(WAIT, copies.wait_for(|c| c.epoch != old.epoch))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert_eq!(copy.revision, 1);
+    assert_eq!(Value::Object(copy.doc), json!({"1": {"name": "Cy"}}));
+    assert_eq!(follower.health().bootstraps, 2);
+}
+
+/// A transport that can be cut off: requests fail and open streams end.
+struct Gate {
+    inner: Http,
+    open: Arc<AtomicBool>,
+}
+
+impl Transport for Gate {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        headers: &'a [(&'a str, String)],
+    ) -> BoxFuture<'a, Result<Reply, String>> {
+        Box::pin(async move {
+            if !self.open.load(Ordering::SeqCst) {
+                return Err("gate closed".into());
+            }
+            let mut reply = self.inner.get(path, headers).await?;
+            let open = self.open.clone();
+            reply.body = reply
+                .body
+                .take_while(move |_| std::future::ready(open.load(Ordering::SeqCst)))
+                .boxed();
+            Ok(reply)
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the_snapshot() {
+    let settings = Settings {
+        engine: Config {
+            retention: Duration::from_secs(1),
+            keep_alive: Duration::from_millis(100),
+            ..Config::ephemeral()
+        },
+        ..Settings::ephemeral()
+    };
+    let server = spawn(settings).await;
+    let base = server.url("");
+    post(&server.client, &base, json!({"name": "Ann"})).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let gate = Gate {
+        inner: Http::new(&base).unwrap(),
+        open: open.clone(),
+    };
+    let follower = Follower::spawn(Arc::new(gate), "/persons", "/person-events", fast());
+    follower.wait_for(1, WAIT).await.unwrap();
+
+    open.store(false, Ordering::SeqCst);
+    let mut health = follower.watch_health();
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    post(&server.client, &base, json!({"name": "Bob"})).await;
+    let rev = post(&server.client, &base, json!({"name": "Cy"})).await;
+    // Wait until the events the follower needs are gone.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.get("/person-events?revision=2").await.status() != 410 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    open.store(true, Ordering::SeqCst);
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), server.get_json("/persons").await);
+    assert_eq!(follower.health().bootstraps, 2, "410 made it start over");
+    let mut health = follower.watch_health();
+    tokio::time::timeout(WAIT, health.wait_for(|h| h.live))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn connecting_to_an_invalid_url_is_an_error() {
+    assert!(Follower::connect("not a url", Options::default()).is_err());
+}
+
+#[tokio::test]
+async fn a_follower_starts_over_after_a_restart_with_a_new_history_that_is_already_further_along() {
+    // The new history passes the follower's old revision before it
+    // reconnects, so Last-Event-ID alone would look valid: only the epoch
+    // it sends tells the server this is another history.
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", ":memory:", "--services", "persons"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let client = reqwest::Client::new();
+    post(&client, &server.base(), json!({"name": "Ann"})).await;
+    post(&client, &server.base(), json!({"name": "Bob"})).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let gate = Gate {
+        inner: Http::new(&server.base()).unwrap(),
+        open: open.clone(),
+    };
+    let follower = Follower::spawn(Arc::new(gate), "/persons", "/person-events", fast());
+    let old = follower.wait_for(2, WAIT).await.unwrap();
+
+    open.store(false, Ordering::SeqCst);
+    server.kill_9();
+    let addr = server.addr;
+    drop(server);
+    let server = ChildServer::restart_on(addr, &args, dir.path()).await;
+    for name in ["Cy", "Dee", "Eve"] {
+        post(&client, &server.base(), json!({"name": name})).await;
+    }
+    open.store(true, Ordering::SeqCst);
+
+    let mut copies = follower.watch();
+    let copy = tokio::time::timeout(WAIT, copies.wait_for(|c| c.epoch != old.epoch))
+        .await
+        .expect("the follower never noticed the new history")
+        .unwrap()
+        .clone();
+    let (revision, view) = snapshot(&server.base(), "/persons").await;
+    assert_eq!(copy.revision, revision);
+    assert_eq!(Value::Object(copy.doc), view);
+    assert_eq!(follower.health().bootstraps, 2, "started over, not resumed");
+}
