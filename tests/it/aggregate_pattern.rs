@@ -333,7 +333,7 @@ async fn demo_data_fills_an_empty_database_and_the_dashboard_at_once() {
 
 #[tokio::test]
 async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_itself() {
-    logs::capture();
+    crate::common::logs::capture();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("backends.db");
     let db = db.to_str().unwrap();
@@ -389,9 +389,9 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
     );
     // And the operator: one warning names the lost upstream.
     assert!(
-        logs::contains(&["WARN", "lost the upstream", &base]),
+        crate::common::logs::contains(&["WARN", "lost the upstream", &base]),
         "no warning about the lost upstream in:\n{}",
-        logs::text()
+        crate::common::logs::text()
     );
 
     let addr = backend.addr;
@@ -439,61 +439,10 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
     assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1));
     assert_eq!(revisions[0], 2);
     assert!(
-        logs::contains(&["INFO", "following the upstream again", &base]),
+        crate::common::logs::contains(&["INFO", "following the upstream again", &base]),
         "no line about the regained upstream in:\n{}",
-        logs::text()
+        crate::common::logs::text()
     );
-}
-
-/// The log lines of this test binary, captured for assertions.
-mod logs {
-    use std::io::Write;
-    use std::sync::{Mutex, OnceLock};
-
-    static LINES: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
-
-    struct Sink;
-
-    impl Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Some(lines) = LINES.get()
-                && let Ok(mut lines) = lines.lock()
-            {
-                lines.extend_from_slice(buf);
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// Starts capturing (once per test binary).
-    pub fn capture() {
-        if LINES.set(Mutex::new(Vec::new())).is_ok() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("info")
-                .with_ansi(false)
-                .with_writer(|| Sink)
-                .try_init();
-        }
-    }
-
-    pub fn text() -> String {
-        LINES
-            .get()
-            .and_then(|l| {
-                l.lock()
-                    .ok()
-                    .map(|l| String::from_utf8_lossy(&l).into_owned())
-            })
-            .unwrap_or_default()
-    }
-
-    /// True if one line holds every one of `parts`.
-    pub fn contains(parts: &[&str]) -> bool {
-        text().lines().any(|l| parts.iter().all(|p| l.contains(p)))
-    }
 }
 
 /// A backend that answers garbage, then 500s: the aggregates service stays
@@ -626,6 +575,7 @@ async fn the_aggregates_service_alone_needs_the_backend_urls() {
         },
         ..Settings::ephemeral()
     };
+    crate::common::logs::capture();
     let err = duality_services::launch(settings, listener, std::future::pending())
         .await
         .unwrap_err();

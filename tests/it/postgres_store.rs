@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use duality::domain::{Fault, Registry, View, Write};
+use duality::domain::{Error, Registry, View, Write};
 use duality::hub::Hub;
+use duality::store::Store;
 use duality::store::postgres::PgStore;
 use duality::store::sqlite::{Location, SqliteStore};
-use duality::store::{Store, StoreError};
 use duality_services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
 use duality_services::persons::rules::{self as persons, NewPerson, PersonPatch};
 use duality_services::persons::{LOCATIONS, PERSONS};
@@ -259,7 +259,7 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
 async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Backend) {
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut live = hub.subscribe(PERSONS);
+    let mut live = hub.subscribe(PERSONS).unwrap();
     store.write(create("Ann", Some("Rome"))).await.unwrap();
     assert_eq!(frames(&mut live, 1).await, vec![1]);
     let same = store.write(set_city(1, Some("Rome"))).await.unwrap();
@@ -290,10 +290,7 @@ async fn a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_
         Ok(Value::Null)
     });
     let refused = store.write(stray).await;
-    assert!(
-        matches!(refused, Err(StoreError::Invalid(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
     let next = store.write(create("Ann", None)).await.unwrap();
     assert_eq!(next.revision(PERSONS), 1);
 }
@@ -302,28 +299,19 @@ async fn refused_writes_change_nothing_and_use_no_id(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
     let missing = store.write(persons::delete(7)).await;
-    assert!(
-        matches!(missing, Err(StoreError::NotFound(_))),
-        "{missing:?}"
-    );
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     // A write that took an id and then failed: the id is not used up.
     let half = Write::new(&[PERSONS], |d| {
         let id = d.next_id("persons")?;
         d.put(PERSONS, id.to_string(), json!({"name":"X"}))?;
-        Err(Fault::Invalid("refused after taking an id".into()))
+        Err(Error::Invalid("refused after taking an id".into()))
     });
-    assert!(matches!(
-        store.write(half).await,
-        Err(StoreError::Invalid(_))
-    ));
+    assert!(matches!(store.write(half).await, Err(Error::Invalid(_))));
     let nulls = Write::new(&[PERSONS], |d| {
         d.put(PERSONS, "1", json!({"name": null}))?;
         Ok(Value::Null)
     });
-    assert!(matches!(
-        store.write(nulls).await,
-        Err(StoreError::Invalid(_))
-    ));
+    assert!(matches!(store.write(nulls).await, Err(Error::Invalid(_))));
     let snapshot = store.snapshot(PERSONS).await.unwrap();
     assert_eq!((snapshot.revision, snapshot.docs.len()), (0, 0));
     let first = store.write(create("Ann", None)).await.unwrap();
@@ -370,7 +358,7 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
         let mut path = Vec::new();
         loop {
             let Some(doc) = d.get(CUSTOMERS, &key)? else {
-                return Err(Fault::NotFound(format!("no {key}")));
+                return Err(Error::NotFound(format!("no {key}")));
             };
             sum += doc["n"].as_i64().unwrap();
             path.push(key.clone());
@@ -403,10 +391,7 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
         json!({"b":{"next":"c","n":2},"c":{"n":3}})
     );
     // Without `a` the same write finds nothing to chase and is refused.
-    assert!(matches!(
-        store.write(chase).await,
-        Err(StoreError::NotFound(_))
-    ));
+    assert!(matches!(store.write(chase).await, Err(Error::NotFound(_))));
 }
 
 async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b: Backend) {
@@ -538,7 +523,7 @@ async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {
     drop(store);
     let (again, hub) = db.open().await;
     assert_eq!(again.epoch(), epoch);
-    assert_eq!(hub.latest(PERSONS), 1, "the hub learns the revisions");
+    assert_eq!(hub.latest(PERSONS), Ok(1), "the hub learns the revisions");
     let other = Db::new(b).await;
     let (fresh, _hub) = other.open().await;
     assert_ne!(fresh.epoch(), epoch, "another database, another history");
@@ -549,8 +534,8 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
     const EACH: usize = 25;
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut persons_live = hub.subscribe(PERSONS);
-    let mut locations_live = hub.subscribe(LOCATIONS);
+    let mut persons_live = hub.subscribe(PERSONS).unwrap();
+    let mut locations_live = hub.subscribe(LOCATIONS).unwrap();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let store = Arc::clone(&store);
@@ -602,7 +587,7 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(live.try_recv().is_err(), "{view}: nothing twice");
-        assert_eq!(hub.latest(view), snapshot.revision);
+        assert_eq!(hub.latest(view), Ok(snapshot.revision));
     }
     let locations = store.snapshot(LOCATIONS).await.unwrap();
     let persons = store.snapshot(PERSONS).await.unwrap();
@@ -647,7 +632,7 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
                 ids.push(c.output["id"].as_u64().unwrap());
                 revisions.push(c.revision(PERSONS));
             }
-            (1, Err(StoreError::NotFound(_))) => {}
+            (1, Err(Error::NotFound(_))) => {}
             (2, Ok(c)) => revisions.push(c.revision(PERSONS)),
             (_, other) => panic!("write {i}: {other:?}"),
         }
@@ -699,8 +684,8 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         let (a, hub_a) = db.open().await;
         let (b, hub_b) = db.open().await;
         assert_eq!(a.epoch(), b.epoch(), "the epoch is the database's");
-        let mut live_a = hub_a.subscribe(PERSONS);
-        let mut live_b = hub_b.subscribe(PERSONS);
+        let mut live_a = hub_a.subscribe(PERSONS).unwrap();
+        let mut live_b = hub_b.subscribe(PERSONS).unwrap();
         const EACH: usize = 60;
         let mut tasks = Vec::new();
         for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -723,8 +708,8 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         // Nothing is published twice.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(live_a.try_recv().is_err() && live_b.try_recv().is_err());
-        assert_eq!(hub_a.latest(PERSONS), all.len() as u64);
-        assert_eq!(hub_b.latest(PERSONS), all.len() as u64);
+        assert_eq!(hub_a.latest(PERSONS), Ok(all.len() as u64));
+        assert_eq!(hub_b.latest(PERSONS), Ok(all.len() as u64));
         // Trimming from both at once: one deletes, the other skips.
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let (ta, tb) = tokio::join!(a.trim(cutoff), b.trim(cutoff));
@@ -754,9 +739,10 @@ async fn a_bad_or_unreachable_url_is_a_one_line_error() {
         let opened = tokio::time::timeout(Duration::from_secs(30), PgStore::open(&url, hub()))
             .await
             .expect("opening must fail promptly");
-        let Err(StoreError::Unavailable(message)) = opened else {
+        let Err(Error::Unavailable(unavailable)) = opened else {
             panic!("{url} opened");
         };
+        let message = unavailable.cause;
         assert_eq!(message.lines().count(), 1, "{message}");
         assert!(message.contains("PostgreSQL"), "{message}");
         eprintln!("{url}: {message}");

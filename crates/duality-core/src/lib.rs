@@ -4,7 +4,8 @@
 //!
 //! - [`view`]: views and the [`Registry`] of those a process serves.
 //! - [`write`]: the one write path ([`Write`] over a [`Draft`], then
-//!   [`plan`](write::plan)) and the [`Fault`]s a write can answer.
+//!   [`plan`](write::plan)).
+//! - [`error`]: the one [`Error`] model, from a write to the HTTP answer.
 //! - [`merge`]: RFC 7396 merge patches, their minimal diff and apply.
 //! - [`idempotency`]: `Idempotency-Key`s, request fingerprints, outcomes.
 //! - [`chunks`] and [`body`]: a view as shared chunks of serialised JSON,
@@ -18,6 +19,7 @@
 pub mod body;
 pub mod chunks;
 pub mod deflate;
+pub mod error;
 pub mod idempotency;
 pub mod index;
 pub mod merge;
@@ -27,6 +29,7 @@ pub mod view;
 pub mod write;
 
 pub use chunks::Chunks;
+pub use error::Error;
 pub use index::{DocText, Index, MakeIndex};
 pub use view::{Registry, View, ViewSchemas, ViewSpec};
-pub use write::{Draft, Fault, Missing, Output, Plan, Source, Write};
+pub use write::{Draft, Missing, Output, Plan, Source, Write};

@@ -26,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::error::Error;
 use crate::idempotency::{IdempotencyKey, Outcome};
 use crate::merge;
 use crate::view::View;
@@ -41,26 +42,6 @@ pub enum Missing {
     Revision(View),
     /// The stored outcome of a scoped idempotency key.
     Key(String),
-}
-
-/// Why a write did not happen.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Fault {
-    /// The write is invalid for the current state (a client error: 400).
-    Invalid(String),
-    /// The entity the write names does not exist (404).
-    NotFound(String),
-    /// The write's idempotency key was used before with another request
-    /// (422).
-    KeyReused(String),
-    /// The source must load this first; the store re-runs the write.
-    Missing(Missing),
-}
-
-impl From<Missing> for Fault {
-    fn from(m: Missing) -> Self {
-        Fault::Missing(m)
-    }
 }
 
 /// Read access to committed state, as seen inside the writing transaction.
@@ -79,7 +60,7 @@ pub trait Source {
 /// What a write function produces for its caller (the HTTP answer body).
 pub type Output = Value;
 
-type WriteFn = dyn Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync;
+type WriteFn = dyn Fn(&mut Draft<'_>) -> Result<Output, Error> + Send + Sync;
 
 /// A write ready to be run by a store: the views it may change (stores that
 /// lock per view lock exactly these, in this order) and the pure function.
@@ -98,7 +79,7 @@ impl Write {
     /// the pure function `run`.
     pub fn new(
         views: &[View],
-        run: impl Fn(&mut Draft<'_>) -> Result<Output, Fault> + Send + Sync + 'static,
+        run: impl Fn(&mut Draft<'_>) -> Result<Output, Error> + Send + Sync + 'static,
     ) -> Self {
         let mut views = views.to_vec();
         views.sort();
@@ -139,12 +120,12 @@ impl Write {
     }
 
     /// Runs the write against `source` and plans its effects.
-    pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Fault> {
+    pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Error> {
         if let Some(key) = &self.key
             && let Some(first) = source.outcome(&key.scoped)?
         {
             if first.fingerprint != key.fingerprint {
-                return Err(Fault::KeyReused(
+                return Err(Error::KeyReused(
                     "this Idempotency-Key was already used with another request".into(),
                 ));
             }
@@ -169,7 +150,7 @@ impl Write {
         let output = (self.run)(&mut draft)?;
         for (view, _) in draft.docs.keys() {
             if !self.views.contains(view) {
-                return Err(Fault::Invalid(format!(
+                return Err(Error::Invalid(format!(
                     "internal: write touched undeclared view {view}"
                 )));
             }
@@ -211,7 +192,7 @@ impl<'s> Draft<'s> {
 
     /// A document as this write sees it: its own changes first, else the
     /// committed one.
-    pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Fault> {
+    pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         match self.docs.get(&(view, key.to_string())) {
             Some(doc) => Ok(doc.clone()),
             None => Ok(self.source.doc(view, key)?),
@@ -220,13 +201,11 @@ impl<'s> Draft<'s> {
 
     /// A document read as its type `T`. A stored document that is not a
     /// `T` is refused as an internal fault (it was written by other code).
-    pub fn read<T: DeserializeOwned>(&self, view: View, key: &str) -> Result<Option<T>, Fault> {
+    pub fn read<T: DeserializeOwned>(&self, view: View, key: &str) -> Result<Option<T>, Error> {
         self.get(view, key)?
             .map(|doc| {
                 serde_json::from_value(doc).map_err(|e| {
-                    Fault::Invalid(format!(
-                        "internal: the {view} document {key} is unreadable: {e}"
-                    ))
+                    Error::internal_from(format!("the {view} document {key} is unreadable"), e)
                 })
             })
             .transpose()
@@ -238,16 +217,16 @@ impl<'s> Draft<'s> {
         view: View,
         key: impl Into<String>,
         doc: &T,
-    ) -> Result<(), Fault> {
+    ) -> Result<(), Error> {
         let doc = serde_json::to_value(doc)
-            .map_err(|e| Fault::Invalid(format!("internal: a {view} document: {e}")))?;
+            .map_err(|e| Error::internal_from(format!("a {view} document"), e))?;
         self.put(view, key, doc)
     }
 
     /// Sets a document. A document must not contain `null` members.
-    pub fn put(&mut self, view: View, key: impl Into<String>, doc: Value) -> Result<(), Fault> {
+    pub fn put(&mut self, view: View, key: impl Into<String>, doc: Value) -> Result<(), Error> {
         if doc.is_null() || merge::has_null_member(&doc) {
-            return Err(Fault::Invalid("documents cannot contain null".into()));
+            return Err(Error::Invalid("documents cannot contain null".into()));
         }
         self.docs.insert((view, key.into()), Some(doc));
         Ok(())
@@ -259,14 +238,14 @@ impl<'s> Draft<'s> {
     }
 
     /// Hands out the next id of a counter; ids are never handed out twice.
-    pub fn next_id(&mut self, counter: &str) -> Result<u64, Fault> {
+    pub fn next_id(&mut self, counter: &str) -> Result<u64, Error> {
         let next = self.counter(counter)?;
         self.counters.insert(counter.to_string(), next + 1);
         Ok(next)
     }
 
     /// A counter's value as this write sees it (1 if never set).
-    pub fn counter(&self, name: &str) -> Result<u64, Fault> {
+    pub fn counter(&self, name: &str) -> Result<u64, Error> {
         match self.counters.get(name) {
             Some(n) => Ok(*n),
             None => Ok(self.source.counter(name)?),
@@ -323,7 +302,7 @@ impl Plan {
 /// Rows to write for one view: `None` deletes the key.
 type Rows = Vec<(String, Option<Value>)>;
 
-fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Fault> {
+fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
     let Draft {
         source,
         docs,
@@ -400,7 +379,7 @@ impl MemorySource {
     }
 
     /// Runs a write and commits it; returns its output and plan.
-    pub fn run(&mut self, write: &Write) -> Result<(Output, Plan), Fault> {
+    pub fn run(&mut self, write: &Write) -> Result<(Output, Plan), Error> {
         let (out, plan) = write.execute(self)?;
         self.commit(&plan);
         Ok((out, plan))
@@ -486,7 +465,7 @@ mod tests {
             d.put(LOCATIONS, "x", json!(1))?;
             Ok(Value::Null)
         });
-        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+        assert!(matches!(bad.execute(&src), Err(Error::Invalid(_))));
     }
 
     #[test]
@@ -496,7 +475,7 @@ mod tests {
             d.put(PERSONS, "1", json!({"a": null}))?;
             Ok(Value::Null)
         });
-        assert!(matches!(bad.execute(&src), Err(Fault::Invalid(_))));
+        assert!(matches!(bad.execute(&src), Err(Error::Invalid(_))));
     }
 
     fn create_ann() -> Write {
@@ -528,7 +507,7 @@ mod tests {
         let mut src = MemorySource::default();
         src.run(&create_ann().once(key(json!(1)))).unwrap();
         let reused = src.run(&create_ann().once(key(json!(2))));
-        assert!(matches!(reused, Err(Fault::KeyReused(_))));
+        assert!(matches!(reused, Err(Error::KeyReused(_))));
         assert_eq!(src.view(PERSONS).as_object().unwrap().len(), 1);
     }
 
@@ -557,7 +536,7 @@ mod tests {
         });
         assert_eq!(
             w.execute(&Empty).err(),
-            Some(Fault::Missing(Missing::Doc(PERSONS, "1".into())))
+            Some(Error::Missing(Missing::Doc(PERSONS, "1".into())))
         );
     }
 }

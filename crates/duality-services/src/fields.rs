@@ -3,21 +3,21 @@
 
 use serde_json::{Map, Value};
 
-use duality::Fault;
+use duality::Error;
 
 /// A `400` fault carrying `msg` as the client's error message.
-pub fn invalid(msg: impl Into<String>) -> Fault {
-    Fault::Invalid(msg.into())
+pub fn invalid(msg: impl Into<String>) -> Error {
+    Error::Invalid(msg.into())
 }
 
 /// The body as a JSON object's fields, or a `400` if it is anything else.
-pub fn object(body: &Value) -> Result<&Map<String, Value>, Fault> {
+pub fn object(body: &Value) -> Result<&Map<String, Value>, Error> {
     body.as_object()
         .ok_or_else(|| invalid("the body must be a JSON object"))
 }
 
 /// Refuses any field not in `known`.
-pub fn only_known(fields: &Map<String, Value>, known: &[&str]) -> Result<(), Fault> {
+pub fn only_known(fields: &Map<String, Value>, known: &[&str]) -> Result<(), Error> {
     match fields.keys().find(|k| !known.contains(&k.as_str())) {
         Some(unknown) => Err(invalid(format!(
             "unknown field `{unknown}`, expected one of: {}",
@@ -28,7 +28,7 @@ pub fn only_known(fields: &Map<String, Value>, known: &[&str]) -> Result<(), Fau
 }
 
 /// A required, non-empty string.
-pub fn text(field: &str, value: Option<&Value>) -> Result<String, Fault> {
+pub fn text(field: &str, value: Option<&Value>) -> Result<String, Error> {
     match value {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
         Some(Value::String(_)) => Err(invalid(format!("{field} must not be empty"))),
@@ -39,7 +39,7 @@ pub fn text(field: &str, value: Option<&Value>) -> Result<String, Fault> {
 
 /// A required integer in `min..=max`. As in JSON Schema, a number with a
 /// zero fractional part (`8.0`) is an integer.
-pub fn integer(field: &str, value: Option<&Value>, min: i64, max: i64) -> Result<i64, Fault> {
+pub fn integer(field: &str, value: Option<&Value>, min: i64, max: i64) -> Result<i64, Error> {
     let out_of_range = || invalid(format!("{field} must be an integer from {min} to {max}"));
     match value {
         None | Some(Value::Null) => Err(invalid(format!("{field} is required"))),
@@ -64,7 +64,7 @@ pub fn path_integer(raw: &str, min: u64) -> Option<u64> {
 }
 
 /// A required finite number ≥ 0.
-pub fn amount(field: &str, value: Option<&Value>) -> Result<f64, Fault> {
+pub fn amount(field: &str, value: Option<&Value>) -> Result<f64, Error> {
     match value {
         None | Some(Value::Null) => Err(invalid(format!("{field} is required"))),
         Some(Value::Number(n)) => match n.as_f64() {
@@ -77,7 +77,7 @@ pub fn amount(field: &str, value: Option<&Value>) -> Result<f64, Fault> {
 
 /// Parses a path id that must be a UUID in its hyphenated form (as ids are
 /// made and documented); answers it in canonical (lower-case) form.
-pub fn uuid(raw: &str) -> Result<String, Fault> {
+pub fn uuid(raw: &str) -> Result<String, Error> {
     Some(raw)
         .filter(|r| r.len() == 36)
         .ok_or(())
@@ -93,7 +93,7 @@ pub fn patched(
     current: &Value,
     patch: &Value,
     known: &[&str],
-) -> Result<Map<String, Value>, Fault> {
+) -> Result<Map<String, Value>, Error> {
     let fields = object(patch)?;
     only_known(fields, known)?;
     if let Some((k, _)) = fields.iter().find(|(_, v)| v.is_null()) {

@@ -100,7 +100,8 @@ async fn load_demo_data(cx: Context, demo: bool) -> Result<(), LaunchError> {
         return Ok(());
     }
     let app = &cx.app;
-    let empty = app.revision(aggregate::CUSTOMERS) == 0 && app.revision(aggregate::INCIDENTS) == 0;
+    let empty =
+        app.revision(aggregate::CUSTOMERS)? == 0 && app.revision(aggregate::INCIDENTS)? == 0;
     if empty {
         app.write(demo::load()).await?;
         tracing::info!("loaded the demo customers and incidents");

@@ -1,6 +1,7 @@
 //! The service core that every handler goes through: one write path and one
 //! snapshot path for all views, on top of a [`Store`] and the [`Hub`].
 
+use duality_core::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,29 +11,30 @@ use tokio::sync::watch;
 use crate::hub::Hub;
 use crate::in_flight::InFlight;
 use crate::materialized::{Index, Snapshot};
-use crate::store::{Committed, Store, StoreError};
+use crate::store::{Committed, Store};
 use duality_core::{View, Write};
 
-/// Shared state of every handler: the store, the hub, and how streams behave.
+/// Shared state of every handler: the store, the hub, and how streams
+/// behave. Its parts are the engine's own; services use its methods.
 #[derive(Clone)]
 pub struct App {
     /// Where writes commit and views are read from.
-    pub store: Arc<dyn Store>,
+    store: Arc<dyn Store>,
     /// Fans committed events out to this process's subscribers and knows each
     /// view's newest revision.
-    pub hub: Arc<Hub>,
+    hub: Arc<Hub>,
     /// Flips to `true` when the server shuts down; open streams end on it.
-    pub shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     /// How often an idle stream sends a keep-alive comment.
-    pub keep_alive: Duration,
+    keep_alive: Duration,
     /// Idempotency keys of requests this process is handling (a repeat
     /// meanwhile is a 409).
-    pub in_flight: Arc<InFlight>,
+    in_flight: Arc<InFlight>,
 }
 
 impl App {
     /// Bundles a store and a hub; no idempotency key is in flight yet.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<dyn Store>,
         hub: Arc<Hub>,
         shutdown: watch::Receiver<bool>,
@@ -54,9 +56,43 @@ impl App {
     }
 
     /// The newest revision of `view` committed (or published to this
-    /// process).
-    pub fn revision(&self, view: View) -> u64 {
+    /// process); `NotFound` for a view this process does not serve.
+    pub fn revision(&self, view: View) -> Result<u64, Error> {
         self.hub.latest(view)
+    }
+
+    /// Marks `view` stale (`Some(data)`: streams send a `stale` event with
+    /// that data, snapshots answer `X-Stale: true`) or fresh again (`None`).
+    pub fn set_stale(&self, view: View, stale: Option<String>) -> Result<(), Error> {
+        self.hub.set_stale(view, stale)
+    }
+
+    /// Flips to `true` when the server shuts down: a service's background
+    /// task ends on it.
+    pub fn shutdown(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// True if other processes may write this database too (PostgreSQL),
+    /// false if this process is its only writer (a SQLite file).
+    pub fn store_is_shared(&self) -> bool {
+        self.store.shared()
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub(crate) fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    pub(crate) fn in_flight(&self) -> &Arc<InFlight> {
+        &self.in_flight
     }
 
     /// Runs a write. When this returns, a snapshot read sees its revision;
@@ -65,19 +101,19 @@ impl App {
     /// HTTP edge, refused ones included: see `http::metered`. A write that
     /// declares a view this process does not serve is refused (by the
     /// store, so a write sent to `store` directly is refused too).
-    pub async fn write(&self, write: Write) -> Result<Committed, StoreError> {
+    pub async fn write(&self, write: Write) -> Result<Committed, Error> {
         self.store.write(write).await
     }
 
     /// The view at the newest revision committed (in this process, or
     /// published to it by another): its in-memory copy, not a store read.
-    pub async fn snapshot(&self, view: View) -> Result<Arc<Snapshot>, StoreError> {
-        let want = self.hub.latest(view);
-        self.hub.views.snapshot(view, want, &*self.store).await
+    pub async fn snapshot(&self, view: View) -> Result<Arc<Snapshot>, Error> {
+        let want = self.hub.latest(view)?;
+        self.hub.views().snapshot(view, want, &*self.store).await
     }
 
     /// One document of a view, from its in-memory copy.
-    pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, StoreError> {
+    pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         Ok(self.snapshot(view).await?.doc(key))
     }
 
@@ -88,7 +124,7 @@ impl App {
         &self,
         view: View,
         key: &str,
-    ) -> Result<Option<T>, StoreError> {
+    ) -> Result<Option<T>, Error> {
         let snapshot = self.snapshot(view).await?;
         let Some(text) = snapshot.docs.get(key) else {
             return Ok(None);
@@ -103,17 +139,13 @@ impl App {
     }
 
     /// Whether the store answers (for readiness).
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub async fn ping(&self) -> Result<(), Error> {
         self.store.ping().await
     }
 
     /// Reads the view's read model `I`, current to the newest revision.
-    pub async fn read<I: Index, R>(
-        &self,
-        view: View,
-        f: impl FnOnce(&I) -> R,
-    ) -> Result<R, StoreError> {
-        let want = self.hub.latest(view);
-        self.hub.views.read(view, want, &*self.store, f).await
+    pub async fn read<I: Index, R>(&self, view: View, f: impl FnOnce(&I) -> R) -> Result<R, Error> {
+        let want = self.hub.latest(view)?;
+        self.hub.views().read(view, want, &*self.store, f).await
     }
 }

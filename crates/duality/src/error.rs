@@ -1,6 +1,6 @@
 //! Why a server could not start, or stopped with an error.
 
-use crate::store::StoreError;
+use duality_core::Error;
 
 /// Why a server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +11,7 @@ pub enum LaunchError {
     Config(String),
     /// The database could not be opened or prepared.
     #[error("cannot open the database: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] Error),
     /// Binding the listener or serving failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),

@@ -18,9 +18,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::materialized::{DocText, Materialized, Views};
 use crate::store::Publish;
-use duality_core::View;
 use duality_core::sse;
 use duality_core::view::Registry;
+use duality_core::{Error, View};
 
 /// How many recent frames each view keeps for live subscribers.
 pub const RING: usize = 1024;
@@ -51,7 +51,7 @@ pub struct Hub {
     channels: HashMap<View, Channel>,
     /// Every view's in-memory copy, advanced by each published event
     /// before its frame goes out.
-    pub views: Views,
+    views: Views,
 }
 
 impl Hub {
@@ -81,18 +81,23 @@ impl Hub {
         }
     }
 
+    /// Every view's in-memory copy.
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
     /// The views this process serves.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
-    fn channel(&self, view: View) -> &Channel {
-        // Writes and streams only name registered views, each of which got
-        // a channel in `new`; an unregistered one is a bug of its caller.
-        match self.channels.get(&view) {
-            Some(channel) => channel,
-            None => panic!("the view `{view}` is not registered"),
-        }
+    /// The view's channel: every registered view has one; asking for
+    /// another is a `404` (a service reading a view this process does not
+    /// serve), never a panic.
+    fn channel(&self, view: View) -> Result<&Channel, Error> {
+        self.channels.get(&view).ok_or_else(|| {
+            Error::NotFound(format!("this process does not serve the view `{view}`"))
+        })
     }
 
     /// Publishes a committed event: applies it to the view's in-memory copy,
@@ -121,7 +126,11 @@ impl Hub {
         patch: &str,
         apply: impl FnOnce(&Materialized),
     ) {
-        let channel = self.channel(view);
+        // A store announces only the views of its registry, which is ours.
+        let Ok(channel) = self.channel(view) else {
+            tracing::error!(%view, revision, "a store published a view the hub does not know");
+            return;
+        };
         channel.latest.fetch_max(revision, Ordering::AcqRel);
         if let Some(copy) = self.views.get(view) {
             apply(copy);
@@ -138,35 +147,36 @@ impl Hub {
     /// Records a revision committed without a live frame (at start-up, or
     /// when another process committed it).
     pub fn observe(&self, view: View, revision: u64) {
-        self.channel(view)
-            .latest
-            .fetch_max(revision, Ordering::AcqRel);
+        if let Ok(channel) = self.channel(view) {
+            channel.latest.fetch_max(revision, Ordering::AcqRel);
+        }
     }
 
     /// Live frames of `view` from now on; a receiver that lags more than
     /// [`RING`] frames behind loses some and must catch up from the store.
-    pub fn subscribe(&self, view: View) -> broadcast::Receiver<Arc<Frame>> {
-        self.channel(view).sender.subscribe()
+    pub fn subscribe(&self, view: View) -> Result<broadcast::Receiver<Arc<Frame>>, Error> {
+        Ok(self.channel(view)?.sender.subscribe())
     }
 
     /// Marks `view` stale (`Some(data)`, the data of the `stale` event) or
     /// fresh again (`None`).
-    pub fn set_stale(&self, view: View, stale: Option<String>) {
-        self.channel(view).stale.send_if_modified(|now| {
+    pub fn set_stale(&self, view: View, stale: Option<String>) -> Result<(), Error> {
+        self.channel(view)?.stale.send_if_modified(|now| {
             let changed = *now != stale;
             *now = stale;
             changed
         });
+        Ok(())
     }
 
     /// Whether `view` is stale, as a receiver that wakes on every change.
-    pub fn stale(&self, view: View) -> watch::Receiver<Option<String>> {
-        self.channel(view).stale.subscribe()
+    pub fn stale(&self, view: View) -> Result<watch::Receiver<Option<String>>, Error> {
+        Ok(self.channel(view)?.stale.subscribe())
     }
 
     /// The newest revision of `view` known to be committed (0 if none).
-    pub fn latest(&self, view: View) -> u64 {
-        self.channel(view).latest.load(Ordering::Acquire)
+    pub fn latest(&self, view: View) -> Result<u64, Error> {
+        Ok(self.channel(view)?.latest.load(Ordering::Acquire))
     }
 }
 
@@ -205,19 +215,35 @@ mod tests {
     #[tokio::test]
     async fn subscribers_receive_frames_in_order_and_latest_moves() {
         let hub = hub();
-        let mut rx = hub.subscribe(PERSONS);
+        let mut rx = hub.subscribe(PERSONS).unwrap();
         hub.publish(PERSONS, 1, "{}");
         hub.publish(PERSONS, 2, "{}");
         assert_eq!(rx.recv().await.unwrap().revision, 1);
         assert_eq!(rx.recv().await.unwrap().revision, 2);
-        assert_eq!(hub.latest(PERSONS), 2);
-        assert_eq!(hub.latest(LOCATIONS), 0);
+        assert_eq!(hub.latest(PERSONS), Ok(2));
+        assert_eq!(hub.latest(LOCATIONS), Ok(0));
+    }
+
+    #[test]
+    fn a_view_the_hub_does_not_serve_is_not_found_not_a_panic() {
+        static ELSEWHERE_SPEC: ViewSpec = ViewSpec::new("elsewhere", "/e", "/e-events");
+        let elsewhere = View::of(&ELSEWHERE_SPEC);
+        let hub = hub();
+        assert!(matches!(hub.latest(elsewhere), Err(Error::NotFound(_))));
+        assert!(matches!(hub.subscribe(elsewhere), Err(Error::NotFound(_))));
+        assert!(matches!(
+            hub.set_stale(elsewhere, None),
+            Err(Error::NotFound(_))
+        ));
+        hub.publish(elsewhere, 1, "{}");
+        hub.observe(elsewhere, 1);
+        assert_eq!(hub.latest(PERSONS), Ok(0));
     }
 
     #[tokio::test]
     async fn a_slow_subscriber_lags_instead_of_buffering() {
         let hub = hub();
-        let mut rx = hub.subscribe(PERSONS);
+        let mut rx = hub.subscribe(PERSONS).unwrap();
         for r in 1..=(RING as u64 + 10) {
             hub.publish(PERSONS, r, "{}");
         }

@@ -14,7 +14,7 @@
 //! use axum::http::StatusCode;
 //! use axum::response::Response;
 //! use axum::routing::put;
-//! //! use duality::{ApiJson, App, AppError, Config, Server, Service, View, ViewSpec, Write, written};
+//! use duality::{ApiJson, App, Config, Error, Server, Service, View, ViewSpec, Write, written};
 //! use serde_json::{Value, json};
 //!
 //! static NOTES_SPEC: ViewSpec = ViewSpec::new("notes", "/notes", "/note-events");
@@ -33,7 +33,7 @@
 //!     State(app): State<App>,
 //!     Path(key): Path<String>,
 //!     ApiJson(text): ApiJson<String>,
-//! ) -> Result<Response, AppError> {
+//! ) -> Result<Response, Error> {
 //!     let done = app.write(save(key, text)).await?;
 //!     Ok(written(StatusCode::NO_CONTENT, done, NOTES))
 //! }
@@ -92,10 +92,9 @@ pub use duality_core as domain;
 pub use app::App;
 pub use domain::merge;
 pub use domain::view::{Registry, View, ViewSchemas, ViewSpec};
-pub use domain::write::{Draft, Fault, Output, Write};
-pub use domain::{Index, MakeIndex};
+pub use domain::write::{Draft, Output, Write};
+pub use domain::{Error, Index, MakeIndex};
 pub use error::LaunchError;
-pub use http::error::AppError;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};
 pub use http::views::written;

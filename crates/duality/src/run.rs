@@ -87,15 +87,21 @@ async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
+    // A library app logs like the `duality` command: `info` unless
+    // RUST_LOG says otherwise (nothing, if the app installed its own).
+    telemetry::init_tracing();
     check_exposure(&settings, listener.local_addr()?)?;
     let selected = server;
     let registry = Arc::new(Registry::new(selected.views()).map_err(LaunchError::Config)?);
     telemetry::prometheus();
+    telemetry::describe(&selected.metrics());
     let hub = Arc::new(Hub::new(Arc::clone(&registry)));
     // Held until this function returns: no other process serves the file.
     let (store, _owner) = open_store(&settings, hub.clone()).await?;
     // The one read of every view; from here on they advance by events.
-    hub.views.load(&*store, |view| hub.latest(view)).await?;
+    hub.views()
+        .load(&*store, |view| hub.latest(view).unwrap_or(0))
+        .await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = App::new(
         Arc::clone(&store),

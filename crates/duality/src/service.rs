@@ -20,6 +20,7 @@ use duality_core::View;
 use crate::app::App;
 use crate::error::LaunchError;
 use crate::settings::Config;
+use crate::telemetry::Metric;
 
 /// What a service's start hook is given.
 #[derive(Clone)]
@@ -88,6 +89,7 @@ pub struct Service {
     routes: Router<App>,
     starts: Vec<StartFn>,
     openapi: Vec<OpenApiPaths>,
+    metrics: Vec<Metric>,
 }
 
 impl Service {
@@ -99,6 +101,7 @@ impl Service {
             routes: Router::new(),
             starts: Vec::new(),
             openapi: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 
@@ -138,6 +141,15 @@ impl Service {
         paths: impl Fn(&mut Map<String, Value>) + Send + Sync + 'static,
     ) -> Service {
         self.openapi.push(Arc::new(paths));
+        self
+    }
+
+    /// Lists the metrics the service records, with their kind and help
+    /// text: described at start, so `/metrics` shows a `# HELP` line for
+    /// each (check a crate's list with
+    /// [`unlisted_metrics`](crate::telemetry::unlisted_metrics)).
+    pub fn metrics(mut self, metrics: &[Metric]) -> Service {
+        self.metrics.extend_from_slice(metrics);
         self
     }
 
@@ -218,6 +230,14 @@ pub struct Parts {
 }
 
 impl Server {
+    /// Every metric the services list.
+    pub(crate) fn metrics(&self) -> Vec<Metric> {
+        self.services
+            .iter()
+            .flat_map(|s| s.metrics.clone())
+            .collect()
+    }
+
     /// Every view of the services.
     pub(crate) fn views(&self) -> Vec<View> {
         self.services.iter().flat_map(|s| s.views.clone()).collect()

@@ -12,6 +12,7 @@
 
 pub use duality_core::position;
 
+use duality_core::Error;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::app::App;
 use crate::hub::Frame;
 use crate::materialized::Pieces;
-use crate::store::{EventsPage, StoreError};
+use crate::store::EventsPage;
 use duality_core::View;
 use duality_core::sse;
 use position::{Gone, Request, Start};
@@ -129,9 +130,9 @@ pub fn gone_body(view: View, why: &str, oldest: Option<u64>, current: u64, epoch
 }
 
 /// Opens a stream of `view` for `request`, or says why it cannot be served.
-pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, StoreError> {
-    let live = app.hub.subscribe(view);
-    let mut stale = app.hub.stale(view);
+pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Error> {
+    let live = app.hub().subscribe(view)?;
+    let mut stale = app.hub().stale(view)?;
     let stale_now = stale.borrow_and_update().clone();
     let mut lead = Lead::default();
     let mut first = BytesMut::new();
@@ -147,7 +148,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         Start::From(r) => r,
         Start::Oldest => 0,
     };
-    let page = app.store.events(view, from, PAGE).await?;
+    let page = app.store().events(view, from, PAGE).await?;
     let gone = |why| Opened::Gone {
         why,
         oldest: page.oldest,
@@ -172,7 +173,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
         lead: Lead::default(),
         stale,
         keep_alive: keep_alive(app),
-        shutdown: app.shutdown.clone(),
+        shutdown: app.shutdown(),
         _gauge: Gauge::new(view),
     };
     if let Some(chunk) = sub.take_page(page) {
@@ -189,7 +190,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Sto
 }
 
 fn keep_alive(app: &App) -> Interval {
-    let period = app.keep_alive;
+    let period = app.keep_alive();
     let mut interval = tokio::time::interval_at(Instant::now() + period, period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     interval
@@ -281,7 +282,7 @@ impl Subscription {
             match self.phase {
                 Phase::Done => return None,
                 Phase::CatchUp => {
-                    let page = match self.app.store.events(self.view, self.next, PAGE).await {
+                    let page = match self.app.store().events(self.view, self.next, PAGE).await {
                         Ok(page) => page,
                         Err(e) => {
                             // The client reconnects with Last-Event-ID.

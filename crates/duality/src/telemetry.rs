@@ -1,8 +1,10 @@
 //! Logs (`RUST_LOG`, default `info`) and the Prometheus recorder.
 //!
-//! Every metric the process records is listed in [`METRICS`] with its help
-//! text, and described when the recorder is installed, so each family on
-//! `/metrics` has a `# HELP` line.
+//! Every metric the engine records is listed in [`METRICS`] with its help
+//! text, and every metric a service records in the list it hands to
+//! [`Service::metrics`](crate::Service::metrics); both are described when
+//! the server starts, so each family on `/metrics` has a `# HELP` line.
+//! [`unlisted_metrics`] is the check a crate's test runs over its sources.
 //!
 //! Histograms are rendered as Prometheus histograms (cumulative `_bucket`
 //! series), not as summaries: a summary's quantiles cover only a sliding
@@ -44,8 +46,11 @@ pub enum Kind {
     Histogram,
 }
 
-/// Every metric the process records: name, kind, help text.
-pub const METRICS: &[(&str, Kind, &str)] = &[
+/// One metric: name, kind, help text.
+pub type Metric = (&'static str, Kind, &'static str);
+
+/// Every metric the engine records.
+pub const METRICS: &[Metric] = &[
     (
         "duality_http_requests_total",
         Kind::Counter,
@@ -127,16 +132,6 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "PostgreSQL event listener reconnections",
     ),
-    (
-        "duality_dashboard_stale_compositions_total",
-        Kind::Counter,
-        "Dashboard compositions not stored because a newer dashboard already was",
-    ),
-    (
-        "duality_dashboard_unchanged_compositions_total",
-        Kind::Counter,
-        "Dashboard compositions not written because this process, the database's only writer, stored the same one last",
-    ),
 ];
 
 /// Bucket bounds of histograms in seconds (1 ms to 10 s).
@@ -157,8 +152,10 @@ fn upkeep(handle: PrometheusHandle) {
     }
 }
 
-fn describe() {
-    for &(name, kind, help) in METRICS {
+/// Describes `metrics` (their `# HELP` lines); the engine's own are
+/// described when the recorder is installed.
+pub fn describe(metrics: &[Metric]) {
+    for &(name, kind, help) in metrics {
         match kind {
             Kind::Counter => metrics::describe_counter!(name, help),
             Kind::Gauge => metrics::describe_gauge!(name, help),
@@ -190,71 +187,82 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .name("metrics-upkeep".into())
                 .spawn(move || upkeep(for_upkeep))
                 .ok()?;
-            describe();
+            describe(METRICS);
             Some(handle)
         })
         .as_ref()
+}
+
+/// The metric names recorded in `source` (the first string literal of
+/// each `metrics::counter!` / `gauge!` / `histogram!` call).
+fn recorded(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for call in [
+        "metrics::counter!(",
+        "metrics::gauge!(",
+        "metrics::histogram!(",
+    ] {
+        for (at, _) in source.match_indices(call) {
+            let rest = source[at + call.len()..].trim_start();
+            let name: String = rest
+                .strip_prefix('"')
+                .unwrap_or_default()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+fn sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                out.push((path.clone(), text));
+            }
+        }
+    }
+}
+
+/// The metrics recorded (`metrics::counter!("name")` and the like) in the
+/// Rust sources under `dir` that `listed` does not name, each with its
+/// file; and how many recording calls were found. A crate's test asserts
+/// that the first is empty, so no metric goes undescribed.
+pub fn unlisted_metrics(dir: &std::path::Path, listed: &[Metric]) -> (Vec<String>, usize) {
+    let mut files = Vec::new();
+    sources(dir, &mut files);
+    let mut seen = 0;
+    let mut unlisted = Vec::new();
+    for (path, source) in &files {
+        for name in recorded(source) {
+            seen += 1;
+            if !listed.iter().any(|(n, _, _)| *n == name) {
+                unlisted.push(format!("{name} ({})", path.display()));
+            }
+        }
+    }
+    (unlisted, seen)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The metric names recorded in `source` (the first string literal of
-    /// each `metrics::counter!` / `gauge!` / `histogram!` call).
-    fn recorded(source: &str) -> Vec<String> {
-        let mut names = Vec::new();
-        for call in [
-            "metrics::counter!(",
-            "metrics::gauge!(",
-            "metrics::histogram!(",
-        ] {
-            for (at, _) in source.match_indices(call) {
-                let rest = source[at + call.len()..].trim_start();
-                let name: String = rest
-                    .strip_prefix('"')
-                    .unwrap_or_default()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() {
-                    names.push(name);
-                }
-            }
-        }
-        names
-    }
-
-    fn sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
-            }
-        }
-    }
-
     #[test]
     fn every_metric_recorded_in_the_source_is_listed_with_its_kind_and_help() {
-        let mut files = Vec::new();
-        sources(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut files,
-        );
-        let mut seen = 0;
-        for (path, source) in &files {
-            for name in recorded(source) {
-                seen += 1;
-                let listed = METRICS.iter().find(|(n, _, _)| *n == name);
-                assert!(
-                    listed.is_some(),
-                    "{name} ({}) is not in METRICS",
-                    path.display()
-                );
-            }
-        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let (unlisted, seen) = unlisted_metrics(&src, METRICS);
+        assert!(unlisted.is_empty(), "not in METRICS: {unlisted:?}");
         assert!(seen >= METRICS.len(), "only {seen} calls found");
         assert!(METRICS.iter().all(|(_, _, help)| !help.is_empty()));
     }

@@ -10,9 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::put;
-use duality::{
-    ApiJson, App, AppError, Draft, Fault, Server, Service, View, ViewSpec, Write, written,
-};
+use duality::{ApiJson, App, Draft, Error, Server, Service, View, ViewSpec, Write, written};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -48,10 +46,10 @@ pub struct Total {
     pub total: u64,
 }
 
-fn valid_key(what: &str, key: &str) -> Result<(), Fault> {
+fn valid_key(what: &str, key: &str) -> Result<(), Error> {
     let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     if key.is_empty() || key.len() > 64 || !key.chars().all(plain) {
-        return Err(Fault::Invalid(format!(
+        return Err(Error::Invalid(format!(
             "{what} must be 1 to 64 letters, digits, - or _"
         )));
     }
@@ -62,7 +60,7 @@ fn valid_key(what: &str, key: &str) -> Result<(), Fault> {
 pub fn put_product(id: String, product: Product) -> Write {
     Write::new(&[PRODUCTS], move |d| {
         if product.name.trim().is_empty() {
-            return Err(Fault::Invalid("name must not be empty".into()));
+            return Err(Error::Invalid("name must not be empty".into()));
         }
         d.write(PRODUCTS, id.clone(), &product)?;
         Ok(Value::Null)
@@ -74,7 +72,7 @@ pub fn put_product(id: String, product: Product) -> Write {
 pub fn set_stock(product: String, warehouse: String, quantity: u64) -> Write {
     Write::new(&[PRODUCTS, STOCK, TOTALS], move |d: &mut Draft<'_>| {
         if d.read::<Product>(PRODUCTS, &product)?.is_none() {
-            return Err(Fault::NotFound(format!("no product {product}")));
+            return Err(Error::NotFound(format!("no product {product}")));
         }
         let key = format!("{product}/{warehouse}");
         let before = d.read::<Quantity>(STOCK, &key)?.map_or(0, |q| q.quantity);
@@ -96,7 +94,7 @@ async fn product(
     State(app): State<App>,
     Path(id): Path<String>,
     ApiJson(product): ApiJson<Product>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     valid_key("a product id", &id)?;
     let done = app.write(put_product(id, product)).await?;
     Ok(written(StatusCode::OK, done, PRODUCTS))
@@ -106,7 +104,7 @@ async fn stock(
     State(app): State<App>,
     Path((product, warehouse)): Path<(String, String)>,
     ApiJson(quantity): ApiJson<Quantity>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     valid_key("a product id", &product)?;
     valid_key("a warehouse", &warehouse)?;
     let done = app

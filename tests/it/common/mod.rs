@@ -31,6 +31,7 @@ pub async fn spawn(settings: Settings) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
+    logs::capture();
     let handle = tokio::spawn(duality_services::launch(settings, listener, async {
         let _ = stopped.await;
     }));
@@ -396,4 +397,58 @@ pub fn header(r: &reqwest::Response, name: &str) -> String {
         .to_str()
         .unwrap()
         .to_string()
+}
+
+/// The log lines of this test binary, captured for assertions. Every
+/// in-process server of the binary starts through [`spawn`] (or calls
+/// `capture` first), so this is the subscriber the engine finds installed
+/// (it installs its own only where there is none).
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    static LINES: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(lines) = LINES.get()
+                && let Ok(mut lines) = lines.lock()
+            {
+                lines.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Starts capturing (once per test binary).
+    pub fn capture() {
+        if LINES.set(Mutex::new(Vec::new())).is_ok() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_ansi(false)
+                .with_writer(|| Sink)
+                .try_init();
+        }
+    }
+
+    pub fn text() -> String {
+        LINES
+            .get()
+            .and_then(|l| {
+                l.lock()
+                    .ok()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned())
+            })
+            .unwrap_or_default()
+    }
+
+    /// True if one line holds every one of `parts`.
+    pub fn contains(parts: &[&str]) -> bool {
+        text().lines().any(|l| parts.iter().all(|p| l.contains(p)))
+    }
 }

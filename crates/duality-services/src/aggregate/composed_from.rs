@@ -20,7 +20,7 @@
 //! whose epoch changed (a new database) starts counting again, and a
 //! composition from another epoch than the recorded one is written.
 
-use duality::{Draft, Fault};
+use duality::{Draft, Error};
 
 /// Where one backend view was when it was composed: its history and
 /// revision.
@@ -69,8 +69,8 @@ impl Basis {
     /// The basis recorded with the stored dashboard. A dashboard never
     /// written reads as revision 0 of every backend, which nothing is
     /// older than.
-    pub fn recorded(draft: &Draft<'_>) -> Result<Basis, Fault> {
-        let position = |backend: &str| -> Result<Position, Fault> {
+    pub fn recorded(draft: &Draft<'_>) -> Result<Basis, Error> {
+        let position = |backend: &str| -> Result<Position, Error> {
             Ok(Position {
                 epoch: draft.counter(&counter(backend, "epoch"))?,
                 // Counters start at 1: the next revision not yet reflected.

@@ -12,7 +12,7 @@ use super::entity::{self, Item};
 use super::ranking::Ranking;
 use crate::fields::{self, invalid};
 use duality::materialized::Index;
-use duality::{Fault, View};
+use duality::{Error, View};
 
 /// A stored customer: the document of the `customers` view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +59,7 @@ impl Item for CustomerDoc {
     const NOUN: &'static str = "customer";
     const FIELDS: &'static [&'static str] = &["name", "city", "country", "scoring"];
 
-    fn validate(f: &Map<String, Value>) -> Result<Self, Fault> {
+    fn validate(f: &Map<String, Value>) -> Result<Self, Error> {
         Ok(CustomerDoc {
             name: fields::text("name", f.get("name"))?,
             city: fields::text("city", f.get("city"))?,
@@ -188,7 +188,7 @@ pub fn count(view: &Map<String, Value>) -> Value {
 }
 
 /// Parses the `{limit}` of `/customers/top/{limit}`.
-pub fn parse_limit(raw: &str) -> Result<usize, Fault> {
+pub fn parse_limit(raw: &str) -> Result<usize, Error> {
     match fields::path_integer(raw, 1) {
         Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
         None => Err(invalid(format!(
@@ -346,7 +346,7 @@ mod tests {
         );
         assert!(matches!(
             db.run(&entity::patch::<CustomerDoc>("z".into(), json!({}))),
-            Err(Fault::NotFound(_))
+            Err(Error::NotFound(_))
         ));
     }
 }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::fields;
-use duality::{Fault, View, Write};
+use duality::{Error, View, Write};
 
 /// A kind of item: its document type, view and validation.
 pub trait Item: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -20,22 +20,22 @@ pub trait Item: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
 
     /// Builds a valid document from fields (all present, right types), or
     /// says which field is wrong.
-    fn validate(fields: &Map<String, Value>) -> Result<Self, Fault>;
+    fn validate(fields: &Map<String, Value>) -> Result<Self, Error>;
 
     /// The item as the API shows it, with its id.
     fn item(&self, id: &str) -> Value;
 
     /// A valid document from a `POST` body: an object of exactly
     /// [`Item::FIELDS`].
-    fn parse_new(body: &Value) -> Result<Self, Fault> {
+    fn parse_new(body: &Value) -> Result<Self, Error> {
         let f = fields::object(body)?;
         fields::only_known(f, Self::FIELDS)?;
         Self::validate(f)
     }
 }
 
-fn not_found<D: Item>(id: &str) -> Fault {
-    Fault::NotFound(format!("no {} with id {id}", D::NOUN))
+fn not_found<D: Item>(id: &str) -> Error {
+    Error::NotFound(format!("no {} with id {id}", D::NOUN))
 }
 
 /// Stores `doc` under the new `id`; answers the item.

@@ -10,7 +10,7 @@ use super::INCIDENTS;
 use super::entity::{self, Item};
 use crate::fields;
 use duality::materialized::Index;
-use duality::{Fault, View};
+use duality::{Error, View};
 
 /// A stored incident: the document of the `incidents` view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ impl Item for IncidentDoc {
     const NOUN: &'static str = "incident";
     const FIELDS: &'static [&'static str] = &["amount", "customerName", "category"];
 
-    fn validate(f: &Map<String, Value>) -> Result<Self, Fault> {
+    fn validate(f: &Map<String, Value>) -> Result<Self, Error> {
         Ok(IncidentDoc {
             amount: fields::amount("amount", f.get("amount"))?,
             customer_name: fields::text("customerName", f.get("customerName"))?,

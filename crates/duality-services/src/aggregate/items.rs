@@ -14,7 +14,7 @@ use super::entity::{self, Item};
 use super::incidents::{self, IncidentIndex};
 use super::{CUSTOMERS, INCIDENTS};
 use crate::fields;
-use duality::{ApiJson, App, AppError, KeyHeader, create_once, written};
+use duality::{ApiJson, App, Error, KeyHeader, create_once, written};
 
 /// The item routes of one kind of item: `GET` (`list`) and `POST` on its
 /// collection `items`, and `GET`/`PATCH`/`DELETE` on `{items}/{id}`.
@@ -35,13 +35,13 @@ pub fn routes<D: Item>(items: &'static str, list: MethodRouter<App>) -> Router<A
 }
 
 /// `GET /customers/items`: every customer, by name, from the index.
-pub async fn list_customers(State(app): State<App>) -> Result<Response, AppError> {
+pub async fn list_customers(State(app): State<App>) -> Result<Response, Error> {
     let list = app.read(CUSTOMERS, CustomerIndex::list).await?;
     Ok(Json(customers::Items(list)).into_response())
 }
 
 /// `GET /incidents/items`: every incident, by customer name then id.
-pub async fn list_incidents(State(app): State<App>) -> Result<Response, AppError> {
+pub async fn list_incidents(State(app): State<App>) -> Result<Response, Error> {
     let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
     Ok(Json(incidents::Items(groups)).into_response())
 }
@@ -49,11 +49,11 @@ pub async fn list_incidents(State(app): State<App>) -> Result<Response, AppError
 async fn one<D: Item>(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, Error> {
     let id = fields::uuid(&id)?;
     match app.doc_as::<D>(D::VIEW, &id).await? {
         Some(doc) => Ok(Json(doc.item(&id))),
-        None => Err(AppError::NotFound(format!("no item with id {id}"))),
+        None => Err(Error::NotFound(format!("no item with id {id}"))),
     }
 }
 
@@ -62,7 +62,7 @@ async fn create<D: Item>(
     items: &'static str,
     key: KeyHeader,
     body: Value,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let doc = D::parse_new(&body)?;
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     let write = entity::create(id, doc);
@@ -88,7 +88,7 @@ async fn patch<D: Item>(
     State(app): State<App>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let id = fields::uuid(&id)?;
     let done = app.write(entity::patch::<D>(id, body)).await?;
     Ok(written(StatusCode::OK, done, D::VIEW))
@@ -97,7 +97,7 @@ async fn patch<D: Item>(
 async fn delete<D: Item>(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let id = fields::uuid(&id)?;
     let done = app.write(entity::delete::<D>(id)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, D::VIEW))
@@ -111,7 +111,7 @@ pub fn customer_reads() -> Router<App> {
             "/customers/count",
             get(|State(app): State<App>| async move {
                 let count = app.read(CUSTOMERS, CustomerIndex::count).await?;
-                Ok::<_, AppError>(Json(count))
+                Ok::<_, Error>(Json(count))
             }),
         )
         .route(
@@ -122,7 +122,7 @@ pub fn customer_reads() -> Router<App> {
                     let top = app
                         .read(CUSTOMERS, |i: &CustomerIndex| i.top(limit))
                         .await?;
-                    Ok::<_, AppError>(Json(top))
+                    Ok::<_, Error>(Json(top))
                 },
             ),
         )
@@ -135,7 +135,7 @@ pub fn incident_reads() -> Router<App> {
         "/incidents/grouped-by-customer",
         get(|State(app): State<App>| async move {
             let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
-            Ok::<_, AppError>(Json(incidents::Grouped(groups)))
+            Ok::<_, Error>(Json(incidents::Grouped(groups)))
         }),
     )
 }

@@ -10,6 +10,7 @@ pub mod entity;
 pub mod incidents;
 mod items;
 pub mod leaders;
+pub mod metrics;
 pub mod openapi;
 pub mod ranking;
 mod start;
@@ -86,5 +87,6 @@ pub fn aggregates_service(upstream: Upstream) -> Service {
     Service::new("aggregates")
         .view(DASHBOARD)
         .on_start(move |cx| start::start(cx, upstream))
+        .metrics(metrics::METRICS)
         .openapi(openapi::aggregates_paths)
 }

@@ -14,7 +14,7 @@ use super::upstreams::Upstreams;
 use super::{CUSTOMERS, INCIDENTS, Upstream};
 use duality::client::{self, Transport};
 use duality::settings::Token;
-use duality::{App, AppError, Context, Health, LaunchError, Started};
+use duality::{App, Context, Error, Health, LaunchError, Started};
 
 impl Health for Upstreams {
     fn degraded(&self) -> bool {
@@ -73,8 +73,8 @@ pub async fn start(cx: Context, upstream: Upstream) -> Result<Started, LaunchErr
     })
 }
 
-async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, AppError> {
-    let unavailable = |e: String| AppError::UpstreamUnavailable(format!("{path}: {e}"));
+async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, Error> {
+    let unavailable = |e: String| Error::upstream_unavailable(format!("{path}: {e}"));
     let reply = transport.get(path, &[]).await.map_err(unavailable)?;
     if reply.status != 200 {
         return Err(unavailable(format!("answered {}", reply.status)));
@@ -86,7 +86,7 @@ async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Valu
 /// `GET /aggregates/dashboard/composed`: calls both backends and composes on
 /// every request. This is how a dashboard is built without a view of its
 /// own; it is kept as the baseline for benchmarks and consistency checks.
-async fn composed(upstreams: Arc<Upstreams>) -> Result<Json<Value>, AppError> {
+async fn composed(upstreams: Arc<Upstreams>) -> Result<Json<Value>, Error> {
     let (customers, incidents) = tokio::try_join!(
         fetch(upstreams.customers.transport(), CUSTOMERS.snapshot_path()),
         fetch(upstreams.incidents.transport(), INCIDENTS.snapshot_path()),

@@ -78,7 +78,7 @@ impl Upstreams {
             upstreams.customers.watch_health(),
             upstreams.incidents.watch_health(),
         ));
-        let shutdown = app.shutdown.clone();
+        let shutdown = app.shutdown();
         tokio::spawn(compose_forever(
             app,
             composer,
@@ -136,7 +136,7 @@ async fn mark_stale(
     mut customers: watch::Receiver<Health>,
     mut incidents: watch::Receiver<Health>,
 ) {
-    let mut shutdown = app.shutdown.clone();
+    let mut shutdown = app.shutdown();
     loop {
         let lost: Vec<&str> = [("customers", &customers), ("incidents", &incidents)]
             .into_iter()
@@ -144,7 +144,11 @@ async fn mark_stale(
             .map(|(name, _)| name)
             .collect();
         let mark = (!lost.is_empty()).then(|| json!({ "upstreams": lost }).to_string());
-        app.hub.set_stale(DASHBOARD, mark);
+        // The dashboard is this service's own view: always served here.
+        if let Err(e) = app.set_stale(DASHBOARD, mark) {
+            tracing::error!(error = %e, "cannot mark the dashboard stale");
+            return;
+        }
         tokio::select! {
             changed = customers.changed() => if changed.is_err() { return },
             changed = incidents.changed() => if changed.is_err() { return },
@@ -250,7 +254,7 @@ async fn compose_forever(
     // write too, every composition is written, so that the basis it
     // records keeps theirs from storing an older one.
     let mut stored: Option<Composition> = None;
-    let sole_writer = !app.store.shared();
+    let sole_writer = !app.store_is_shared();
     loop {
         let next = {
             let c = customers.borrow_and_update();
@@ -299,7 +303,7 @@ async fn write_dashboard(
     app: &App,
     docs: Map<String, Value>,
     basis: Basis,
-) -> Result<bool, duality::store::StoreError> {
+) -> Result<bool, duality::Error> {
     let committed = app.write(store_dashboard(docs, basis)).await?;
     let written = committed.output != Value::Bool(false);
     if !written {

@@ -11,41 +11,39 @@ use serde_json::Value;
 
 use super::writes::{self, Doc};
 use super::{Collection, MAX_KEY_CHARS};
-use duality::{ApiJson, App, AppError, Committed, written};
+use duality::{ApiJson, App, Committed, Error, written};
 
 /// Checks a percent-decoded key: 1 to [`MAX_KEY_CHARS`] characters, and
 /// no U+0000, which PostgreSQL `text` cannot hold (refused here, it is a
 /// `400` on every store rather than a store error on one).
-fn key_of(raw: String) -> Result<String, AppError> {
+fn key_of(raw: String) -> Result<String, Error> {
     let chars = raw.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
-        return Err(AppError::BadRequest(format!(
+        return Err(Error::Invalid(format!(
             "a key is 1 to {MAX_KEY_CHARS} characters, got {chars}"
         )));
     }
     if raw.contains('\0') {
-        return Err(AppError::BadRequest(
+        return Err(Error::Invalid(
             "a key must not contain the character U+0000".into(),
         ));
     }
     Ok(raw)
 }
 
-fn object(body: Value) -> Result<Doc, AppError> {
+fn object(body: Value) -> Result<Doc, Error> {
     match body {
         Value::Object(doc) => Ok(doc),
-        _ => Err(AppError::BadRequest(
-            "the body must be a JSON object".into(),
-        )),
+        _ => Err(Error::Invalid("the body must be a JSON object".into())),
     }
 }
 
 /// `GET /collections/{name}/items/{key}`.
-pub async fn get(c: Arc<Collection>, app: App, key: String) -> Result<Response, AppError> {
+pub async fn get(c: Arc<Collection>, app: App, key: String) -> Result<Response, Error> {
     let key = key_of(key)?;
     match app.doc_as::<Doc>(c.view, &key).await? {
         Some(doc) => Ok(Json(doc).into_response()),
-        None => Err(AppError::NotFound(format!(
+        None => Err(Error::NotFound(format!(
             "no document `{key}` in the collection {}",
             c.name
         ))),
@@ -71,7 +69,7 @@ pub async fn put(
     app: App,
     key: String,
     body: Value,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let key = key_of(key)?;
     let doc = object(body)?;
     let done = app.write(writes::put(&c, key, doc)?).await?;
@@ -84,7 +82,7 @@ pub async fn patch(
     app: App,
     key: String,
     body: Value,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let key = key_of(key)?;
     let patch = object(body)?;
     let done = app.write(writes::patch(Arc::clone(&c), key, patch)).await?;
@@ -92,7 +90,7 @@ pub async fn patch(
 }
 
 /// `DELETE /collections/{name}/items/{key}`.
-pub async fn delete(c: Arc<Collection>, app: App, key: String) -> Result<Response, AppError> {
+pub async fn delete(c: Arc<Collection>, app: App, key: String) -> Result<Response, Error> {
     let key = key_of(key)?;
     let done = app.write(writes::delete(Arc::clone(&c), key)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, c.view))

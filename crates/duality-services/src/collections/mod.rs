@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use crate::openapi;
 use crate::settings::CollectionArg;
-use duality::{Fault, Health, LaunchError, Service, Started, View, ViewSpec};
+use duality::{Error, Health, LaunchError, Service, Started, View, ViewSpec};
 pub use schema::Schema;
 
 /// The longest key, in characters.
@@ -56,9 +56,9 @@ impl Collection {
     /// stream could not reproduce it), then the schema, if there is one.
     /// After a merge patch, a `null` left is one the patch carried inside
     /// an array; it is named where it would have been in the document.
-    pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Fault> {
+    pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Error> {
         if let Some(at) = pointer::first_null_member(doc) {
-            return Err(Fault::Invalid(format!(
+            return Err(Error::Invalid(format!(
                 "null at {}: a document holds no null values (leave the member out instead)",
                 pointer::quoted(&at)
             )));

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::pointer;
-use duality::Fault;
+use duality::Error;
 
 /// A compiled schema, with the file it came from for messages.
 pub struct Schema {
@@ -52,7 +52,7 @@ impl Schema {
     /// without repeating the client's value. When several locations fail,
     /// the one named is the same every time: the shallowest, then the
     /// first by pointer, then by the schema keyword's own pointer.
-    pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Fault> {
+    pub fn check(&self, doc: &Map<String, Value>) -> Result<(), Error> {
         let doc = Value::Object(doc.clone());
         if self.validator.is_valid(&doc) {
             return Ok(());
@@ -66,7 +66,7 @@ impl Schema {
             Some(v) => (v.location, v.message),
             None => (String::new(), "the document does not match".into()),
         };
-        Err(Fault::Invalid(format!(
+        Err(Error::Invalid(format!(
             "schema violation at {}: {what}",
             pointer::quoted(&at)
         )))
@@ -113,12 +113,12 @@ mod tests {
         .unwrap();
         let doc = |v: Value| v.as_object().unwrap().clone();
         assert!(schema.check(&doc(json!({"price": 3}))).is_ok());
-        let Err(Fault::Invalid(why)) = schema.check(&doc(json!({"price": 1, "tags": ["a", 2]})))
+        let Err(Error::Invalid(why)) = schema.check(&doc(json!({"price": 1, "tags": ["a", 2]})))
         else {
             panic!("accepted");
         };
         assert!(why.contains(r#"at "/tags/1":"#), "{why}");
-        let Err(Fault::Invalid(why)) = schema.check(&doc(json!({}))) else {
+        let Err(Error::Invalid(why)) = schema.check(&doc(json!({}))) else {
             panic!("accepted");
         };
         assert!(why.contains(r#"at "":"#), "{why}");

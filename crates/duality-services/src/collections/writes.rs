@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::Collection;
-use duality::{Fault, Write, merge};
+use duality::{Error, Write, merge};
 
 /// A document: a JSON object with no `null` anywhere (see
 /// [`Collection::check`]).
@@ -16,14 +16,14 @@ pub fn outcome(created: bool, doc: &Doc) -> Value {
     json!({"created": created, "document": doc})
 }
 
-fn not_found(c: &Collection, key: &str) -> Fault {
-    Fault::NotFound(format!("no document `{key}` in the collection {}", c.name))
+fn not_found(c: &Collection, key: &str) -> Error {
+    Error::NotFound(format!("no document `{key}` in the collection {}", c.name))
 }
 
 /// Creates or replaces the document at `key`. The document is checked
 /// here, once: it does not depend on what is stored, so the check stays
 /// out of the writing transaction (which a store may run more than once).
-pub fn put(c: &Collection, key: String, doc: Doc) -> Result<Write, Fault> {
+pub fn put(c: &Collection, key: String, doc: Doc) -> Result<Write, Error> {
     c.check(&doc)?;
     let view = c.view;
     Ok(Write::new(&[view], move |d| {
@@ -41,7 +41,7 @@ pub fn patch(c: Arc<Collection>, key: String, patch: Doc) -> Write {
         let mut doc = d.get(view, &key)?.ok_or_else(|| not_found(&c, &key))?;
         merge::apply(&mut doc, &Value::Object(patch.clone()));
         let Value::Object(doc) = doc else {
-            return Err(Fault::Invalid("a document must be a JSON object".into()));
+            return Err(Error::Invalid("a document must be a JSON object".into()));
         };
         c.check(&doc)?;
         d.put(view, key.clone(), Value::Object(doc.clone()))?;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::rules::{self as persons, LocationDoc, NewPerson, Person, PersonDoc, PersonPatch};
 use super::{LOCATIONS, PERSONS};
-use duality::{ApiJson, App, AppError, KeyHeader, create_once, written};
+use duality::{ApiJson, App, Error, KeyHeader, create_once, written};
 
 /// `POST /persons`: creates a person (at most once per `Idempotency-Key`) and
 /// answers `201` with its `Location`.
@@ -17,7 +17,7 @@ pub async fn create(
     State(app): State<App>,
     key: KeyHeader,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let person = NewPerson::parse(&body)?;
     let done = create_once(&app, key, "/persons", &body, persons::create(person)).await?;
     let id = done.output.get("id").and_then(Value::as_u64);
@@ -33,11 +33,11 @@ pub async fn create(
 }
 
 /// `GET /persons/{id}`: the person with its id, or `404`.
-pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
+pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Error> {
     let id = persons::parse_id(&id)?;
     match app.doc_as::<PersonDoc>(PERSONS, &id.to_string()).await? {
         Some(doc) => Ok(Json(Person { id, doc }).into_response()),
-        None => Err(AppError::NotFound(format!("no person with id {id}"))),
+        None => Err(Error::NotFound(format!("no person with id {id}"))),
     }
 }
 
@@ -47,7 +47,7 @@ pub async fn patch(
     State(app): State<App>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let id = persons::parse_id(&id)?;
     let patch = PersonPatch::parse(&body)?;
     let done = app.write(persons::patch(id, patch)).await?;
@@ -56,7 +56,7 @@ pub async fn patch(
 
 /// `DELETE /persons/{id}`: removes the person and its count in `locations`;
 /// answers `204`.
-pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, AppError> {
+pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Response, Error> {
     let id = persons::parse_id(&id)?;
     let done = app.write(persons::delete(id)).await?;
     Ok(written(StatusCode::NO_CONTENT, done, PERSONS))
@@ -64,12 +64,9 @@ pub async fn delete(State(app): State<App>, Path(id): Path<String>) -> Result<Re
 
 /// `GET /locations/{city}`: the city's `{"total": n}`, or `404` when no person
 /// lives there.
-pub async fn location(
-    State(app): State<App>,
-    Path(city): Path<String>,
-) -> Result<Response, AppError> {
+pub async fn location(State(app): State<App>, Path(city): Path<String>) -> Result<Response, Error> {
     match app.doc_as::<LocationDoc>(LOCATIONS, &city).await? {
         Some(doc) => Ok(Json(doc).into_response()),
-        None => Err(AppError::NotFound(format!("no location `{city}`"))),
+        None => Err(Error::NotFound(format!("no location `{city}`"))),
     }
 }

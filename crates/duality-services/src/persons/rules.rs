@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{LOCATIONS, PERSONS};
-use duality::{Draft, Fault, Output, View, Write};
+use duality::{Draft, Error, Output, View, Write};
 
 /// The id counter for persons: ids are never reused, also not after a delete.
 const PERSON_IDS: &str = "persons";
@@ -42,7 +42,7 @@ impl NewPerson {
     /// string `name` and, optionally, a non-empty string `city` (a person
     /// without a city leaves it out; `null` is refused, as documents never
     /// hold null), and nothing else.
-    pub fn parse(body: &Value) -> Result<Self, Fault> {
+    pub fn parse(body: &Value) -> Result<Self, Error> {
         let Value::Object(fields) = body else {
             return Err(invalid("the body must be a JSON object"));
         };
@@ -71,7 +71,7 @@ impl NewPerson {
 
     /// Checks a body built in Rust the way `parse` checks JSON: name and city,
     /// if any, must be non-empty.
-    pub fn validate(self) -> Result<Self, Fault> {
+    pub fn validate(self) -> Result<Self, Error> {
         Ok(NewPerson {
             name: valid_name(&self.name)?,
             city: self.city.as_deref().map(valid_city).transpose()?,
@@ -82,7 +82,7 @@ impl NewPerson {
 impl PersonPatch {
     /// Reads a merge patch of a person; refuses anything but `name` (a
     /// non-empty string) and `city` (a non-empty string or null).
-    pub fn parse(body: &Value) -> Result<Self, Fault> {
+    pub fn parse(body: &Value) -> Result<Self, Error> {
         let Value::Object(fields) = body else {
             return Err(invalid("the body must be a JSON object"));
         };
@@ -106,18 +106,18 @@ impl PersonPatch {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> Fault {
-    Fault::Invalid(msg.into())
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::Invalid(msg.into())
 }
 
-fn valid_name(name: &str) -> Result<String, Fault> {
+fn valid_name(name: &str) -> Result<String, Error> {
     if name.trim().is_empty() {
         return Err(invalid("name must be a non-empty string"));
     }
     Ok(name.to_string())
 }
 
-fn valid_city(city: &str) -> Result<String, Fault> {
+fn valid_city(city: &str) -> Result<String, Error> {
     if city.trim().is_empty() {
         return Err(invalid(
             "city must be a non-empty string (use null to remove it)",
@@ -127,7 +127,7 @@ fn valid_city(city: &str) -> Result<String, Fault> {
 }
 
 /// Parses a person id from a path segment: a positive integer.
-pub fn parse_id(raw: &str) -> Result<u64, Fault> {
+pub fn parse_id(raw: &str) -> Result<u64, Error> {
     match crate::fields::path_integer(raw, 1) {
         Some(id) => Ok(id),
         None => Err(invalid(format!(
@@ -167,12 +167,12 @@ pub struct LocationDoc {
     pub total: u64,
 }
 
-fn answer(person: Person) -> Result<Value, Fault> {
+fn answer(person: Person) -> Result<Value, Error> {
     serde_json::to_value(person).map_err(|e| invalid(format!("internal: a person: {e}")))
 }
 
 /// Moves one person's weight in `locations` by `delta` for `city`.
-fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
+fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Error> {
     let now = d
         .read::<LocationDoc>(LOCATIONS, city)?
         .map_or(0, |l| l.total);
@@ -188,7 +188,7 @@ fn count(d: &mut Draft<'_>, city: &str, delta: i64) -> Result<(), Fault> {
 const VIEWS: &[View] = &[PERSONS, LOCATIONS];
 
 /// Adds `person` under a new id and counts its city; answers it with the id.
-fn add(d: &mut Draft<'_>, person: &NewPerson) -> Result<Value, Fault> {
+fn add(d: &mut Draft<'_>, person: &NewPerson) -> Result<Value, Error> {
     let id = d.next_id(PERSON_IDS)?;
     let doc = PersonDoc {
         name: person.name.clone(),
@@ -222,8 +222,8 @@ pub fn create_first(people: Vec<NewPerson>) -> Write {
     })
 }
 
-fn not_found(id: u64) -> Fault {
-    Fault::NotFound(format!("no person with id {id}"))
+fn not_found(id: u64) -> Error {
+    Error::NotFound(format!("no person with id {id}"))
 }
 
 /// `PATCH /persons/{id}`: answers the person after the patch.
@@ -380,10 +380,10 @@ mod tests {
     #[test]
     fn unknown_persons_are_not_found() {
         let mut db = MemorySource::default();
-        assert!(matches!(db.run(&delete(7)), Err(Fault::NotFound(_))));
+        assert!(matches!(db.run(&delete(7)), Err(Error::NotFound(_))));
         assert!(matches!(
             db.run(&patch(7, PersonPatch::default())),
-            Err(Fault::NotFound(_))
+            Err(Error::NotFound(_))
         ));
     }
 
@@ -401,7 +401,7 @@ mod tests {
             json!("x"),
         ] {
             assert!(
-                matches!(PersonPatch::parse(&body), Err(Fault::Invalid(_))),
+                matches!(PersonPatch::parse(&body), Err(Error::Invalid(_))),
                 "{body}"
             );
         }

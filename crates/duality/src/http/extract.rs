@@ -8,11 +8,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use duality_core::Error;
 use serde::de::DeserializeOwned;
 
-use super::error::AppError;
-
-/// `axum::Json`, with rejections as [`AppError`]s: wrong content type is
+/// `axum::Json`, with rejections as [`Error`]s: wrong content type is
 /// 415, an oversized body 413, anything else that is not the expected JSON
 /// a 400.
 pub struct ApiJson<T>(pub T);
@@ -22,7 +21,7 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
@@ -32,14 +31,14 @@ where
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
+fn json_rejection(rejection: JsonRejection) -> Error {
     let text = rejection.body_text();
     match rejection.status() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            AppError::UnsupportedMediaType("expected Content-Type: application/json".into())
+            Error::UnsupportedMediaType("expected Content-Type: application/json".into())
         }
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(text),
-        _ => AppError::BadRequest(text),
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge(text),
+        _ => Error::Invalid(text),
     }
 }
 
@@ -51,12 +50,12 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
-            Err(rejection) => Err(AppError::BadRequest(QueryRejection::body_text(&rejection))),
+            Err(rejection) => Err(Error::Invalid(QueryRejection::body_text(&rejection))),
         }
     }
 }

@@ -6,9 +6,9 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use duality_core::Error;
 use serde_json::Value;
 
-use super::error::AppError;
 use crate::app::App;
 use crate::store::Committed;
 use duality_core::Write;
@@ -23,7 +23,7 @@ pub const HEADER: &str = "idempotency-key";
 pub struct KeyHeader(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for KeyHeader {
-    type Rejection = AppError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let mut values = parts.headers.get_all(HEADER).iter();
@@ -31,14 +31,14 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyHeader {
             return Ok(KeyHeader(None));
         };
         if values.next().is_some() {
-            return Err(AppError::BadRequest(
+            return Err(Error::Invalid(
                 "send one Idempotency-Key header, not several".into(),
             ));
         }
         let key = value.to_str().map_err(|_| {
-            AppError::BadRequest("Idempotency-Key must be visible ASCII (no spaces)".into())
+            Error::Invalid("Idempotency-Key must be visible ASCII (no spaces)".into())
         })?;
-        idempotency::check(key).map_err(AppError::BadRequest)?;
+        idempotency::check(key).map_err(Error::Invalid)?;
         Ok(KeyHeader(Some(key.to_string())))
     }
 }
@@ -50,13 +50,13 @@ pub async fn create_once(
     route: &str,
     body: &Value,
     write: Write,
-) -> Result<Committed, AppError> {
+) -> Result<Committed, Error> {
     let Some(key) = key.0 else {
         return Ok(app.write(write).await?);
     };
-    let key = IdempotencyKey::new(&key, route, body).map_err(AppError::BadRequest)?;
-    let _claim = app.in_flight.claim(&key.scoped).ok_or_else(|| {
-        AppError::Conflict(
+    let key = IdempotencyKey::new(&key, route, body).map_err(Error::Invalid)?;
+    let _claim = app.in_flight().claim(&key.scoped).ok_or_else(|| {
+        Error::InFlight(
             "a request with this Idempotency-Key is still being handled; retry later".into(),
         )
     })?;

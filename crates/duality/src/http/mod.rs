@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod cors;
 pub mod edge_doc;
-pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod metered;
@@ -14,6 +13,7 @@ pub mod ops;
 pub mod views;
 pub mod web;
 
+use duality_core::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 use crate::app::App;
 use crate::service::Parts;
 use duality_core::View;
-use error::AppError;
 use extract::{ApiQuery, json_errors};
 
 /// Request bodies larger than this are refused with 413.
@@ -66,8 +65,8 @@ fn stream_route(view: View) -> MethodRouter<Served> {
     )
 }
 
-async fn not_found() -> AppError {
-    AppError::NotFound("no such route".into())
+async fn not_found() -> Error {
+    Error::NotFound("no such route".into())
 }
 
 /// What the router checks before any handler: tokens and origins.

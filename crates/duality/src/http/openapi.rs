@@ -60,7 +60,8 @@ fn snapshot_op(view: View) -> Value {
                 "headers": {
                     "X-Revision": revision_header(true, "The revision this snapshot reflects"),
                     "X-Epoch": {"required": true, "schema": {"type": "string"}, "description": "The database's history id"},
-                    "ETag": {"required": true, "schema": {"type": "string"}}
+                    "ETag": {"required": true, "schema": {"type": "string"}},
+                    "Link": {"required": true, "schema": {"type": "string"}, "description": "`<stream path>; rel=\"duality-stream\"`: where this view's change stream is served"}
                 },
                 "content": {"application/json": {"schema": snapshot_schema(view)}}
             },

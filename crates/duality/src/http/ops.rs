@@ -20,7 +20,12 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
         .parts
         .views
         .iter()
-        .map(|v| (v.name().to_string(), json!(app.hub.latest(*v))))
+        .map(|v| {
+            (
+                v.name().to_string(),
+                json!(app.hub().latest(*v).unwrap_or(0)),
+            )
+        })
         .collect();
     let mut health = json!({
         "status": "ok",

@@ -2,9 +2,9 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use duality_core::Error;
 use serde::Deserialize;
 
-use super::error::AppError;
 use crate::app::App;
 use crate::materialized::PiecesBody;
 use crate::store::Committed;
@@ -24,9 +24,18 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// `GET` a whole view, with `X-Revision`, `X-Epoch` and an `ETag` (and
-/// `X-Stale` on a composed view).
-pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, AppError> {
+/// The `Link` header that names a view's stream, so that a consumer never
+/// guesses it from the snapshot's path.
+pub fn stream_link(view: View) -> HeaderValue {
+    header_value(&format!("<{}>; rel=\"{STREAM_REL}\"", view.stream_path()))
+}
+
+/// The link relation of a snapshot's stream.
+pub const STREAM_REL: &str = "duality-stream";
+
+/// `GET` a whole view, with `X-Revision`, `X-Epoch`, an `ETag`, a `Link`
+/// to its stream (and `X-Stale` on a composed view).
+pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, Error> {
     let snap = app.snapshot(view).await?;
     let etag = snap.etag(app.epoch());
     let fresh = headers
@@ -60,8 +69,9 @@ pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Respon
     h.insert(X_EPOCH, header_value(app.epoch()));
     h.insert(header::ETAG, header_value(&etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::LINK, stream_link(view));
     if view.is_composed() {
-        let stale = app.hub.stale(view).borrow().is_some();
+        let stale = app.hub().stale(view)?.borrow().is_some();
         h.insert(
             X_STALE,
             HeaderValue::from_static(if stale { "true" } else { "false" }),
@@ -100,12 +110,12 @@ pub struct StreamQuery {
     epoch: Option<String>,
 }
 
-fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, AppError> {
+fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
     headers
         .get(name)
         .map(|v| {
             v.to_str()
-                .map_err(|_| AppError::BadRequest(format!("{name} must be visible ASCII")))
+                .map_err(|_| Error::Invalid(format!("{name} must be visible ASCII")))
         })
         .transpose()
 }
@@ -116,7 +126,7 @@ pub async fn events(
     view: View,
     query: StreamQuery,
     headers: HeaderMap,
-) -> Result<Response, AppError> {
+) -> Result<Response, Error> {
     let raw = position::Raw {
         last_event_id: text(&headers, "last-event-id")?,
         query_revision: query.revision.as_deref(),
@@ -125,13 +135,13 @@ pub async fn events(
         query_epoch: query.epoch.as_deref(),
         header_epoch: text(&headers, X_EPOCH)?,
     };
-    let request = position::parse(&raw).map_err(AppError::BadRequest)?;
+    let request = position::parse(&raw).map_err(Error::Invalid)?;
     match stream::open(&app, view, request).await? {
         Opened::Gone {
             why,
             oldest,
             current,
-        } => Err(AppError::Gone(stream::gone_body(
+        } => Err(Error::Gone(stream::gone_body(
             view,
             &why.to_string(),
             oldest,

@@ -8,6 +8,7 @@
 //! the current version is immutable for a year; any other URL of it is
 //! `no-cache`. A new binary with changed assets thus never serves stale ones.
 
+use duality_core::Error;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -15,8 +16,6 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-
-use super::error::AppError;
 
 struct Asset {
     name: &'static str,
@@ -156,7 +155,7 @@ async fn page(which: &'static LazyLock<(String, String)>, headers: HeaderMap) ->
 
 async fn asset(Path(file): Path<String>, uri: Uri, headers: HeaderMap) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == file) else {
-        return AppError::NotFound(format!("no asset named `{file}`")).into_response();
+        return Error::NotFound(format!("no asset named `{file}`")).into_response();
     };
     let current = uri
         .query()

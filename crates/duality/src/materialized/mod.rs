@@ -17,6 +17,7 @@
 //! notices the gap and catches up from the outbox, or reloads the view
 //! when the outbox no longer has what it needs.
 
+use duality_core::Error;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub use duality_core::body::{self, Pieces, PiecesBody};
 pub use duality_core::chunks::{self, Chunks};
 pub use duality_core::index::{DocText, Index, MakeIndex};
 
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use duality_core::View;
 use duality_core::merge;
 
@@ -253,7 +254,7 @@ impl Materialized {
 
     /// Brings the copy to at least `want` from the store: the outbox when
     /// it has the events, else a fresh read of the view.
-    async fn catch_up(&self, store: &dyn Store, want: u64) -> Result<(), StoreError> {
+    async fn catch_up(&self, store: &dyn Store, want: u64) -> Result<(), Error> {
         let _only_me = self.catching_up.lock().await;
         // Each round either applies events or reloads; a few rounds always
         // suffice unless writers outrun the reads, and then `want` is met.
@@ -281,7 +282,7 @@ impl Materialized {
         Ok(())
     }
 
-    async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+    async fn reload(&self, store: &dyn Store) -> Result<(), Error> {
         let started = std::time::Instant::now();
         let (revision, docs) = store.scan(self.view).await?;
         // Building read models parses every document: seconds for a large
@@ -294,7 +295,7 @@ impl Materialized {
             let docs = docs.clone();
             tokio::task::spawn_blocking(move || build_indexes(&make, &docs))
                 .await
-                .map_err(|e| StoreError::Unavailable(format!("building read models failed: {e}")))?
+                .map_err(|e| Error::internal_from("building read models failed", e))?
         };
         tracing::info!(view = %self.view, revision, docs = docs.len(), ms = started.elapsed().as_millis() as u64, "read the view from the store");
         self.install(revision, docs, indexes);
@@ -363,11 +364,7 @@ impl Views {
     /// Reads every view from the store: once, at start. `latest` is what
     /// the hub knows is committed; events committed (by other processes)
     /// while a view was read are then taken from the outbox.
-    pub async fn load(
-        &self,
-        store: &dyn Store,
-        latest: impl Fn(View) -> u64,
-    ) -> Result<(), StoreError> {
+    pub async fn load(&self, store: &dyn Store, latest: impl Fn(View) -> u64) -> Result<(), Error> {
         // Concurrently: each view is read on its own connection and its
         // indexes built on its own thread, so start-up takes about as long
         // as the largest view, not the sum of them all.
@@ -380,10 +377,10 @@ impl Views {
         Ok(())
     }
 
-    fn view(&self, view: View) -> Result<&Materialized, StoreError> {
+    fn view(&self, view: View) -> Result<&Materialized, Error> {
         self.views
             .get(&view)
-            .ok_or_else(|| StoreError::Unavailable(format!("no copy of the view {view}")))
+            .ok_or_else(|| Error::internal(format!("no copy of the view {view}")))
     }
 
     /// The view at revision `want` or newer. The publisher applies an
@@ -393,7 +390,7 @@ impl Views {
         view: View,
         want: u64,
         store: &dyn Store,
-    ) -> Result<Arc<Snapshot>, StoreError> {
+    ) -> Result<Arc<Snapshot>, Error> {
         let m = self.view(view)?;
         if let Some(s) = m.at_least(want) {
             return Ok(s);
@@ -406,7 +403,7 @@ impl Views {
         metrics::counter!("duality_view_catch_ups_total", "view" => view.name()).increment(1);
         m.catch_up(store, want).await?;
         m.at_least(0)
-            .ok_or_else(|| StoreError::Unavailable(format!("the view {view} is not loaded")))
+            .ok_or_else(|| Error::store_unavailable(format!("the view {view} is not loaded")))
     }
 
     /// Runs `f` on the view's index of type `I` once the copy reached
@@ -417,11 +414,11 @@ impl Views {
         want: u64,
         store: &dyn Store,
         f: impl FnOnce(&I) -> R,
-    ) -> Result<R, StoreError> {
+    ) -> Result<R, Error> {
         self.snapshot(view, want, store).await?;
         self.view(view)?
             .with_index(f)
-            .ok_or_else(|| StoreError::Unavailable(format!("the view {view} has no such index")))
+            .ok_or_else(|| Error::internal(format!("the view {view} has no such index")))
     }
 }
 

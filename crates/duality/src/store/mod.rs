@@ -6,6 +6,7 @@
 //! commit announces the events, in revision order, through [`Publish`]: a
 //! trait the store owns and the hub implements, so the store never calls up. Everything else (HTTP, streams, caching) is built on this trait.
 
+use duality_core::Error;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -86,23 +87,6 @@ impl Committed {
     }
 }
 
-/// Why a store operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StoreError {
-    /// The write is invalid for the current state.
-    #[error("{0}")]
-    Invalid(String),
-    /// The write names something that does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The write's idempotency key was used before with another request.
-    #[error("{0}")]
-    KeyReused(String),
-    /// The database failed or is out of reach; nothing was committed.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-}
-
 /// Where a store announces what it committed, in revision order per view.
 /// The engine's hub implements it (advancing each view's in-memory copy and
 /// fanning the event out); the store knows nothing above this trait.
@@ -133,19 +117,19 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool;
 
     /// Runs a write in one transaction and publishes its events.
-    fn write(&self, write: duality_core::Write) -> BoxFuture<'_, Result<Committed, StoreError>>;
+    fn write(&self, write: duality_core::Write) -> BoxFuture<'_, Result<Committed, Error>>;
 
     /// The whole view and its revision, read in one transaction, with the
     /// documents parsed.
-    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>>;
+    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, Error>>;
 
     /// The whole view and its revision, read in one transaction, with the
     /// documents as stored (JSON text, not parsed) in ascending key order:
     /// how each process loads its in-memory copy at start.
-    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>>;
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), Error>>;
 
     /// One document of `view` by key, or `None` if there is none.
-    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>>;
+    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, Error>>;
 
     /// Events from revision `from` on, at most `limit`, with the bounds.
     fn events(
@@ -153,21 +137,21 @@ pub trait Store: Send + Sync + 'static {
         view: View,
         from: u64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<EventsPage, StoreError>>;
+    ) -> BoxFuture<'_, Result<EventsPage, Error>>;
 
     /// Answers `Ok` if the database can be read right now (for `/readyz`).
-    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn ping(&self) -> BoxFuture<'_, Result<(), Error>>;
 
     /// Deletes, per view, the events before the oldest one committed at or
     /// after `cutoff` by its writer's clock: a prefix of the view's
     /// revisions, never a hole (see [`trim`](crate::store::trim)); and the
     /// idempotency keys stored before `cutoff`. Answers how many events.
-    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
 
     /// Tells the store this process is done with it (at shutdown): every
     /// commit so far reaches the disk, and writes that still come wait for
     /// theirs. A store that never defers a flush has nothing to do.
-    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -186,9 +170,9 @@ pub fn new_epoch() -> String {
 
 /// Refuses a write that declares a view outside `registry`: the store has
 /// no outbox, channel or copy for it, and would fail on its writer.
-pub(crate) fn served(registry: &Registry, write: &Write) -> Result<(), StoreError> {
+pub(crate) fn served(registry: &Registry, write: &Write) -> Result<(), Error> {
     match write.views().iter().find(|v| !registry.contains(**v)) {
-        Some(view) => Err(StoreError::Invalid(format!(
+        Some(view) => Err(Error::Invalid(format!(
             "the view `{view}` is not served by this process"
         ))),
         None => Ok(()),

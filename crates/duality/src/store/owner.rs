@@ -11,10 +11,9 @@
 //! locks on the database would be released by closing any other handle of
 //! it in this process.
 
+use duality_core::Error;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-
-use super::StoreError;
 
 /// Holds the lock while alive.
 #[derive(Debug)]
@@ -31,7 +30,7 @@ pub fn lock_path(db: &Path) -> PathBuf {
 
 /// Takes the lock for `db`, or says in one line why this process cannot
 /// serve it.
-pub fn claim(db: &Path) -> Result<Owner, StoreError> {
+pub fn claim(db: &Path) -> Result<Owner, Error> {
     let path = lock_path(db);
     let file = OpenOptions::new()
         .create(true)
@@ -39,20 +38,20 @@ pub fn claim(db: &Path) -> Result<Owner, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|e| {
-            StoreError::Unavailable(format!(
+            Error::store_unavailable(format!(
                 "cannot create {}: {e}; is its directory writable? Give another place with --db",
                 path.display()
             ))
         })?;
     match file.try_lock() {
         Ok(()) => Ok(Owner { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+        Err(TryLockError::WouldBlock) => Err(Error::store_unavailable(format!(
             "another duality process is serving {} (it holds {}); one process owns a SQLite file: \
              stop that one or give this one another --db (processes share data only through PostgreSQL)",
             db.display(),
             path.display()
         ))),
-        Err(TryLockError::Error(e)) => Err(StoreError::Unavailable(format!(
+        Err(TryLockError::Error(e)) => Err(Error::store_unavailable(format!(
             "cannot lock {}: {e}",
             path.display()
         ))),

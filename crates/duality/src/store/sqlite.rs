@@ -27,6 +27,7 @@
 //! writes). An in-memory database has only the writer's connection, so its
 //! reads run on the writer thread too.
 
+use duality_core::Error;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -37,13 +38,11 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use super::Location;
-use super::{
-    Committed, Event, EventsPage, Publish, Snapshot, Store, StoreError, new_epoch, trim, unix_ms,
-};
+use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
 use duality_core::View;
 use duality_core::idempotency::Outcome;
 use duality_core::view::Registry;
-use duality_core::write::{Fault, Missing, Plan, Source, Write};
+use duality_core::write::{Missing, Plan, Source, Write};
 use duality_core::{Chunks, DocText, chunks};
 
 /// The most writes committed in one transaction.
@@ -74,7 +73,7 @@ CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
 ";
 
 type Exec = Box<dyn FnOnce(&mut Connection) + Send>;
-type Reply = oneshot::Sender<Result<Committed, StoreError>>;
+type Reply = oneshot::Sender<Result<Committed, Error>>;
 
 enum Job {
     Write(Write, Reply),
@@ -83,7 +82,7 @@ enum Job {
     Exec(Exec),
     /// The process is done with the store: flush everything and stop
     /// deferring flushes (see [`Store::close`]).
-    Close(oneshot::Sender<Result<(), StoreError>>),
+    Close(oneshot::Sender<Result<(), Error>>),
 }
 
 /// A [`Store`](crate::store::Store) on SQLite: one writer thread that
@@ -105,14 +104,14 @@ struct ReadPool {
     permits: Semaphore,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::store_unavailable(e.to_string())
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and starts the writer thread.
     /// Blocks: call it off the async runtime.
-    pub fn open(location: &Location, hub: Arc<dyn Publish>) -> Result<SqliteStore, StoreError> {
+    pub fn open(location: &Location, hub: Arc<dyn Publish>) -> Result<SqliteStore, Error> {
         let conn = match location {
             Location::File(path) => Connection::open(path),
             Location::Memory => Connection::open_in_memory(),
@@ -215,7 +214,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a read connection (or, in memory, on the writer's).
-    async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    async fn read<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
@@ -246,7 +245,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer's connection, between write batches.
-    async fn on_writer<R, F>(&self, f: F) -> Result<R, StoreError>
+    async fn on_writer<R, F>(&self, f: F) -> Result<R, Error>
     where
         F: FnOnce(&mut Connection) -> R + Send + 'static,
         R: Send + 'static,
@@ -272,7 +271,7 @@ impl Store for SqliteStore {
         false
     }
 
-    fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, Error>> {
         Box::pin(async move {
             super::served(&self.registry, &write)?;
             let (reply, answer) = oneshot::channel();
@@ -284,15 +283,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, Error>> {
         Box::pin(self.read(move |conn| read_snapshot(conn, view)))
     }
 
-    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>> {
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), Error>> {
         Box::pin(self.read(move |conn| scan_view(conn, view)))
     }
 
-    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
+    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, Error>> {
         Box::pin(self.read(move |conn| read_doc(conn, view, &key)))
     }
 
@@ -301,15 +300,15 @@ impl Store for SqliteStore {
         view: View,
         from: u64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<EventsPage, StoreError>> {
+    ) -> BoxFuture<'_, Result<EventsPage, Error>> {
         Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
     }
 
-    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
     }
 
-    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
             let mut deleted = 0;
@@ -335,7 +334,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn close(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             self.jobs
@@ -479,7 +478,7 @@ impl Writer {
     /// Flushes every commit and takes the boot's record away, so a later
     /// start in another boot keeps the epoch. Writes after this wait for
     /// their flush.
-    fn close(&mut self) -> Result<(), StoreError> {
+    fn close(&mut self) -> Result<(), Error> {
         self.may_defer = false;
         self.defer_flush(false).map_err(unavailable)?;
         // A commit that waits for its flush flushes the whole log, the
@@ -530,7 +529,7 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
 struct Batch {
     writes: Vec<(Write, Reply)>,
     execs: Vec<Exec>,
-    closes: Vec<oneshot::Sender<Result<(), StoreError>>>,
+    closes: Vec<oneshot::Sender<Result<(), Error>>>,
 }
 
 impl Batch {
@@ -619,7 +618,7 @@ fn run_one(
     tx: &mut rusqlite::Transaction<'_>,
     write: &Write,
     now: i64,
-) -> Result<(Committed, Published), StoreError> {
+) -> Result<(Committed, Published), Error> {
     let sp = tx.savepoint().map_err(unavailable)?;
     let source = TxSource {
         conn: &sp,
@@ -627,14 +626,11 @@ fn run_one(
     };
     let executed = write.execute(&source);
     if let Some(failure) = source.failure.into_inner() {
-        return Err(StoreError::Unavailable(failure));
+        return Err(Error::store_unavailable(failure));
     }
-    let (output, plan) = executed.map_err(|fault| match fault {
-        Fault::Invalid(m) => StoreError::Invalid(m),
-        Fault::NotFound(m) => StoreError::NotFound(m),
-        Fault::KeyReused(m) => StoreError::KeyReused(m),
-        Fault::Missing(m) => StoreError::Unavailable(format!("unanswered read {m:?}")),
-    })?;
+    // Every read of this source is answered (or failed above): a
+    // `Missing` that escapes is the write's bug, answered as a 500.
+    let (output, plan) = executed?;
     let events = persist(&sp, &plan, now).map_err(unavailable)?;
     sp.commit().map_err(unavailable)?;
     Ok((

@@ -18,6 +18,7 @@
 //! LISTENs again and then reads every view's current revision (catch-up),
 //! so a notification sent while it was away is never needed.
 
+use duality_core::Error;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +30,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::sql;
 use super::{READ_TIMEOUT, describe, pooled, unavailable, unavailable_msg};
-use crate::store::{Publish, StoreError};
+use crate::store::Publish;
 use duality_core::View;
 use duality_core::view::Registry;
 
@@ -122,7 +123,7 @@ impl Publisher {
     /// Publishes the committed events after `cursor` up to `up_to`. Events
     /// that retention already deleted are skipped: subscribers that need
     /// them find the hole in the outbox and get a reset.
-    async fn fill(&self, view: View, cursor: &mut u64, up_to: u64) -> Result<(), StoreError> {
+    async fn fill(&self, view: View, cursor: &mut u64, up_to: u64) -> Result<(), Error> {
         while *cursor < up_to {
             let rows = tokio::time::timeout(READ_TIMEOUT, async {
                 let client = pooled(&self.pool).await?;
@@ -221,7 +222,7 @@ fn listen_sql() -> String {
 pub async fn listen(
     config: &tokio_postgres::Config,
     publisher: &Arc<Publisher>,
-) -> Result<Session, StoreError> {
+) -> Result<Session, Error> {
     let mut config = config.clone();
     config.application_name("duality listener");
     let (client, mut connection) = config.connect(NoTls).await.map_err(unavailable)?;
@@ -258,7 +259,7 @@ pub async fn listen(
 /// Reads every view's revision and hands it to the publisher, which
 /// publishes whatever this process has not published yet. Runs on a pooled
 /// connection: the LISTEN connection only ever runs `LISTEN`.
-async fn catch_up(publisher: &Publisher) -> Result<(), StoreError> {
+async fn catch_up(publisher: &Publisher) -> Result<(), Error> {
     let rows = tokio::time::timeout(READ_TIMEOUT, async {
         let client = pooled(&publisher.pool).await?;
         client
@@ -314,7 +315,7 @@ pub async fn listen_forever(
             let attempt = async {
                 let session = listen(&config, &publisher).await?;
                 catch_up(&publisher).await?;
-                Ok::<_, StoreError>(session)
+                Ok::<_, Error>(session)
             };
             match attempt.await {
                 Ok(session) => break session,

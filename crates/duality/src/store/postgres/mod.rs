@@ -19,6 +19,7 @@ mod listener;
 mod sql;
 mod writer;
 
+use duality_core::Error;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,9 +33,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
-use super::{
-    Committed, Event, EventsPage, Publish, Snapshot, Store, StoreError, new_epoch, trim, unix_ms,
-};
+use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
 use duality_core::View;
 use duality_core::view::Registry;
 use duality_core::write::Write;
@@ -91,16 +90,16 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-pub(crate) fn unavailable(e: impl std::error::Error + 'static) -> StoreError {
-    StoreError::Unavailable(describe(&e))
+pub(crate) fn unavailable(e: impl std::error::Error + 'static) -> Error {
+    Error::store_unavailable(describe(&e))
 }
 
-pub(crate) fn unavailable_msg(m: impl Into<String>) -> StoreError {
-    StoreError::Unavailable(m.into())
+pub(crate) fn unavailable_msg(m: impl Into<String>) -> Error {
+    Error::store_unavailable(m.into())
 }
 
 /// A pooled connection, or why there is none (one line).
-pub(crate) async fn pooled(pool: &Pool) -> Result<deadpool_postgres::Client, StoreError> {
+pub(crate) async fn pooled(pool: &Pool) -> Result<deadpool_postgres::Client, Error> {
     pool.get().await.map_err(|e| match e {
         deadpool_postgres::PoolError::Backend(e) => unavailable(e),
         deadpool_postgres::PoolError::Timeout(_) => {
@@ -137,7 +136,7 @@ impl PgStore {
     /// Connects, creates or checks the schema, reads the epoch and starts
     /// listening for other processes' commits. Fails with a one-line error
     /// if the URL is invalid or the database cannot be reached.
-    pub async fn open(url: &str, hub: Arc<dyn Publish>) -> Result<PgStore, StoreError> {
+    pub async fn open(url: &str, hub: Arc<dyn Publish>) -> Result<PgStore, Error> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| unavailable_msg(format!("invalid PostgreSQL URL: {}", describe(&e))))?;
         if config.get_connect_timeout().is_none() {
@@ -151,9 +150,10 @@ impl PgStore {
         let target = target(&config);
         match tokio::time::timeout(OPEN_TIMEOUT, Self::open_at(config, hub)).await {
             Ok(Ok(store)) => Ok(store),
-            Ok(Err(StoreError::Unavailable(m))) => {
-                Err(unavailable_msg(format!("PostgreSQL at {target}: {m}")))
-            }
+            Ok(Err(Error::Unavailable(u))) => Err(unavailable_msg(format!(
+                "PostgreSQL at {target}: {}",
+                u.cause
+            ))),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(unavailable_msg(format!(
                 "PostgreSQL at {target} did not answer within {OPEN_TIMEOUT:?}"
@@ -164,7 +164,7 @@ impl PgStore {
     async fn open_at(
         config: tokio_postgres::Config,
         hub: Arc<dyn Publish>,
-    ) -> Result<PgStore, StoreError> {
+    ) -> Result<PgStore, Error> {
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -247,7 +247,7 @@ impl PgStore {
         })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    async fn client(&self) -> Result<deadpool_postgres::Client, Error> {
         pooled(&self.pool).await
     }
 
@@ -261,7 +261,7 @@ impl PgStore {
         view: View,
         cutoff: i64,
         from: u64,
-    ) -> Result<Option<(u64, Option<u64>)>, StoreError> {
+    ) -> Result<Option<(u64, Option<u64>)>, Error> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(unavailable)?;
         let mine: bool = tx
@@ -300,13 +300,13 @@ impl PgStore {
 }
 
 /// Bounds a read in time: a database that stopped answering is a 503.
-async fn bounded<R>(read: impl Future<Output = Result<R, StoreError>>) -> Result<R, StoreError> {
+async fn bounded<R>(read: impl Future<Output = Result<R, Error>>) -> Result<R, Error> {
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
         .map_err(|_| unavailable_msg("the database did not answer in time"))?
 }
 
-pub(crate) fn parse_doc(text: &str) -> Result<Value, StoreError> {
+pub(crate) fn parse_doc(text: &str) -> Result<Value, Error> {
     serde_json::from_str(text)
         .map_err(|e| unavailable_msg(format!("a stored document is not JSON: {e}")))
 }
@@ -320,7 +320,7 @@ impl Store for PgStore {
         true
     }
 
-    fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, StoreError>> {
+    fn write(&self, write: Write) -> BoxFuture<'_, Result<Committed, Error>> {
         Box::pin(async move {
             crate::store::served(&self.registry, &write)?;
             let (reply, answer) = oneshot::channel();
@@ -334,7 +334,7 @@ impl Store for PgStore {
         })
     }
 
-    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, StoreError>> {
+    fn snapshot(&self, view: View) -> BoxFuture<'_, Result<Snapshot, Error>> {
         Box::pin(bounded(async move {
             let client = self.client().await?;
             let stmt = client
@@ -357,7 +357,7 @@ impl Store for PgStore {
         }))
     }
 
-    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), StoreError>> {
+    fn scan(&self, view: View) -> BoxFuture<'_, Result<(u64, Chunks), Error>> {
         Box::pin(async move {
             let scan = async {
                 let mut client = self.client().await?;
@@ -394,7 +394,7 @@ impl Store for PgStore {
         })
     }
 
-    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, StoreError>> {
+    fn doc(&self, view: View, key: String) -> BoxFuture<'_, Result<Option<Value>, Error>> {
         Box::pin(bounded(async move {
             let client = self.client().await?;
             let stmt = client.prepare_cached(sql::DOC).await.map_err(unavailable)?;
@@ -411,7 +411,7 @@ impl Store for PgStore {
         view: View,
         from: u64,
         limit: usize,
-    ) -> BoxFuture<'_, Result<EventsPage, StoreError>> {
+    ) -> BoxFuture<'_, Result<EventsPage, Error>> {
         Box::pin(bounded(async move {
             let client = self.client().await?;
             let stmt = client
@@ -443,7 +443,7 @@ impl Store for PgStore {
         }))
     }
 
-    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(bounded(async move {
             let client = self.client().await?;
             client.simple_query("SELECT 1").await.map_err(unavailable)?;
@@ -451,7 +451,7 @@ impl Store for PgStore {
         }))
     }
 
-    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
         let cutoff = unix_ms(cutoff);
         Box::pin(async move {
             let mut deleted = 0;

@@ -21,6 +21,7 @@
 //! answered. Without batching, writers of a view would each hold its lock
 //! across their own commit's flush, one flush per write.
 
+use duality_core::Error;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -33,10 +34,10 @@ use tokio_postgres::error::SqlState;
 
 use super::listener::{self, Publisher};
 use super::{WRITE_TIMEOUT, pooled, sql, unavailable, unavailable_msg};
-use crate::store::{Committed, StoreError, unix_ms};
+use crate::store::{Committed, unix_ms};
 use duality_core::View;
 use duality_core::idempotency::Outcome;
-use duality_core::write::{Fault, Missing, Plan, Source, Write};
+use duality_core::write::{Missing, Plan, Source, Write};
 
 /// The most writes committed in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -54,7 +55,7 @@ const LOOKAHEAD: usize = MAX_BATCH;
 /// How many absent documents one write may be guessed past in one round.
 const GUESSES: usize = 64;
 
-pub type Reply = oneshot::Sender<Result<Committed, StoreError>>;
+pub type Reply = oneshot::Sender<Result<Committed, Error>>;
 
 pub struct Job {
     pub write: Write,
@@ -121,7 +122,7 @@ async fn commit_batch(pool: &Pool, publisher: &Publisher, batch: Vec<Job>) {
 
 /// A committed batch: each write's answer, and the events in commit order.
 struct Done {
-    answers: Vec<Result<Committed, StoreError>>,
+    answers: Vec<Result<Committed, Error>>,
     events: Vec<(View, u64, String)>,
 }
 
@@ -150,19 +151,17 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
                         replayed: plan.replayed,
                     });
                 }
-                Err(Fault::Missing(missing)) if rounds < MAX_ROUNDS => {
+                Err(Error::Missing(missing)) if rounds < MAX_ROUNDS => {
                     rounds += 1;
                     let wanted = foresee(missing, &writes[i..], &loaded);
                     loaded.load_all(&tx, wanted).await?;
                 }
-                Err(Fault::Missing(m)) => {
-                    break Err(unavailable_msg(format!(
+                Err(Error::Missing(m)) => {
+                    break Err(Error::internal(format!(
                         "a write asked for more than {MAX_ROUNDS} reads (last {m:?})"
                     )));
                 }
-                Err(Fault::Invalid(m)) => break Err(StoreError::Invalid(m)),
-                Err(Fault::NotFound(m)) => break Err(StoreError::NotFound(m)),
-                Err(Fault::KeyReused(m)) => break Err(StoreError::KeyReused(m)),
+                Err(refused) => break Err(refused),
             }
         };
         metrics::histogram!("duality_pg_write_loads").record(rounds as f64);
@@ -197,7 +196,7 @@ fn foresee(missing: Missing, writes: &[&Write], loaded: &Loaded) -> Vec<Missing>
                     guess.apply(&plan);
                     break;
                 }
-                Err(Fault::Missing(m)) => {
+                Err(Error::Missing(m)) => {
                     if seen.insert(m.clone()) {
                         wanted.push(m.clone());
                     }
@@ -219,13 +218,13 @@ fn foresee(missing: Missing, writes: &[&Write], loaded: &Loaded) -> Vec<Missing>
 enum Failed {
     /// Before the commit: nothing was committed; `retry` if a new attempt
     /// may succeed.
-    Before { error: StoreError, retry: bool },
+    Before { error: Error, retry: bool },
     /// At the commit: it may or may not have committed.
-    Commit(StoreError),
+    Commit(Error),
 }
 
 impl Failed {
-    fn final_before(error: StoreError) -> Failed {
+    fn final_before(error: Error) -> Failed {
         Failed::Before {
             error,
             retry: false,
