@@ -294,7 +294,7 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
     let base = url
         .strip_suffix(&path)
         .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
-    let transport = Arc::new(Http::with_token(base, token)?);
+    let transport = Arc::new(Http::with_token(base, token).map_err(|e| e.to_string())?);
     let (tx, mut lines) = mpsc::unbounded_channel();
     // Keeping the copy makes the follower hand over a snapshot whole, as
     // one `loaded` (without it, large snapshots come in parts).
@@ -344,7 +344,8 @@ pub async fn run(args: WatchArgs) -> Result<(), String> {
         (false, Output::Table) => {}
     }
     let in_place = stdout.is_terminal();
-    let follower = Follower::connect_with_token(&url, token, Options::default())?;
+    let follower =
+        Follower::connect_with_token(&url, token, Options::default()).map_err(|e| e.to_string())?;
     let mut copies = follower.watch();
     let mut health = follower.watch_health();
     // Show the first frame once the stream is live (or after a moment, as

@@ -5,7 +5,9 @@
 //! a dropped connection it reconnects with `Last-Event-ID` and exponential
 //! backoff; on `410`, a `reset` event, a changed epoch or a malformed event
 //! it starts over from the snapshot. It never gives up; while it cannot
-//! follow, it reports itself stale and keeps the last known copy.
+//! follow, it reports itself stale and keeps the last known copy, and its
+//! [`Health`] says why with an [`Error`] a consumer can act on (a refused
+//! token is worth telling a user about; a dropped connection is not).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +20,11 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::error::Error;
 use crate::transport::{Http, Transport};
 
-/// The health error of a follower that has not connected yet.
-const CONNECTING: &str = "connecting";
+/// The largest snapshot a follower reads.
+const SNAPSHOT_LIMIT: usize = 256 * 1024 * 1024;
 
 /// The local copy of a view.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -42,8 +45,9 @@ pub struct ViewCopy {
 pub struct Health {
     /// True while the stream is connected and applied.
     pub live: bool,
-    /// The last reason it was not, if any.
-    pub error: Option<String>,
+    /// The last reason it was not, if any: [`Error::Connecting`] until it
+    /// first connects.
+    pub error: Option<Error>,
     /// How many snapshots it has loaded: 1 after the first bootstrap, one
     /// more for every start-over (410, reset, new epoch).
     pub bootstraps: u64,
@@ -151,7 +155,7 @@ impl Follower {
         let (copy_tx, copy) = watch::channel(ViewCopy::default());
         let (health_tx, health) = watch::channel(Health {
             live: false,
-            error: Some(CONNECTING.into()),
+            error: Some(Error::Connecting),
             bootstraps: 0,
         });
         let source = format!("{}{}", transport.describe(), snapshot_path);
@@ -176,8 +180,10 @@ impl Follower {
     }
 
     /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`; the
-    /// stream URL follows the server's convention.
-    pub fn connect(url: &str, options: Options) -> Result<Follower, String> {
+    /// stream URL follows the server's convention. Fails only on a URL (or
+    /// token) that cannot be used; an unreachable server is retried, and
+    /// reported by [`Follower::health`].
+    pub fn connect(url: &str, options: Options) -> Result<Follower, Error> {
         Follower::connect_with_token(url, None, options)
     }
 
@@ -187,12 +193,16 @@ impl Follower {
         url: &str,
         token: Option<&str>,
         options: Options,
-    ) -> Result<Follower, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+    ) -> Result<Follower, Error> {
+        let invalid = |reason: String| Error::Url {
+            url: url.to_string(),
+            reason,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
         let path = parsed.path().to_string();
         let base = url
             .strip_suffix(&path)
-            .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
+            .ok_or_else(|| invalid("cannot split it into server and path".into()))?;
         let transport = Arc::new(Http::with_token(base, token)?);
         Ok(Follower::spawn(
             transport,
@@ -237,18 +247,20 @@ impl Follower {
         &self.source
     }
 
-    /// Waits until the copy reaches `revision` (or `timeout` passes).
-    pub async fn wait_for(&self, revision: u64, timeout: Duration) -> Result<ViewCopy, String> {
+    /// Waits until the copy reaches `revision`: [`Error::Timeout`] if
+    /// `timeout` passes first.
+    pub async fn wait_for(&self, revision: u64, timeout: Duration) -> Result<ViewCopy, Error> {
         let mut rx = self.copy.clone();
         let reached =
             tokio::time::timeout(timeout, rx.wait_for(|c| c.loaded && c.revision >= revision))
                 .await;
         match reached {
             Ok(Ok(copy)) => Ok(copy.clone()),
-            Ok(Err(_)) => Err("follower stopped".into()),
-            Err(_) => Err(format!(
-                "revision {revision} not reached within {timeout:?}"
-            )),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout {
+                what: format!("revision {revision} not reached"),
+                after: timeout,
+            }),
         }
     }
 }
@@ -256,9 +268,9 @@ impl Follower {
 /// Why one connection to the stream ended.
 enum Ended {
     /// Reconnect with Last-Event-ID after a backoff.
-    Dropped(String),
+    Dropped(Error),
     /// Start over from the snapshot.
-    Restart(String),
+    Restart(Error),
 }
 
 struct Run {
@@ -305,12 +317,12 @@ impl Run {
         }
     }
 
-    fn stale(&self, why: String) {
+    fn stale(&self, why: Error) {
         // One warning when the upstream is lost (or cannot be reached at
         // all yet), then quiet retries until it is regained.
         let first = {
             let h = self.health.borrow();
-            h.live || h.error.as_deref() == Some(CONNECTING)
+            h.live || h.error == Some(Error::Connecting)
         };
         if first {
             tracing::warn!(source = %self.source, reason = %why, "lost the upstream; keeping the last known copy and retrying");
@@ -323,23 +335,31 @@ impl Run {
         });
     }
 
-    async fn bootstrap(&self) -> Result<(), String> {
+    async fn bootstrap(&self) -> Result<(), Error> {
+        let path = &self.snapshot_path;
         let fetch = async {
-            let reply = self.transport.get(&self.snapshot_path, &[]).await?;
+            let reply = self.transport.get(path, &[]).await?;
             if reply.status != 200 {
-                return Err(format!("snapshot answered {}", reply.status));
+                return Err(reply.into_error(path).await);
             }
             let revision = reply
                 .header("x-revision")
                 .and_then(|r| r.parse::<u64>().ok())
-                .ok_or("snapshot without a valid X-Revision")?;
+                .ok_or_else(|| {
+                    Error::Protocol(format!("snapshot {path} without a valid X-Revision"))
+                })?;
             let epoch = reply.header("x-epoch").unwrap_or_default().to_string();
-            let body = reply.bytes(256 * 1024 * 1024).await?;
+            let body = reply.bytes(SNAPSHOT_LIMIT).await?;
             Ok((revision, epoch, body))
         };
-        let (revision, epoch, body) = tokio::time::timeout(self.options.request_timeout, fetch)
-            .await
-            .map_err(|_| "snapshot timed out".to_string())??;
+        let after = self.options.request_timeout;
+        let (revision, epoch, body) =
+            tokio::time::timeout(after, fetch)
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: "no snapshot".into(),
+                    after,
+                })??;
         // Parsing a large view takes a while: off the async workers, and
         // not under the request timeout (a parse cannot be abandoned).
         let keep = self.options.keep_copy;
@@ -349,7 +369,7 @@ impl Run {
             parse_snapshot(&body, keep, observer.as_deref(), revision, &at)
         })
         .await
-        .map_err(|e| format!("parsing the snapshot failed: {e}"))??;
+        .map_err(|e| Error::Internal(format!("parsing the snapshot failed: {e}")))??;
         self.copy.send_replace(ViewCopy {
             loaded: true,
             revision,
@@ -363,23 +383,31 @@ impl Run {
     async fn follow(&self, backoff: &mut Duration) -> Ended {
         let (revision, epoch) = self.copy.borrow().clone_position();
         let headers = [("last-event-id", revision.to_string()), ("x-epoch", epoch)];
+        let after = self.options.request_timeout;
         let connect = self.transport.get(&self.stream_path, &headers);
-        let reply = match tokio::time::timeout(self.options.request_timeout, connect).await {
-            Err(_) => return Ended::Dropped("stream request timed out".into()),
+        let reply = match tokio::time::timeout(after, connect).await {
+            Err(_) => {
+                return Ended::Dropped(Error::Timeout {
+                    what: "no answer to the stream request".into(),
+                    after,
+                });
+            }
             Ok(Err(e)) => return Ended::Dropped(e),
             Ok(Ok(reply)) => reply,
         };
-        match reply.status {
-            200 => {}
-            410 => return Ended::Restart("410 Gone".into()),
-            other => return Ended::Dropped(format!("stream answered {other}")),
+        if reply.status != 200 {
+            let error = reply.into_error(&self.stream_path).await;
+            return match error {
+                Error::Gone { .. } => Ended::Restart(error),
+                _ => Ended::Dropped(error),
+            };
         }
         let regained = self
             .health
             .borrow()
             .error
-            .as_deref()
-            .is_some_and(|e| e != CONNECTING);
+            .as_ref()
+            .is_some_and(|e| *e != Error::Connecting);
         self.health.send_modify(|h| {
             h.live = true;
             h.error = None;
@@ -391,23 +419,30 @@ impl Run {
         let mut events = Box::pin(until_idle(reply.body, self.options.idle_timeout).eventsource());
         loop {
             let next = match events.next().await {
-                None => return Ended::Dropped("stream ended".into()),
+                None => return Ended::Dropped(Error::Transport("the stream ended".into())),
                 Some(Err(EventStreamError::Transport(e))) => return Ended::Dropped(e),
-                Some(Err(e)) => return Ended::Dropped(format!("stream failed: {e}")),
+                Some(Err(e)) => {
+                    return Ended::Dropped(Error::Protocol(format!("stream failed: {e}")));
+                }
                 Some(Ok(event)) => event,
             };
             match next.event.as_str() {
                 "message" => {}
-                "reset" => return Ended::Restart("reset by the server".into()),
+                "reset" => return Ended::Restart(Error::Reset),
                 _ => continue,
             }
             let Ok(revision) = next.id.parse::<u64>() else {
-                return Ended::Restart(format!("event id `{}` is not a revision", next.id));
+                return Ended::Restart(Error::Protocol(format!(
+                    "event id `{}` is not a revision",
+                    next.id
+                )));
             };
             let patch: Map<String, Value> = match serde_json::from_str(&next.data) {
                 Ok(patch) => patch,
                 Err(e) => {
-                    return Ended::Restart(format!("event {revision} is not a JSON object: {e}"));
+                    return Ended::Restart(Error::Protocol(format!(
+                        "event {revision} is not a JSON object: {e}"
+                    )));
                 }
             };
             // Only this task writes the copy, so its revision cannot move
@@ -417,7 +452,9 @@ impl Run {
                 continue;
             }
             if revision != at + 1 {
-                return Ended::Restart(format!("event {revision} does not follow {at}"));
+                return Ended::Restart(Error::Protocol(format!(
+                    "event {revision} does not follow {at}"
+                )));
             }
             if let Some(observer) = &self.observer {
                 observer.patched(&patch, revision);
@@ -452,8 +489,9 @@ fn parse_snapshot(
     observer: Option<&dyn Observer>,
     revision: u64,
     epoch: &str,
-) -> Result<Map<String, Value>, String> {
-    let invalid = |e: serde_json::Error| format!("snapshot is not a JSON object: {e}");
+) -> Result<Map<String, Value>, Error> {
+    let invalid =
+        |e: serde_json::Error| Error::Protocol(format!("snapshot is not a JSON object: {e}"));
     if keep || observer.is_none() {
         let doc: Map<String, Value> = serde_json::from_slice(body).map_err(invalid)?;
         if let Some(observer) = observer {
@@ -521,13 +559,19 @@ impl ViewCopy {
 /// parser drops them and yields no event, so a timer on events would call
 /// a quiet but healthy stream dead.
 fn until_idle(
-    body: BoxStream<'static, Result<Bytes, String>>,
+    body: BoxStream<'static, Result<Bytes, Error>>,
     idle: Duration,
-) -> impl futures_util::Stream<Item = Result<Bytes, String>> {
+) -> impl futures_util::Stream<Item = Result<Bytes, Error>> {
     futures_util::stream::unfold(Some(body), move |body| async move {
         let mut body = body?;
         match tokio::time::timeout(idle, body.next()).await {
-            Err(_) => Some((Err("stream idle for too long".to_string()), None)),
+            Err(_) => {
+                let silent = Error::Timeout {
+                    what: "nothing on the stream (not even a keep-alive)".into(),
+                    after: idle,
+                };
+                Some((Err(silent), None))
+            }
             Ok(None) => None,
             Ok(Some(chunk)) => Some((chunk, Some(body))),
         }

@@ -7,10 +7,15 @@
 //! over from the snapshot when the server says its position is gone or its
 //! history changed. This crate has no server dependencies; the duality
 //! server builds its aggregates service on it too.
+//!
+//! Every fallible call returns [`Error`], whose variants say whether to
+//! retry, fix the token or URL, or start over from a snapshot.
 #![warn(missing_docs)]
 
+pub mod error;
 pub mod follower;
 pub mod transport;
 
+pub use error::Error;
 pub use follower::{Follower, Health, Observer, Options, ViewCopy, stream_path_for};
 pub use transport::{Http, Reply, Transport};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use duality_client::transport::HeaderMap;
-use duality_client::{Follower, Options, Reply, Transport};
+use duality_client::{Error, Follower, Options, Reply, Transport};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ impl Transport for Script {
         &'a self,
         path: &'a str,
         headers: &'a [(&'a str, String)],
-    ) -> BoxFuture<'a, Result<Reply, String>> {
+    ) -> BoxFuture<'a, Result<Reply, Error>> {
         Box::pin(async move {
             let recorded = headers
                 .iter()
@@ -54,7 +54,8 @@ impl Transport for Script {
                 }
             };
             let first = futures_util::stream::iter([Ok(Bytes::from(body))]);
-            let body = match (path == "/things", self.keep_alive) {
+            // A snapshot or an error ends; a stream stays open.
+            let body = match (path == "/things" || status != 200, self.keep_alive) {
                 (true, _) => first.boxed(),
                 (false, None) => first.chain(futures_util::stream::pending()).boxed(),
                 (false, Some(every)) => {
@@ -136,6 +137,64 @@ async fn a_follower_starts_over_from_the_snapshot_on_410_and_on_a_reset_event() 
         .filter(|(p, _)| p == "/things")
         .count();
     assert_eq!(snapshots, 3);
+}
+
+#[tokio::test]
+async fn a_follower_reports_a_refused_token_and_an_outage_as_errors_it_can_tell_apart() {
+    let refused = r#"{"error": "a read token is required"}"#;
+    let script = script(vec![(401, refused), (503, "")]);
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", fast());
+    let mut health = follower.watch_health();
+    let wait = Duration::from_secs(10);
+    let unauthorized = tokio::time::timeout(
+        wait,
+        health.wait_for(|h| matches!(h.error, Some(Error::Unauthorized { .. }))),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    let error = unauthorized.error.unwrap();
+    assert!(!error.is_retryable());
+    assert_eq!(error.status(), Some(401));
+    assert!(
+        error.to_string().contains("a read token is required"),
+        "{error}"
+    );
+    let outage = tokio::time::timeout(
+        wait,
+        health.wait_for(|h| matches!(h.error, Some(Error::Status { status: 503, .. }))),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert!(outage.error.unwrap().is_retryable());
+    tokio::time::timeout(wait, health.wait_for(|h| h.live && h.error.is_none()))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn waiting_for_a_revision_that_never_comes_is_a_timeout() {
+    let follower = Follower::spawn(script(vec![]), "/things", "/thing-events", fast());
+    let error = follower
+        .wait_for(99, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "revision 99 not reached within 200ms");
+}
+
+#[tokio::test]
+async fn an_unusable_url_or_token_is_refused_before_anything_is_sent() {
+    let bad_url = Follower::connect("not a url", fast()).err().unwrap();
+    assert!(matches!(bad_url, Error::Url { .. }), "{bad_url:?}");
+    let bad_token = Follower::connect_with_token("http://127.0.0.1:1/things", Some("a\nb"), fast())
+        .err()
+        .unwrap();
+    assert_eq!(bad_token, Error::Token);
 }
 
 #[tokio::test]

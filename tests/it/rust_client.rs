@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::common::{ChildServer, spawn, spawn_default};
 use duality::Config;
 use duality::client::transport::{Http, Reply, Transport};
-use duality::client::{Follower, Options};
+use duality::client::{Error, Follower, Options};
 use duality_services::Settings;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -155,10 +155,10 @@ impl Transport for Gate {
         &'a self,
         path: &'a str,
         headers: &'a [(&'a str, String)],
-    ) -> BoxFuture<'a, Result<Reply, String>> {
+    ) -> BoxFuture<'a, Result<Reply, Error>> {
         Box::pin(async move {
             if !self.open.load(Ordering::SeqCst) {
-                return Err("gate closed".into());
+                return Err(Error::Transport("gate closed".into()));
             }
             let mut reply = self.inner.get(path, headers).await?;
             let open = self.open.clone();
@@ -223,7 +223,8 @@ async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the
 
 #[tokio::test]
 async fn connecting_to_an_invalid_url_is_an_error() {
-    assert!(Follower::connect("not a url", Options::default()).is_err());
+    let refused = Follower::connect("not a url", Options::default()).err();
+    assert!(matches!(refused, Some(Error::Url { .. })), "{refused:?}");
 }
 
 #[tokio::test]

@@ -234,7 +234,7 @@ fn sources(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
     }
 }
 
-/// The metrics recorded (`metrics::counter!("name")` and the like) in the
+/// The metrics recorded (by the `counter!`, `gauge!` and `histogram!` macros) in the
 /// Rust sources under `dir` that `listed` does not name, each with its
 /// file; and how many recording calls were found. A crate's test asserts
 /// that the first is empty, so no metric goes undescribed.

@@ -74,13 +74,16 @@ pub async fn start(cx: Context, upstream: Upstream) -> Result<Started, LaunchErr
 }
 
 async fn fetch(transport: &dyn Transport, path: &str) -> Result<Map<String, Value>, Error> {
-    let unavailable = |e: String| Error::upstream_unavailable(format!("{path}: {e}"));
+    let unavailable = |e: client::Error| Error::upstream_unavailable(format!("{path}: {e}"));
     let reply = transport.get(path, &[]).await.map_err(unavailable)?;
     if reply.status != 200 {
-        return Err(unavailable(format!("answered {}", reply.status)));
+        // Its message names the path and status already.
+        let refused = reply.into_error(path).await;
+        return Err(Error::upstream_unavailable(refused));
     }
     let body = reply.bytes(256 * 1024 * 1024).await.map_err(unavailable)?;
-    serde_json::from_slice(&body).map_err(|e| unavailable(e.to_string()))
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::upstream_unavailable(format!("{path}: not a JSON object: {e}")))
 }
 
 /// `GET /aggregates/dashboard/composed`: calls both backends and composes on

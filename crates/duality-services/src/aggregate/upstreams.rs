@@ -103,7 +103,7 @@ impl Upstreams {
                 "source": f.source(),
                 "stale": !health.live,
                 "revision": revision,
-                "error": health.error,
+                "error": health.error.as_ref().map(ToString::to_string),
             })
         };
         json!({"customers": one(&self.customers), "incidents": one(&self.incidents)})

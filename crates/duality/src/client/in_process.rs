@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use duality_client::{Reply, Transport};
+use duality_client::{Error, Reply, Transport};
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use tower::ServiceExt;
@@ -29,24 +29,26 @@ impl Transport for InProcess {
         &'a self,
         path: &'a str,
         headers: &'a [(&'a str, String)],
-    ) -> BoxFuture<'a, Result<Reply, String>> {
+    ) -> BoxFuture<'a, Result<Reply, Error>> {
         Box::pin(async move {
             let mut request = Request::get(path);
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
-            let request = request.body(Body::empty()).map_err(|e| e.to_string())?;
-            let response = self
-                .router
-                .clone()
-                .oneshot(request)
-                .await
-                .map_err(|e| e.to_string())?;
+            // Only a bad path or header fails here.
+            let request = request.body(Body::empty()).map_err(|e| Error::Url {
+                url: path.to_string(),
+                reason: e.to_string(),
+            })?;
+            let Ok(response) = self.router.clone().oneshot(request).await;
             let (parts, body) = response.into_parts();
             Ok(Reply {
                 status: parts.status.as_u16(),
                 headers: parts.headers,
-                body: body.into_data_stream().map_err(|e| e.to_string()).boxed(),
+                body: body
+                    .into_data_stream()
+                    .map_err(|e| Error::transport(&e))
+                    .boxed(),
             })
         })
     }
