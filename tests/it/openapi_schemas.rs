@@ -189,3 +189,39 @@ async fn the_document_names_the_server_it_came_from_relatively() {
     assert_eq!(r.status(), 200);
     server.stop().await.unwrap();
 }
+
+/// A built-in service that adds a route without describing it would leave
+/// it in the document with only its path (`x-duality-undescribed`): every
+/// route of every built-in service, those added at start included, is
+/// described.
+#[tokio::test]
+async fn every_route_of_the_built_in_services_is_described() {
+    let server = crate::common::spawn(Settings {
+        builtin: Builtin {
+            demo_data: true,
+            collections: vec![duality_services::settings::parse_collection("notes").unwrap()],
+            ..Builtin::default()
+        },
+        ..Settings::ephemeral()
+    })
+    .await;
+    let doc: Value = server.get("/openapi.json").await.json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/persons",
+        "/customers/items/{id}",
+        "/customers/top/{limit}",
+        "/incidents/grouped-by-customer",
+        "/aggregates/dashboard/composed",
+        "/collections/notes/items/{key}",
+    ] {
+        assert!(paths.contains_key(path), "{path} is missing");
+    }
+    let undescribed: Vec<&String> = paths
+        .iter()
+        .filter(|(_, item)| item.get("x-duality-undescribed").is_some())
+        .map(|(path, _)| path)
+        .collect();
+    assert!(undescribed.is_empty(), "undescribed: {undescribed:?}");
+    server.stop().await.unwrap();
+}

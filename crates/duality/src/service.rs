@@ -57,8 +57,9 @@ pub trait Health: Send + Sync + 'static {
 /// a health reporter.
 #[derive(Default)]
 pub struct Started {
-    /// Routes added to the service's own.
-    pub routes: Option<Router<App>>,
+    /// Routes added to the service's own: a path (as
+    /// [`axum::Router::route`] takes it) and its handlers.
+    pub routes: Vec<(String, MethodRouter<App>)>,
     /// Reported in `/healthz`.
     pub health: Option<Arc<dyn Health>>,
 }
@@ -87,6 +88,9 @@ pub struct Service {
     name: &'static str,
     views: Vec<View>,
     routes: Router<App>,
+    /// The path of every route, so that `/openapi.json` names each one
+    /// (described by the service, or derived from the path).
+    paths: Vec<String>,
     starts: Vec<StartFn>,
     openapi: Vec<OpenApiPaths>,
     metrics: Vec<Metric>,
@@ -99,6 +103,7 @@ impl Service {
             name,
             views: Vec::new(),
             routes: Router::new(),
+            paths: Vec::new(),
             starts: Vec::new(),
             openapi: Vec::new(),
             metrics: Vec::new(),
@@ -112,15 +117,12 @@ impl Service {
         self
     }
 
-    /// Adds a route, as [`axum::Router::route`] does.
+    /// Adds a route, as [`axum::Router::route`] does. Describe it with
+    /// [`Service::openapi`]; a route left undescribed still appears in
+    /// `/openapi.json`, with what its path says.
     pub fn route(mut self, path: &str, method_router: MethodRouter<App>) -> Service {
         self.routes = self.routes.route(path, method_router);
-        self
-    }
-
-    /// Adds every route of `router`.
-    pub fn merge(mut self, router: Router<App>) -> Service {
-        self.routes = self.routes.merge(router);
+        self.paths.push(path.to_string());
         self
     }
 
@@ -223,6 +225,8 @@ pub struct Parts {
     pub views: Vec<View>,
     /// The services' own routes.
     pub routes: Vec<Router<App>>,
+    /// The path of every route a service added, with the service's name.
+    pub paths: Vec<(&'static str, String)>,
     /// The services' own OpenAPI paths.
     pub openapi: Vec<OpenApiPaths>,
     /// The services' health reports.
@@ -248,6 +252,11 @@ impl Server {
         Parts {
             views: self.views(),
             routes: self.services.iter().map(|s| s.routes.clone()).collect(),
+            paths: self
+                .services
+                .iter()
+                .flat_map(|s| s.paths.iter().map(|p| (s.name, p.clone())))
+                .collect(),
             openapi: self
                 .services
                 .iter()
@@ -260,13 +269,23 @@ impl Server {
     /// Runs the start hooks (the server's, then each service's) and adds
     /// what they return to `parts`.
     pub(crate) async fn start(self, cx: Context, parts: &mut Parts) -> Result<(), LaunchError> {
-        let hooks = self
-            .starts
-            .into_iter()
-            .chain(self.services.into_iter().flat_map(|s| s.starts));
-        for hook in hooks {
+        let mut hooks: Vec<(&'static str, StartFn)> = Vec::new();
+        for hook in self.starts {
+            hooks.push(("server", hook));
+        }
+        for service in self.services {
+            for hook in service.starts {
+                hooks.push((service.name, hook));
+            }
+        }
+        for (name, hook) in hooks {
             let started = hook(cx.clone()).await?;
-            parts.routes.extend(started.routes);
+            let mut routes = Router::new();
+            for (path, method_router) in started.routes {
+                routes = routes.route(&path, method_router);
+                parts.paths.push((name, path));
+            }
+            parts.routes.push(routes);
             parts.health.extend(started.health);
         }
         Ok(())

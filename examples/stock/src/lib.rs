@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::put;
 use duality::{ApiJson, App, Draft, Error, Server, Service, View, ViewSpec, Write, written};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 static PRODUCTS_SPEC: ViewSpec = ViewSpec::new("products", "/products", "/product-events");
 static STOCK_SPEC: ViewSpec = ViewSpec::new("stock", "/stock", "/stock-events");
@@ -121,6 +121,45 @@ pub fn service() -> Service {
         .view(TOTALS)
         .route("/products/{id}", put(product))
         .route("/stock/{product}/{warehouse}", put(stock))
+        .openapi(document)
+}
+
+/// The two writes in `/openapi.json` (the engine documents the views).
+fn document(paths: &mut Map<String, Value>) {
+    let key = |name: &str| {
+        json!({"name": name, "in": "path", "required": true,
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}})
+    };
+    let answers = |what: &str| {
+        json!({
+            "200": {"description": what, "headers": {"X-Revision": {"schema": {"type": "integer"}}}},
+            "400": {"description": "An invalid key or body"}
+        })
+    };
+    let body = |properties: Value| {
+        json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false,
+            "required": properties.as_object().map(|p| p.keys().cloned().collect::<Vec<_>>()),
+            "properties": properties}}}})
+    };
+    paths.insert(
+        "/products/{id}".into(),
+        json!({"put": {
+            "tags": ["stock"], "summary": "Create or rename a product",
+            "parameters": [key("id")],
+            "requestBody": body(json!({"name": {"type": "string"}})),
+            "responses": answers("Stored; X-Revision is the products revision")
+        }}),
+    );
+    paths.insert(
+        "/stock/{product}/{warehouse}".into(),
+        json!({"put": {
+            "tags": ["stock"], "summary": "Set how many of a product one warehouse holds (the product's total follows)",
+            "parameters": [key("product"), key("warehouse")],
+            "requestBody": body(json!({"quantity": {"type": "integer", "minimum": 0}})),
+            "responses": answers("Stored; X-Revision is the totals revision")
+        }}),
+    );
 }
 
 /// A server with the stock service alone.

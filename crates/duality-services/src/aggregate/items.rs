@@ -2,7 +2,6 @@
 //! handlers, generic over the item type, over the pure domain functions.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,21 +17,25 @@ use duality::{ApiJson, App, Error, KeyHeader, create_once, written};
 
 /// The item routes of one kind of item: `GET` (`list`) and `POST` on its
 /// collection `items`, and `GET`/`PATCH`/`DELETE` on `{items}/{id}`.
-pub fn routes<D: Item>(items: &'static str, list: MethodRouter<App>) -> Router<App> {
-    Router::new()
-        .route(
-            items,
+pub fn routes<D: Item>(items: &'static str, list: MethodRouter<App>) -> Routes {
+    vec![
+        (
+            items.to_string(),
             list.post(
                 move |State(app): State<App>, key: KeyHeader, ApiJson(body): ApiJson<Value>| {
                     create::<D>(app, items, key, body)
                 },
             ),
-        )
-        .route(
-            &format!("{items}/{{id}}"),
+        ),
+        (
+            format!("{items}/{{id}}"),
             get(one::<D>).patch(patch::<D>).delete(delete::<D>),
-        )
+        ),
+    ]
 }
+
+/// Routes as a service adds them: a path and its handlers.
+pub type Routes = Vec<(String, MethodRouter<App>)>;
 
 /// `GET /customers/items`: every customer, by name, from the index.
 pub async fn list_customers(State(app): State<App>) -> Result<Response, Error> {
@@ -105,17 +108,17 @@ async fn delete<D: Item>(
 
 /// `GET /customers/count` and `/customers/top/{limit}`: read models kept
 /// with the customers view.
-pub fn customer_reads() -> Router<App> {
-    Router::new()
-        .route(
-            "/customers/count",
+pub fn customer_reads() -> Routes {
+    vec![
+        (
+            "/customers/count".into(),
             get(|State(app): State<App>| async move {
                 let count = app.read(CUSTOMERS, CustomerIndex::count).await?;
                 Ok::<_, Error>(Json(count))
             }),
-        )
-        .route(
-            "/customers/top/{limit}",
+        ),
+        (
+            "/customers/top/{limit}".into(),
             get(
                 |State(app): State<App>, Path(limit): Path<String>| async move {
                     let limit = customers::parse_limit(&limit)?;
@@ -125,17 +128,18 @@ pub fn customer_reads() -> Router<App> {
                     Ok::<_, Error>(Json(top))
                 },
             ),
-        )
+        ),
+    ]
 }
 
 /// `GET /incidents/grouped-by-customer`: a read model kept with the
 /// incidents view.
-pub fn incident_reads() -> Router<App> {
-    Router::new().route(
-        "/incidents/grouped-by-customer",
+pub fn incident_reads() -> Routes {
+    vec![(
+        "/incidents/grouped-by-customer".into(),
         get(|State(app): State<App>| async move {
             let groups = app.read(INCIDENTS, IncidentIndex::groups).await?;
             Ok::<_, Error>(Json(incidents::Grouped(groups)))
         }),
-    )
+    )]
 }

@@ -48,25 +48,25 @@ pub const DASHBOARD: View = View::of(&DASHBOARD_SPEC);
 
 /// The customers service: items, count and top list.
 pub fn customers_service() -> Service {
-    Service::new("customers")
-        .view(CUSTOMERS)
-        .merge(items::routes::<CustomerDoc>(
-            "/customers/items",
-            get(items::list_customers),
-        ))
-        .merge(items::customer_reads())
+    let routes = items::routes::<CustomerDoc>("/customers/items", get(items::list_customers))
+        .into_iter()
+        .chain(items::customer_reads());
+    routes
+        .fold(Service::new("customers").view(CUSTOMERS), |s, (path, r)| {
+            s.route(&path, r)
+        })
         .openapi(openapi::customers_paths)
 }
 
 /// The incidents service: items and the grouping by customer.
 pub fn incidents_service() -> Service {
-    Service::new("incidents")
-        .view(INCIDENTS)
-        .merge(items::routes::<IncidentDoc>(
-            "/incidents/items",
-            get(items::list_incidents),
-        ))
-        .merge(items::incident_reads())
+    let routes = items::routes::<IncidentDoc>("/incidents/items", get(items::list_incidents))
+        .into_iter()
+        .chain(items::incident_reads());
+    routes
+        .fold(Service::new("incidents").view(INCIDENTS), |s, (path, r)| {
+            s.route(&path, r)
+        })
         .openapi(openapi::incidents_paths)
 }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::routing::get;
 use serde_json::{Map, Value};
 
@@ -14,7 +13,7 @@ use super::upstreams::Upstreams;
 use super::{CUSTOMERS, INCIDENTS, Upstream};
 use duality::client::{self, Transport};
 use duality::settings::Token;
-use duality::{App, Context, Error, Health, LaunchError, Started};
+use duality::{Context, Error, Health, LaunchError, Started};
 
 impl Health for Upstreams {
     fn degraded(&self) -> bool {
@@ -63,12 +62,11 @@ pub async fn start(cx: Context, upstream: Upstream) -> Result<Started, LaunchErr
         client::Options::default(),
     );
     let baseline = Arc::clone(&upstreams);
-    let routes: Router<App> = Router::new().route(
-        "/aggregates/dashboard/composed",
-        get(move || composed(Arc::clone(&baseline))),
-    );
     Ok(Started {
-        routes: Some(routes),
+        routes: vec![(
+            "/aggregates/dashboard/composed".into(),
+            get(move || composed(Arc::clone(&baseline))),
+        )],
         health: Some(upstreams),
     })
 }

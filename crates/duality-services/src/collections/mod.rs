@@ -111,7 +111,7 @@ pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
     let listed = Arc::new(Listed(names));
     Ok(service.on_start(move |_| async move {
         Ok(Started {
-            routes: None,
+            routes: Vec::new(),
             health: Some(listed),
         })
     }))

@@ -115,9 +115,33 @@ fn schemas() -> Value {
     })
 }
 
+/// What `/openapi.json` says of a route its service did not describe:
+/// its path parameters, and that nothing more is known of it.
+pub fn undescribed(service: &str, path: &str) -> Value {
+    let parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            let name = name.trim_start_matches('*');
+            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+        })
+        .collect();
+    json!({
+        "summary": format!("A route of the {service} service"),
+        "description": format!("The {service} service serves this path but does not describe it; its methods and answers are not documented here."),
+        "parameters": parameters,
+        "x-duality-undescribed": true
+    })
+}
+
 /// The document for the running services: every view's snapshot and
-/// stream, then each service's own paths (`services`).
-pub fn document(views: &[View], services: &[crate::service::OpenApiPaths]) -> Value {
+/// stream, then each service's own paths (`services`), then every route
+/// in `routes` (service, path) that no service described.
+pub fn document(
+    views: &[View],
+    services: &[crate::service::OpenApiPaths],
+    routes: &[(&'static str, String)],
+) -> Value {
     let mut paths = Map::new();
     for &view in views {
         paths.insert(view.snapshot_path().into(), snapshot_op(view));
@@ -125,6 +149,11 @@ pub fn document(views: &[View], services: &[crate::service::OpenApiPaths]) -> Va
     }
     for add in services {
         add(&mut paths);
+    }
+    for (service, path) in routes {
+        if !paths.contains_key(path) {
+            paths.insert(path.clone(), undescribed(service, path));
+        }
     }
     paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/docs".into(), json!({"get": {"tags": ["web"], "summary": "An interactive page of this document: pick an operation, fill its parameters and body, send it from the browser and see the answer",
