@@ -21,7 +21,6 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::printable;
-use duality_client::follower::stream_path_for;
 use duality_client::{Follower, Http, Observer, Options, ViewCopy};
 
 /// What `duality watch` was given.
@@ -299,13 +298,7 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
     // Keeping the copy makes the follower hand over a snapshot whole, as
     // one `loaded` (without it, large snapshots come in parts).
     let options = Options::default();
-    let _follower = Follower::spawn_observed(
-        transport,
-        &path,
-        &stream_path_for(&path),
-        options,
-        Some(Arc::new(Lines(tx))),
-    );
+    let _follower = Follower::spawn_linked(transport, &path, options, Some(Arc::new(Lines(tx))));
     let mut stdout = std::io::stdout();
     loop {
         tokio::select! {

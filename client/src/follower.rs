@@ -99,22 +99,30 @@ impl Default for Options {
     }
 }
 
-/// The stream path the server's convention gives a snapshot path:
-/// `/persons` → `/person-events`, `/aggregates/dashboard` →
-/// `/aggregates/dashboard-events`, and for a collection
-/// `/collections/notes` → `/collections/notes/events`.
-pub fn stream_path_for(snapshot_path: &str) -> String {
-    if let Some(name) = snapshot_path.strip_prefix("/collections/")
-        && !name.is_empty()
-        && !name.contains('/')
-    {
-        return format!("{snapshot_path}/events");
-    }
-    let (dir, last) = snapshot_path
-        .rsplit_once('/')
-        .unwrap_or(("", snapshot_path));
-    let singular = last.strip_suffix('s').unwrap_or(last);
-    format!("{dir}/{singular}-events")
+/// The link relation with which a snapshot names its view's stream.
+pub const STREAM_REL: &str = "duality-stream";
+
+/// The stream path a snapshot's `Link` header names
+/// (`</person-events>; rel="duality-stream"`), if it names one: the first
+/// link whose `rel` (quoted or not, one of several space-separated
+/// relations) is [`STREAM_REL`] and whose target is a path on the same
+/// server.
+pub fn stream_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|value| {
+        let (target, params) = value.trim().strip_prefix('<')?.split_once('>')?;
+        let named = params.split(';').any(|param| {
+            let Some((key, rel)) = param.split_once('=') else {
+                return false;
+            };
+            key.trim().eq_ignore_ascii_case("rel")
+                && rel
+                    .trim()
+                    .trim_matches('"')
+                    .split_ascii_whitespace()
+                    .any(|r| r.eq_ignore_ascii_case(STREAM_REL))
+        });
+        (named && target.starts_with('/') && !target.starts_with("//")).then(|| target.to_string())
+    })
 }
 
 /// Keeps a local copy of one remote view current, in a background task
@@ -134,14 +142,15 @@ impl Drop for Follower {
 }
 
 impl Follower {
-    /// Starts following `snapshot_path` (and `stream_path`) through `transport`.
+    /// Starts following `snapshot_path` (and `stream_path`, unless the
+    /// snapshot's `Link` names another) through `transport`.
     pub fn spawn(
         transport: Arc<dyn Transport>,
         snapshot_path: &str,
         stream_path: &str,
         options: Options,
     ) -> Follower {
-        Follower::spawn_observed(transport, snapshot_path, stream_path, options, None)
+        Follower::start(transport, snapshot_path, Some(stream_path), options, None)
     }
 
     /// [`Follower::spawn`], telling `observer` every change it applies.
@@ -149,6 +158,35 @@ impl Follower {
         transport: Arc<dyn Transport>,
         snapshot_path: &str,
         stream_path: &str,
+        options: Options,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Follower {
+        Follower::start(
+            transport,
+            snapshot_path,
+            Some(stream_path),
+            options,
+            observer,
+        )
+    }
+
+    /// Starts following `snapshot_path` through `transport`, at the stream
+    /// its snapshot names (`Link: <path>; rel="duality-stream"`), telling
+    /// `observer` (if any) every change it applies. A snapshot that names
+    /// no stream is a [`Error::Protocol`], retried like any failure.
+    pub fn spawn_linked(
+        transport: Arc<dyn Transport>,
+        snapshot_path: &str,
+        options: Options,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Follower {
+        Follower::start(transport, snapshot_path, None, options, observer)
+    }
+
+    fn start(
+        transport: Arc<dyn Transport>,
+        snapshot_path: &str,
+        stream_path: Option<&str>,
         options: Options,
         observer: Option<Arc<dyn Observer>>,
     ) -> Follower {
@@ -163,7 +201,7 @@ impl Follower {
             source: source.clone(),
             transport: Arc::clone(&transport),
             snapshot_path: snapshot_path.to_string(),
-            stream_path: stream_path.to_string(),
+            stream_path: stream_path.map(str::to_string),
             options,
             observer,
             copy: copy_tx,
@@ -179,8 +217,8 @@ impl Follower {
         }
     }
 
-    /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`; the
-    /// stream URL follows the server's convention. Fails only on a URL (or
+    /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`, at
+    /// the stream its snapshot names in its `Link` header. Fails only on a URL (or
     /// token) that cannot be used; an unreachable server is retried, and
     /// reported by [`Follower::health`].
     pub fn connect(url: &str, options: Options) -> Result<Follower, Error> {
@@ -204,12 +242,7 @@ impl Follower {
             .strip_suffix(&path)
             .ok_or_else(|| invalid("cannot split it into server and path".into()))?;
         let transport = Arc::new(Http::with_token(base, token)?);
-        Ok(Follower::spawn(
-            transport,
-            &path,
-            &stream_path_for(&path),
-            options,
-        ))
+        Ok(Follower::spawn_linked(transport, &path, options, None))
     }
 
     /// The current copy (cloned).
@@ -278,7 +311,9 @@ struct Run {
     source: String,
     transport: Arc<dyn Transport>,
     snapshot_path: String,
-    stream_path: String,
+    /// Where the stream is: given at spawn, or named by the last
+    /// snapshot's `Link` (which wins).
+    stream_path: Option<String>,
     options: Options,
     observer: Option<Arc<dyn Observer>>,
     copy: watch::Sender<ViewCopy>,
@@ -286,7 +321,7 @@ struct Run {
 }
 
 impl Run {
-    async fn forever(self) {
+    async fn forever(mut self) {
         let mut backoff = self.options.min_backoff;
         let mut bootstrap = true;
         loop {
@@ -335,7 +370,7 @@ impl Run {
         });
     }
 
-    async fn bootstrap(&self) -> Result<(), Error> {
+    async fn bootstrap(&mut self) -> Result<(), Error> {
         let path = &self.snapshot_path;
         let fetch = async {
             let reply = self.transport.get(path, &[]).await?;
@@ -349,11 +384,12 @@ impl Run {
                     Error::Protocol(format!("snapshot {path} without a valid X-Revision"))
                 })?;
             let epoch = reply.header("x-epoch").unwrap_or_default().to_string();
+            let link = reply.header("link").and_then(stream_link);
             let body = reply.bytes(SNAPSHOT_LIMIT).await?;
-            Ok((revision, epoch, body))
+            Ok((revision, epoch, link, body))
         };
         let after = self.options.request_timeout;
-        let (revision, epoch, body) =
+        let (revision, epoch, link, body) =
             tokio::time::timeout(after, fetch)
                 .await
                 .map_err(|_| Error::Timeout {
@@ -370,6 +406,16 @@ impl Run {
         })
         .await
         .map_err(|e| Error::Internal(format!("parsing the snapshot failed: {e}")))??;
+        match link {
+            Some(stream) => self.stream_path = Some(stream),
+            None if self.stream_path.is_none() => {
+                return Err(Error::Protocol(format!(
+                    "the snapshot {} names no stream (Link: <path>; rel=\"{STREAM_REL}\")",
+                    self.snapshot_path
+                )));
+            }
+            None => {}
+        }
         self.copy.send_replace(ViewCopy {
             loaded: true,
             revision,
@@ -384,7 +430,9 @@ impl Run {
         let (revision, epoch) = self.copy.borrow().clone_position();
         let headers = [("last-event-id", revision.to_string()), ("x-epoch", epoch)];
         let after = self.options.request_timeout;
-        let connect = self.transport.get(&self.stream_path, &headers);
+        // Set by every successful bootstrap, which comes first.
+        let stream_path = self.stream_path.as_deref().unwrap_or_default();
+        let connect = self.transport.get(stream_path, &headers);
         let reply = match tokio::time::timeout(after, connect).await {
             Err(_) => {
                 return Ended::Dropped(Error::Timeout {
@@ -396,7 +444,7 @@ impl Run {
             Ok(Ok(reply)) => reply,
         };
         if reply.status != 200 {
-            let error = reply.into_error(&self.stream_path).await;
+            let error = reply.into_error(stream_path).await;
             return match error {
                 Error::Gone { .. } => Ended::Restart(error),
                 _ => Ended::Dropped(error),
@@ -628,18 +676,28 @@ mod tests {
     }
 
     #[test]
-    fn stream_paths_follow_the_servers_convention() {
-        assert_eq!(stream_path_for("/persons"), "/person-events");
-        assert_eq!(stream_path_for("/locations"), "/location-events");
-        assert_eq!(stream_path_for("/customers"), "/customer-events");
-        assert_eq!(stream_path_for("/incidents"), "/incident-events");
+    fn a_snapshot_names_its_stream_in_its_link_header() {
+        let one = |h: &str| stream_link(h);
         assert_eq!(
-            stream_path_for("/aggregates/dashboard"),
-            "/aggregates/dashboard-events"
+            one(r#"</person-events>; rel="duality-stream""#),
+            Some("/person-events".into())
         );
         assert_eq!(
-            stream_path_for("/collections/notes"),
-            "/collections/notes/events"
+            one(r#"</docs>; rel="help", </collections/a%20b/events>;rel=duality-stream"#),
+            Some("/collections/a%20b/events".into())
         );
+        assert_eq!(
+            one(r#"</x-events>; title="t"; rel="next duality-stream""#),
+            Some("/x-events".into())
+        );
+        for none in [
+            "",
+            "</x>; rel=next",
+            r#"<http://elsewhere/x>; rel="duality-stream""#,
+            r#"<//elsewhere/x>; rel="duality-stream""#,
+            r#"/x; rel="duality-stream""#,
+        ] {
+            assert_eq!(one(none), None, "{none}");
+        }
     }
 }

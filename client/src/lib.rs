@@ -17,5 +17,5 @@ pub mod follower;
 pub mod transport;
 
 pub use error::Error;
-pub use follower::{Follower, Health, Observer, Options, ViewCopy, stream_path_for};
+pub use follower::{Follower, Health, Observer, Options, STREAM_REL, ViewCopy, stream_link};
 pub use transport::{Http, Reply, Transport};

@@ -26,6 +26,8 @@ struct Script {
     /// After its scripted bytes, a stream sends a keep-alive comment this
     /// often (or nothing at all).
     keep_alive: Option<Duration>,
+    /// The snapshot's `Link` header, if it has one.
+    link: Option<String>,
 }
 
 impl Transport for Script {
@@ -44,6 +46,9 @@ impl Transport for Script {
             let (status, body) = if path == "/things" {
                 out.insert("x-revision", self.snapshot_revision.into());
                 out.insert("x-epoch", self.epoch.parse().unwrap());
+                if let Some(link) = &self.link {
+                    out.insert("link", link.parse().unwrap());
+                }
                 (200, self.snapshot.to_string())
             } else {
                 let mut streams = self.streams.lock().unwrap();
@@ -87,6 +92,7 @@ fn script(streams: Vec<(u16, &str)>) -> Arc<Script> {
         streams: Mutex::new(streams.into_iter().map(|(s, b)| (s, b.into())).collect()),
         seen: Mutex::new(Vec::new()),
         keep_alive: None,
+        link: None,
     })
 }
 
@@ -263,5 +269,53 @@ async fn a_stream_that_sends_nothing_at_all_is_dropped_after_the_idle_timeout() 
     assert!(
         streams >= 2,
         "a silent stream was never dropped ({streams})"
+    );
+}
+
+#[tokio::test]
+async fn a_follower_follows_the_stream_its_snapshot_links_to() {
+    let events = "id: 3\ndata: {\"3\":{\"name\":\"Cy\"}}\n\n";
+    let script = Arc::new(Script {
+        link: Some(r#"</things/linked-events>; rel="duality-stream""#.into()),
+        ..Arc::into_inner(script(vec![(200, events)])).unwrap()
+    });
+    let follower = Follower::spawn_linked(script.clone(), "/things", fast(), None);
+    follower.wait_for(3, Duration::from_secs(5)).await.unwrap();
+    let paths: Vec<String> = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert_eq!(
+        paths[..2],
+        ["/things", "/things/linked-events"],
+        "{paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_linked_follower_refuses_a_snapshot_that_names_no_stream() {
+    let script = script(vec![]);
+    let follower = Follower::spawn_linked(script.clone(), "/things", fast(), None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let health = follower.health();
+    assert!(!health.live);
+    assert!(
+        matches!(&health.error, Some(Error::Protocol(m)) if m.contains("names no stream")),
+        "{:?}",
+        health.error
+    );
+    let paths: Vec<String> = script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(
+        paths.iter().all(|p| p == "/things"),
+        "no stream was guessed: {paths:?}"
     );
 }
