@@ -33,3 +33,4 @@ mod stream_protocol;
 mod tokens;
 mod views_at_any_size;
 mod watch_command;
+mod workspace;

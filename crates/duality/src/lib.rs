@@ -70,6 +70,9 @@
 
 #![warn(missing_docs)]
 
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("duality needs a store: enable its `sqlite` feature (the default) or `postgres`");
+
 pub mod app;
 pub mod client;
 pub mod error;

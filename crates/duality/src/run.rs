@@ -13,8 +13,8 @@ use crate::error::LaunchError;
 use crate::hub::Hub;
 use crate::service::{Context, Server};
 use crate::settings::{Config, Database};
-use crate::store::owner::{self, Owner};
-use crate::store::{Location, Publish, Store};
+use crate::store::owner::Owner;
+use crate::store::{Publish, Store};
 use crate::{http, net, retention, telemetry};
 
 /// Refuses open writes on an address other machines can reach, unless the
@@ -43,6 +43,8 @@ async fn open_store(
         )),
         #[cfg(feature = "sqlite")]
         Database::Sqlite(location) => {
+            use crate::store::Location;
+            use crate::store::owner;
             use crate::store::sqlite::SqliteStore;
             let owner = match location {
                 Location::File(path) => Some(owner::claim(path)?),
