@@ -13,6 +13,7 @@
 //! - [`index`]: the read-model interface a view's copy keeps current.
 //! - [`sse`]: Server-Sent Events framing.
 //! - [`position`]: where a stream starts, from what the client sent.
+//! - [`filter`]: the subset of a view a consumer subscribes to.
 
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod body;
 pub mod chunks;
 pub mod deflate;
 pub mod error;
+pub mod filter;
 pub mod idempotency;
 pub mod index;
 pub mod merge;
@@ -30,6 +32,7 @@ pub mod write;
 
 pub use chunks::Chunks;
 pub use error::Error;
+pub use filter::Filter;
 pub use index::{DocText, Index, MakeIndex};
 pub use view::{Registry, View, ViewSchemas, ViewSpec};
 pub use write::{Draft, Missing, Output, Plan, Source, Write};
