@@ -117,7 +117,7 @@ fn schemas() -> Value {
 
 /// The document for the running services: every view's snapshot and
 /// stream, then each service's own paths (`services`).
-pub fn document(views: &[View], services: &[crate::service::OpenApiPaths]) -> Value {
+pub fn document(views: &[View], services: &[super::OpenApiPaths]) -> Value {
     let mut paths = Map::new();
     for &view in views {
         paths.insert(view.snapshot_path().into(), snapshot_op(view));
