@@ -76,6 +76,8 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod in_flight;
+#[cfg(test)]
+mod layers;
 pub mod materialized;
 pub mod net;
 pub mod retention;
