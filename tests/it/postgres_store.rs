@@ -290,7 +290,7 @@ async fn a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_
         Ok(Value::Null)
     });
     let refused = store.write(stray).await;
-    assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
+    assert!(matches!(refused, Err(Error::NotFound(_))), "{refused:?}");
     let next = store.write(create("Ann", None)).await.unwrap();
     assert_eq!(next.revision(PERSONS), 1);
 }

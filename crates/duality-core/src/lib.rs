@@ -4,7 +4,7 @@
 //!
 //! - [`view`]: views and the [`Registry`] of those a process serves.
 //! - [`write`]: the one write path ([`Write`] over a [`Draft`], then
-//!   [`plan`](write::plan)).
+//!   `plan`).
 //! - [`error`]: the one [`Error`] model, from a write to the HTTP answer.
 //! - [`merge`]: RFC 7396 merge patches, their minimal diff and apply.
 //! - [`idempotency`]: `Idempotency-Key`s, request fingerprints, outcomes.

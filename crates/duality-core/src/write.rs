@@ -150,8 +150,8 @@ impl Write {
         let output = (self.run)(&mut draft)?;
         for (view, _) in draft.docs.keys() {
             if !self.views.contains(view) {
-                return Err(Error::Invalid(format!(
-                    "internal: write touched undeclared view {view}"
+                return Err(Error::internal(format!(
+                    "a write touched the view {view}, which it did not declare"
                 )));
             }
         }
@@ -459,13 +459,13 @@ mod tests {
     }
 
     #[test]
-    fn touching_an_undeclared_view_is_refused() {
+    fn touching_an_undeclared_view_is_refused_as_the_service_s_fault() {
         let src = MemorySource::default();
         let bad = Write::new(&[PERSONS], |d| {
             d.put(LOCATIONS, "x", json!(1))?;
             Ok(Value::Null)
         });
-        assert!(matches!(bad.execute(&src), Err(Error::Invalid(_))));
+        assert!(matches!(bad.execute(&src), Err(Error::Internal(_))));
     }
 
     #[test]

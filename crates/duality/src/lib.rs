@@ -62,8 +62,9 @@
 //! - [`materialized`]: every view kept in memory as shared chunks of
 //!   serialised JSON, advanced by its own events; snapshots and read models.
 //! - [`hub`]: implements `Publish`: advances the copies and fans committed
-//!   events out; [`stream`] is the one stream path.
-//! - [`app`]: the core every handler goes through.
+//!   events out.
+//! - [`app`]: the core every handler goes through; [`stream`], the one
+//!   stream path, is built on it.
 //! - [`http`]: the router (every registered view's snapshot and stream),
 //!   errors and extractors; [`settings`] holds the engine's [`Config`].
 //! - [`service`]: the public API for services, and [`Server::launch`].
@@ -79,6 +80,8 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod in_flight;
+#[cfg(test)]
+mod layers;
 pub mod materialized;
 pub mod net;
 pub mod retention;

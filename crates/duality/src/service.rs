@@ -19,8 +19,13 @@ use duality_core::View;
 
 use crate::app::App;
 use crate::error::LaunchError;
+use crate::http::Parts;
 use crate::settings::Config;
 use crate::telemetry::Metric;
+
+// What a service hands the HTTP layer is defined there, below this module,
+// so that `http` never reaches up into `service` (docs/ARCHITECTURE.md).
+pub use crate::http::{Health, OpenApiPaths};
 
 /// What a service's start hook is given.
 #[derive(Clone)]
@@ -44,15 +49,6 @@ impl Context {
     }
 }
 
-/// A running service's contribution to `/healthz`.
-pub trait Health: Send + Sync + 'static {
-    /// True while the service cannot do its job fully (the status then
-    /// reads `degraded`).
-    fn degraded(&self) -> bool;
-    /// Adds the service's fields to the `/healthz` body.
-    fn report(&self, health: &mut Map<String, Value>);
-}
-
 /// What a start hook hands back: routes that need state made at start, and
 /// a health reporter.
 #[derive(Default)]
@@ -65,10 +61,6 @@ pub struct Started {
 }
 
 type StartFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<Started, LaunchError>> + Send>;
-
-/// Adds a service's paths to the OpenAPI document (the engine documents
-/// each view's snapshot and stream by itself).
-pub type OpenApiPaths = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 
 /// One service: a name (what `--services` selects), its views, its routes.
 ///
@@ -216,21 +208,6 @@ impl Server {
     pub fn names(&self) -> Vec<&'static str> {
         self.services.iter().map(|s| s.name).collect()
     }
-}
-
-/// What the router serves for the running services.
-#[derive(Clone, Default)]
-pub struct Parts {
-    /// Every registered view: its snapshot and stream are served.
-    pub views: Vec<View>,
-    /// The services' own routes.
-    pub routes: Vec<Router<App>>,
-    /// The path of every route a service added, with the service's name.
-    pub paths: Vec<(&'static str, String)>,
-    /// The services' own OpenAPI paths.
-    pub openapi: Vec<OpenApiPaths>,
-    /// The services' health reports.
-    pub health: Vec<Arc<dyn Health>>,
 }
 
 impl Server {

@@ -21,18 +21,47 @@ use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
+use serde_json::{Map, Value};
 use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::app::App;
-use crate::service::Parts;
 use duality_core::View;
 use extract::{ApiQuery, json_errors};
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A running service's contribution to `/healthz`.
+pub trait Health: Send + Sync + 'static {
+    /// True while the service cannot do its job fully (the status then
+    /// reads `degraded`).
+    fn degraded(&self) -> bool;
+    /// Adds the service's fields to the `/healthz` body.
+    fn report(&self, health: &mut Map<String, Value>);
+}
+
+/// Adds a service's paths to the OpenAPI document (the engine documents
+/// each view's snapshot and stream by itself).
+pub type OpenApiPaths = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
+
+/// What the router serves for the running services (gathered by
+/// [`Server`](crate::Server) from its services and their start hooks).
+#[derive(Clone, Default)]
+pub struct Parts {
+    /// Every registered view: its snapshot and stream are served.
+    pub views: Vec<View>,
+    /// The services' own routes.
+    pub routes: Vec<Router<App>>,
+    /// The path of every route a service added, with the service's name.
+    pub paths: Vec<(&'static str, String)>,
+    /// The services' own OpenAPI paths.
+    pub openapi: Vec<OpenApiPaths>,
+    /// The services' health reports.
+    pub health: Vec<Arc<dyn Health>>,
+}
 
 /// The router's state.
 #[derive(Clone)]

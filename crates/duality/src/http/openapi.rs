@@ -139,7 +139,7 @@ pub fn undescribed(service: &str, path: &str) -> Value {
 /// in `routes` (service, path) that no service described.
 pub fn document(
     views: &[View],
-    services: &[crate::service::OpenApiPaths],
+    services: &[super::OpenApiPaths],
     routes: &[(&'static str, String)],
 ) -> Value {
     let mut paths = Map::new();

@@ -172,7 +172,7 @@ pub fn new_epoch() -> String {
 /// no outbox, channel or copy for it, and would fail on its writer.
 pub(crate) fn served(registry: &Registry, write: &Write) -> Result<(), Error> {
     match write.views().iter().find(|v| !registry.contains(**v)) {
-        Some(view) => Err(Error::Invalid(format!(
+        Some(view) => Err(Error::NotFound(format!(
             "the view `{view}` is not served by this process"
         ))),
         None => Ok(()),
