@@ -132,6 +132,9 @@ async fn an_allowed_origin_reads_snapshots_and_streams_with_revision_headers_exp
         for h in ["x-revision", "x-epoch", "etag"] {
             assert!(exposed.contains(h), "{h} not exposed on {path}: {exposed}");
         }
+        if path == "/notes" {
+            assert!(exposed.contains("link"), "the stream's Link: {exposed}");
+        }
     }
     // A reconnecting EventSource asks first whether it may send Last-Event-ID.
     let preflight = preflight(&server, "/note-events", "GET", "last-event-id").await;
