@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
+use duality::settings::{is_requested_output, one_line};
 
 use clap::Subcommand;
 use duality_services::Settings;
@@ -44,12 +44,7 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if is_requested_output(&e) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -81,36 +76,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A refused command line as one line: what was refused and why, and
-/// clap's "did you mean" for a mistyped flag, subcommand or value. Scripts
-/// and people both read one line; clap's usage block and tips are left out.
-fn one_line(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let mut line = text
-        .lines()
-        .next()
-        .unwrap_or("error: invalid arguments")
-        .to_string();
-    let suggestions: Vec<String> = [
-        ContextKind::SuggestedArg,
-        ContextKind::SuggestedSubcommand,
-        ContextKind::SuggestedValue,
-    ]
-    .into_iter()
-    .filter_map(|kind| e.get(kind))
-    .flat_map(|value| match value {
-        ContextValue::String(s) => vec![s.clone()],
-        ContextValue::Strings(list) => list.clone(),
-        _ => Vec::new(),
-    })
-    .collect();
-    if !suggestions.is_empty() {
-        let quoted: Vec<String> = suggestions.iter().map(|s| format!("'{s}'")).collect();
-        line.push_str(&format!("; did you mean {}?", quoted.join(" or ")));
-    }
-    line
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {

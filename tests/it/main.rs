@@ -1,17 +1,17 @@
 //! The `duality` command and its built-in services, end to end: each module
 //! starts real servers on 127.0.0.1:0 (in process, or the binary as a child)
 //! and speaks HTTP and SSE to them. One test binary, so the workspace links
-//! the server once for all of them.
+//! the server once for all of them. The engine's own protocol (stream
+//! positions, retention, tokens, CORS, limits, errors) is tested on a
+//! test-only service in crates/duality/tests/it.
 
 mod aggregate_pattern;
 mod bad_input;
-mod bounded_shutdown;
 mod browser;
 mod collections;
 mod command_line;
 mod common;
 mod connection_limits;
-mod cors;
 mod dashboard_flushes;
 mod durability;
 mod http_metrics;
@@ -22,14 +22,12 @@ mod one_process_per_sqlite_file;
 mod openapi_conformance;
 mod openapi_schemas;
 mod operations;
-mod outbox_continuity;
 mod persons_and_locations;
 mod postgres_outage;
 mod postgres_processes;
 mod postgres_store;
 mod readme_commands;
 mod rust_client;
-mod stream_protocol;
 mod tokens;
 mod views_at_any_size;
 mod watch_command;

@@ -15,7 +15,7 @@
 //! a run takes a minute or two. The change streams are left out: their
 //! `200` answer is an event stream that never ends, so a conformance client
 //! would only wait for its timeout; their positions, `400` and `410`
-//! answers are tested in `tests/stream_protocol.rs`. Valid
+//! answers are tested in `crates/duality/tests/it/stream_protocol.rs`. Valid
 //! `Idempotency-Key`s are made unique per request (see
 //! `tests/conformance/hooks.py`); replays are tested in
 //! `tests/idempotency_keys.rs`.

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser};
 
 use crate::store::Location;
@@ -87,9 +88,16 @@ struct EngineOnly {
 impl Config {
     /// The configuration from this process's command line and environment,
     /// for a program with no flags of its own (`--help` lists the engine's;
-    /// an invalid value prints the error and exits).
+    /// an invalid value prints the error as [`one_line`] and exits with 2).
     pub fn from_command_line() -> Self {
-        EngineOnly::parse().config
+        match EngineOnly::try_parse() {
+            Ok(cli) => cli.config,
+            Err(e) if is_requested_output(&e) => e.exit(),
+            Err(e) => {
+                eprintln!("{}", one_line(&e));
+                std::process::exit(2);
+            }
+        }
     }
 
     /// A configuration for tests and tools: an in-memory database on port 0.
@@ -109,6 +117,47 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// True if clap's "error" is the help or version text the user asked for,
+/// to print as it is, with success.
+pub fn is_requested_output(e: &clap::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    )
+}
+
+/// A refused command line as one line: what was refused and why, and
+/// clap's "did you mean" for a mistyped flag, subcommand or value. Scripts
+/// and people both read one line; clap's usage block and tips are left out.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let mut line = text
+        .lines()
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    let suggestions: Vec<String> = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .filter_map(|kind| e.get(kind))
+    .flat_map(|value| match value {
+        ContextValue::String(s) => vec![s.clone()],
+        ContextValue::Strings(list) => list.clone(),
+        _ => Vec::new(),
+    })
+    .collect();
+    if !suggestions.is_empty() {
+        let quoted: Vec<String> = suggestions.iter().map(|s| format!("'{s}'")).collect();
+        line.push_str(&format!("; did you mean {}?", quoted.join(" or ")));
+    }
+    line
 }
 
 /// A bearer token. Its `Debug` form hides the value, so settings can be
@@ -328,10 +377,13 @@ mod tests {
     #[cfg(feature = "postgres")]
     fn database_urls_show_no_password() {
         let db = parse_database("postgres://app:s3cret@db.internal:5432/duality").unwrap();
+        // A build without PostgreSQL shows no URL at all.
+        #[cfg(feature = "postgres")]
         assert_eq!(
             db.to_string(),
             "postgres://app:***@db.internal:5432/duality"
         );
+        assert!(!db.to_string().contains("s3cret"));
         assert_eq!(parse_database(":memory:").unwrap().to_string(), ":memory:");
     }
 
@@ -389,6 +441,21 @@ mod tests {
         ] {
             assert!(parse_listen(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_refused_command_line_is_one_line_with_its_suggestion() {
+        let e = EngineOnly::try_parse_from(["app", "--db", "mysql://x"]).unwrap_err();
+        let line = one_line(&e);
+        assert!(
+            line.starts_with("error: ") && line.contains("mysql://x"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+        let e = EngineOnly::try_parse_from(["app", "--lisen", "3000"]).unwrap_err();
+        assert!(one_line(&e).ends_with("did you mean '--listen'?"), "{e}");
+        let help = EngineOnly::try_parse_from(["app", "--help"]).unwrap_err();
+        assert!(is_requested_output(&help) && !is_requested_output(&e));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Starts the stock service on 127.0.0.1:0, writes through HTTP, and
-//! checks that each view's change stream folds into its snapshot.
+//! checks that each view's change stream folds into its snapshot; then
+//! runs the built `duality-stock` binary, a server made from the engine
+//! alone, for its `--help`, its one-line errors, its OpenAPI document and
+//! its snapshots' `Link` headers.
 
 use std::time::Duration;
 
@@ -124,4 +127,236 @@ async fn stock_of_an_unknown_product_is_a_404_and_changes_nothing() {
     assert_eq!(s.snapshot("/totals").await, (json!({}), 0));
     assert_eq!(s.snapshot("/products").await, (json!({}), 0));
     let _ = s.stop.send(());
+}
+
+/// The built `duality-stock` binary: a server made from the engine alone.
+const BINARY: &str = env!("CARGO_BIN_EXE_duality-stock");
+
+/// Runs `duality-stock ARGS` in an empty directory until it exits (at most
+/// 20 s); returns its exit status, stdout and stderr.
+fn run_binary(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BINARY)
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "duality-stock {args:?} still runs after 20 s: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn its_help_lists_the_engines_flags_and_none_of_the_built_in_services() {
+    let (status, help, _) = run_binary(&["--help"]);
+    assert!(status.success());
+    for flag in [
+        "--listen",
+        "--db",
+        "--retention",
+        "--cors-origin",
+        "--cors-allow-writes",
+        "--keep-alive",
+        "--write-token",
+        "--read-token",
+        "--open-writes",
+        "--max-connections",
+        "--header-timeout",
+        "--shutdown-grace",
+        "DUALITY_LISTEN",
+        "DUALITY_DB",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    for flag in [
+        "--services",
+        "--customers-url",
+        "--incidents-url",
+        "--collection",
+        "--demo-data",
+        "--upstream-token",
+    ] {
+        assert!(!help.contains(flag), "{flag} in --help:\n{help}");
+    }
+}
+
+#[test]
+fn a_refused_flag_or_start_is_one_error_line_and_a_failed_exit() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--db", "mysql://x"], "mysql://x"),
+        (&["--retention", "soon"], "retention"),
+        (&["--lisen", "3000"], "did you mean '--listen'?"),
+        (&["--listen", &taken, "--db", ":memory:"], "cannot listen"),
+        (
+            &["--listen", "0.0.0.0:0", "--db", ":memory:"],
+            "--write-token",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--db", "no/such/dir/stock.db"],
+            "database",
+        ),
+    ];
+    for (args, mentions) in cases {
+        let (status, _, stderr) = run_binary(args);
+        assert!(!status.success(), "{args:?} was accepted");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line, got:\n{stderr}");
+        assert!(lines[0].starts_with("error: "), "{args:?}: {stderr}");
+        assert!(lines[0].contains(mentions), "{args:?}: {stderr}");
+        // Display, not Debug.
+        for debug in ["Config(", "Store(", "Io(", "Os {"] {
+            assert!(!stderr.contains(debug), "{args:?}: {stderr}");
+        }
+    }
+}
+
+/// `duality-stock` serving on a free port; killed on drop.
+struct ServingBinary {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServingBinary {
+    async fn start() -> ServingBinary {
+        let dir = tempfile::tempdir().unwrap();
+        let http = reqwest::Client::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let listen = format!("127.0.0.1:{port}");
+            let mut child = std::process::Command::new(BINARY)
+                .args(["--listen", &listen, "--db", ":memory:"])
+                .current_dir(dir.path())
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let base = format!("http://{listen}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if child.try_wait().unwrap().is_some() {
+                    break; // the port was taken meanwhile: another one
+                }
+                let health = http.get(format!("{base}/healthz")).send().await;
+                if health.is_ok_and(|r| r.status().is_success()) {
+                    return ServingBinary {
+                        child,
+                        base,
+                        _dir: dir,
+                    };
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("duality-stock did not become ready on {listen}");
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        panic!("could not start duality-stock on a free port");
+    }
+}
+
+impl Drop for ServingBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stock views: (snapshot, stream).
+const VIEWS: [(&str, &str); 3] = [
+    ("/products", "/product-events"),
+    ("/stock", "/stock-events"),
+    ("/totals", "/total-events"),
+];
+
+#[tokio::test]
+async fn the_binary_documents_each_views_snapshot_and_stream_in_its_openapi() {
+    let server = ServingBinary::start().await;
+    let http = reqwest::Client::new();
+    let doc: Value = http
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().expect("paths");
+    for (snapshot, stream) in VIEWS {
+        let ok = &paths[snapshot]["get"]["responses"]["200"];
+        assert!(ok["headers"].get("Link").is_some(), "{snapshot}: {ok}");
+        let events = &paths[stream]["get"]["responses"]["200"]["content"];
+        assert!(events.get("text/event-stream").is_some(), "{stream}");
+    }
+    for path in paths.keys() {
+        for builtin in [
+            "/person",
+            "/location",
+            "/customer",
+            "/incident",
+            "/aggregates",
+        ] {
+            assert!(!path.starts_with(builtin), "{path} is not served here");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_binarys_snapshots_link_their_streams() {
+    let server = ServingBinary::start().await;
+    let http = reqwest::Client::new();
+    for (snapshot, stream) in VIEWS {
+        let link = format!("<{stream}>; rel=\"duality-stream\"");
+        let url = format!("{}{snapshot}", server.base);
+        let get = http.get(&url).send().await.unwrap();
+        assert_eq!(get.status(), 200);
+        assert_eq!(get.headers()["link"], link.as_str(), "GET {snapshot}");
+        let head = http.head(&url).send().await.unwrap();
+        assert_eq!(head.headers()["link"], link.as_str(), "HEAD {snapshot}");
+        let etag = get.headers()["etag"].clone();
+        let unchanged = http
+            .get(&url)
+            .header("If-None-Match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unchanged.status(), 304);
+        assert_eq!(unchanged.headers()["link"], link.as_str(), "304 {snapshot}");
+        // The stream it names is served.
+        let events = http
+            .get(format!("{}{stream}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.status(), 200, "{stream}");
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+    }
 }

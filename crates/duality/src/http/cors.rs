@@ -59,6 +59,8 @@ pub fn layer(cors: &Cors) -> CorsLayer {
         .expose_headers([
             header::ETAG,
             header::LOCATION,
+            // A snapshot's stream: a page follows it rather than guess it.
+            header::LINK,
             HeaderName::from_static(views::X_REVISION),
             HeaderName::from_static(views::X_EPOCH),
             HeaderName::from_static("x-stale"),

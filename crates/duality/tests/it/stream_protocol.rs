@@ -1,22 +1,18 @@
-//! docs/PROTOCOL.md, "Reading the stream" over real HTTP/SSE: start positions, snapshots, framing,
-//! keep-alive, 410 Gone, retention, reset, ETags and shutdown.
+//! docs/PROTOCOL.md, "Reading the stream" over real HTTP/SSE: start
+//! positions, snapshots, framing, keep-alive, 410 Gone, retention, reset,
+//! ETags and shutdown.
 
 use std::time::{Duration, Instant};
 
 use crate::common::{Sse, TestServer, fold, revision_of, spawn, spawn_default};
 use duality::Config;
-use duality_services::Settings;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-async fn with_persons(n: usize) -> TestServer {
+/// A server with `n` notes: notes revisions 1 to `n`.
+async fn with_notes(n: usize) -> TestServer {
     let server = spawn_default().await;
-    for i in 0..n {
-        let r = server
-            .post("/persons", json!({"name": format!("p{i}")}))
-            .await;
-        assert_eq!(r.status(), 201);
-    }
+    server.notes(n).await;
     server
 }
 
@@ -27,29 +23,29 @@ async fn first_revision(server: &TestServer, path: &str, headers: &[(&str, &str)
 
 #[tokio::test]
 async fn every_start_position_rule_picks_the_specified_first_event() {
-    let server = with_persons(5).await;
+    let server = with_notes(5).await;
     assert_eq!(
-        first_revision(&server, "/person-events", &[("X-Revision", "3")]).await,
+        first_revision(&server, "/note-events", &[("X-Revision", "3")]).await,
         3
     );
     assert_eq!(
-        first_revision(&server, "/person-events?revision=3", &[]).await,
+        first_revision(&server, "/note-events?revision=3", &[]).await,
         3
     );
     assert_eq!(
-        first_revision(&server, "/person-events", &[("Last-Event-ID", "3")]).await,
+        first_revision(&server, "/note-events", &[("Last-Event-ID", "3")]).await,
         4
     );
-    assert_eq!(first_revision(&server, "/person-events", &[]).await, 1);
+    assert_eq!(first_revision(&server, "/note-events", &[]).await, 1);
     assert_eq!(
-        first_revision(&server, "/person-events?revision=0", &[]).await,
+        first_revision(&server, "/note-events?revision=0", &[]).await,
         1
     );
     // Last-Event-ID (a reconnecting browser) wins over the URL's position.
     assert_eq!(
         first_revision(
             &server,
-            "/person-events?revision=1",
+            "/note-events?revision=1",
             &[("Last-Event-ID", "4")]
         )
         .await,
@@ -59,12 +55,10 @@ async fn every_start_position_rule_picks_the_specified_first_event() {
 
 #[tokio::test]
 async fn a_stream_sends_every_later_event_in_order_with_ids_and_no_names() {
-    let server = with_persons(2).await;
-    let mut s = server.subscribe("/person-events", &[]).await;
+    let server = with_notes(2).await;
+    let mut s = server.subscribe("/note-events", &[]).await;
     for i in 2..40 {
-        server
-            .post("/persons", json!({"name": format!("q{i}")}))
-            .await;
+        server.note(&format!("q{i}"), "later", None).await;
     }
     for expected in 1..=39u64 {
         let e = s.next().await.unwrap();
@@ -76,41 +70,36 @@ async fn a_stream_sends_every_later_event_in_order_with_ids_and_no_names() {
 
 #[tokio::test]
 async fn a_position_just_after_the_current_revision_waits_for_the_next_write() {
-    let server = with_persons(3).await;
-    let mut s = server.subscribe("/person-events?revision=4", &[]).await;
+    let server = with_notes(3).await;
+    let mut s = server.subscribe("/note-events?revision=4", &[]).await;
     assert!(s.quiet_for(Duration::from_millis(200)).await);
-    server.post("/persons", json!({"name":"d"})).await;
-    assert_eq!(s.change().await, (4, json!({"4":{"name":"d"}})));
+    server.note("d", "dee", None).await;
+    assert_eq!(s.change().await, (4, json!({"d": {"text": "dee"}})));
 }
 
 #[tokio::test]
 async fn snapshot_true_sends_the_view_then_the_changes_after_it() {
-    let server = with_persons(2).await;
-    let mut s = server.subscribe("/person-events?snapshot=true", &[]).await;
+    let server = with_notes(2).await;
+    let mut s = server.subscribe("/note-events?snapshot=true", &[]).await;
     let e = s.next().await.unwrap();
     assert_eq!(e.event, "snapshot");
     assert_eq!(e.id, "2");
     let snapshot: Value = serde_json::from_str(&e.data).unwrap();
-    assert_eq!(snapshot, server.get_json("/persons").await);
-    server
-        .send("PATCH", "/persons/1", Some(json!({"city":"Rome"})))
-        .await;
+    assert_eq!(snapshot, server.get_json("/notes").await);
+    server.note("n1", "changed", Some("rome")).await;
     let (rev, patch) = s.change().await;
     assert_eq!(rev, 3);
-    assert_eq!(fold(snapshot, &[patch]), server.get_json("/persons").await);
+    assert_eq!(fold(snapshot, &[patch]), server.get_json("/notes").await);
 }
 
 #[tokio::test]
 async fn idle_streams_get_keep_alive_comments() {
-    let settings = Settings {
-        engine: Config {
-            keep_alive: Duration::from_millis(100),
-            ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    };
-    let server = spawn(settings).await;
-    let r = server.get("/person-events").await;
+    let server = spawn(Config {
+        keep_alive: Duration::from_millis(100),
+        ..Config::ephemeral()
+    })
+    .await;
+    let r = server.get("/note-events").await;
     let mut body = r.bytes_stream();
     let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
         .await
@@ -138,25 +127,25 @@ async fn gone(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Valu
 
 #[tokio::test]
 async fn positions_beyond_current_plus_one_or_of_another_epoch_are_gone() {
-    let server = with_persons(3).await;
-    let body = gone(&server, "/person-events?revision=5", &[]).await;
+    let server = with_notes(3).await;
+    let body = gone(&server, "/note-events?revision=5", &[]).await;
     assert_eq!(body["currentRevision"], json!(3));
     assert_eq!(body["oldestRevision"], json!(1));
-    assert_eq!(body["snapshot"], json!("/persons"));
+    assert_eq!(body["snapshot"], json!("/notes"));
     assert!(body["error"].is_string());
-    gone(&server, "/person-events", &[("Last-Event-ID", "4")]).await;
-    gone(&server, "/person-events?epoch=someone-else", &[]).await;
-    gone(&server, "/person-events", &[("X-Epoch", "someone-else")]).await;
+    gone(&server, "/note-events", &[("Last-Event-ID", "4")]).await;
+    gone(&server, "/note-events?epoch=someone-else", &[]).await;
+    gone(&server, "/note-events", &[("X-Epoch", "someone-else")]).await;
 
-    let epoch = server.get("/persons").await.headers()["x-epoch"]
+    let epoch = server.get("/notes").await.headers()["x-epoch"]
         .to_str()
         .unwrap()
         .to_string();
-    let path = format!("/person-events?revision=4&epoch={epoch}");
+    let path = format!("/note-events?revision=4&epoch={epoch}");
     server.subscribe(&path, &[]).await;
     server
         .subscribe(
-            "/person-events",
+            "/note-events",
             &[("X-Epoch", &epoch), ("Last-Event-ID", "3")],
         )
         .await;
@@ -164,22 +153,15 @@ async fn positions_beyond_current_plus_one_or_of_another_epoch_are_gone() {
 
 #[tokio::test]
 async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
-    let settings = Settings {
-        engine: Config {
-            retention: Duration::from_secs(1),
-            ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    };
-    let server = spawn(settings).await;
-    for i in 0..3 {
-        server
-            .post("/persons", json!({"name": format!("p{i}")}))
-            .await;
-    }
+    let server = spawn(Config {
+        retention: Duration::from_secs(1),
+        ..Config::ephemeral()
+    })
+    .await;
+    server.notes(3).await;
     let start = Instant::now();
     loop {
-        let r = server.get("/person-events?revision=1").await;
+        let r = server.get("/note-events?revision=1").await;
         if r.status() == 410 {
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["currentRevision"], json!(3));
@@ -196,41 +178,37 @@ async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The aggregate is never trimmed, and the position after it still works.
-    let r = server.get("/persons").await;
+    let r = server.get("/notes").await;
     assert_eq!(revision_of(&r), 3);
     assert_eq!(
         r.json::<Value>().await.unwrap().as_object().unwrap().len(),
         3
     );
-    let mut s = server.subscribe("/person-events?revision=4", &[]).await;
-    server.post("/persons", json!({"name":"late"})).await;
+    let mut s = server.subscribe("/note-events?revision=4", &[]).await;
+    server.note("late", "late", None).await;
     assert_eq!(s.change().await.0, 4);
 }
 
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends() {
-    let settings = Settings {
-        engine: Config {
+    let server = std::sync::Arc::new(
+        spawn(Config {
             retention: Duration::from_secs(1),
             ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    };
-    let server = std::sync::Arc::new(spawn(settings).await);
+        })
+        .await,
+    );
     // Subscribed from the start, but not reading: the server soon cannot
     // send more, the live ring overflows, and retention deletes the rest.
-    let slow = server.get("/person-events?revision=1").await;
+    let slow = server.get("/note-events?revision=1").await;
     assert_eq!(slow.status(), 200);
-    let name = "x".repeat(20_000);
+    let text = "x".repeat(20_000);
     let mut writers = Vec::new();
     for t in 0..8 {
-        let (server, name) = (server.clone(), name.clone());
+        let (server, text) = (server.clone(), text.clone());
         writers.push(tokio::spawn(async move {
             for i in 0..190 {
-                let r = server
-                    .post("/persons", json!({"name": format!("{name}{t}-{i}")}))
-                    .await;
-                assert_eq!(r.status(), 201);
+                server.note(&format!("w{t}-{i}"), &text, None).await;
             }
         }));
     }
@@ -238,7 +216,7 @@ async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends
         w.await.unwrap();
     }
     let start = Instant::now();
-    while server.get("/person-events?revision=1").await.status() != 410 {
+    while server.get("/note-events?revision=1").await.status() != 410 {
         assert!(start.elapsed() < Duration::from_secs(10));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -248,7 +226,7 @@ async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends
         let e = slow.next().await.expect("stream ended without reset");
         if e.event == "reset" {
             let body: Value = serde_json::from_str(&e.data).unwrap();
-            assert_eq!(body["snapshot"], json!("/persons"));
+            assert_eq!(body["snapshot"], json!("/notes"));
             assert_eq!(body["currentRevision"], json!(1520));
             break;
         }
@@ -269,25 +247,25 @@ async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends
 
 #[tokio::test]
 async fn snapshots_carry_revision_epoch_and_an_etag_that_answers_304() {
-    let server = with_persons(1).await;
-    let r = server.get("/persons").await;
+    let server = with_notes(1).await;
+    let r = server.get("/notes").await;
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
     let epoch = r.headers()["x-epoch"].to_str().unwrap().to_string();
     assert!(etag.contains(&epoch));
     assert_eq!(revision_of(&r), 1);
     let again = server
         .client
-        .get(server.url("/persons"))
+        .get(server.url("/notes"))
         .header("If-None-Match", &etag)
         .send()
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
     assert_eq!(revision_of(&again), 1);
-    server.post("/persons", json!({"name":"b"})).await;
+    server.note("b", "bee", None).await;
     let changed = server
         .client
-        .get(server.url("/persons"))
+        .get(server.url("/notes"))
         .header("If-None-Match", &etag)
         .send()
         .await
@@ -295,14 +273,14 @@ async fn snapshots_carry_revision_epoch_and_an_etag_that_answers_304() {
     assert_eq!(changed.status(), 200);
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
     // A view that never had an event is at revision 0.
-    assert_eq!(revision_of(&server.get("/locations").await), 0);
+    assert_eq!(revision_of(&server.get("/tags").await), 0);
 }
 
 #[tokio::test]
 async fn shutdown_ends_open_streams_within_a_few_seconds() {
-    let server = with_persons(1).await;
-    let mut a = server.subscribe("/person-events", &[]).await;
-    let mut b = server.subscribe("/location-events", &[]).await;
+    let server = with_notes(1).await;
+    let mut a = server.subscribe("/note-events", &[]).await;
+    let mut b = server.subscribe("/tag-events", &[]).await;
     assert_eq!(a.change().await.0, 1);
     let start = Instant::now();
     server.stop().await.unwrap();
@@ -320,24 +298,19 @@ async fn many_subscribers_fold_the_same_patches_into_the_same_view() {
     let server = std::sync::Arc::new(spawn_default().await);
     let mut subs = Vec::new();
     for _ in 0..20 {
-        subs.push(
-            server
-                .subscribe("/location-events?snapshot=true", &[])
-                .await,
-        );
+        subs.push(server.subscribe("/tag-events?snapshot=true", &[]).await);
     }
     for i in 0..60 {
-        let city = ["Rome", "Oslo", "Lima", "Kyiv"][i % 4];
-        server
-            .post("/persons", json!({"name": "n", "city": city}))
-            .await;
+        let tag = ["rome", "oslo", "lima", "kyiv"][i % 4];
+        server.note(&format!("k{i}"), "n", Some(tag)).await;
         if i % 3 == 0 {
-            server
-                .send("DELETE", &format!("/persons/{}", i / 2 + 1), None)
+            let r = server
+                .send("DELETE", &format!("/notes/k{}", i / 2), None)
                 .await;
+            assert_eq!(r.status(), 204);
         }
     }
-    let r = server.get("/locations").await;
+    let r = server.get("/tags").await;
     let current = revision_of(&r);
     let view: Value = r.json().await.unwrap();
     for mut s in subs {
@@ -348,7 +321,7 @@ async fn many_subscribers_fold_the_same_patches_into_the_same_view() {
         while rev < current {
             let (r, patch) = s.change().await;
             assert_eq!(r, rev + 1);
-            json_patch::merge(&mut doc, &patch);
+            duality::merge::apply(&mut doc, &patch);
             rev = r;
         }
         assert_eq!(doc, view);

@@ -1,10 +1,10 @@
 //! `--cors-origin`: pages on another origin can read snapshots and streams
 //! and see the revision headers; other origins get no CORS grant. Writes
-//! from another origin need `--cors-allow-writes` too (docs/PROTOCOL.md, "Security model").
+//! from another origin need `--cors-allow-writes` too (docs/PROTOCOL.md,
+//! "Security model").
 
 use crate::common::{TestServer, revision_of, spawn};
 use duality::Config;
-use duality_services::Settings;
 use serde_json::json;
 
 async fn preflight(
@@ -38,27 +38,28 @@ fn allowed(r: &reqwest::Response, name: &str, item: &str) -> bool {
 async fn write_from(server: &TestServer, origin: &str) -> reqwest::Response {
     server
         .client
-        .post(server.url("/persons"))
+        .put(server.url("/notes/mallory"))
         .header("origin", origin)
         .header("sec-fetch-site", "cross-site")
-        .json(&json!({"name": "Mallory"}))
+        .json(&json!({"text": "Mallory was here"}))
         .send()
         .await
         .unwrap()
 }
 
+fn with_origin(allow_writes: bool) -> Config {
+    Config {
+        cors_origin: vec!["https://dash.example".into()],
+        cors_allow_writes: allow_writes,
+        ..Config::ephemeral()
+    }
+}
+
 #[tokio::test]
 async fn other_origins_may_only_read_unless_writes_are_allowed_too() {
-    let read_only = spawn(Settings {
-        engine: Config {
-            cors_origin: vec!["https://dash.example".into()],
-            ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    })
-    .await;
-    for method in ["POST", "PATCH", "DELETE"] {
-        let r = preflight(&read_only, "/persons", method, "content-type").await;
+    let read_only = spawn(with_origin(false)).await;
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        let r = preflight(&read_only, "/notes/a", method, "content-type").await;
         assert!(
             !allowed(&r, "access-control-allow-methods", method),
             "{method} granted"
@@ -76,39 +77,31 @@ async fn other_origins_may_only_read_unless_writes_are_allowed_too() {
                 .contains("--cors-allow-writes")
         );
     }
-    assert_eq!(revision_of(&read_only.get("/persons").await), 0);
+    assert_eq!(revision_of(&read_only.get("/notes").await), 0);
     // Same-origin pages and clients that are not browsers write as before.
     let same = read_only
         .client
-        .post(read_only.url("/persons"))
+        .put(read_only.url("/notes/ann"))
         .header("sec-fetch-site", "same-origin")
-        .json(&json!({"name": "Ann"}))
+        .json(&json!({"text": "Ann"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(same.status(), 201);
+    assert_eq!(same.status(), 200);
     assert_eq!(
         read_only
-            .post("/persons", json!({"name": "Bob"}))
+            .put("/notes/bob", json!({"text": "Bob"}))
             .await
             .status(),
-        201
+        200
     );
 
-    let writable = spawn(Settings {
-        engine: Config {
-            cors_origin: vec!["https://dash.example".into()],
-            cors_allow_writes: true,
-            ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    })
-    .await;
-    let r = preflight(&writable, "/persons", "POST", "content-type").await;
-    assert!(allowed(&r, "access-control-allow-methods", "POST"));
+    let writable = spawn(with_origin(true)).await;
+    let r = preflight(&writable, "/notes/a", "PUT", "content-type").await;
+    assert!(allowed(&r, "access-control-allow-methods", "PUT"));
     assert_eq!(
         write_from(&writable, "https://dash.example").await.status(),
-        201
+        200
     );
     assert_eq!(
         write_from(&writable, "https://evil.example").await.status(),
@@ -118,15 +111,8 @@ async fn other_origins_may_only_read_unless_writes_are_allowed_too() {
 
 #[tokio::test]
 async fn an_allowed_origin_reads_snapshots_and_streams_with_revision_headers_exposed() {
-    let settings = Settings {
-        engine: Config {
-            cors_origin: vec!["https://dash.example".into()],
-            ..Config::ephemeral()
-        },
-        ..Settings::ephemeral()
-    };
-    let server = spawn(settings).await;
-    for path in ["/persons", "/person-events"] {
+    let server = spawn(with_origin(false)).await;
+    for path in ["/notes", "/note-events"] {
         let r = server
             .client
             .get(server.url(path))
@@ -146,9 +132,12 @@ async fn an_allowed_origin_reads_snapshots_and_streams_with_revision_headers_exp
         for h in ["x-revision", "x-epoch", "etag"] {
             assert!(exposed.contains(h), "{h} not exposed on {path}: {exposed}");
         }
+        if path == "/notes" {
+            assert!(exposed.contains("link"), "the stream's Link: {exposed}");
+        }
     }
     // A reconnecting EventSource asks first whether it may send Last-Event-ID.
-    let preflight = preflight(&server, "/person-events", "GET", "last-event-id").await;
+    let preflight = preflight(&server, "/note-events", "GET", "last-event-id").await;
     assert_eq!(
         preflight.headers()["access-control-allow-origin"],
         "https://dash.example"
@@ -161,7 +150,7 @@ async fn an_allowed_origin_reads_snapshots_and_streams_with_revision_headers_exp
 
     let other = server
         .client
-        .get(server.url("/persons"))
+        .get(server.url("/notes"))
         .header("origin", "https://evil.example")
         .send()
         .await
@@ -171,10 +160,10 @@ async fn an_allowed_origin_reads_snapshots_and_streams_with_revision_headers_exp
 
 #[tokio::test]
 async fn without_the_flag_no_origin_is_granted() {
-    let server = spawn(Settings::ephemeral()).await;
+    let server = spawn(Config::ephemeral()).await;
     let r = server
         .client
-        .get(server.url("/persons"))
+        .get(server.url("/notes"))
         .header("origin", "https://dash.example")
         .send()
         .await

@@ -1,42 +1,34 @@
-//! docs/PROTOCOL.md "Continuity": a stream never skips a revision. Each test breaks
-//! the outbox of a real server's SQLite file on purpose (a row deleted
-//! through a second connection, as a bug or a bad restore might) and checks
-//! that a stream from before the hole sends every revision up to it, then a
-//! `reset`, then ends: never a later revision.
+//! docs/PROTOCOL.md "Continuity": a stream never skips a revision. Each
+//! test breaks the outbox of a real server's SQLite file on purpose (a row
+//! deleted through a second connection, as a bug or a bad restore might)
+//! and checks that a stream from before the hole sends every revision up
+//! to it, then a `reset`, then ends: never a later revision.
 
 use std::path::Path;
 use std::time::Duration;
 
 use crate::common::{Sse, TestServer, spawn};
+use duality::Config;
 use duality::settings::Database;
-use duality::store::sqlite::Location;
-use duality_services::settings::Settings;
+use duality::store::Location;
 use serde_json::{Value, json};
 
-/// A server on the SQLite file `db`.
+/// The test service on the SQLite file `db`.
 async fn on_file(db: &Path) -> TestServer {
-    let mut settings = Settings::ephemeral();
-    settings.engine.db = Database::Sqlite(Location::File(db.to_path_buf()));
-    spawn(settings).await
+    spawn(Config {
+        db: Database::Sqlite(Location::File(db.to_path_buf())),
+        ..Config::ephemeral()
+    })
+    .await
 }
 
-/// Creates `n` persons; each write is one persons revision.
-async fn persons(server: &TestServer, n: usize) {
-    for i in 0..n {
-        let r = server
-            .post("/persons", json!({"name": format!("P{i}")}))
-            .await;
-        assert_eq!(r.status(), 201);
-    }
-}
-
-/// Deletes one persons event behind the server's back.
+/// Deletes one notes event behind the server's back.
 fn delete_event(db: &Path, revision: u64) {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
     let deleted = conn
         .execute(
-            "DELETE FROM events WHERE view = 'persons' AND revision = ?1",
+            "DELETE FROM events WHERE view = 'notes' AND revision = ?1",
             [revision as i64],
         )
         .unwrap();
@@ -63,25 +55,23 @@ async fn a_stream_from_before_a_hole_in_the_middle_sends_up_to_it_then_reset_and
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("duality.db");
     let server = on_file(&db).await;
-    persons(&server, 10).await;
+    server.notes(10).await;
     delete_event(&db, 5);
 
     for start in ["?revision=1", "?revision=3", ""] {
-        let mut sse = server
-            .subscribe(&format!("/person-events{start}"), &[])
-            .await;
+        let mut sse = server.subscribe(&format!("/note-events{start}"), &[]).await;
         let (sent, reset) = read_to_reset(&mut sse).await;
         let first = sent.first().copied().unwrap_or(5);
         assert_eq!(sent, (first..5).collect::<Vec<_>>(), "from {start:?}");
         assert_eq!(reset["currentRevision"], json!(10));
-        assert_eq!(reset["snapshot"], json!("/persons"));
+        assert_eq!(reset["snapshot"], json!("/notes"));
         assert!(
             reset["error"].as_str().unwrap().contains("lacks"),
             "{reset}"
         );
     }
     // Past the hole, the stream is whole again.
-    let mut sse = server.subscribe("/person-events?revision=6", &[]).await;
+    let mut sse = server.subscribe("/note-events?revision=6", &[]).await;
     for want in 6..=10 {
         assert_eq!(sse.change().await.0, want);
     }
@@ -95,10 +85,10 @@ async fn a_hole_in_a_later_catch_up_page_resets_after_the_last_revision_before_i
     let server = on_file(&db).await;
     // More than one outbox page; the hole is inside the second.
     let hole = duality::stream::PAGE as u64 + 20;
-    persons(&server, hole as usize + 10).await;
+    server.notes(hole as usize + 10).await;
     delete_event(&db, hole);
 
-    let mut sse = server.subscribe("/person-events?revision=1", &[]).await;
+    let mut sse = server.subscribe("/note-events?revision=1", &[]).await;
     let (sent, _) = read_to_reset(&mut sse).await;
     assert_eq!(sent, (1..hole).collect::<Vec<_>>());
 }
@@ -108,16 +98,16 @@ async fn a_missing_newest_event_resets_instead_of_waiting_past_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("duality.db");
     let server = on_file(&db).await;
-    persons(&server, 6).await;
+    server.notes(6).await;
     delete_event(&db, 6);
 
-    let mut sse = server.subscribe("/person-events?revision=2", &[]).await;
+    let mut sse = server.subscribe("/note-events?revision=2", &[]).await;
     let (sent, reset) = read_to_reset(&mut sse).await;
     assert_eq!(sent, vec![2, 3, 4, 5]);
     assert_eq!(reset["currentRevision"], json!(6));
     // A later write does not paper over the hole for a new subscriber.
-    persons(&server, 1).await;
-    let mut sse = server.subscribe("/person-events?revision=5", &[]).await;
+    server.note("later", "later", None).await;
+    let mut sse = server.subscribe("/note-events?revision=5", &[]).await;
     let (sent, _) = read_to_reset(&mut sse).await;
     assert_eq!(sent, vec![5]);
 }

@@ -1,0 +1,48 @@
+//! `/openapi.json` documents what this process serves: every registered
+//! view's snapshot and stream, with no further code, and the service's own
+//! routes as it describes them; nothing it does not serve.
+
+use crate::common::spawn_default;
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_openapi_document_names_each_views_snapshot_and_stream() {
+    let server = spawn_default().await;
+    let doc: Value = server.get_json("/openapi.json").await;
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    for (snapshot, stream) in [("/notes", "/note-events"), ("/tags", "/tag-events")] {
+        let get = &paths[snapshot]["get"];
+        let ok = &get["responses"]["200"];
+        for h in ["X-Revision", "X-Epoch", "ETag", "Link"] {
+            assert!(ok["headers"].get(h).is_some(), "{h} of {snapshot}");
+        }
+        assert!(get["responses"].get("304").is_some(), "{snapshot}");
+        let events = &paths[stream]["get"];
+        assert!(
+            events["responses"]["200"]["content"]
+                .get("text/event-stream")
+                .is_some(),
+            "{stream}: {events}"
+        );
+        assert!(events["responses"].get("410").is_some(), "{stream}");
+    }
+    // The service's own routes, as it documents them.
+    for method in ["get", "put", "delete"] {
+        assert!(paths["/notes/{key}"].get(method).is_some(), "{method}");
+    }
+    // The engine's probes, and nothing this process does not serve.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert!(paths.contains_key(path), "{path}");
+    }
+    for path in paths.keys() {
+        assert!(
+            !path.starts_with("/elsewhere") && !path.starts_with("/person"),
+            "{path} is documented but not served"
+        );
+    }
+}
