@@ -374,7 +374,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "postgres")]
     fn database_urls_show_no_password() {
         let db = parse_database("postgres://app:s3cret@db.internal:5432/duality").unwrap();
         // A build without PostgreSQL shows no URL at all.
