@@ -171,3 +171,13 @@ fn the_check_catches_a_wrong_flag_a_wrong_value_and_a_wrong_variable() {
     // Commands that are not the binary's are left alone.
     assert!(invocations("    curl -i localhost:3000/persons\n    cargo test\n").is_empty());
 }
+
+/// The README's whole Rust program is the engine's `notes` example, which
+/// `cargo test` builds: the page cannot show code that does not compile.
+#[test]
+fn the_readme_rust_program_is_the_example_that_the_tests_build() {
+    let example = include_str!("../../crates/duality/examples/notes.rs");
+    let start = README.find("```rust\n").expect("a Rust block") + "```rust\n".len();
+    let end = start + README[start..].find("```\n").expect("its end");
+    assert_eq!(&README[start..end], example);
+}

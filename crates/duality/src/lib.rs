@@ -92,11 +92,6 @@ pub mod store;
 pub mod stream;
 pub mod telemetry;
 
-/// The README's Rust example, compiled as a doc test so that it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeExample;
-
 /// The pure core (the `duality-core` crate): views, writes, merge patches.
 pub use duality_core as domain;
 
