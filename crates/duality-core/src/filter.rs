@@ -119,6 +119,15 @@ impl Filter {
         }
     }
 
+    /// A short, stable name of this filter (for a filtered snapshot's
+    /// `ETag`): equal filters have equal fingerprints in every process.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::json!({"key": self.keys, "where": self.pattern});
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The part of a view's documents this filter keeps.
     pub fn apply(&self, view: &Map<String, Value>) -> Map<String, Value> {
         view.iter()

@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod metered;
 pub mod openapi;
 pub mod ops;
+pub mod query;
 pub mod views;
 pub mod web;
 
@@ -17,7 +18,7 @@ use duality_core::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, FromRef, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{MethodRouter, get};
 use axum::{Router, middleware};
@@ -29,7 +30,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::app::App;
 use duality_core::View;
-use extract::{ApiQuery, json_errors};
+use extract::json_errors;
 
 /// Request bodies larger than this are refused with 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -83,14 +84,18 @@ impl FromRef<Served> for App {
 }
 
 fn snapshot_route(view: View) -> MethodRouter<Served> {
-    get(move |State(app): State<App>, headers: HeaderMap| views::snapshot(app, view, headers))
+    get(
+        move |State(app): State<App>, RawQuery(query): RawQuery, headers: HeaderMap| {
+            views::snapshot(app, view, query, headers)
+        },
+    )
 }
 
 fn stream_route(view: View) -> MethodRouter<Served> {
     get(
-        move |State(app): State<App>,
-              ApiQuery(query): ApiQuery<views::StreamQuery>,
-              headers: HeaderMap| { views::events(app, view, query, headers) },
+        move |State(app): State<App>, RawQuery(query): RawQuery, headers: HeaderMap| {
+            views::events(app, view, query, headers)
+        },
     )
 }
 
@@ -150,15 +155,22 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
             .route(view.snapshot_path(), snapshot_route(view))
             .route(view.stream_path(), stream_route(view));
     }
+    // Every other route takes no query parameter (the page's assets take
+    // their version): one it does not know is refused, not ignored.
+    let mut own = Router::new();
     for routes in &parts.routes {
-        router = router.merge(routes.clone().with_state::<Served>(app.clone()));
+        own = own.merge(routes.clone().with_state::<Served>(app.clone()));
     }
-    router
+    let own = own
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .merge(web::routes())
+        .layer(middleware::from_fn(query::none));
+    let pages = web::routes().layer(middleware::from_fn(query::version_only));
+    router
+        .merge(own)
+        .merge(pages)
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -53,7 +53,15 @@ fn snapshot_op(view: View) -> Value {
         "tags": [view.name()],
         "summary": format!("The whole {} view", view.name()),
         "description": "The aggregate, with the revision it reflects. If-None-Match with the ETag answers 304.",
-        "parameters": [{"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
+        "parameters": [
+            {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "key", "in": "query", "required": false, "style": "form", "explode": true,
+             "description": "Only the documents under these keys (repeatable, at most 1000).",
+             "schema": {"type": "array", "maxItems": 1000, "items": {"type": "string"}}},
+            {"name": "where", "in": "query", "required": false,
+             "description": "Only the documents that contain every member of this JSON object (objects compared member by member, arrays and scalars whole).",
+             "schema": {"type": "string"}}
+        ],
         "responses": {
             "200": {
                 "description": "The view: an object of documents by key.",
@@ -66,6 +74,7 @@ fn snapshot_op(view: View) -> Value {
                 "content": {"application/json": {"schema": snapshot_schema(view)}}
             },
             "304": {"description": "Not modified since the ETag."},
+            "400": error("A malformed filter, or a query parameter this path does not take (named in the error)."),
             "503": unavailable()
         }
     }})

@@ -3,8 +3,9 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use duality_core::Error;
-use serde::Deserialize;
+use std::sync::Arc;
 
+use super::query::Params;
 use crate::app::App;
 use crate::materialized::PiecesBody;
 use crate::store::Committed;
@@ -33,11 +34,28 @@ pub fn stream_link(view: View) -> HeaderValue {
 /// The link relation of a snapshot's stream.
 pub const STREAM_REL: &str = "duality-stream";
 
-/// `GET` a whole view, with `X-Revision`, `X-Epoch`, an `ETag`, a `Link`
-/// to its stream (and `X-Stale` on a composed view).
-pub async fn snapshot(app: App, view: View, headers: HeaderMap) -> Result<Response, Error> {
-    let snap = app.snapshot(view).await?;
-    let etag = snap.etag(app.epoch());
+/// What a snapshot path takes: a filter.
+pub const SNAPSHOT_PARAMS: &[&str] = &["key", "where"];
+
+/// `GET` a whole view, or the part of it that `key`/`where` keep, with
+/// `X-Revision`, `X-Epoch`, an `ETag`, a `Link` to its stream (and
+/// `X-Stale` on a composed view).
+pub async fn snapshot(
+    app: App,
+    view: View,
+    query: Option<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let filter = Params::parse(query.as_deref(), SNAPSHOT_PARAMS)?.filter()?;
+    let whole = app.snapshot(view).await?;
+    let (snap, etag) = if filter.is_all() {
+        let etag = whole.etag(app.epoch());
+        (whole, etag)
+    } else {
+        let part = Arc::new(whole.filtered(&filter)?);
+        let etag = whole.etag(&format!("{}-{}", app.epoch(), filter.fingerprint()));
+        (part, etag)
+    };
     let fresh = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -101,14 +119,17 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The query of a stream request: `revision`, `snapshot` and `epoch` say where
-/// to start; all are optional and checked by `stream::position`.
-#[derive(Debug, Default, Deserialize)]
-pub struct StreamQuery {
-    revision: Option<String>,
-    snapshot: Option<String>,
-    epoch: Option<String>,
-}
+/// What a stream path takes: where to start (`revision`, `snapshot`,
+/// `epoch`: checked by `stream::position`), a filter, and the token a
+/// browser's `EventSource` cannot send as a header.
+pub const STREAM_PARAMS: &[&str] = &[
+    "revision",
+    "snapshot",
+    "epoch",
+    "key",
+    "where",
+    "access_token",
+];
 
 fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
     headers
@@ -124,15 +145,22 @@ fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error
 pub async fn events(
     app: App,
     view: View,
-    query: StreamQuery,
+    query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    let params = Params::parse(query.as_deref(), STREAM_PARAMS)?;
+    let filter = params.filter()?;
+    if !filter.is_all() {
+        return Err(Error::Invalid(
+            "key, where: this server does not filter streams yet".into(),
+        ));
+    }
     let raw = position::Raw {
         last_event_id: text(&headers, "last-event-id")?,
-        query_revision: query.revision.as_deref(),
+        query_revision: params.one("revision")?,
         header_revision: text(&headers, X_REVISION)?,
-        snapshot: query.snapshot.as_deref(),
-        query_epoch: query.epoch.as_deref(),
+        snapshot: params.one("snapshot")?,
+        query_epoch: params.one("epoch")?,
         header_epoch: text(&headers, X_EPOCH)?,
     };
     let request = position::parse(&raw).map_err(Error::Invalid)?;

@@ -9,6 +9,7 @@ mod bounded_shutdown;
 mod common;
 mod connection_limits;
 mod cors;
+mod filters;
 mod openapi;
 mod outbox_continuity;
 mod server_errors;

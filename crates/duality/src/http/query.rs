@@ -1,0 +1,108 @@
+//! Query strings, read strictly: every parameter a path does not know is a
+//! `400` that names it (docs/PROTOCOL.md, "Filters"), so a misspelt filter
+//! never answers the whole view as if it had been applied.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use duality_core::{Error, Filter};
+
+/// The parameters of one request, in order, decoded.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Decodes `query` (`None`: no query string) and refuses any parameter
+    /// not in `known`.
+    pub fn parse(query: Option<&str>, known: &[&str]) -> Result<Params, Error> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            let shown: String = name.chars().take(64).collect();
+            return Err(Error::Invalid(format!(
+                "unknown query parameter `{shown}`; this path takes {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        Ok(Params(pairs))
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The one value of `name`, if given; given twice is a `400`.
+    pub fn one(&self, name: &str) -> Result<Option<&str>, Error> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        if values.next().is_some() {
+            return Err(Error::Invalid(format!("{name}: given more than once")));
+        }
+        Ok(first)
+    }
+
+    /// The filter the `key` and `where` parameters describe.
+    pub fn filter(&self) -> Result<Filter, Error> {
+        Filter::parse(&self.all("key"), self.one("where")?)
+    }
+}
+
+/// Middleware for routes that take no query parameter.
+pub async fn none(request: Request, next: Next) -> Response {
+    match Params::parse(request.uri().query(), &[]) {
+        Ok(_) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Middleware for the page and its assets, which take only their version
+/// (`?v=`, see `web`).
+pub async fn version_only(request: Request, next: Next) -> Response {
+    match Params::parse(request.uri().query(), &["v"]) {
+        Ok(_) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_parameters_are_refused_by_name() {
+        let e = Params::parse(Some("key=a&warehouse=north"), &["key", "where"]).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("`warehouse`"), "{e}");
+        let e = Params::parse(Some("limit=2"), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("`limit`") && e.to_string().contains("none"),
+            "{e}"
+        );
+        assert!(Params::parse(None, &[]).is_ok());
+        assert!(Params::parse(Some(""), &[]).is_ok());
+    }
+
+    #[test]
+    fn keys_repeat_and_where_is_decoded_once() {
+        let p = Params::parse(
+            Some("key=A-100&key=b%20c&where=%7B%22s%22%3A1%7D"),
+            &["key", "where"],
+        )
+        .unwrap();
+        assert_eq!(p.all("key"), ["A-100", "b c"]);
+        assert_eq!(p.one("where").unwrap(), Some("{\"s\":1}"));
+        assert!(!p.filter().unwrap().is_all());
+        let twice = Params::parse(Some("where={}&where={}"), &["where"]).unwrap();
+        assert!(twice.one("where").is_err());
+    }
+}
