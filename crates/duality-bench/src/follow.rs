@@ -105,6 +105,8 @@ pub(super) async fn follow<T>(
                     let change = Change { revision, fresh, data: &event.data, at };
                     progress = progress.max(on_change(&mut seen, change));
                 }
+                // Position bookkeeping, not a change.
+                Some(Ok(event)) if event.event == "caught-up" || event.event == "progress" => {}
                 Some(Ok(event)) => break Some(format!("a `{}` event: {}", event.event, event.data)),
                 Some(Err(e)) => break Some(e.to_string()),
                 None => break Some("the stream ended".into()),

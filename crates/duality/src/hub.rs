@@ -32,6 +32,27 @@ pub struct Frame {
     pub revision: u64,
     /// The event as SSE text, ready to send.
     pub bytes: Bytes,
+    /// Where the patch's JSON text starts in `bytes` (it ends before the
+    /// frame's closing blank line).
+    patch_at: usize,
+}
+
+impl Frame {
+    /// A change event of `revision` carrying `patch`.
+    pub fn change(revision: u64, patch: &str) -> Frame {
+        let bytes = sse::change(revision, patch);
+        Frame {
+            revision,
+            patch_at: bytes.len() - sse::END.len() - patch.len(),
+            bytes,
+        }
+    }
+
+    /// The event's merge patch, as JSON text.
+    pub fn patch(&self) -> &str {
+        let end = self.bytes.len() - sse::END.len();
+        std::str::from_utf8(&self.bytes[self.patch_at..end]).unwrap_or("{}")
+    }
 }
 
 struct Channel {
@@ -135,10 +156,7 @@ impl Hub {
         if let Some(copy) = self.views.get(view) {
             apply(copy);
         }
-        let frame = Arc::new(Frame {
-            revision,
-            bytes: sse::change(revision, patch),
-        });
+        let frame = Arc::new(Frame::change(revision, patch));
         metrics::counter!("duality_events_total", "view" => view.name()).increment(1);
         // No receivers is fine: nobody is listening right now.
         let _ = channel.sender.send(frame);
@@ -210,6 +228,13 @@ mod tests {
 
     fn hub() -> Hub {
         Hub::new(Arc::new(Registry::new([PERSONS, LOCATIONS]).unwrap()))
+    }
+
+    #[test]
+    fn a_frame_knows_its_patch() {
+        let frame = Frame::change(7, r#"{"a":{"b":"c\nd"}}"#);
+        assert_eq!(frame.patch(), r#"{"a":{"b":"c\nd"}}"#);
+        assert!(frame.bytes.starts_with(b"id: 7\n"));
     }
 
     #[tokio::test]

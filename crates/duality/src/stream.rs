@@ -9,6 +9,14 @@
 //! previous one (docs/PROTOCOL.md, "Continuity"): if the outbox lacks the next event
 //! (retention deleted it, or a hole for any other reason), it sends a
 //! `reset` event and ends instead of skipping ahead.
+//!
+//! A stream may be narrowed by a [`Filter`] (docs/PROTOCOL.md, "Filters"):
+//! each event is then restricted to the subset, and a revision that leaves
+//! the subset alone sends nothing. Continuity is still checked on the
+//! view's own revisions, and a `progress` event (`id: r`) tells a quiet
+//! filtered consumer how far it has got, at most once a second. Every
+//! stream sends `caught-up` once, when it has sent all that existed when
+//! it was opened.
 
 pub use duality_core::position;
 
@@ -26,12 +34,15 @@ use crate::app::App;
 use crate::hub::Frame;
 use crate::materialized::Pieces;
 use crate::store::EventsPage;
-use duality_core::View;
 use duality_core::sse;
+use duality_core::{Filter, View};
 use position::{Gone, Request, Start};
 
 /// Events read from the outbox per round trip.
 pub const PAGE: usize = 256;
+
+/// How often a filtered stream may tell a quiet consumer its position.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The answer to a stream request.
 pub enum Opened {
@@ -62,6 +73,16 @@ pub struct Subscription {
     view: View,
     /// The next revision this subscriber must receive.
     next: u64,
+    /// The subset of the view this subscriber receives.
+    filter: Filter,
+    /// The revision of the last event sent with an id (a change or a
+    /// `progress`): what a reconnecting consumer resumes after.
+    sent: u64,
+    /// The view's revision when the stream was opened, until `caught-up`
+    /// is sent for it.
+    until: Option<u64>,
+    /// When a filtered stream may send `progress` again.
+    progress_after: Instant,
     live: broadcast::Receiver<Arc<Frame>>,
     phase: Phase,
     /// What to send before anything else (snapshot and first page).
@@ -129,8 +150,14 @@ pub fn gone_body(view: View, why: &str, oldest: Option<u64>, current: u64, epoch
     .to_string()
 }
 
-/// Opens a stream of `view` for `request`, or says why it cannot be served.
-pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Error> {
+/// Opens a stream of `view` (or of the part `filter` keeps) for
+/// `request`, or says why it cannot be served.
+pub async fn open(
+    app: &App,
+    view: View,
+    request: Request,
+    filter: Filter,
+) -> Result<Opened, Error> {
     let live = app.hub().subscribe(view)?;
     let mut stale = app.hub().stale(view)?;
     let stale_now = stale.borrow_and_update().clone();
@@ -138,8 +165,14 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Err
     let mut first = BytesMut::new();
     let from = match request.start {
         Start::Snapshot => {
-            // The event shares the snapshot's body with every other reader.
-            let snapshot = app.snapshot(view).await?;
+            // The event shares the snapshot's body with every other reader
+            // (a filtered one is made for this stream).
+            let whole = app.snapshot(view).await?;
+            let snapshot = if filter.is_all() {
+                whole
+            } else {
+                Arc::new(whole.filtered(&filter)?)
+            };
             lead.head = Some(sse::head("snapshot", snapshot.revision));
             lead.body = Some((snapshot.body(false).await, 0));
             first.extend_from_slice(sse::END);
@@ -168,6 +201,10 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Err
         app: app.clone(),
         view,
         next,
+        filter,
+        sent: next.saturating_sub(1),
+        until: Some(page.current),
+        progress_after: Instant::now() + PROGRESS_EVERY,
         live,
         phase: Phase::Live,
         lead: Lead::default(),
@@ -179,6 +216,7 @@ pub async fn open(app: &App, view: View, request: Request) -> Result<Opened, Err
     if let Some(chunk) = sub.take_page(page) {
         first.extend_from_slice(&chunk);
     }
+    sub.put_caught_up(&mut first);
     if let Some(data) = &stale_now {
         first.extend_from_slice(&sse::named("stale", None, data));
     }
@@ -219,7 +257,7 @@ impl Subscription {
                 buf.extend_from_slice(&reset);
                 return Some(buf.freeze());
             }
-            sse::put_change(&mut buf, event.revision, &event.patch);
+            self.put_event(&mut buf, event.revision, &event.patch);
             self.next += 1;
         }
         if page.events.len() >= PAGE {
@@ -230,31 +268,107 @@ impl Subscription {
         } else {
             self.phase = Phase::Live;
         }
+        self.put_caught_up(&mut buf);
         (!buf.is_empty()).then(|| buf.freeze())
+    }
+
+    /// Appends the change event of `revision` (restricted to the filter's
+    /// subset; nothing if that subset did not change).
+    fn put_event(&mut self, buf: &mut BytesMut, revision: u64, patch: &str) {
+        if self.filter.is_all() {
+            sse::put_change(buf, revision, patch);
+            self.sent = revision;
+            return;
+        }
+        let Ok(serde_json::Value::Object(patch)) = serde_json::from_str(patch) else {
+            tracing::error!(view = %self.view, revision, "a stored patch is not a JSON object");
+            return;
+        };
+        // Keys alone: a document's patch member is its change in the
+        // subset too (a new document's member is the whole document, a
+        // deleted one's is null).
+        let kept: serde_json::Map<String, serde_json::Value> = patch
+            .into_iter()
+            .filter(|(key, _)| self.filter.admits_key(key))
+            .collect();
+        if !kept.is_empty() {
+            sse::put_change(buf, revision, &serde_json::Value::Object(kept).to_string());
+            self.sent = revision;
+        }
+    }
+
+    /// Appends `caught-up` once everything that existed when the stream
+    /// was opened has been sent (or skipped by the filter).
+    fn put_caught_up(&mut self, buf: &mut BytesMut) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        if let Some(until) = self.until
+            && self.next > until
+        {
+            let data = json!({ "revision": self.next - 1 }).to_string();
+            buf.extend_from_slice(&sse::named("caught-up", None, &data));
+            self.until = None;
+        }
+    }
+
+    /// A `progress` event if a filtered stream has moved past the last id
+    /// it sent and has not told the consumer in the last second.
+    fn progress(&mut self, now: Instant) -> Option<Bytes> {
+        let at = self.next.saturating_sub(1);
+        if self.filter.is_all() || at <= self.sent || now < self.progress_after {
+            return None;
+        }
+        self.sent = at;
+        self.progress_after = now + PROGRESS_EVERY;
+        let data = json!({ "revision": at }).to_string();
+        Some(sse::named("progress", Some(at), &data))
     }
 
     /// `first` and any next frames already waiting in the ring, as one
     /// chunk: under load that is one write to the socket instead of many.
-    fn with_ready_frames(&mut self, first: Arc<Frame>) -> Bytes {
-        let mut batch: Option<BytesMut> = None;
+    /// `None` if a filter left nothing of them to send.
+    fn with_ready_frames(&mut self, first: Arc<Frame>) -> Option<Bytes> {
+        if self.filter.is_all() {
+            let mut batch: Option<BytesMut> = None;
+            while let Ok(frame) = self.live.try_recv() {
+                if frame.revision < self.next {
+                    continue;
+                }
+                if frame.revision > self.next {
+                    // A gap: the store fills it on the next poll.
+                    self.phase = Phase::CatchUp;
+                    break;
+                }
+                self.next += 1;
+                self.sent = frame.revision;
+                batch
+                    .get_or_insert_with(|| BytesMut::from(&first.bytes[..]))
+                    .extend_from_slice(&frame.bytes);
+            }
+            self.sent = self.sent.max(first.revision);
+            let mut out = match batch {
+                Some(batch) => batch,
+                None => BytesMut::from(&first.bytes[..]),
+            };
+            self.put_caught_up(&mut out);
+            return Some(out.freeze());
+        }
+        let mut out = BytesMut::new();
+        self.put_event(&mut out, first.revision, first.patch());
         while let Ok(frame) = self.live.try_recv() {
             if frame.revision < self.next {
                 continue;
             }
             if frame.revision > self.next {
-                // A gap: the store fills it on the next poll.
                 self.phase = Phase::CatchUp;
                 break;
             }
             self.next += 1;
-            batch
-                .get_or_insert_with(|| BytesMut::from(&first.bytes[..]))
-                .extend_from_slice(&frame.bytes);
+            self.put_event(&mut out, frame.revision, frame.patch());
         }
-        match batch {
-            Some(batch) => batch.freeze(),
-            None => first.bytes.clone(),
-        }
+        self.put_caught_up(&mut out);
+        (!out.is_empty()).then(|| out.freeze())
     }
 
     /// Ends the stream with a `reset`: revision `next` cannot be sent.
@@ -269,6 +383,11 @@ impl Subscription {
         };
         let body = gone_body(self.view, why, oldest, current, self.app.epoch());
         sse::named("reset", None, &body)
+    }
+
+    /// True if a filtered stream has a position to tell its consumer.
+    fn progress_pending(&self) -> bool {
+        !self.filter.is_all() && self.next.saturating_sub(1) > self.sent
     }
 
     async fn next_chunk(&mut self) -> Option<Bytes> {
@@ -302,12 +421,23 @@ impl Subscription {
                             Ok(frame) if frame.revision < self.next => {}
                             Ok(frame) if frame.revision == self.next => {
                                 self.next += 1;
-                                return Some(self.with_ready_frames(frame));
+                                if let Some(chunk) = self.with_ready_frames(frame) {
+                                    return Some(chunk);
+                                }
                             }
                             Ok(_) | Err(RecvError::Lagged(_)) => self.phase = Phase::CatchUp,
                             Err(RecvError::Closed) => return None,
                         },
-                        _ = self.keep_alive.tick() => return Some(sse::comment("keep-alive")),
+                        _ = tokio::time::sleep_until(self.progress_after), if self.progress_pending() => {
+                            if let Some(progress) = self.progress(Instant::now()) {
+                                return Some(progress);
+                            }
+                        }
+                        _ = self.keep_alive.tick() => {
+                            // Where a position is owed, it goes first.
+                            return Some(self.progress(Instant::now())
+                                .unwrap_or_else(|| sse::comment("keep-alive")));
+                        }
                         changed = self.stale.changed() => {
                             if changed.is_err() {
                                 // The hub is gone: nothing more will change.

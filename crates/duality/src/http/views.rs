@@ -150,9 +150,9 @@ pub async fn events(
 ) -> Result<Response, Error> {
     let params = Params::parse(query.as_deref(), STREAM_PARAMS)?;
     let filter = params.filter()?;
-    if !filter.is_all() {
+    if filter.pattern().is_some() {
         return Err(Error::Invalid(
-            "key, where: this server does not filter streams yet".into(),
+            "where: this server filters streams by key only, so far".into(),
         ));
     }
     let raw = position::Raw {
@@ -164,7 +164,7 @@ pub async fn events(
         header_epoch: text(&headers, X_EPOCH)?,
     };
     let request = position::parse(&raw).map_err(Error::Invalid)?;
-    match stream::open(&app, view, request).await? {
+    match stream::open(&app, view, request, filter).await? {
         Opened::Gone {
             why,
             oldest,

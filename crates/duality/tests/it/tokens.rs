@@ -170,7 +170,7 @@ async fn a_stream_token_in_the_query_never_reaches_the_log() {
         let r = server
             .client
             .get(server.url(&format!(
-                "/note-events?access_token={token}&revision=1&mark={mark}"
+                "/note-events?access_token={token}&revision=1&key={mark}"
             )))
             .timeout(Duration::from_millis(500))
             .send()

@@ -161,7 +161,25 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// The stream's events without its position bookkeeping (`caught-up`
+    /// and `progress`, which carry no change): what most tests look at.
     pub fn new(response: reqwest::Response) -> Self {
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .filter(|r| {
+                let bookkeeping =
+                    matches!(r, Ok(e) if e.event == "caught-up" || e.event == "progress");
+                std::future::ready(!bookkeeping)
+            });
+        Sse {
+            events: Box::pin(events),
+        }
+    }
+
+    /// Every event of the stream, `caught-up` and `progress` included.
+    pub fn every_event(response: reqwest::Response) -> Self {
         let events = response
             .bytes_stream()
             .eventsource()
