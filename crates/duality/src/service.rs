@@ -4,8 +4,10 @@
 //! A service gets, for every view it registers and with no further code,
 //! the snapshot and stream endpoints (docs/PROTOCOL.md), revisions, the outbox,
 //! retention, SQLite and PostgreSQL, metrics, `/healthz` and OpenAPI
-//! entries. Its own routes are plain axum handlers over [`App`]: they parse,
-//! run a [`Write`](crate::Write) or read a view, and shape the answer.
+//! entries, and a panel on the page at `/` (a generic table of the view's
+//! documents, or a richer one the service gives with [`Service::panel`]).
+//! Its own routes are plain axum handlers over [`App`]: they parse, run a
+//! [`Write`](crate::Write) or read a view, and shape the answer.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +71,16 @@ type StartFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, Result<Started, Lau
 /// each view's snapshot and stream by itself).
 pub type OpenApiPaths = Arc<dyn Fn(&mut Map<String, Value>) + Send + Sync>;
 
+/// A richer panel a service gives one of its views on the page at `/`
+/// (see [`Service::panel`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Panel {
+    /// The view the panel shows.
+    pub view: View,
+    /// The script that draws it (JavaScript, run in the page).
+    pub script: &'static str,
+}
+
 /// One service: a name (what `--services` selects), its views, its routes.
 ///
 /// ```
@@ -90,6 +102,8 @@ pub struct Service {
     starts: Vec<StartFn>,
     openapi: Vec<OpenApiPaths>,
     metrics: Vec<Metric>,
+    panels: Vec<Panel>,
+    styles: Vec<&'static str>,
 }
 
 impl Service {
@@ -102,6 +116,8 @@ impl Service {
             starts: Vec::new(),
             openapi: Vec::new(),
             metrics: Vec::new(),
+            panels: Vec::new(),
+            styles: Vec::new(),
         }
     }
 
@@ -153,6 +169,32 @@ impl Service {
         self
     }
 
+    /// Gives `view` (one of this service's views) a richer panel on the
+    /// page at `/` than the generic table of its documents. The engine
+    /// serves `script` under `/assets/panels/`, versioned and cached like
+    /// its own files, and the page loads it (the page's Content Security
+    /// Policy runs no inline code) before it draws any panel. The script
+    /// registers the panel with `duality.panel({title, note, span, mount})`
+    /// (the engine's `app.js` documents it): `mount(panel, view)` fills the
+    /// panel under its header and returns `render(model, changed)`, called
+    /// with the whole view after every snapshot and patch. The page keeps
+    /// the stream, the revision and the connection state. One script may
+    /// serve several views (it is loaded once, for all of them). Put every
+    /// text in the page with `textContent` or text nodes, never as HTML
+    /// (check a script with [`writes_html`](crate::http::web::writes_html)).
+    pub fn panel(mut self, view: View, script: &'static str) -> Service {
+        self.panels.push(Panel { view, script });
+        self
+    }
+
+    /// A style sheet the page at `/` loads with the service's panels (after
+    /// the engine's own, which its classes may use: `grid`, `num`, `muted`,
+    /// `empty`, `track` and `fill`, `pill`, `flash`, buttons).
+    pub fn panel_style(mut self, css: &'static str) -> Service {
+        self.styles.push(css);
+        self
+    }
+
     /// The service's name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -161,6 +203,16 @@ impl Service {
     /// The views the service registers.
     pub fn views(&self) -> &[View] {
         &self.views
+    }
+
+    /// The panels the service gives its views.
+    pub fn panels(&self) -> &[Panel] {
+        &self.panels
+    }
+
+    /// The style sheets of the service's panels.
+    pub fn panel_styles(&self) -> &[&'static str] {
+        &self.styles
     }
 }
 
@@ -227,6 +279,10 @@ pub struct Parts {
     pub openapi: Vec<OpenApiPaths>,
     /// The services' health reports.
     pub health: Vec<Arc<dyn Health>>,
+    /// The panels the services give their views on the page at `/`.
+    pub panels: Vec<Panel>,
+    /// The style sheets of those panels.
+    pub styles: Vec<&'static str>,
 }
 
 impl Server {
@@ -254,6 +310,16 @@ impl Server {
                 .flat_map(|s| s.openapi.clone())
                 .collect(),
             health: Vec::new(),
+            panels: self
+                .services
+                .iter()
+                .flat_map(|s| s.panels.clone())
+                .collect(),
+            styles: self
+                .services
+                .iter()
+                .flat_map(|s| s.styles.clone())
+                .collect(),
         }
     }
 

@@ -129,7 +129,7 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .merge(web::routes())
+        .merge(web::routes(parts))
         .fallback(not_found)
         .layer(middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
