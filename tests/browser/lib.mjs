@@ -99,7 +99,8 @@ export async function waitFor(page, what, fn, arg) {
     await page.waitForFunction(fn, arg, { timeout: WAIT, polling: 50 });
   } catch {
     const states = {};
-    for (const view of VIEWS) states[view] = await panelState(page, view);
+    const shown = await page.evaluate(() => [...document.querySelectorAll('[data-view]')].map((p) => p.dataset.view));
+    for (const view of shown.length ? shown : VIEWS) states[view] = await panelState(page, view);
     fail(`timed out waiting for ${what}; panels: ${JSON.stringify(states)}`);
   }
   log('ok:', what);
@@ -130,6 +131,14 @@ export const locationRows = (expected) => {
   const rows = [...document.querySelectorAll('#locations-table tbody tr')];
   const shown = Object.fromEntries(rows.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)]));
   return Object.entries(expected).every(([city, total]) => (total === 0 ? !(city in shown) : shown[city] === total));
+};
+
+// In the page: a generic panel's row of `key` shows these cells after the
+// key (null: no such row).
+export const rowCells = ({ view, key, cells }) => {
+  const row = document.querySelector(`[data-view="${view}"] tr[data-key="${key}"]`);
+  if (cells === null) return !row;
+  return Boolean(row) && JSON.stringify([...row.cells].slice(1).map((c) => c.textContent)) === JSON.stringify(cells);
 };
 
 // In the page: a panel shows this revision.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::common::{ChildServer, spawn};
+use crate::common::{ChildServer, spawn, spawn_server};
 use duality::Config;
 use duality_services::Builtin;
 use duality_services::Settings;
@@ -444,6 +444,31 @@ async fn the_page_and_its_assets_come_with_content_types_cache_headers_and_etags
     }
     assert_eq!(named, 3);
 
+    // The services' panels: scripts and style sheets, versioned alike.
+    let mut panels = 0;
+    for (at, _) in html.match_indices("/assets/panels/") {
+        let url = &html[at..at + html[at..].find('"').unwrap()];
+        assert!(url.contains("?v="), "{url}");
+        let r = server.get(url).await;
+        assert_eq!(r.status(), 200, "{url}");
+        let content_type = if url.contains(".js?") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(r.headers()["content-type"], content_type, "{url}");
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        panels += 1;
+    }
+    // persons, locations, the dashboard; the persons and dashboard styles.
+    assert_eq!(panels, 5, "{html}");
+    let r = server.get("/assets/panels/nope.js").await;
+    assert_eq!(r.status(), 404);
+
     let r = server
         .client
         .get(server.url("/"))
@@ -471,5 +496,13 @@ async fn a_collection_gets_a_panel_that_follows_its_stream() {
     .await;
     let base = server.url("");
     Script::start("collection.mjs", &[&base]).succeeds().await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_of_the_engine_alone_shows_its_own_views_live_and_nothing_of_the_builtin_ones() {
+    prepare().await;
+    let server = spawn_server(duality_stock::server()).await;
+    node_check("stock.mjs", &[&server.url("")]).await;
     server.stop().await.unwrap();
 }

@@ -1,13 +1,15 @@
 //! The built-in services, each written on the engine's public API alone:
 //! persons and locations; the Aggregate Pattern's customers, incidents and
 //! aggregates (the dashboard); and `--collection`s. Each brings its own
-//! settings ([`settings::Builtin`]), OpenAPI entries and metrics.
+//! settings ([`settings::Builtin`]), OpenAPI entries, metrics and panels on
+//! the page at `/` ([`panels`]).
 
 pub mod aggregate;
 pub mod collections;
 pub mod demo;
 pub mod fields;
 pub mod openapi;
+pub mod panels;
 pub mod persons;
 pub mod settings;
 

@@ -7,7 +7,9 @@
 //! current state ([`Write`]). A [`Server`] gathers services and launches
 //! them; every registered view then gets its snapshot and stream endpoints,
 //! revisions, the outbox, retention, SQLite or PostgreSQL, metrics,
-//! `/healthz` and OpenAPI entries, with no further code:
+//! `/healthz`, OpenAPI entries and a live panel on the page at `/` (a
+//! table of its documents, or the richer one [`Service::panel`] gives),
+//! with no further code:
 //!
 //! ```
 //! use axum::extract::{Path, State};
@@ -104,6 +106,6 @@ pub use error::LaunchError;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};
 pub use http::views::written;
-pub use service::{Context, Health, Server, Service, Started};
+pub use service::{Context, Health, Panel, Server, Service, Started};
 pub use settings::Config;
 pub use store::Committed;

@@ -4,8 +4,10 @@
 //! A service gets, for every view it registers and with no further code,
 //! the snapshot and stream endpoints (docs/PROTOCOL.md), revisions, the outbox,
 //! retention, SQLite and PostgreSQL, metrics, `/healthz` and OpenAPI
-//! entries. Its own routes are plain axum handlers over [`App`]: they parse,
-//! run a [`Write`](crate::Write) or read a view, and shape the answer.
+//! entries, and a panel on the page at `/` (a generic table of the view's
+//! documents, or a richer one the service gives with [`Service::panel`]).
+//! Its own routes are plain axum handlers over [`App`]: they parse, run a
+//! [`Write`](crate::Write) or read a view, and shape the answer.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use crate::telemetry::Metric;
 
 // What a service hands the HTTP layer is defined there, below this module,
 // so that `http` never reaches up into `service` (docs/ARCHITECTURE.md).
-pub use crate::http::{Health, OpenApiPaths};
+pub use crate::http::{Health, OpenApiPaths, Panel};
 
 /// What a service's start hook is given.
 #[derive(Clone)]
@@ -86,6 +88,8 @@ pub struct Service {
     starts: Vec<StartFn>,
     openapi: Vec<OpenApiPaths>,
     metrics: Vec<Metric>,
+    panels: Vec<Panel>,
+    styles: Vec<&'static str>,
 }
 
 impl Service {
@@ -99,6 +103,8 @@ impl Service {
             starts: Vec::new(),
             openapi: Vec::new(),
             metrics: Vec::new(),
+            panels: Vec::new(),
+            styles: Vec::new(),
         }
     }
 
@@ -147,6 +153,32 @@ impl Service {
         self
     }
 
+    /// Gives `view` (one of this service's views) a richer panel on the
+    /// page at `/` than the generic table of its documents. The engine
+    /// serves `script` under `/assets/panels/`, versioned and cached like
+    /// its own files, and the page loads it (the page's Content Security
+    /// Policy runs no inline code) before it draws any panel. The script
+    /// registers the panel with `duality.panel({title, note, span, mount})`
+    /// (the engine's `app.js` documents it): `mount(panel, view)` fills the
+    /// panel under its header and returns `render(model, changed)`, called
+    /// with the whole view after every snapshot and patch. The page keeps
+    /// the stream, the revision and the connection state. One script may
+    /// serve several views (it is loaded once, for all of them). Put every
+    /// text in the page with `textContent` or text nodes, never as HTML
+    /// (check a script with [`writes_html`](crate::http::web::writes_html)).
+    pub fn panel(mut self, view: View, script: &'static str) -> Service {
+        self.panels.push(Panel { view, script });
+        self
+    }
+
+    /// A style sheet the page at `/` loads with the service's panels (after
+    /// the engine's own, which its classes may use: `grid`, `num`, `muted`,
+    /// `empty`, `track` and `fill`, `pill`, `flash`, buttons).
+    pub fn panel_style(mut self, css: &'static str) -> Service {
+        self.styles.push(css);
+        self
+    }
+
     /// The service's name.
     pub fn name(&self) -> &'static str {
         self.name
@@ -155,6 +187,16 @@ impl Service {
     /// The views the service registers.
     pub fn views(&self) -> &[View] {
         &self.views
+    }
+
+    /// The panels the service gives its views.
+    pub fn panels(&self) -> &[Panel] {
+        &self.panels
+    }
+
+    /// The style sheets of the service's panels.
+    pub fn panel_styles(&self) -> &[&'static str] {
+        &self.styles
     }
 }
 
@@ -240,6 +282,16 @@ impl Server {
                 .flat_map(|s| s.openapi.clone())
                 .collect(),
             health: Vec::new(),
+            panels: self
+                .services
+                .iter()
+                .flat_map(|s| s.panels.clone())
+                .collect(),
+            styles: self
+                .services
+                .iter()
+                .flat_map(|s| s.styles.clone())
+                .collect(),
         }
     }
 

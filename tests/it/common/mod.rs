@@ -28,13 +28,37 @@ pub struct TestServer {
 
 /// Starts a server with `settings` (its `listen` is ignored: port 0).
 pub async fn spawn(settings: Settings) -> TestServer {
+    start(|listener, stopped| {
+        duality_services::launch(settings, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await
+}
+
+/// Starts `server` (services on the engine's public API alone, such as
+/// `examples/stock`) in memory, on port 0.
+pub async fn spawn_server(server: duality::Server) -> TestServer {
+    start(|listener, stopped| {
+        server.launch(duality::Config::ephemeral(), listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await
+}
+
+/// Runs `launch` on a listener of 127.0.0.1:0 until the server is stopped
+/// (the receiver completes); returns once `/healthz` answers.
+async fn start<F, Fut>(launch: F) -> TestServer
+where
+    F: FnOnce(tokio::net::TcpListener, oneshot::Receiver<()>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), LaunchError>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     logs::capture();
-    let handle = tokio::spawn(duality_services::launch(settings, listener, async {
-        let _ = stopped.await;
-    }));
+    let handle = tokio::spawn(launch(listener, stopped));
     let server = TestServer {
         addr,
         client: reqwest::Client::new(),

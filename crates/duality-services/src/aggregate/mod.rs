@@ -18,6 +18,7 @@ pub mod upstreams;
 
 use axum::routing::get;
 
+use crate::panels;
 use customers::CustomerDoc;
 use duality::{MakeIndex, Service, View, ViewSpec};
 use incidents::IncidentDoc;
@@ -82,10 +83,13 @@ pub struct Upstream {
     pub token: Option<duality::settings::Token>,
 }
 
-/// The aggregates service: the dashboard view, kept composed at start.
+/// The aggregates service: the dashboard view, kept composed at start,
+/// and its panel.
 pub fn aggregates_service(upstream: Upstream) -> Service {
     Service::new("aggregates")
         .view(DASHBOARD)
+        .panel(DASHBOARD, panels::DASHBOARD_JS)
+        .panel_style(panels::DASHBOARD_CSS)
         .on_start(move |cx| start::start(cx, upstream))
         .metrics(metrics::METRICS)
         .openapi(openapi::aggregates_paths)

@@ -3,7 +3,8 @@
 //! write Rust. Each collection is one view, served like every other (its
 //! snapshot at `/collections/NAME`, its stream at
 //! `/collections/NAME/events`), plus `GET`/`PUT`/`PATCH`/`DELETE` on
-//! `/collections/NAME/items/{key}`. Written on the public API alone.
+//! `/collections/NAME/items/{key}`, and a panel on the page at `/`.
+//! Written on the public API alone.
 
 mod handlers;
 mod pointer;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::openapi;
+use crate::panels;
 use crate::settings::CollectionArg;
 use duality::{Error, Health, LaunchError, Service, Started, View, ViewSpec};
 pub use schema::Schema;
@@ -104,6 +106,7 @@ pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
         let (name, snapshot) = (arg.name.clone(), collection.view.snapshot_path());
         service = service
             .view(collection.view)
+            .panel(collection.view, panels::COLLECTION_JS)
             .route(&items, handlers::routes(&collection))
             .openapi(move |paths| document(paths, &name, snapshot, schema_json.clone()));
         names.push(arg.name.clone());

@@ -8,6 +8,8 @@ pub mod rules;
 use axum::routing::{get, post};
 use duality::{Service, View, ViewSpec};
 
+use crate::panels;
+
 static PERSONS_SPEC: ViewSpec =
     ViewSpec::new("persons", "/persons", "/person-events").schemas(openapi::persons);
 static LOCATIONS_SPEC: ViewSpec =
@@ -18,7 +20,8 @@ pub const PERSONS: View = View::of(&PERSONS_SPEC);
 /// Each city with at least one person: `{"total": n}`.
 pub const LOCATIONS: View = View::of(&LOCATIONS_SPEC);
 
-/// The service: both views, the person writes and one city's total.
+/// The service: both views, the person writes, one city's total, and the
+/// panels of both views.
 pub fn service() -> Service {
     Service::new("persons")
         .view(PERSONS)
@@ -32,4 +35,7 @@ pub fn service() -> Service {
         )
         .route("/locations/{city}", get(handlers::location))
         .openapi(openapi::paths)
+        .panel(PERSONS, panels::PERSONS_JS)
+        .panel(LOCATIONS, panels::LOCATIONS_JS)
+        .panel_style(panels::PERSONS_CSS)
 }

@@ -62,6 +62,20 @@ pub struct Parts {
     pub openapi: Vec<OpenApiPaths>,
     /// The services' health reports.
     pub health: Vec<Arc<dyn Health>>,
+    /// The panels the services give their views on the page at `/`.
+    pub panels: Vec<Panel>,
+    /// The style sheets of those panels.
+    pub styles: Vec<&'static str>,
+}
+
+/// A richer panel a service gives one of its views on the page at `/`
+/// (see [`Service::panel`](crate::Service::panel)).
+#[derive(Debug, Clone, Copy)]
+pub struct Panel {
+    /// The view the panel shows.
+    pub view: View,
+    /// The script that draws it (JavaScript, run in the page).
+    pub script: &'static str,
 }
 
 /// The router's state.
@@ -167,7 +181,7 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .layer(middleware::from_fn(query::none));
-    let pages = web::routes().layer(middleware::from_fn(query::version_only));
+    let pages = web::routes(parts).layer(middleware::from_fn(query::version_only));
     router
         .merge(own)
         .merge(pages)

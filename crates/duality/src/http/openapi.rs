@@ -167,11 +167,14 @@ pub fn document(
     paths.insert("/".into(), json!({"get": {"tags": ["web"], "summary": "The live web page: the served views in tables and charts, kept current with EventSource (its scripts and styles are under /assets/)", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
     paths.insert("/docs".into(), json!({"get": {"tags": ["web"], "summary": "An interactive page of this document: pick an operation, fill its parameters and body, send it from the browser and see the answer",
         "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}));
-    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Liveness: the process answers; epoch, revisions and upstreams",
+    paths.insert("/healthz".into(), json!({"get": {"tags": ["operations"], "summary": "Liveness: the process answers; epoch, revisions, the served views and upstreams",
         "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {
             "type": "object", "required": ["status", "epoch", "revisions"],
             "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "epoch": {"type": "string"},
                            "revisions": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                           "views": {"type": "array", "description": "The served views, in the order their services register them",
+                                     "items": {"type": "object", "required": ["name", "snapshot", "stream"],
+                                               "properties": {"name": {"type": "string"}, "snapshot": {"type": "string"}, "stream": {"type": "string"}}}},
                            "stale": {"type": "boolean"}, "upstreams": {"type": "object"}}}}}}}}}));
     paths.insert("/readyz".into(), json!({"get": {"tags": ["operations"], "summary": "Readiness: the store answers too",
         "responses": {

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use super::Served;
 use crate::telemetry;
 
-/// `GET /healthz`: the epoch, each view's latest revision, which requests need
-/// a token, and the services' health reports; `status` is `degraded` when any
+/// `GET /healthz`: the epoch, each view's latest revision, the served views
+/// with their snapshot and stream paths (in the order the services register
+/// them: the page at `/` draws a panel for each), which requests need a
+/// token, and the services' health reports; `status` is `degraded` when any
 /// report says so.
 pub async fn healthz(State(served): State<Served>) -> Json<Value> {
     let app = &served.app;
@@ -27,10 +29,19 @@ pub async fn healthz(State(served): State<Served>) -> Json<Value> {
             )
         })
         .collect();
+    let served_views: Vec<Value> = served
+        .parts
+        .views
+        .iter()
+        .map(
+            |v| json!({"name": v.name(), "snapshot": v.snapshot_path(), "stream": v.stream_path()}),
+        )
+        .collect();
     let mut health = json!({
         "status": "ok",
         "epoch": app.epoch(),
         "revisions": views,
+        "views": served_views,
         "tokens": served.tokens,
     });
     let mut degraded = false;

@@ -1,7 +1,28 @@
-// The live page: one EventSource per view, each bootstrapped by the stream's
-// own `snapshot` event and kept current by applying JSON Merge Patches
-// (RFC 7396). No framework, no build step; every text lands in the DOM as
-// a text node or textContent, never parsed as HTML.
+// The live page: a panel for every view the server serves (listed by
+// /healthz), each following its view with one EventSource, bootstrapped by
+// the stream's own `snapshot` event and kept current by applying JSON Merge
+// Patches (RFC 7396). No framework, no build step; every text lands in the
+// DOM as a text node or textContent, never parsed as HTML.
+//
+// The page knows no view by name. A view's panel is a table of its
+// documents by key, unless its service gives a richer one: the server
+// names the service's panel script in the page (after this one, with the
+// views it draws in `data-views`), and the script registers its panel
+// while it runs, before the page draws any:
+//
+//   duality.panel({
+//     title: 'Persons',            // the heading (default: the view's name)
+//     note: 'by id',               // a smaller text after it (optional)
+//     span: 6,                     // tenths of a wide window it takes (default 5)
+//     mount(panel, view) {         // view: {name, snapshot, stream}
+//       // build the panel's content (under its header) with duality.h …
+//       return (model, changed) => { /* the whole view; the patch, or null */ };
+//     },
+//   });
+//
+// `duality` also lends the panels the page's helpers: `h`, `setText`,
+// `flash`, `has`, `isObject`, and `send(method, path, body)`, a write with
+// the page's token that asks the user for one when the server wants it.
 'use strict';
 
 (() => {
@@ -57,9 +78,6 @@
     void node.offsetWidth; // restart the animation
     node.classList.add('flash');
   }
-
-  const numbers = new Intl.NumberFormat('en', { maximumFractionDigits: 2, minimumFractionDigits: 2 });
-  const integers = new Intl.NumberFormat('en');
 
   // --------------------------------------------------------------- server
 
@@ -287,282 +305,191 @@
     }
   }
 
-  // -------------------------------------------------------------- persons
+  // ---------------------------------------------------------------- write
 
-  const personRows = new Map();
-
-  function renderPersons(panel, model, changed) {
-    const tbody = panel.querySelector('tbody');
-    const ids = Object.keys(model).sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
-    for (const [id, row] of personRows) {
-      if (!has(model, id)) {
-        row.remove();
-        personRows.delete(id);
-      }
+  // Sends a write with the stored token; on a 401 asks for a token and
+  // tries again, until the user cancels. Resolves with the answer's
+  // X-Revision; rejects with the server's error message.
+  async function send(method, path, body) {
+    let response;
+    for (;;) {
+      const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+      const token = storedToken();
+      if (token) headers.Authorization = `Bearer ${token}`;
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      if (response.status !== 401) break;
+      const given = await askToken(token
+        ? 'The server refused that token for writes. Enter a write token:'
+        : 'Writes on this server need a token. Enter a write token:');
+      if (!given) break;
     }
-    for (const id of ids) {
-      const person = isObject(model[id]) ? model[id] : Object.create(null);
-      let row = personRows.get(id);
-      if (!row) {
-        row = h('tr', { 'data-id': id },
-          h('td', { class: 'num', 'data-field': 'id' }, id),
-          h('td', { 'data-field': 'name' }),
-          h('td', { 'data-field': 'city' }),
-          h('td', { class: 'actions' },
-            h('button', { type: 'button', class: 'link', 'data-action': 'edit' }, 'edit'),
-            h('button', { type: 'button', class: 'link danger', 'data-action': 'delete' }, 'delete')));
-        personRows.set(id, row);
-      }
-      const [, nameCell, cityCell] = row.cells;
-      const hasCity = typeof person.city === 'string';
-      let touched = setText(nameCell, person.name);
-      touched = setText(cityCell, hasCity ? person.city : '—') || touched;
-      cityCell.classList.toggle('muted', !hasCity);
-      tbody.append(row); // keeps the rows in id order
-      if (changed && (touched || has(changed, id))) flash(row);
+    const revision = response.headers.get('X-Revision');
+    if (response.ok) return revision;
+    let message = `${method} ${path} answered ${response.status}`;
+    try {
+      const error = await response.json();
+      if (error && typeof error.error === 'string') message = error.error;
+    } catch { /* not JSON */ }
+    throw new Error(message);
+  }
+
+  // --------------------------------------------------------------- panels
+
+  // The panels the services' scripts register, by view name.
+  const designs = new Map();
+
+  // Registers `spec` for the views the calling script was loaded for.
+  function panel(spec) {
+    const script = document.currentScript;
+    if (!script || !isObject(spec) || typeof spec.mount !== 'function') {
+      throw new Error('duality.panel({mount, …}) is called by a panel script as it runs');
     }
-    panel.querySelector('[data-role=empty]').hidden = ids.length > 0;
-  }
-
-  // ------------------------------------------------------------ locations
-
-  const locationRows = new Map();
-
-  function renderLocations(panel, model, changed) {
-    const tbody = panel.querySelector('tbody');
-    const cities = Object.keys(model).sort((a, b) => a.localeCompare(b));
-    const totals = cities.map((c) => Number(isObject(model[c]) ? model[c].total : 0) || 0);
-    const max = Math.max(1, ...totals);
-    for (const [city, row] of locationRows) {
-      if (!has(model, city)) {
-        row.remove();
-        locationRows.delete(city);
-      }
+    for (const name of (script.dataset.views || '').split(/\s+/)) {
+      if (name) designs.set(name, spec);
     }
-    cities.forEach((city, i) => {
-      let row = locationRows.get(city);
-      if (!row) {
-        row = h('tr', { 'data-city': city },
-          h('td', { 'data-field': 'city' }, city),
-          h('td', { class: 'num', 'data-field': 'total' }),
-          h('td', { class: 'barcol' }, h('span', { class: 'track' }, h('span', { class: 'fill' }))));
-        locationRows.set(city, row);
-      }
-      setText(row.cells[1], totals[i]);
-      row.querySelector('.fill').style.width = `${(100 * totals[i]) / max}%`;
-      tbody.append(row);
-      if (changed && has(changed, city)) flash(row);
-    });
-    panel.querySelector('[data-role=empty]').hidden = cities.length > 0;
   }
 
-  // ------------------------------------------------------------ dashboard
-
-  function list(model, key) {
-    return Array.isArray(model[key]) ? model[key].filter(isObject) : [];
-  }
-
-  function fillList(node, items, changed) {
-    node.replaceChildren(...items);
-    if (!items.length) node.append(h('li', { class: 'empty' }, 'nothing yet'));
-    if (changed) flash(node);
-  }
-
-  function renderDashboard(panel, model, changed) {
-    const touched = (key) => changed && has(changed, key);
-    const count = document.getElementById('customer-count');
-    setText(count, model.customerCount === undefined ? '–' : integers.format(Number(model.customerCount)));
-    if (touched('customerCount')) flash(count);
-
-    fillList(document.getElementById('top-customers'),
-      list(model, 'topCustomers').map((c) => h('li', {},
-        h('span', { class: 'name' }, c.customerName),
-        h('span', { class: 'pill', title: 'scoring, from 0 to 10' }, `score ${c.scoring}/10`))),
-      touched('topCustomers'));
-
-    fillList(document.getElementById('most-incidents'),
-      list(model, 'customersWithMostIncidents').map((c) => h('li', {},
-        h('span', { class: 'name' }, c.customerName),
-        h('span', { class: 'pill' }, `${c.numberOfIncidents} incident${c.numberOfIncidents === 1 ? '' : 's'}`))),
-      touched('customersWithMostIncidents'));
-
-    const volumes = list(model, 'customersWithHighestIncidentVolume');
-    const max = Math.max(1e-9, ...volumes.map((c) => Number(c.incidentVolume) || 0));
-    fillList(document.getElementById('incident-volume'),
-      volumes.map((c) => {
-        const fill = h('span', { class: 'fill' });
-        fill.style.width = `${(100 * (Number(c.incidentVolume) || 0)) / max}%`;
-        return h('li', {},
-          h('span', { class: 'name' }, c.customerName),
-          h('span', { class: 'track' }, fill),
-          h('span', { class: 'value' }, numbers.format(Number(c.incidentVolume) || 0)));
-      }),
-      touched('customersWithHighestIncidentVolume'));
-  }
-
-  // ----------------------------------------------------------------- form
-
-  function personForm(panel) {
-    const form = panel.querySelector('#person-form');
-    const status = form.querySelector('[data-role=form-status]');
-    const submit = form.querySelector('[data-role=submit]');
-    const cancel = form.querySelector('[data-role=cancel]');
-
-    const say = (text, bad) => {
-      setText(status, text);
-      status.classList.toggle('bad', Boolean(bad));
-    };
-    const reset = () => {
-      form.reset();
-      form.elements.id.value = '';
-      setText(submit, 'Add person');
-      cancel.hidden = true;
-    };
-
-    // Sends a write with the stored token; on a 401 asks for a token and
-    // tries again, until the user cancels.
-    async function send(method, path, body) {
-      let response;
-      for (;;) {
-        const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
-        const token = storedToken();
-        if (token) headers.Authorization = `Bearer ${token}`;
-        response = await fetch(path, {
-          method,
-          headers,
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        if (response.status !== 401) break;
-        const given = await askToken(token
-          ? 'The server refused that token for writes. Enter a write token:'
-          : 'Writes on this server need a token. Enter a write token:');
-        if (!given) break;
-      }
-      const revision = response.headers.get('X-Revision');
-      if (response.ok) return revision;
-      let message = `${method} ${path} answered ${response.status}`;
-      try {
-        const error = await response.json();
-        if (error && typeof error.error === 'string') message = error.error;
-      } catch { /* not JSON */ }
-      throw new Error(message);
-    }
-
-    form.addEventListener('submit', async (event) => {
-      event.preventDefault();
-      const id = form.elements.id.value;
-      const name = form.elements.name.value.trim();
-      const city = form.elements.city.value.trim();
-      if (!name) {
-        say('A person needs a name.', true);
-        return;
-      }
-      try {
-        if (id) {
-          const revision = await send('PATCH', `/persons/${encodeURIComponent(id)}`, { name, city: city || null });
-          say(`Saved person ${id} (persons revision ${revision}).`);
-        } else {
-          const revision = await send('POST', '/persons', city ? { name, city } : { name });
-          say(`Added ${name} (persons revision ${revision}).`);
-        }
-        reset();
-      } catch (error) {
-        say(error.message, true);
-      }
-    });
-
-    cancel.addEventListener('click', () => {
-      reset();
-      say('');
-    });
-
-    panel.querySelector('tbody').addEventListener('click', async (event) => {
-      const button = event.target.closest('button[data-action]');
-      if (!button) return;
-      const row = button.closest('tr');
-      const id = row.dataset.id;
-      if (button.dataset.action === 'edit') {
-        form.elements.id.value = id;
-        form.elements.name.value = row.cells[1].textContent;
-        form.elements.city.value = row.cells[2].classList.contains('muted') ? '' : row.cells[2].textContent;
-        setText(submit, `Save person ${id}`);
-        cancel.hidden = false;
-        form.elements.name.focus();
-        say('');
-      } else if (button.dataset.action === 'delete') {
-        // Two clicks, no modal dialog: the first one arms the button.
-        if (button.dataset.armed !== 'true') {
-          button.dataset.armed = 'true';
-          setText(button, 'sure?');
-          setTimeout(() => {
-            button.dataset.armed = 'false';
-            setText(button, 'delete');
-          }, 3000);
-          return;
-        }
-        try {
-          const revision = await send('DELETE', `/persons/${encodeURIComponent(id)}`);
-          say(`Deleted person ${id} (persons revision ${revision}).`);
-          if (form.elements.id.value === id) reset();
-        } catch (error) {
-          say(error.message, true);
-        }
-      }
-    });
-  }
-
-  // ---------------------------------------------------------- collections
-
-  // One panel per `--collection`: each document by key, as compact JSON.
-  function collectionPanel(name) {
-    const tbody = h('tbody', {});
-    const panel = h('article', { class: 'panel', 'data-collection': name, 'data-state': 'connecting' },
+  // A panel's frame: its heading, revision and connection state; what
+  // follows the header is the renderer's.
+  function frame(view, title, note, span) {
+    const panel = h('article', { class: 'panel', 'data-view': view.name, 'data-state': 'connecting' },
       h('header', { class: 'panel-head' },
-        h('h2', {}, `Collection ${name}`),
+        h('h2', {}, title, note ? h('small', {}, note) : null),
         h('span', { class: 'meta' },
           h('span', { class: 'rev' }, 'rev ', h('b', { 'data-role': 'revision' }, '–')),
-          h('span', { class: 'conn', 'data-role': 'conn' }, 'connecting'))),
-      h('div', { class: 'scroll' },
-        h('table', { class: 'grid' },
-          h('thead', {}, h('tr', {}, h('th', {}, 'key'), h('th', {}, 'document'))),
-          tbody),
-        h('p', { class: 'empty', 'data-role': 'empty', hidden: true },
-          'No documents yet: PUT one at ', h('code', {}, `/collections/${name}/items/{key}`), '.')));
-    document.querySelector('main').append(panel);
+          h('span', { class: 'conn', 'data-role': 'conn' }, 'connecting'))));
+    const columns = Number.isInteger(span) ? Math.min(Math.max(span, 1), 10) : 5;
+    panel.style.setProperty('--span', String(columns));
     return panel;
   }
 
-  function renderCollection(rows) {
-    return (panel, model, changed) => {
-      const tbody = panel.querySelector('tbody');
-      const keys = Object.keys(model).sort();
+  // The service's panel for `view`, or null if it has none or it fails.
+  function designed(view) {
+    const spec = designs.get(view.name);
+    if (!spec) return null;
+    const text = (value, fallback) => (typeof value === 'function' ? value(view) : value) ?? fallback;
+    const panel = frame(view, text(spec.title, view.name), text(spec.note, null), spec.span);
+    try {
+      const render = spec.mount(panel, view);
+      if (typeof render !== 'function') throw new Error('mount returned no render function');
+      return { panel, render };
+    } catch (error) {
+      console.error(`the panel of ${view.name} failed (${error.message}); showing its table`);
+      return null;
+    }
+  }
+
+  // ---------------------------------------------------------------- table
+
+  // The generic panel: one row per document, by key. Object documents
+  // spread their members over columns (nested values as compact JSON);
+  // anything else, or documents with too many members, show as compact
+  // JSON. A very large view shows its first rows.
+  const MAX_ROWS = 500;
+  const MAX_COLUMNS = 8;
+
+  // Keys in order: by number if all are whole numbers (ids), else as
+  // strings.
+  function sortedKeys(model) {
+    const keys = Object.keys(model);
+    if (keys.every((k) => /^\d{1,15}$/.test(k))) return keys.sort((a, b) => Number(a) - Number(b));
+    return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  // A member name in words: `customerName`, `customer_name` -> `customer name`.
+  const label = (name) =>
+    name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_\s-]+/g, ' ').trim().toLowerCase() || name;
+  const isStructured = (value) => isObject(value) || Array.isArray(value);
+  const cellText = (value) => (isStructured(value) ? JSON.stringify(value) : String(value));
+
+  function columnsOf(docs) {
+    const seen = new Set();
+    for (const doc of docs) {
+      if (isObject(doc)) for (const key of Object.keys(doc)) seen.add(key);
+    }
+    return seen.size > 0 && seen.size <= MAX_COLUMNS ? [...seen] : null;
+  }
+
+  // Puts `doc` in the cells after the key; true if a text changed.
+  function fill(row, doc, columns) {
+    const values = columns && isObject(doc) ? columns.map((c) => (has(doc, c) ? doc[c] : undefined)) : [doc];
+    while (row.cells.length - 1 > values.length) row.lastChild.remove();
+    while (row.cells.length - 1 < values.length) row.append(h('td', {}));
+    let touched = false;
+    values.forEach((value, i) => {
+      const cell = row.cells[i + 1];
+      cell.colSpan = values.length === 1 && columns ? columns.length : 1;
+      const missing = value === undefined;
+      touched = setText(cell, missing ? '—' : cellText(value)) || touched;
+      cell.className = missing ? 'muted' : typeof value === 'number' ? 'num' : isStructured(value) ? 'json' : '';
+    });
+    return touched;
+  }
+
+  function table(panel, view) {
+    const headRow = h('tr', {});
+    const tbody = h('tbody', {});
+    const empty = h('p', { class: 'empty', 'data-role': 'empty', hidden: true }, 'No documents yet.');
+    const more = h('p', { class: 'empty', 'data-role': 'more', hidden: true });
+    panel.append(h('div', { class: 'scroll' },
+      h('table', { class: 'grid generic' }, h('thead', {}, headRow), tbody), empty, more));
+    const rows = new Map();
+    let layout = null;
+    return (model, changed) => {
+      const keys = sortedKeys(model);
+      const shown = keys.slice(0, MAX_ROWS);
+      const columns = columnsOf(shown.map((key) => model[key]));
+      if (JSON.stringify(columns) !== layout) {
+        layout = JSON.stringify(columns);
+        headRow.replaceChildren(h('th', {}, 'key'),
+          ...(columns ? columns.map((c) => h('th', { title: c }, label(c))) : [h('th', {}, 'document')]));
+        for (const row of rows.values()) row.remove();
+        rows.clear();
+      }
+      const kept = new Set(shown);
       for (const [key, row] of rows) {
-        if (!has(model, key)) {
+        if (!kept.has(key)) {
           row.remove();
           rows.delete(key);
         }
       }
-      for (const key of keys) {
+      for (const key of shown) {
         let row = rows.get(key);
         if (!row) {
-          row = h('tr', { 'data-key': key }, h('td', {}, key), h('td', { class: 'json' }));
+          row = h('tr', { 'data-key': key }, h('td', { class: 'key', title: key }, key));
           rows.set(key, row);
         }
-        const touched = setText(row.cells[1], JSON.stringify(model[key]));
-        tbody.append(row);
+        const touched = fill(row, model[key], columns);
+        tbody.append(row); // keeps the rows in key order
         if (changed && (touched || has(changed, key))) flash(row);
       }
-      panel.querySelector('[data-role=empty]').hidden = keys.length > 0;
+      empty.hidden = keys.length > 0;
+      more.hidden = keys.length <= MAX_ROWS;
+      setText(more, `The first ${MAX_ROWS} of ${keys.length} documents; GET ${view.snapshot} has them all.`);
     };
   }
 
   // ----------------------------------------------------------------- boot
 
-  const VIEWS = [
-    { name: 'persons', stream: '/person-events', render: renderPersons },
-    { name: 'locations', stream: '/location-events', render: renderLocations },
-    { name: 'dashboard', stream: '/aggregates/dashboard-events', render: renderDashboard },
-  ];
+  // The served views, as /healthz lists them.
+  function servedViews(body) {
+    if (!Array.isArray(body.views)) return [];
+    return body.views.filter((v) => isObject(v)
+      && typeof v.name === 'string' && typeof v.snapshot === 'string' && typeof v.stream === 'string');
+  }
+
+  // The footer names what this server serves.
+  function footer(views) {
+    const parts = [];
+    for (const view of views) {
+      if (parts.length) parts.push(' · ');
+      parts.push(h('code', {}, `GET ${view.snapshot}`), ' → ', h('code', {}, `${view.stream}?snapshot=true`));
+    }
+    document.getElementById('served').replaceChildren(...(parts.length ? parts : ['none']));
+  }
 
   async function boot() {
     const notice = document.getElementById('notice');
@@ -575,31 +502,35 @@
       setTimeout(boot, 2000);
       return;
     }
-    const served = isObject(body.revisions) ? Object.keys(body.revisions) : [];
-    const shown = VIEWS.filter((v) => served.includes(v.name));
-    const collections = Array.isArray(body.collections)
-      ? body.collections.filter((name) => typeof name === 'string') : [];
-    notice.hidden = shown.length + collections.length > 0;
-    if (!shown.length && !collections.length) {
-      setText(notice, `This server serves none of the views this page shows (it serves: ${served.join(', ') || 'nothing'}).`);
-    }
+    const views = servedViews(body);
+    notice.hidden = views.length > 0;
+    if (!views.length) setText(notice, 'This server serves no views.');
+    footer(views);
     if (server.tokens.read && !storedToken()) {
       await askToken('This server needs a token to show its views. Enter a read or write token:');
     }
-    document.getElementById('persons-row').hidden = !served.includes('persons') && !served.includes('locations');
-    for (const view of shown) {
-      const panel = document.querySelector(`[data-view="${view.name}"]`);
-      panel.hidden = false;
-      if (view.name === 'persons') personForm(panel);
-      new Feed(panel, view.stream, (model, changed) => view.render(panel, model, changed)).open();
-    }
-    for (const name of collections) {
-      const panel = collectionPanel(name);
-      const render = renderCollection(new Map());
-      const stream = `/collections/${encodeURIComponent(name)}/events`;
-      new Feed(panel, stream, (model, changed) => render(panel, model, changed)).open();
+    // The panels their services designed first, then the tables; each
+    // group in the order the server lists the views.
+    const panels = views.map((view) => ({ view, shown: designed(view) }));
+    panels.sort((a, b) => Number(b.shown !== null) - Number(a.shown !== null));
+    const container = document.getElementById('panels');
+    for (const { view, shown } of panels) {
+      let { panel, render } = shown || {};
+      if (!shown) {
+        panel = frame(view, view.name, view.snapshot, null);
+        render = table(panel, view);
+      }
+      container.append(panel);
+      new Feed(panel, view.stream, render).open();
     }
   }
 
-  boot();
+  window.duality = Object.freeze({ panel, h, setText, flash, has, isObject, send });
+
+  // The panel scripts run after this one (they are named after it in the
+  // page, all deferred, so while the document is already `interactive`):
+  // the page is drawn once all have run and registered, at
+  // DOMContentLoaded.
+  if (document.readyState === 'complete') boot();
+  else document.addEventListener('DOMContentLoaded', boot, { once: true });
 })();
