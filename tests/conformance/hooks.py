@@ -7,6 +7,12 @@ checks would report a replayed, since deleted item as "created resource not
 found". Every valid key is therefore made unique per call; invalid keys are
 sent as generated, so their 400 is still checked. Replays, 409 and 422 are
 tested in tests/idempotency_keys.rs.
+
+A snapshot takes at most 1,000 `key` parameters and answers more with a
+400; but more than 1,000 of the long keys a fuzzer writes make a request
+line longer than the HTTP layer reads (64 KiB), which it refuses with 414
+before the server sees it. Such a list keeps its length, and its keys are
+shortened, so the request still reaches the server and its 400 is checked.
 """
 
 import re
@@ -17,8 +23,15 @@ import schemathesis
 VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
+MAX_KEYS = 1000
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    query = case.query or {}
+    keys = query.get("key")
+    if isinstance(keys, list) and len(keys) > MAX_KEYS:
+        query["key"] = [str(k)[:8] for k in keys]
     headers = case.headers or {}
     for name in list(headers):
         if name.lower() != "idempotency-key":

@@ -60,6 +60,8 @@ impl Raw {
                     }
                 }
                 return match (event, id, data) {
+                    // Position bookkeeping, not a change.
+                    (Some(e), _, _) if e == "caught-up" || e == "progress" => continue,
                     (Some(e), _, _) => Item::Other(e),
                     (None, Some(id), Some(data)) => Item::Change(id, data),
                     _ if comment => Item::Comment,

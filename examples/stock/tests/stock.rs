@@ -360,3 +360,43 @@ async fn the_binarys_snapshots_link_their_streams() {
         assert_eq!(events.headers()["content-type"], "text/event-stream");
     }
 }
+
+/// A program on the engine logs like the `duality` command: at `info`
+/// with no `RUST_LOG`, so its start is in the log without any set-up.
+#[test]
+fn the_binary_logs_at_info_without_rust_log() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BINARY)
+        .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let serving = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("INFO") && line.contains("serving") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = serving.unwrap_or_else(|| panic!("no INFO serving line in {seen:?}"));
+    assert!(line.contains("services=[\"stock\"]"), "{line}");
+}

@@ -60,7 +60,7 @@ fn snapshot_op(view: View) -> Value {
              "schema": {"type": "array", "maxItems": 1000, "items": {"type": "string"}}},
             {"name": "where", "in": "query", "required": false,
              "description": "Only the documents that contain every member of this JSON object (objects compared member by member, arrays and scalars whole).",
-             "schema": {"type": "string"}}
+             "content": {"application/json": {"schema": {"type": "object"}}}}
         ],
         "responses": {
             "200": {
@@ -75,6 +75,7 @@ fn snapshot_op(view: View) -> Value {
             },
             "304": {"description": "Not modified since the ETag."},
             "400": error("A malformed filter, or a query parameter this path does not take (named in the error)."),
+            "414": {"description": "The request line is too long for the server (split a long key= list over several requests)."},
             "503": unavailable()
         }
     }})
@@ -189,7 +190,19 @@ pub fn document(
         "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}}));
     let mut components = schemas();
     for own in views.iter().filter_map(|v| v.schemas()) {
-        components[own.name] = own.snapshot;
+        let mut snapshot = own.snapshot;
+        // A view of fixed members still answers only some of them to a
+        // filter (key=, where=): none is required.
+        if let Some(members) = snapshot.as_object_mut()
+            && members.contains_key("properties")
+            && members.remove("required").is_some()
+        {
+            members.insert(
+                "description".into(),
+                json!("Every member, or (with key= or where=) those the filter keeps."),
+            );
+        }
+        components[own.name] = snapshot;
         for (name, part) in own.parts {
             components[name] = part;
         }

@@ -130,3 +130,149 @@ async fn a_malformed_filter_or_an_unknown_parameter_is_a_400_naming_it_on_every_
     );
     server.stop().await.unwrap();
 }
+
+/// The events of a stream, every one (`caught-up` and `progress` too).
+async fn every_event(
+    server: &crate::common::TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> crate::common::Sse {
+    let mut req = server.client.get(server.url(path));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    crate::common::Sse::every_event(r)
+}
+
+#[tokio::test]
+async fn caught_up_comes_once_after_the_backlog_or_the_snapshot_also_when_there_is_nothing() {
+    let server = spawn_default().await;
+    let mut empty = every_event(&server, "/note-events", &[]).await;
+    let e = empty.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data.as_str()),
+        ("caught-up", r#"{"revision":0}"#)
+    );
+    assert!(e.id.is_empty(), "caught-up moves no position: {e:?}");
+
+    for i in 1..=3 {
+        server.note(&format!("n{i}"), "x", None).await;
+    }
+    let mut backlog = every_event(&server, "/note-events", &[]).await;
+    for want in 1..=3 {
+        let e = backlog.next().await.unwrap();
+        assert_eq!(
+            (e.event.as_str(), e.id.as_str()),
+            ("message", want.to_string().as_str())
+        );
+    }
+    let e = backlog.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data.as_str()),
+        ("caught-up", r#"{"revision":3}"#)
+    );
+    server.note("n4", "x", None).await;
+    let e = backlog.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.id.as_str()),
+        ("message", "4"),
+        "and only once"
+    );
+
+    let mut snapshot = every_event(&server, "/note-events?snapshot=true", &[]).await;
+    let e = snapshot.next().await.unwrap();
+    assert_eq!((e.event.as_str(), e.id.as_str()), ("snapshot", "4"));
+    let e = snapshot.next().await.unwrap();
+    assert_eq!(
+        (e.event.as_str(), e.data.as_str()),
+        ("caught-up", r#"{"revision":4}"#)
+    );
+    // Already caught up on the stream of the empty view: a change, no repeat.
+    let e = empty.next().await.unwrap();
+    assert_eq!((e.event.as_str(), e.id.as_str()), ("message", "1"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_filtered_by_keys_sends_only_their_changes_at_their_revisions() {
+    let server = spawn_default().await;
+    server.note("a", "one", None).await; // 1
+    server.note("x", "other", None).await; // 2
+    let mut s = server
+        .subscribe("/note-events?key=a&key=b&snapshot=true", &[])
+        .await;
+    let e = s.next().await.unwrap();
+    assert_eq!((e.event.as_str(), e.id.as_str()), ("snapshot", "2"));
+    let mut copy: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(copy, json!({"a": {"text": "one"}}));
+    server.note("x", "changed", None).await; // 3: not ours
+    server.note("b", "two", None).await; // 4
+    server.send("DELETE", "/notes/a", None).await; // 5
+    server.note("y", "other", None).await; // 6: not ours
+    server.note("b", "three", None).await; // 7
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (revision, patch) = s.change().await;
+        ids.push(revision);
+        copy = crate::common::fold(copy, &[patch]);
+    }
+    assert_eq!(ids, [4, 5, 7]);
+    let filtered: Value = server.get("/notes?key=a&key=b").await.json().await.unwrap();
+    assert_eq!(copy, filtered);
+    assert_eq!(copy, json!({"b": {"text": "three"}}));
+
+    // Resuming after 4 replays 5 and 7 from the outbox, filtered alike.
+    let mut again = server
+        .subscribe("/note-events?key=a&key=b", &[("last-event-id", "4")])
+        .await;
+    assert_eq!(again.change().await, (5, json!({"a": null})));
+    assert_eq!(again.change().await.0, 7);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_quiet_filter_still_advances_with_progress_and_resuming_from_it_loses_nothing() {
+    let server = spawn_default().await;
+    let mut s = every_event(&server, "/note-events?key=mine", &[]).await;
+    let e = s.next().await.unwrap();
+    assert_eq!(e.event, "caught-up");
+    for i in 0..5 {
+        server.note(&format!("other{i}"), "x", None).await;
+    }
+    let e = s
+        .next_within(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(e.event, "progress", "{e:?}");
+    let at: u64 = e.id.parse().unwrap();
+    assert_eq!(e.data, format!(r#"{{"revision":{at}}}"#));
+    assert!((1..=5).contains(&at), "{at}");
+    drop(s);
+    // Writes while it is away, to its key among others.
+    server.note("other9", "x", None).await;
+    server.note("mine", "here", None).await;
+    let mut resumed = server
+        .subscribe(
+            "/note-events?key=mine",
+            &[("last-event-id", &at.to_string())],
+        )
+        .await;
+    let (revision, patch) = resumed.change().await;
+    assert_eq!((revision, patch), (7, json!({"mine": {"text": "here"}})));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn where_on_a_stream_is_refused_by_name_for_now() {
+    let server = spawn_default().await;
+    let r = server.get("/note-events?where=%7B%7D").await;
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("where:"),
+        "{body}"
+    );
+    server.stop().await.unwrap();
+}
