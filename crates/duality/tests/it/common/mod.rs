@@ -99,6 +99,11 @@ impl TestServer {
         req.send().await.unwrap()
     }
 
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.send("POST", path, Some(body)).await
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put(&self, path: &str, body: Value) -> reqwest::Response {
         self.send("PUT", path, Some(body)).await
