@@ -25,7 +25,6 @@ mod operations;
 mod persons_and_locations;
 mod postgres_outage;
 mod postgres_processes;
-mod postgres_store;
 mod readme_commands;
 mod rust_client;
 mod tokens;

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod node;
+/// The engine's throwaway PostgreSQL server, shared rather than copied.
+#[path = "../../../crates/duality/tests/it/common/pg.rs"]
 pub mod pg;
 
 use std::net::SocketAddr;

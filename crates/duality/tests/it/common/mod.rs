@@ -4,6 +4,10 @@
 #![allow(dead_code)]
 
 pub mod notes;
+/// A throwaway PostgreSQL server (the root package's tests include this
+/// file too).
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
