@@ -12,6 +12,7 @@ mod common;
 mod connection_limits;
 mod cors;
 mod filters;
+mod idempotency_keys;
 mod openapi;
 mod outbox_continuity;
 mod server_errors;
