@@ -26,6 +26,5 @@ mod postgres_processes;
 mod readme_commands;
 mod rust_client;
 mod tokens;
-mod views_at_any_size;
 mod watch_command;
 mod workspace;

@@ -22,6 +22,7 @@ mod snapshot_links;
 mod stores;
 mod stream_protocol;
 mod tokens;
+mod views_at_any_size;
 
 /// The PostgreSQL variants are built only with the engine's `postgres`
 /// feature (on in the workspace's `cargo test`, where the `duality` command
