@@ -60,6 +60,9 @@ impl Raw {
                     }
                 }
                 return match (event, id, data) {
+                    // Position bookkeeping, no change: skipped as the
+                    // harness's `Sse` does.
+                    (Some(e), _, _) if e == "caught-up" || e == "progress" => continue,
                     (Some(e), _, _) => Item::Other(e),
                     (None, Some(id), Some(data)) => Item::Change(id, data),
                     _ if comment => Item::Comment,
