@@ -1,4 +1,4 @@
-"""Schemathesis hooks for the OpenAPI conformance run (tests/openapi_conformance.rs).
+"""Schemathesis hooks for the OpenAPI conformance run (tests/it/openapi_conformance.rs).
 
 A POST repeated with an Idempotency-Key answers the first outcome, even if
 the item it created was deleted since; with the short keys a fuzzer favours
@@ -6,7 +6,7 @@ the item it created was deleted since; with the short keys a fuzzer favours
 checks would report a replayed, since deleted item as "created resource not
 found". Every valid key is therefore made unique per call; invalid keys are
 sent as generated, so their 400 is still checked. Replays, 409 and 422 are
-tested in tests/idempotency_keys.rs.
+tested in crates/duality/tests/it/idempotency_keys.rs.
 
 A snapshot takes at most 1,000 `key` parameters and answers more with a
 400; but more than 1,000 of the long keys a fuzzer writes make a request

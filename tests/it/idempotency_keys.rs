@@ -1,196 +1,78 @@
-//! `Idempotency-Key` on the creating `POST`s (docs/PROTOCOL.md, "Security model"), over HTTP, on a
-//! SQLite file and on PostgreSQL through the same test functions.
-//!
-//! A first request that is still running is made deterministic by holding
-//! the store's write lock from the test (SQLite: a `BEGIN IMMEDIATE`
-//! transaction on the file; PostgreSQL: the `views` row of the view, locked
-//! `FOR UPDATE`): the server's write then waits in its queue until the test
-//! lets it go.
+//! `Idempotency-Key` on the built-in services' creating `POST`s
+//! (docs/PROTOCOL.md, "Security model"): each of them goes through the
+//! engine's `create_once`, so a repeated key answers the first outcome
+//! and a key reused with another body is a `422`. How the engine keeps
+//! keys (in the write's transaction, on SQLite and PostgreSQL, `409` while
+//! running, retries after a timeout, retention) is tested on the engine's
+//! test service in crates/duality/tests/it/idempotency_keys.rs.
 
-use std::time::Duration;
-
-use crate::common::{TestServer, spawn};
-use duality::settings::Database;
-use duality::store::sqlite::Location;
-use duality_services::settings::Settings;
+use crate::common::{TestServer, spawn_default};
 use serde_json::{Value, json};
 
-/// Every wait of these tests is bounded by this.
-const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// One database of a backend that servers can be started on.
-struct Db {
-    _dir: Option<tempfile::TempDir>,
-    db: Database,
-}
-
-impl Db {
-    async fn new(backend: Backend) -> Db {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let db = Database::Sqlite(Location::File(dir.path().join("duality.db")));
-                Db {
-                    _dir: Some(dir),
-                    db,
-                }
-            }
-            Backend::Postgres => Db {
-                _dir: None,
-                db: Database::Postgres(crate::common::pg::shared().database().await),
-            },
-        }
-    }
-
-    async fn serve(&self) -> TestServer {
-        self.serve_with(Settings::ephemeral()).await
-    }
-
-    async fn serve_with(&self, mut settings: Settings) -> TestServer {
-        settings.engine.db = self.db.clone();
-        spawn(settings).await
-    }
-
-    /// Takes the write lock of `view` away from the server until released.
-    async fn hold(&self, view: &str) -> Hold {
-        match &self.db {
-            Database::Sqlite(Location::File(path)) => {
-                let conn = rusqlite::Connection::open(path).unwrap();
-                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-                Hold::Sqlite(conn)
-            }
-            Database::Postgres(url) => {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(connection);
-                client.batch_execute("BEGIN").await.unwrap();
-                let rows = client
-                    .query("SELECT 1 FROM views WHERE view = $1 FOR UPDATE", &[&view])
-                    .await
-                    .unwrap();
-                assert_eq!(rows.len(), 1, "the {view} row is locked");
-                Hold::Postgres(client)
-            }
-            Database::Sqlite(Location::Memory) => unreachable!("tests use a file"),
-        }
-    }
-}
-
-/// A write lock the test holds.
-enum Hold {
-    Sqlite(rusqlite::Connection),
-    Postgres(tokio_postgres::Client),
-}
-
-impl Hold {
-    async fn release(self) {
-        match self {
-            Hold::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
-            Hold::Postgres(client) => client.batch_execute("ROLLBACK").await.unwrap(),
-        }
-    }
-}
-
 /// What a client sees of an answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 struct Answer {
     status: u16,
     body: Value,
     location: Option<String>,
-    revision: Option<String>,
 }
 
-async fn answer(r: reqwest::Response) -> Answer {
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-    };
-    let (location, revision) = (header("location"), header("x-revision"));
-    let status = r.status().as_u16();
-    let body = r.json().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        body,
-        location,
-        revision,
-    }
-}
-
+/// A `POST` with an `Idempotency-Key`.
 async fn post_keyed(server: &TestServer, path: &str, key: &str, body: &Value) -> Answer {
     let r = server
         .client
         .post(server.url(path))
         .header("Idempotency-Key", key)
         .json(body)
-        .timeout(WAIT)
         .send()
         .await
         .unwrap();
-    answer(r).await
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        location,
+    }
 }
 
-/// The view's documents and its revision.
-async fn view(server: &TestServer, path: &str) -> (Value, String) {
-    let r = server.get(path).await;
-    assert_eq!(r.status(), 200);
-    let revision = crate::common::header(&r, "x-revision");
-    (r.json().await.unwrap(), revision)
-}
-
-async fn a_repeated_key_answers_the_first_outcome_and_writes_nothing(backend: Backend) {
-    let db = Db::new(backend).await;
-    let server = db.serve().await;
-    let ann = json!({"name": "Ann", "city": "Rome"});
-    let first = post_keyed(&server, "/persons", "order-1", &ann).await;
-    assert_eq!(first.status, 201, "{first:?}");
-    assert_eq!(first.location.as_deref(), Some("/persons/1"));
-    let after_first = view(&server, "/persons").await;
-
-    // The same key and body, even with other whitespace and member order.
-    let again = post_keyed(
-        &server,
-        "/persons",
-        "order-1",
-        &json!({"city": "Rome", "name": "Ann"}),
-    )
-    .await;
-    assert_eq!(again, first);
+#[tokio::test]
+async fn every_built_in_creating_route_answers_a_repeated_key_with_its_first_outcome() {
+    let server = spawn_default().await;
+    // Customers before incidents: an incident names its customer.
+    let routes = [
+        (
+            "/persons",
+            json!({"name": "Ann", "city": "Rome"}),
+            json!({"name": "Bob"}),
+        ),
+        (
+            "/customers/items",
+            json!({"name": "Acme", "city": "Rome", "country": "IT", "scoring": 7}),
+            json!({"name": "Acme", "city": "Rome", "country": "IT", "scoring": 8}),
+        ),
+        (
+            "/incidents/items",
+            json!({"amount": 12.5, "customerName": "Acme", "category": "billing"}),
+            json!({"amount": 13, "customerName": "Acme", "category": "billing"}),
+        ),
+    ];
+    for (path, body, other) in &routes {
+        let first = post_keyed(&server, path, "order-1", body).await;
+        assert_eq!(first.status, 201, "{path}: {first:?}");
+        assert!(first.location.is_some(), "{path}: {first:?}");
+        let again = post_keyed(&server, path, "order-1", body).await;
+        assert_eq!(again, first, "{path}: the id is the first one's too");
+        let reused = post_keyed(&server, path, "order-1", other).await;
+        assert_eq!(reused.status, 422, "{path}: {reused:?}");
+    }
     assert_eq!(
-        view(&server, "/persons").await,
-        after_first,
-        "nothing written"
-    );
-
-    // The same key with another body: 422, and still nothing written.
-    let other = post_keyed(&server, "/persons", "order-1", &json!({"name": "Bob"})).await;
-    assert_eq!(other.status, 422, "{other:?}");
-    assert!(other.body["error"].is_string());
-    assert_eq!(
-        view(&server, "/persons").await,
-        after_first,
-        "nothing written"
-    );
-
-    // A key belongs to its route; another key is another request.
-    let customer = json!({"name": "Acme", "city": "Rome", "country": "IT", "scoring": 7});
-    let c1 = post_keyed(&server, "/customers/items", "order-1", &customer).await;
-    assert_eq!(c1.status, 201, "{c1:?}");
-    let c2 = post_keyed(&server, "/customers/items", "order-1", &customer).await;
-    assert_eq!(c2, c1, "a customer's UUID is the first one's too");
-    let incident = json!({"amount": 12.5, "customerName": "Acme", "category": "billing"});
-    let i1 = post_keyed(&server, "/incidents/items", "order-1", &incident).await;
-    assert_eq!(i1.status, 201, "{i1:?}");
-    assert_eq!(
-        post_keyed(&server, "/incidents/items", "order-1", &incident).await,
-        i1
+        server.get_json("/persons").await.as_object().unwrap().len(),
+        1
     );
     assert_eq!(
         server.get_json("/customers/count").await,
@@ -205,240 +87,5 @@ async fn a_repeated_key_answers_the_first_outcome_and_writes_nothing(backend: Ba
             .len(),
         1
     );
-    let bob = post_keyed(&server, "/persons", "order-2", &json!({"name": "Bob"})).await;
-    assert_eq!(bob.location.as_deref(), Some("/persons/2"));
-
-    // Keys outlive the process: a restarted server still answers them.
     server.stop().await.unwrap();
-    let server = db.serve().await;
-    assert_eq!(
-        post_keyed(&server, "/persons", "order-1", &ann).await,
-        first
-    );
-    assert_eq!(
-        server.get_json("/persons").await.as_object().unwrap().len(),
-        2
-    );
-    server.stop().await.unwrap();
-}
-
-async fn keys_that_are_not_bounded_visible_ascii_are_refused(backend: Backend) {
-    let db = Db::new(backend).await;
-    let server = db.serve().await;
-    let long = "k".repeat(256);
-    let bad: [&[u8]; 5] = [
-        b"",
-        b"two words",
-        b"caf\xc3\xa9",
-        long.as_bytes(),
-        b"tab\tkey",
-    ];
-    for key in bad {
-        let r = server
-            .client
-            .post(server.url("/persons"))
-            .header(
-                "Idempotency-Key",
-                reqwest::header::HeaderValue::from_bytes(key).unwrap(),
-            )
-            .json(&json!({"name": "Ann"}))
-            .send()
-            .await
-            .unwrap();
-        let a = answer(r).await;
-        assert_eq!(
-            a.status,
-            400,
-            "key {:?}: {a:?}",
-            String::from_utf8_lossy(key)
-        );
-        assert!(
-            a.body["error"]
-                .as_str()
-                .unwrap()
-                .contains("Idempotency-Key")
-        );
-    }
-    let ok = "k".repeat(255);
-    assert_eq!(
-        post_keyed(&server, "/persons", &ok, &json!({"name": "Ann"}))
-            .await
-            .status,
-        201
-    );
-    assert_eq!(
-        view(&server, "/persons").await.1,
-        "1",
-        "only the valid key wrote"
-    );
-    server.stop().await.unwrap();
-}
-
-async fn a_repeat_while_the_first_is_running_is_409(backend: Backend) {
-    let db = Db::new(backend).await;
-    let server = db.serve().await;
-    let body = json!({"name": "Ann"});
-    let hold = db.hold("persons").await;
-    // Both are sent at once; whichever the server takes first waits for
-    // the lock, so the other one finds its key running.
-    let (conflict, created) = {
-        let mut first = Box::pin(post_keyed(&server, "/persons", "k-409", &body));
-        let mut second = Box::pin(post_keyed(&server, "/persons", "k-409", &body));
-        let (conflict, running) = tokio::select! {
-            a = &mut first => (a, second),
-            b = &mut second => (b, first),
-        };
-        assert_eq!(conflict.status, 409, "{conflict:?}");
-        hold.release().await;
-        (conflict, running.await)
-    };
-    assert!(conflict.body["error"].is_string());
-    assert_eq!(created.status, 201, "{created:?}");
-    assert_eq!(
-        post_keyed(&server, "/persons", "k-409", &body).await,
-        created
-    );
-    assert_eq!(view(&server, "/persons").await.1, "1", "one person");
-    server.stop().await.unwrap();
-}
-
-async fn a_retry_after_a_write_that_timed_out_but_committed_creates_nothing(backend: Backend) {
-    let db = Db::new(backend).await;
-    let server = db.serve().await;
-    let body = json!({"name": "Ann", "city": "Oslo"});
-    let hold = db.hold("persons").await;
-    // The client gives up while the write waits for the lock ...
-    let gave_up = server
-        .client
-        .post(server.url("/persons"))
-        .header("Idempotency-Key", "k-retry")
-        .json(&body)
-        .timeout(Duration::from_millis(300))
-        .send()
-        .await;
-    assert!(gave_up.unwrap_err().is_timeout());
-    // ... and the write commits after all.
-    hold.release().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while view(&server, "/persons").await.1 != "1" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the write never committed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The retry answers the committed person instead of creating another
-    // (a 409 only while the first request is still being answered).
-    let retried = loop {
-        let a = post_keyed(&server, "/persons", "k-retry", &body).await;
-        if a.status != 409 {
-            break a;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still running");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(retried.status, 201, "{retried:?}");
-    assert_eq!(
-        retried.body,
-        json!({"id": 1, "name": "Ann", "city": "Oslo"})
-    );
-    assert_eq!(retried.revision.as_deref(), Some("1"));
-    let (persons, revision) = view(&server, "/persons").await;
-    assert_eq!(
-        (persons.as_object().unwrap().len(), revision.as_str()),
-        (1, "1")
-    );
-    server.stop().await.unwrap();
-}
-
-async fn keys_are_trimmed_with_the_events(backend: Backend) {
-    let db = Db::new(backend).await;
-    let mut settings = Settings::ephemeral();
-    settings.engine.retention = Duration::from_millis(400);
-    let server = db.serve_with(settings).await;
-    let first = post_keyed(&server, "/persons", "k-trim", &json!({"name": "Ann"})).await;
-    assert_eq!(first.status, 201);
-    let reused = post_keyed(&server, "/persons", "k-trim", &json!({"name": "Bob"})).await;
-    assert_eq!(reused.status, 422, "the key is kept");
-    // Once retention has passed, the key is forgotten: it is a new key.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let a = post_keyed(&server, "/persons", "k-trim", &json!({"name": "Bob"})).await;
-        if a.status == 201 {
-            assert_eq!(a.location.as_deref(), Some("/persons/2"));
-            break;
-        }
-        assert_eq!(a.status, 422, "{a:?}");
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the key was never trimmed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.stop().await.unwrap();
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                tokio::time::timeout(super::WAIT * 2, super::$name(super::Backend::Sqlite))
-                    .await
-                    .expect("the test finished in time");
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                tokio::time::timeout(super::WAIT * 2, super::$name(super::Backend::Postgres))
-                    .await
-                    .expect("the test finished in time");
-            })*
-        }
-    };
-}
-
-on_both!(
-    a_repeated_key_answers_the_first_outcome_and_writes_nothing,
-    keys_that_are_not_bounded_visible_ascii_are_refused,
-    a_repeat_while_the_first_is_running_is_409,
-    a_retry_after_a_write_that_timed_out_but_committed_creates_nothing,
-    keys_are_trimmed_with_the_events,
-);
-
-/// Two processes on one PostgreSQL database: the same key sent to both at
-/// once creates one person, and both answer it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn on_postgresql_a_key_sent_to_two_processes_at_once_writes_once() {
-    let db = Db::new(Backend::Postgres).await;
-    let (a, b) = (db.serve().await, db.serve().await);
-    let body = json!({"name": "Ann"});
-    let hold = db.hold("persons").await;
-    let both = async {
-        tokio::join!(
-            post_keyed(&a, "/persons", "k-two", &body),
-            post_keyed(&b, "/persons", "k-two", &body)
-        )
-    };
-    let release = async {
-        // Both requests are waiting for the lock by now, or soon will be;
-        // either way only one of them can write.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        hold.release().await;
-    };
-    let ((on_a, on_b), ()) = tokio::join!(both, release);
-    assert_eq!(on_a.status, 201, "{on_a:?}");
-    assert_eq!(on_a, on_b);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    for server in [&a, &b] {
-        while view(server, "/persons").await.1 != "1" {
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let persons = server.get_json("/persons").await;
-        assert_eq!(persons, json!({"1": {"name": "Ann"}}));
-    }
-    a.stop().await.unwrap();
-    b.stop().await.unwrap();
 }

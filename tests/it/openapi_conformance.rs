@@ -18,7 +18,7 @@
 //! answers are tested in `crates/duality/tests/it/stream_protocol.rs`. Valid
 //! `Idempotency-Key`s are made unique per request (see
 //! `tests/conformance/hooks.py`); replays are tested in
-//! `tests/idempotency_keys.rs`.
+//! `crates/duality/tests/it/idempotency_keys.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

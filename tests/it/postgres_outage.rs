@@ -4,9 +4,9 @@
 //! every process's LISTEN connection reconnects and catches up, so streams
 //! on both processes continue gapless.
 //!
-//! This test binary has one test, because it stops the PostgreSQL server
-//! that the tests of this binary share. On a server it did not start
-//! (`DUALITY_TEST_PG`), it takes the database away instead: no new
+//! It stops a PostgreSQL server of its own, not the one the other tests of
+//! this binary share while they run. On a server the tests did not start
+//! (`DUALITY_TEST_PG`), it takes its database away instead: no new
 //! connections allowed, and every open one terminated.
 
 use std::time::{Duration, Instant};
@@ -144,7 +144,13 @@ async fn a_database_that_goes_away_gives_503_on_writes_keeps_streams_open_and_re
 }
 
 async fn scenario() {
-    let server = crate::common::pg::shared();
+    let own;
+    let server = if crate::common::pg::shared().owned() {
+        own = crate::common::pg::PgServer::start();
+        &own
+    } else {
+        crate::common::pg::shared()
+    };
     let url = server.database().await;
     let outage = Outage {
         server,

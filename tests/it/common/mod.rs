@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod node;
+/// The engine's throwaway PostgreSQL server, shared rather than copied.
+#[path = "../../../crates/duality/tests/it/common/pg.rs"]
 pub mod pg;
 
 use std::net::SocketAddr;
@@ -467,15 +469,18 @@ pub mod logs {
         }
     }
 
-    /// Starts capturing (once per test binary).
+    /// Starts capturing (once per test binary). No caller returns before
+    /// the subscriber is installed: a server that another test starts at
+    /// the same moment must not install the engine's own first.
     pub fn capture() {
-        if LINES.set(Mutex::new(Vec::new())).is_ok() {
+        LINES.get_or_init(|| {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("info")
                 .with_ansi(false)
                 .with_writer(|| Sink)
                 .try_init();
-        }
+            Mutex::new(Vec::new())
+        });
     }
 
     pub fn text() -> String {

@@ -54,8 +54,14 @@ fn cases() -> Vec<Bad> {
         bad("PUT", "/notes/a", r#"{"text":"A","tag":""}"#, 400),
         bad("PUT", "/notes/a%20b", r#"{"text":"A"}"#, 400),
         bad("DELETE", "/notes/nobody", "", 404),
+        // The creating routes (create_once) refuse the same bodies.
+        bad("POST", "/notes", r#"{"text":"#, 400),
+        bad("POST", "/notes", r#"{"text":"A","extra":3}"#, 400),
+        bad("POST", "/notes", r#"{"text":"   "}"#, 400),
+        bad("POST", "/tags/rome/notes", r#"{"text":"A","tag":"b"}"#, 400),
+        bad("POST", "/tags/%20/notes", r#"{"text":"A"}"#, 400),
         // No such method, route or document.
-        bad("POST", "/notes", r#"{"text":"A"}"#, 405),
+        bad("PATCH", "/notes", r#"{"text":"A"}"#, 405),
         bad("PUT", "/notes", r#"{"text":"A"}"#, 405),
         bad("POST", "/tags", r#"{"rome":{"total":9}}"#, 405),
         bad("POST", "/nowhere", r#"{}"#, 404),

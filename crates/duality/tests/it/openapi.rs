@@ -35,6 +35,8 @@ async fn the_openapi_document_names_each_views_snapshot_and_stream() {
     for method in ["get", "put", "delete"] {
         assert!(paths["/notes/{key}"].get(method).is_some(), "{method}");
     }
+    assert!(paths["/notes"].get("post").is_some(), "POST beside GET");
+    assert!(paths["/tags/{tag}/notes"].get("post").is_some());
     // The engine's probes, and nothing this process does not serve.
     for path in ["/healthz", "/readyz", "/metrics"] {
         assert!(paths.contains_key(path), "{path}");

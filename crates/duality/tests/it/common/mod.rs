@@ -4,6 +4,10 @@
 #![allow(dead_code)]
 
 pub mod notes;
+/// A throwaway PostgreSQL server (the root package's tests include this
+/// file too).
+#[cfg(feature = "postgres")]
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -97,6 +101,11 @@ impl TestServer {
             req = req.json(&body);
         }
         req.send().await.unwrap()
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.send("POST", path, Some(body)).await
     }
 
     /// `PUT path` with a JSON body.
@@ -260,15 +269,18 @@ pub mod logs {
         }
     }
 
-    /// Starts capturing (once per test binary).
+    /// Starts capturing (once per test binary). No caller returns before
+    /// the subscriber is installed: a server that another test starts at
+    /// the same moment must not install the engine's own first.
     pub fn capture() {
-        if LINES.set(Mutex::new(Vec::new())).is_ok() {
+        LINES.get_or_init(|| {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("info,duality=debug,tower_http=debug")
                 .with_ansi(false)
                 .with_writer(|| Sink)
                 .try_init();
-        }
+            Mutex::new(Vec::new())
+        });
     }
 
     pub fn text() -> String {

@@ -1,28 +1,28 @@
 //! One store test suite, two backends: every behaviour of the `Store`
 //! interface (docs/PROTOCOL.md) runs against a SQLite file and against
-//! PostgreSQL, through the same test function. Then what only PostgreSQL
-//! has: two stores (as two processes would) on one database.
+//! PostgreSQL, through the same test function, with the test service's
+//! writes (`common::notes`: a note and its tag's count in one write). Then
+//! what only PostgreSQL has: two stores (as two processes would) on one
+//! database. The PostgreSQL half needs the engine's `postgres` feature.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::common::notes::{self, ELSEWHERE, NOTES, Note, TAGS};
 use duality::domain::{Error, Registry, View, Write};
 use duality::hub::Hub;
 use duality::store::Store;
+#[cfg(feature = "postgres")]
 use duality::store::postgres::PgStore;
 use duality::store::sqlite::{Location, SqliteStore};
-use duality_services::aggregate::{CUSTOMERS, DASHBOARD, INCIDENTS};
-use duality_services::persons::rules::{self as persons, NewPerson, PersonPatch};
-use duality_services::persons::{LOCATIONS, PERSONS};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// A hub for the views these tests write.
 fn hub() -> Arc<Hub> {
-    let views = [PERSONS, LOCATIONS, CUSTOMERS, INCIDENTS];
-    Arc::new(Hub::new(Arc::new(Registry::new(views).unwrap())))
+    Arc::new(Hub::new(Arc::new(Registry::new([NOTES, TAGS]).unwrap())))
 }
 
 /// Every test gets at most this long.
@@ -31,6 +31,7 @@ const WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy)]
 enum Backend {
     Sqlite,
+    #[cfg(feature = "postgres")]
     Postgres,
 }
 
@@ -40,6 +41,7 @@ struct Db {
     /// The SQLite file's directory, removed on drop.
     _dir: Option<tempfile::TempDir>,
     file: Option<std::path::PathBuf>,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     url: Option<String>,
 }
 
@@ -56,6 +58,7 @@ impl Db {
                     url: None,
                 }
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => Db {
                 backend,
                 _dir: None,
@@ -79,6 +82,7 @@ impl Db {
                         .unwrap(),
                 )
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => Arc::new(
                 PgStore::open(self.url.as_deref().unwrap(), hub.clone())
                     .await
@@ -96,6 +100,7 @@ impl Db {
                 conn.busy_timeout(Duration::from_secs(5)).unwrap();
                 conn.execute_batch(sql).unwrap();
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => {
                 let url = self.url.as_deref().unwrap();
                 let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -109,12 +114,12 @@ impl Db {
         }
     }
 
-    /// Sets the commit time of some persons events, as writers whose clocks
+    /// Sets the commit time of some notes events, as writers whose clocks
     /// disagree would have stamped them.
     async fn stamp(&self, revisions: &[u64], at: SystemTime) {
         let list: Vec<String> = revisions.iter().map(u64::to_string).collect();
         self.sql(&format!(
-            "UPDATE events SET created_ms = {} WHERE view = 'persons' AND revision IN ({})",
+            "UPDATE events SET created_ms = {} WHERE view = 'notes' AND revision IN ({})",
             duality::store::unix_ms(at),
             list.join(", ")
         ))
@@ -123,7 +128,7 @@ impl Db {
 }
 
 /// Runs each behaviour on both backends, as `sqlite::NAME` and
-/// `postgres::NAME`.
+/// `postgres::NAME` (the latter with the engine's `postgres` feature).
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -134,6 +139,7 @@ macro_rules! on_both_backends {
                     .expect("the test took too long");
             })*
         }
+        #[cfg(feature = "postgres")]
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
@@ -161,21 +167,26 @@ on_both_backends!(
     a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on,
 );
 
-fn create(name: &str, city: Option<&str>) -> Write {
-    persons::create(NewPerson {
-        name: name.into(),
-        city: city.map(Into::into),
-    })
+fn note(text: &str, tag: Option<&str>) -> Note {
+    Note {
+        text: text.into(),
+        tag: tag.map(Into::into),
+    }
 }
 
-fn set_city(id: u64, city: Option<&str>) -> Write {
-    persons::patch(
-        id,
-        PersonPatch {
-            name: None,
-            city: Some(city.map(Into::into)),
-        },
-    )
+/// A new note under the next id.
+fn create(text: &str, tag: Option<&str>) -> Write {
+    notes::create(note(text, tag))
+}
+
+/// Moves note `id` to `tag`, keeping its text.
+fn set_tag(id: u64, tag: Option<&str>) -> Write {
+    notes::retag(id.to_string(), tag.map(Into::into))
+}
+
+/// Removes note `id`.
+fn delete(id: u64) -> Write {
+    notes::remove(id.to_string())
 }
 
 async fn all_events(store: &dyn Store, view: View) -> Vec<(u64, Value)> {
@@ -187,65 +198,62 @@ async fn all_events(store: &dyn Store, view: View) -> Vec<(u64, Value)> {
 }
 
 fn fold(patches: impl IntoIterator<Item = Value>) -> Value {
-    let mut doc = json!({});
-    for p in patches {
-        json_patch::merge(&mut doc, &p);
-    }
-    doc
+    let patches: Vec<Value> = patches.into_iter().collect();
+    crate::common::fold(json!({}), &patches)
 }
 
 async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
     let s = &*store;
-    let ann = s.write(create("Ann", Some("Rome"))).await.unwrap();
-    assert_eq!(ann.output, json!({"id":1,"name":"Ann","city":"Rome"}));
-    assert_eq!((ann.revision(PERSONS), ann.revision(LOCATIONS)), (1, 1));
+    let ann = s.write(create("Ann", Some("work"))).await.unwrap();
+    assert_eq!(ann.output, json!({"id":1,"text":"Ann","tag":"work"}));
+    assert_eq!((ann.revision(NOTES), ann.revision(TAGS)), (1, 1));
     let bob = s.write(create("Bob", None)).await.unwrap();
-    assert_eq!((bob.revision(PERSONS), bob.revision(LOCATIONS)), (2, 1));
-    s.write(set_city(2, Some("Rome"))).await.unwrap();
-    s.write(set_city(1, None)).await.unwrap();
-    let del = s.write(persons::delete(2)).await.unwrap();
-    assert_eq!((del.revision(PERSONS), del.revision(LOCATIONS)), (5, 4));
+    assert_eq!((bob.revision(NOTES), bob.revision(TAGS)), (2, 1));
+    s.write(set_tag(2, Some("work"))).await.unwrap();
+    s.write(set_tag(1, None)).await.unwrap();
+    let del = s.write(delete(2)).await.unwrap();
+    assert_eq!((del.revision(NOTES), del.revision(TAGS)), (5, 4));
 
-    let persons = s.snapshot(PERSONS).await.unwrap();
-    assert_eq!(persons.revision, 5);
-    assert_eq!(Value::Object(persons.docs), json!({"1":{"name":"Ann"}}));
-    let locations = s.snapshot(LOCATIONS).await.unwrap();
-    assert_eq!(locations.revision, 4);
-    assert_eq!(Value::Object(locations.docs), json!({}));
+    let notes = s.snapshot(NOTES).await.unwrap();
+    assert_eq!(notes.revision, 5);
+    assert_eq!(Value::Object(notes.docs), json!({"1":{"text":"Ann"}}));
+    let tags = s.snapshot(TAGS).await.unwrap();
+    assert_eq!(tags.revision, 4);
+    assert_eq!(Value::Object(tags.docs), json!({}));
     assert_eq!(
-        s.doc(PERSONS, "1".into()).await.unwrap(),
-        Some(json!({"name":"Ann"}))
+        s.doc(NOTES, "1".into()).await.unwrap(),
+        Some(json!({"text":"Ann"}))
     );
-    assert_eq!(s.doc(PERSONS, "2".into()).await.unwrap(), None);
+    assert_eq!(s.doc(NOTES, "2".into()).await.unwrap(), None);
 
     assert_eq!(
-        all_events(s, PERSONS).await,
+        all_events(s, NOTES).await,
         vec![
-            (1, json!({"1":{"name":"Ann","city":"Rome"}})),
-            (2, json!({"2":{"name":"Bob"}})),
-            (3, json!({"2":{"city":"Rome"}})),
-            (4, json!({"1":{"city":null}})),
+            (1, json!({"1":{"text":"Ann","tag":"work"}})),
+            (2, json!({"2":{"text":"Bob"}})),
+            (3, json!({"2":{"tag":"work"}})),
+            (4, json!({"1":{"tag":null}})),
             (5, json!({"2":null})),
         ]
     );
     assert_eq!(
-        all_events(s, LOCATIONS).await,
+        all_events(s, TAGS).await,
         vec![
-            (1, json!({"Rome":{"total":1}})),
-            (2, json!({"Rome":{"total":2}})),
-            (3, json!({"Rome":{"total":1}})),
-            (4, json!({"Rome":null})),
+            (1, json!({"work":{"total":1}})),
+            (2, json!({"work":{"total":2}})),
+            (3, json!({"work":{"total":1}})),
+            (4, json!({"work":null})),
         ]
     );
-    // Moving the only person of a city is one location event.
-    s.write(set_city(1, Some("Rome"))).await.unwrap();
-    let moved = s.write(set_city(1, Some("Paris"))).await.unwrap();
-    assert_eq!(moved.revision(LOCATIONS), 6);
-    let last = all_events(s, LOCATIONS).await.pop().unwrap();
-    assert_eq!(last, (6, json!({"Rome":null,"Paris":{"total":1}})));
-    for view in [PERSONS, LOCATIONS] {
+    // Moving the only note of a tag is one tags event.
+    s.write(set_tag(1, Some("work"))).await.unwrap();
+    let moved = s.write(set_tag(1, Some("idea"))).await.unwrap();
+    assert_eq!(moved.revision(TAGS), 6);
+    let last = all_events(s, TAGS).await.pop().unwrap();
+    assert_eq!(last, (6, json!({"work":null,"idea":{"total":1}})));
+    for view in [NOTES, TAGS] {
         let events = all_events(s, view).await;
         let snapshot = s.snapshot(view).await.unwrap();
         assert_eq!(
@@ -259,19 +267,19 @@ async fn the_reference_sequence_gives_the_documented_views_events_and_revisions(
 async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Backend) {
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut live = hub.subscribe(PERSONS).unwrap();
-    store.write(create("Ann", Some("Rome"))).await.unwrap();
+    let mut live = hub.subscribe(NOTES).unwrap();
+    store.write(create("Ann", Some("work"))).await.unwrap();
     assert_eq!(frames(&mut live, 1).await, vec![1]);
-    let same = store.write(set_city(1, Some("Rome"))).await.unwrap();
-    assert_eq!(same.output, json!({"id":1,"name":"Ann","city":"Rome"}));
-    assert_eq!(same.revision(PERSONS), 1);
-    assert_eq!(same.revision(LOCATIONS), 1);
+    let same = store.write(set_tag(1, Some("work"))).await.unwrap();
+    assert_eq!(same.output, json!({"text":"Ann","tag":"work"}));
+    assert_eq!(same.revision(NOTES), 1);
+    assert_eq!(same.revision(TAGS), 1);
     let empty = store
-        .write(persons::patch(1, PersonPatch::default()))
+        .write(notes::save("1".into(), note("Ann", Some("work"))))
         .await
         .unwrap();
-    assert_eq!(empty.revision(PERSONS), 1);
-    assert_eq!(all_events(&*store, PERSONS).await.len(), 1);
+    assert_eq!(empty.revision(NOTES), 1);
+    assert_eq!(all_events(&*store, NOTES).await.len(), 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(matches!(
         live.try_recv(),
@@ -285,38 +293,38 @@ async fn a_write_that_changes_nothing_keeps_the_revision_and_adds_no_event(b: Ba
 async fn a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let stray = Write::new(&[DASHBOARD], |d| {
-        d.put(DASHBOARD, "customerCount", json!(1))?;
+    let stray = Write::new(&[ELSEWHERE], |d| {
+        d.put(ELSEWHERE, "here", json!(1))?;
         Ok(Value::Null)
     });
     let refused = store.write(stray).await;
     assert!(matches!(refused, Err(Error::NotFound(_))), "{refused:?}");
     let next = store.write(create("Ann", None)).await.unwrap();
-    assert_eq!(next.revision(PERSONS), 1);
+    assert_eq!(next.revision(NOTES), 1);
 }
 
 async fn refused_writes_change_nothing_and_use_no_id(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let missing = store.write(persons::delete(7)).await;
+    let missing = store.write(delete(7)).await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
     // A write that took an id and then failed: the id is not used up.
-    let half = Write::new(&[PERSONS], |d| {
-        let id = d.next_id("persons")?;
-        d.put(PERSONS, id.to_string(), json!({"name":"X"}))?;
+    let half = Write::new(&[NOTES], |d| {
+        let id = d.next_id("notes")?;
+        d.put(NOTES, id.to_string(), json!({"text":"X"}))?;
         Err(Error::Invalid("refused after taking an id".into()))
     });
     assert!(matches!(store.write(half).await, Err(Error::Invalid(_))));
-    let nulls = Write::new(&[PERSONS], |d| {
-        d.put(PERSONS, "1", json!({"name": null}))?;
+    let nulls = Write::new(&[NOTES], |d| {
+        d.put(NOTES, "1", json!({"text": null}))?;
         Ok(Value::Null)
     });
     assert!(matches!(store.write(nulls).await, Err(Error::Invalid(_))));
-    let snapshot = store.snapshot(PERSONS).await.unwrap();
+    let snapshot = store.snapshot(NOTES).await.unwrap();
     assert_eq!((snapshot.revision, snapshot.docs.len()), (0, 0));
     let first = store.write(create("Ann", None)).await.unwrap();
     assert_eq!(first.output["id"], json!(1));
-    assert_eq!(first.revision(PERSONS), 1);
+    assert_eq!(first.revision(NOTES), 1);
 }
 
 async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
@@ -326,7 +334,7 @@ async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
         let c = store.write(create("P", None)).await.unwrap();
         assert_eq!(c.output["id"], json!(expected));
     }
-    store.write(persons::delete(3)).await.unwrap();
+    store.write(delete(3)).await.unwrap();
     let next = store.write(create("Q", None)).await.unwrap();
     assert_eq!(next.output["id"], json!(4));
     // Also after reopening the database.
@@ -334,7 +342,7 @@ async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
     let (store, _hub) = db.open().await;
     let next = store.write(create("R", None)).await.unwrap();
     assert_eq!(next.output["id"], json!(5));
-    assert_eq!(next.revision(PERSONS), 6);
+    assert_eq!(next.revision(NOTES), 6);
 }
 
 /// A write whose reads depend on each other (`a` names the next key to
@@ -342,22 +350,22 @@ async fn ids_are_never_reused_also_after_a_delete(b: Backend) {
 async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let seed = Write::new(&[CUSTOMERS], |d| {
-        d.put(CUSTOMERS, "a", json!({"next":"b","n":1}))?;
-        d.put(CUSTOMERS, "b", json!({"next":"c","n":2}))?;
-        d.put(CUSTOMERS, "c", json!({"n":3}))?;
+    let seed = Write::new(&[NOTES], |d| {
+        d.put(NOTES, "a", json!({"next":"b","n":1}))?;
+        d.put(NOTES, "b", json!({"next":"c","n":2}))?;
+        d.put(NOTES, "c", json!({"n":3}))?;
         Ok(Value::Null)
     });
     store.write(seed).await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);
-    let chase = Write::new(&[CUSTOMERS, INCIDENTS], move |d| {
+    let chase = Write::new(&[NOTES, TAGS], move |d| {
         counted.fetch_add(1, Ordering::SeqCst);
         let mut key = "a".to_string();
         let mut sum = 0;
         let mut path = Vec::new();
         loop {
-            let Some(doc) = d.get(CUSTOMERS, &key)? else {
+            let Some(doc) = d.get(NOTES, &key)? else {
                 return Err(Error::NotFound(format!("no {key}")));
             };
             sum += doc["n"].as_i64().unwrap();
@@ -368,26 +376,26 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
             }
         }
         let id = d.next_id("chase")?;
-        d.put(INCIDENTS, format!("sum-{id}"), json!({"sum": sum}))?;
-        d.delete(CUSTOMERS, "a");
+        d.put(TAGS, format!("sum-{id}"), json!({"sum": sum}))?;
+        d.delete(NOTES, "a");
         Ok(json!({"path": path, "sum": sum, "id": id}))
     });
     let done = store.write(chase.clone()).await.unwrap();
     assert_eq!(done.output, json!({"path":["a","b","c"],"sum":6,"id":1}));
-    assert_eq!(done.revision(INCIDENTS), 1);
-    assert_eq!(done.revision(CUSTOMERS), 2);
+    assert_eq!(done.revision(TAGS), 1);
+    assert_eq!(done.revision(NOTES), 2);
     assert!(runs.load(Ordering::SeqCst) >= 1);
     assert_eq!(
-        all_events(&*store, INCIDENTS).await,
+        all_events(&*store, TAGS).await,
         vec![(1, json!({"sum-1":{"sum":6}}))]
     );
     assert_eq!(
-        all_events(&*store, CUSTOMERS).await.pop().unwrap(),
+        all_events(&*store, NOTES).await.pop().unwrap(),
         (2, json!({"a":null}))
     );
-    let customers = store.snapshot(CUSTOMERS).await.unwrap();
+    let notes = store.snapshot(NOTES).await.unwrap();
     assert_eq!(
-        Value::Object(customers.docs),
+        Value::Object(notes.docs),
         json!({"b":{"next":"c","n":2},"c":{"n":3}})
     );
     // Without `a` the same write finds nothing to chase and is refused.
@@ -397,7 +405,7 @@ async fn a_write_that_reads_what_it_has_not_loaded_is_rerun_to_the_same_result(b
 async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    let empty = store.events(PERSONS, 0, 10).await.unwrap();
+    let empty = store.events(NOTES, 0, 10).await.unwrap();
     assert_eq!(
         (empty.events.len(), empty.oldest, empty.current),
         (0, None, 0)
@@ -405,19 +413,19 @@ async fn event_pages_start_where_asked_stop_at_the_limit_and_carry_the_bounds(b:
     for i in 0..10 {
         store.write(create(&format!("P{i}"), None)).await.unwrap();
     }
-    let page = store.events(PERSONS, 3, 4).await.unwrap();
+    let page = store.events(NOTES, 3, 4).await.unwrap();
     let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
     assert_eq!(revisions, vec![3, 4, 5, 6]);
     assert_eq!((page.oldest, page.current), (Some(1), 10));
-    assert_eq!(page.events[0].patch, r#"{"3":{"name":"P2"}}"#);
-    let tail = store.events(PERSONS, 9, 100).await.unwrap();
+    assert_eq!(page.events[0].patch, r#"{"3":{"text":"P2"}}"#);
+    let tail = store.events(NOTES, 9, 100).await.unwrap();
     assert_eq!(tail.events.len(), 2);
-    let beyond = store.events(PERSONS, 11, 100).await.unwrap();
+    let beyond = store.events(NOTES, 11, 100).await.unwrap();
     assert_eq!(
         (beyond.events.len(), beyond.oldest, beyond.current),
         (0, Some(1), 10)
     );
-    let other = store.events(LOCATIONS, 0, 100).await.unwrap();
+    let other = store.events(TAGS, 0, 100).await.unwrap();
     assert_eq!((other.events.len(), other.current), (0, 0));
 }
 
@@ -426,7 +434,7 @@ async fn trimming_deletes_old_events_but_never_the_view_or_its_revision(b: Backe
     let (store, _hub) = db.open().await;
     for i in 0..3 {
         store
-            .write(create(&format!("P{i}"), Some("Oslo")))
+            .write(create(&format!("P{i}"), Some("home")))
             .await
             .unwrap();
     }
@@ -436,22 +444,22 @@ async fn trimming_deletes_old_events_but_never_the_view_or_its_revision(b: Backe
     assert_eq!(
         store.trim(after).await.unwrap(),
         6,
-        "3 person + 3 location events"
+        "3 notes + 3 tags events"
     );
-    let page = store.events(PERSONS, 0, 100).await.unwrap();
+    let page = store.events(NOTES, 0, 100).await.unwrap();
     assert_eq!((page.events.len(), page.oldest, page.current), (0, None, 3));
-    let persons = store.snapshot(PERSONS).await.unwrap();
-    assert_eq!((persons.revision, persons.docs.len()), (3, 3));
+    let notes = store.snapshot(NOTES).await.unwrap();
+    assert_eq!((notes.revision, notes.docs.len()), (3, 3));
     let next = store.write(create("P3", None)).await.unwrap();
-    assert_eq!(next.revision(PERSONS), 4);
-    let page = store.events(PERSONS, 0, 100).await.unwrap();
+    assert_eq!(next.revision(NOTES), 4);
+    let page = store.events(NOTES, 0, 100).await.unwrap();
     assert_eq!((page.oldest, page.current), (Some(4), 4));
 }
 
-/// The retained persons revisions: (oldest, newest, current), after
+/// The retained notes revisions: (oldest, newest, current), after
 /// checking that they are exactly one contiguous range ending at current.
 async fn retained(store: &dyn Store) -> (Option<u64>, u64) {
-    let page = store.events(PERSONS, 0, 10_000).await.unwrap();
+    let page = store.events(NOTES, 0, 10_000).await.unwrap();
     let revisions: Vec<u64> = page.events.iter().map(|e| e.revision).collect();
     let expected: Vec<u64> = match page.oldest {
         Some(oldest) => (oldest..=page.current).collect(),
@@ -487,8 +495,8 @@ async fn trimming_deletes_only_a_prefix_of_revisions_whatever_the_clocks_said(b:
     db.stamp(&[6], long_ago).await;
     assert_eq!(store.trim(cutoff).await.unwrap(), 3);
     assert_eq!(retained(&*store).await, (None, 8));
-    let persons = store.snapshot(PERSONS).await.unwrap();
-    assert_eq!((persons.revision, persons.docs.len()), (8, 8));
+    let notes = store.snapshot(NOTES).await.unwrap();
+    assert_eq!((notes.revision, notes.docs.len()), (8, 8));
 }
 
 async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_event(b: Backend) {
@@ -501,14 +509,14 @@ async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_ev
     db.sql(&format!(
         "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {total})
          INSERT INTO events (view, revision, patch, created_ms)
-         SELECT 'persons', n, '{{}}', CASE WHEN n = {young} THEN {now} ELSE 0 END FROM s;
-         INSERT INTO views (view, revision) VALUES ('persons', {total})
+         SELECT 'notes', n, '{{}}', CASE WHEN n = {young} THEN {now} ELSE 0 END FROM s;
+         INSERT INTO views (view, revision) VALUES ('notes', {total})
          ON CONFLICT (view) DO UPDATE SET revision = excluded.revision;"
     ))
     .await;
     let cutoff = SystemTime::now() - Duration::from_secs(3600);
     assert_eq!(store.trim(cutoff).await.unwrap(), young - 1);
-    let page = store.events(PERSONS, 0, 2).await.unwrap();
+    let page = store.events(NOTES, 0, 2).await.unwrap();
     assert_eq!(page.oldest, Some(young));
     assert_eq!(page.events[0].revision, young);
     assert_eq!(page.current, total);
@@ -523,7 +531,7 @@ async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {
     drop(store);
     let (again, hub) = db.open().await;
     assert_eq!(again.epoch(), epoch);
-    assert_eq!(hub.latest(PERSONS), Ok(1), "the hub learns the revisions");
+    assert_eq!(hub.latest(NOTES), Ok(1), "the hub learns the revisions");
     let other = Db::new(b).await;
     let (fresh, _hub) = other.open().await;
     assert_ne!(fresh.epoch(), epoch, "another database, another history");
@@ -534,22 +542,22 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
     const EACH: usize = 25;
     let db = Db::new(b).await;
     let (store, hub) = db.open().await;
-    let mut persons_live = hub.subscribe(PERSONS).unwrap();
-    let mut locations_live = hub.subscribe(LOCATIONS).unwrap();
+    let mut notes_live = hub.subscribe(NOTES).unwrap();
+    let mut tags_live = hub.subscribe(TAGS).unwrap();
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 0..EACH {
-                let city = ["Rome", "Oslo", "Lima"][(w + i) % 3];
+                let tag = ["work", "home", "todo"][(w + i) % 3];
                 let c = store
-                    .write(create(&format!("W{w}-{i}"), Some(city)))
+                    .write(create(&format!("W{w}-{i}"), Some(tag)))
                     .await
                     .unwrap();
                 ids.push(c.output["id"].as_u64().unwrap());
                 if i % 5 == 4 {
-                    store.write(set_city(ids[i - 1], None)).await.unwrap();
+                    store.write(set_tag(ids[i - 1], None)).await.unwrap();
                 }
             }
             ids
@@ -562,12 +570,9 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
     ids.sort();
     assert_eq!(ids, (1..=(WRITERS * EACH) as u64).collect::<Vec<_>>());
     let total = (WRITERS * EACH + WRITERS * EACH / 5) as u64;
-    for (view, live) in [
-        (PERSONS, &mut persons_live),
-        (LOCATIONS, &mut locations_live),
-    ] {
+    for (view, live) in [(NOTES, &mut notes_live), (TAGS, &mut tags_live)] {
         let snapshot = store.snapshot(view).await.unwrap();
-        if view == PERSONS {
+        if view == NOTES {
             assert_eq!(snapshot.revision, total);
         }
         let events = all_events(&*store, view).await;
@@ -589,19 +594,19 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
         assert!(live.try_recv().is_err(), "{view}: nothing twice");
         assert_eq!(hub.latest(view), Ok(snapshot.revision));
     }
-    let locations = store.snapshot(LOCATIONS).await.unwrap();
-    let persons = store.snapshot(PERSONS).await.unwrap();
+    let tags = store.snapshot(TAGS).await.unwrap();
+    let notes = store.snapshot(NOTES).await.unwrap();
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
-    for p in persons.docs.values() {
-        if let Some(c) = p.get("city").and_then(Value::as_str) {
-            *totals.entry(c.into()).or_default() += 1;
+    for n in notes.docs.values() {
+        if let Some(t) = n.get("tag").and_then(Value::as_str) {
+            *totals.entry(t.into()).or_default() += 1;
         }
     }
     let expected: serde_json::Map<String, Value> = totals
         .into_iter()
-        .map(|(c, n)| (c, json!({"total": n})))
+        .map(|(t, n)| (t, json!({"total": n})))
         .collect();
-    assert_eq!(locations.docs, expected, "locations stay exact");
+    assert_eq!(tags.docs, expected, "tags stay exact");
 }
 
 /// Writes that arrive together (and so may share a transaction): refused
@@ -610,15 +615,15 @@ async fn concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_
 async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
-    store.write(create("Ann", Some("Rome"))).await.unwrap();
+    store.write(create("Ann", Some("work"))).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..120u64 {
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
             let write = match i % 3 {
                 0 => create(&format!("P{i}"), None),
-                1 => persons::delete(10_000 + i),
-                _ => set_city(1, Some(["Rome", "Oslo", "Lima"][(i % 9 / 3) as usize])),
+                1 => delete(10_000 + i),
+                _ => set_tag(1, Some(["work", "home", "todo"][(i % 9 / 3) as usize])),
             };
             (i, store.write(write).await)
         }));
@@ -630,10 +635,10 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
         match (i % 3, result) {
             (0, Ok(c)) => {
                 ids.push(c.output["id"].as_u64().unwrap());
-                revisions.push(c.revision(PERSONS));
+                revisions.push(c.revision(NOTES));
             }
             (1, Err(Error::NotFound(_))) => {}
-            (2, Ok(c)) => revisions.push(c.revision(PERSONS)),
+            (2, Ok(c)) => revisions.push(c.revision(NOTES)),
             (_, other) => panic!("write {i}: {other:?}"),
         }
     }
@@ -643,26 +648,23 @@ async fn refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_e
         (2..=41).collect::<Vec<_>>(),
         "refused writes use no id"
     );
-    let persons = store.snapshot(PERSONS).await.unwrap();
-    let events = all_events(&*store, PERSONS).await;
+    let notes = store.snapshot(NOTES).await.unwrap();
+    let events = all_events(&*store, NOTES).await;
     let got: Vec<u64> = events.iter().map(|(r, _)| *r).collect();
-    assert_eq!(got, (1..=persons.revision).collect::<Vec<_>>());
+    assert_eq!(got, (1..=notes.revision).collect::<Vec<_>>());
     assert_eq!(
         fold(events.into_iter().map(|(_, p)| p)),
-        Value::Object(persons.docs.clone())
+        Value::Object(notes.docs.clone())
     );
     // Each write's X-Revision is one that exists, and creates are unique.
-    assert!(revisions.iter().all(|r| (1..=persons.revision).contains(r)));
-    let city = persons.docs["1"]["city"].as_str().unwrap().to_string();
-    let expected = json!({ city: {"total": 1} });
-    let locations = store.snapshot(LOCATIONS).await.unwrap();
-    assert_eq!(Value::Object(locations.docs), expected);
-    let location_events = all_events(&*store, LOCATIONS).await;
-    assert_eq!(fold(location_events.into_iter().map(|(_, p)| p)), expected);
+    assert!(revisions.iter().all(|r| (1..=notes.revision).contains(r)));
+    let tag = notes.docs["1"]["tag"].as_str().unwrap().to_string();
+    let expected = json!({ tag: {"total": 1} });
+    let tags = store.snapshot(TAGS).await.unwrap();
+    assert_eq!(Value::Object(tags.docs), expected);
+    let tag_events = all_events(&*store, TAGS).await;
+    assert_eq!(fold(tag_events.into_iter().map(|(_, p)| p)), expected);
 }
-
-// ---------------------------------------------------------------------------
-// PostgreSQL only: two stores on one database, as two processes.
 
 /// Collects `n` frames of `view` from a hub, in the order they came.
 async fn frames(live: &mut broadcast::Receiver<Arc<duality::hub::Frame>>, n: usize) -> Vec<u64> {
@@ -677,6 +679,10 @@ async fn frames(live: &mut broadcast::Receiver<Arc<duality::hub::Frame>>, n: usi
     got
 }
 
+// ---------------------------------------------------------------------------
+// PostgreSQL only: two stores on one database, as two processes.
+
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order() {
     tokio::time::timeout(WAIT, async {
@@ -684,8 +690,8 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         let (a, hub_a) = db.open().await;
         let (b, hub_b) = db.open().await;
         assert_eq!(a.epoch(), b.epoch(), "the epoch is the database's");
-        let mut live_a = hub_a.subscribe(PERSONS).unwrap();
-        let mut live_b = hub_b.subscribe(PERSONS).unwrap();
+        let mut live_a = hub_a.subscribe(NOTES).unwrap();
+        let mut live_b = hub_b.subscribe(NOTES).unwrap();
         const EACH: usize = 60;
         let mut tasks = Vec::new();
         for (i, store) in [&a, &b, &a, &b].into_iter().enumerate() {
@@ -708,13 +714,13 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
         // Nothing is published twice.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(live_a.try_recv().is_err() && live_b.try_recv().is_err());
-        assert_eq!(hub_a.latest(PERSONS), Ok(all.len() as u64));
-        assert_eq!(hub_b.latest(PERSONS), Ok(all.len() as u64));
+        assert_eq!(hub_a.latest(NOTES), Ok(all.len() as u64));
+        assert_eq!(hub_b.latest(NOTES), Ok(all.len() as u64));
         // Trimming from both at once: one deletes, the other skips.
         let cutoff = SystemTime::now() + Duration::from_secs(1);
         let (ta, tb) = tokio::join!(a.trim(cutoff), b.trim(cutoff));
         let (ta, tb) = (ta.unwrap(), tb.unwrap());
-        let left = a.events(PERSONS, 0, 10).await.unwrap();
+        let left = a.events(NOTES, 0, 10).await.unwrap();
         assert_eq!(left.events.len(), 0);
         assert_eq!(
             ta + tb,
@@ -726,6 +732,7 @@ async fn two_stores_on_one_database_each_publish_every_event_once_and_in_order()
     .expect("the test took too long");
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bad_or_unreachable_url_is_a_one_line_error() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,13 +1,14 @@
-//! `/metrics` scraped from a real server: requests by route template and
-//! status with latency buckets, write requests by outcome (refused ones
-//! too), a `# HELP` for every family, buckets that outlast an idle period.
+//! `/metrics` scraped from the engine serving the test service: requests by
+//! route template and status with latency buckets, write requests by
+//! outcome (refused ones too), a `# HELP` for every family (the engine's
+//! and the service's own), buckets that outlast an idle period.
 //!
 //! Every server in this test process shares one recorder, so the checks
 //! compare before and after, or look for series only this test makes.
 
 use std::time::Duration;
 
-use crate::common::{TestServer, spawn_default};
+use crate::common::{TestServer, notes, spawn_default};
 use serde_json::json;
 
 async fn scrape(server: &TestServer) -> String {
@@ -37,19 +38,19 @@ fn value(page: &str, name: &str, labels: &[&str]) -> Option<f64> {
 #[tokio::test]
 async fn requests_are_counted_and_timed_by_route_template_and_status_never_by_raw_path() {
     let server = spawn_default().await;
-    let r = server.post("/persons", json!({"name": "Ann"})).await;
+    let r = server.post("/notes", json!({"text": "Ann"})).await;
     assert_eq!(r.status(), 201);
     let id: u64 = r.json::<serde_json::Value>().await.unwrap()["id"]
         .as_u64()
         .unwrap();
     for _ in 0..3 {
-        assert_eq!(server.get(&format!("/persons/{id}")).await.status(), 200);
+        assert_eq!(server.get(&format!("/notes/{id}")).await.status(), 200);
     }
-    assert_eq!(server.get("/persons/987654").await.status(), 404);
+    assert_eq!(server.get("/notes/987654").await.status(), 404);
     assert_eq!(server.get("/no/such/route/4242").await.status(), 404);
 
     let page = scrape(&server).await;
-    let template = r#"route="/persons/{id}""#;
+    let template = r#"route="/notes/{key}""#;
     let ok = value(
         &page,
         "duality_http_requests_total",
@@ -77,8 +78,8 @@ async fn requests_are_counted_and_timed_by_route_template_and_status_never_by_ra
     assert!(all.is_some_and(|n| n >= 3.0), "{page}");
     // No raw path becomes a label; a request to no route gets one label.
     for raw in [
-        format!("/persons/{id}\""),
-        "/persons/987654".into(),
+        format!("/notes/{id}\""),
+        "/notes/987654".into(),
         "/no/such".into(),
     ] {
         assert!(!page.contains(&raw), "{raw} is a label:\n{page}");
@@ -99,7 +100,7 @@ async fn methods_a_client_invents_share_one_label_and_add_no_series() {
     for i in 0..5 {
         let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
         let r = client
-            .request(method, server.url("/persons"))
+            .request(method, server.url("/notes"))
             .send()
             .await
             .unwrap();
@@ -110,7 +111,7 @@ async fn methods_a_client_invents_share_one_label_and_add_no_series() {
     let other = value(
         &page,
         "duality_http_requests_total",
-        &[r#"method="other""#, r#"route="/persons""#],
+        &[r#"method="other""#, r#"route="/notes""#],
     );
     assert!(other.is_some_and(|n| n >= 5.0), "{page}");
     server.stop().await.unwrap();
@@ -121,7 +122,7 @@ async fn a_stream_is_counted_when_it_starts_while_it_is_still_open() {
     let server = spawn_default().await;
     let labels = [
         r#"method="GET""#,
-        r#"route="/location-events""#,
+        r#"route="/tag-events""#,
         r#"status="200""#,
     ];
     let before = value(
@@ -129,7 +130,7 @@ async fn a_stream_is_counted_when_it_starts_while_it_is_still_open() {
         "duality_http_requests_total",
         &labels,
     );
-    let _open = server.subscribe("/location-events", &[]).await;
+    let _open = server.subscribe("/tag-events", &[]).await;
     let page = scrape(&server).await;
     let after = value(&page, "duality_http_requests_total", &labels);
     assert!(
@@ -148,29 +149,29 @@ async fn refused_writes_are_counted_with_their_outcome() {
     };
     let before = scrape(&server).await;
 
-    // A blank name: the body is JSON but not a person.
-    let r = server.post("/persons", json!({"name": " "})).await;
+    // A blank text: the body is JSON but not a note.
+    let r = server.post("/notes", json!({"text": " "})).await;
     assert_eq!(r.status(), 400);
     // Not sent as JSON.
     let r = server
         .client
-        .post(server.url("/persons"))
+        .post(server.url("/notes"))
         .header("content-type", "text/plain")
-        .body("{\"name\":\"Ann\"}")
+        .body("{\"text\":\"Ann\"}")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
-    // No such person.
-    let r = server.send("DELETE", "/persons/424242", None).await;
+    // No such note.
+    let r = server.send("DELETE", "/notes/424242", None).await;
     assert_eq!(r.status(), 404);
     // One that works, then its replay under the same key.
     for _ in 0..2 {
         let r = server
             .client
-            .post(server.url("/persons"))
+            .post(server.url("/notes"))
             .header("idempotency-key", "metrics-replay-key")
-            .json(&json!({"name": "Bo"}))
+            .json(&json!({"text": "Bo"}))
             .send()
             .await
             .unwrap();
@@ -198,9 +199,9 @@ async fn refused_writes_are_counted_with_their_outcome() {
 #[tokio::test]
 async fn every_metric_family_on_the_page_has_a_help_line() {
     let server = spawn_default().await;
-    server.post("/persons", json!({"name": "Ann"})).await;
-    let _open = server.subscribe("/person-events", &[]).await;
-    server.get("/persons").await;
+    server.post("/notes", json!({"text": "Ann"})).await;
+    let _open = server.subscribe("/note-events", &[]).await;
+    server.get("/notes").await;
     let page = scrape(&server).await;
     let typed: Vec<&str> = page
         .lines()
@@ -213,6 +214,7 @@ async fn every_metric_family_on_the_page_has_a_help_line() {
         "duality_writes_total",
         "duality_subscribers",
         "duality_connections",
+        notes::POSTED,
     ] {
         assert!(typed.contains(&family), "no {family} on:\n{page}");
     }
@@ -259,12 +261,9 @@ async fn latency_buckets_are_still_on_the_page_after_an_idle_period() {
 
 #[tokio::test]
 async fn writes_refused_at_the_edge_are_counted_too() {
-    let server = crate::common::spawn(duality_services::Settings {
-        engine: duality::Config {
-            write_token: vec![duality::settings::parse_token("metrics-write-token").unwrap()],
-            ..duality::Config::ephemeral()
-        },
-        ..duality_services::Settings::ephemeral()
+    let server = crate::common::spawn(duality::Config {
+        write_token: vec![duality::settings::parse_token("metrics-write-token").unwrap()],
+        ..duality::Config::ephemeral()
     })
     .await;
     let count = |page: &str, o: &str| {
@@ -272,15 +271,15 @@ async fn writes_refused_at_the_edge_are_counted_too() {
     };
     let before = scrape(&server).await;
     // No token.
-    let r = server.post("/persons", json!({"name": "Ann"})).await;
+    let r = server.post("/notes", json!({"text": "Ann"})).await;
     assert_eq!(r.status(), 401);
     // The token, but from a page of another origin.
     let r = server
         .client
-        .post(server.url("/persons"))
+        .post(server.url("/notes"))
         .bearer_auth("metrics-write-token")
         .header("sec-fetch-site", "cross-site")
-        .json(&json!({"name": "Ann"}))
+        .json(&json!({"text": "Ann"}))
         .send()
         .await
         .unwrap();
