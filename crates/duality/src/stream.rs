@@ -347,10 +347,12 @@ impl Subscription {
                     .extend_from_slice(&frame.bytes);
             }
             self.sent = self.sent.max(first.revision);
-            let mut out = match batch {
-                Some(batch) => batch,
-                None => BytesMut::from(&first.bytes[..]),
-            };
+            // The common case shares the frame's bytes with every other
+            // subscriber; only a batch or a due `caught-up` copies them.
+            if batch.is_none() && self.until.is_none_or(|until| self.next <= until) {
+                return Some(first.bytes.clone());
+            }
+            let mut out = batch.unwrap_or_else(|| BytesMut::from(&first.bytes[..]));
             self.put_caught_up(&mut out);
             return Some(out.freeze());
         }
