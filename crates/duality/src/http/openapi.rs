@@ -57,7 +57,7 @@ fn snapshot_op(view: View) -> Value {
             {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}},
             {"name": "key", "in": "query", "required": false, "style": "form", "explode": true,
              "description": "Only the documents under these keys (repeatable, at most 1000).",
-             "schema": {"type": "array", "maxItems": 1000, "items": {"type": "string"}}},
+             "schema": {"type": "array", "maxItems": 1000, "items": {}}},
             {"name": "where", "in": "query", "required": false,
              "description": "Only the documents that contain every member of this JSON object (objects compared member by member, arrays and scalars whole).",
              "content": {"application/json": {"schema": {"type": "object"}}}}
