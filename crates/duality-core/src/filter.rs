@@ -119,6 +119,40 @@ impl Filter {
         }
     }
 
+    /// What one event of the view means for the subset: its filtered
+    /// patch, or `None` if the subset did not change. `prior` holds the
+    /// documents the event replaced or deleted as they were before it (a
+    /// created document is absent); a filter of keys alone does not need it.
+    pub fn event(
+        &self,
+        patch: &Map<String, Value>,
+        prior: &Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        let mut out = Map::new();
+        for (key, entry) in patch.iter().filter(|(k, _)| self.admits_key(k)) {
+            if self.pattern.is_none() {
+                // A kept key's member is its change in the subset too (a
+                // new document's is the whole document, a deleted one's null).
+                out.insert(key.clone(), entry.clone());
+                continue;
+            }
+            let before = prior.get(key);
+            let after = match (before, entry) {
+                (_, Value::Null) => None,
+                (None, created) => Some(created.clone()),
+                (Some(old), change) => {
+                    let mut doc = old.clone();
+                    crate::merge::apply(&mut doc, change);
+                    Some(doc)
+                }
+            };
+            if let Some(member) = self.entry(key, before, after.as_ref(), entry) {
+                out.insert(key.clone(), member);
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
     /// A short, stable name of this filter (for a filtered snapshot's
     /// `ETag`): equal filters have equal fingerprints in every process.
     pub fn fingerprint(&self) -> String {
@@ -287,6 +321,7 @@ mod tests {
             for write in writes {
                 let mut patch = Map::new();
                 let mut filtered = Map::new();
+                let mut prior = Map::new();
                 let before = view.clone();
                 for (key, new) in &write {
                     let old = before.get(key);
@@ -299,6 +334,9 @@ mod tests {
                     if let Some(f) = filter.entry(key, old, new.as_ref(), &entry) {
                         filtered.insert(key.clone(), f);
                     }
+                    if let Some(old) = old {
+                        prior.insert(key.clone(), old.clone());
+                    }
                     patch.insert(key.clone(), entry);
                     match new {
                         Some(n) => { view.insert(key.clone(), n.clone()); }
@@ -307,6 +345,11 @@ mod tests {
                 }
                 let want = filter.apply(&view);
                 prop_assert_eq!(filtered.is_empty(), want == copy, "an event exactly when the subset changes");
+                prop_assert_eq!(
+                    filter.event(&patch, &prior),
+                    (!filtered.is_empty()).then(|| filtered.clone()),
+                    "from the event's patch and prior alone"
+                );
                 let mut folded = Value::Object(copy.clone());
                 merge::apply(&mut folded, &Value::Object(filtered));
                 copy = match folded { Value::Object(m) => m, _ => unreachable!() };

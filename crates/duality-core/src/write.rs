@@ -272,6 +272,11 @@ pub struct ViewChange {
     pub patch: Value,
     /// Rows to write: `None` deletes the key.
     pub rows: Rows,
+    /// The documents the change replaced or deleted, by key, as they were
+    /// before it (a key the change created is absent): with `patch`, what a
+    /// filtered stream needs to tell a document entering or leaving its
+    /// subset (see [`Filter::entry`](crate::Filter::entry)).
+    pub prior: Map<String, Value>,
 }
 
 /// Everything one write persists, in one transaction.
@@ -308,7 +313,8 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
         docs,
         counters,
     } = draft;
-    let mut by_view: BTreeMap<View, (Map<String, Value>, Rows)> = BTreeMap::new();
+    let mut by_view: BTreeMap<View, (Map<String, Value>, Rows, Map<String, Value>)> =
+        BTreeMap::new();
     for ((view, key), new) in docs {
         let old = source.doc(view, &key)?;
         let entry = match (&old, &new) {
@@ -318,8 +324,11 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
             (Some(old), Some(new)) => merge::diff(old, new),
         };
         if let Some(entry) = entry {
-            let (patch, rows) = by_view.entry(view).or_default();
+            let (patch, rows, prior) = by_view.entry(view).or_default();
             patch.insert(key.clone(), entry);
+            if let Some(old) = old {
+                prior.insert(key.clone(), old);
+            }
             rows.push((key, new));
         }
     }
@@ -330,12 +339,13 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
     for &view in views {
         let current = source.revision(view)?;
         match by_view.remove(&view) {
-            Some((patch, rows)) => {
+            Some((patch, rows, prior)) => {
                 plan.changes.push(ViewChange {
                     view,
                     revision: current + 1,
                     patch: Value::Object(patch),
                     rows,
+                    prior,
                 });
                 plan.revisions.push((view, current + 1));
             }

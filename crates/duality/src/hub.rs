@@ -35,16 +35,21 @@ pub struct Frame {
     /// Where the patch's JSON text starts in `bytes` (it ends before the
     /// frame's closing blank line).
     patch_at: usize,
+    /// The documents the event replaced, as stored with it (see
+    /// [`Event::prior`](crate::store::Event::prior)).
+    pub prior: Option<Box<str>>,
 }
 
 impl Frame {
-    /// A change event of `revision` carrying `patch`.
-    pub fn change(revision: u64, patch: &str) -> Frame {
+    /// A change event of `revision` carrying `patch` (compact JSON, as
+    /// every store keeps it), with the documents it replaced.
+    pub fn change(revision: u64, patch: &str, prior: Option<&str>) -> Frame {
         let bytes = sse::change(revision, patch);
         Frame {
             revision,
             patch_at: bytes.len() - sse::END.len() - patch.len(),
             bytes,
+            prior: prior.map(Box::from),
         }
     }
 
@@ -124,16 +129,25 @@ impl Hub {
     /// Publishes a committed event: applies it to the view's in-memory copy,
     /// then sends its frame to subscribers. Callers publish each view's
     /// events in revision order.
-    pub fn publish(&self, view: View, revision: u64, patch: &str) {
-        self.publish_with(view, revision, patch, |copy| copy.apply(revision, patch));
+    pub fn publish(&self, view: View, revision: u64, patch: &str, prior: Option<&str>) {
+        self.publish_with(view, revision, patch, prior, |copy| {
+            copy.apply(revision, patch)
+        });
     }
 
     /// Publishes a committed event as [`publish`](Self::publish) does,
     /// for a caller that also has the new text of each document the event
     /// changed, exactly as stored: the writer. The copy takes those texts
     /// instead of merging the patch again.
-    pub fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]) {
-        self.publish_with(view, revision, patch, |copy| {
+    pub fn publish_docs(
+        &self,
+        view: View,
+        revision: u64,
+        patch: &str,
+        prior: Option<&str>,
+        changed: &[DocText],
+    ) {
+        self.publish_with(view, revision, patch, prior, |copy| {
             copy.apply_docs(revision, changed)
         });
     }
@@ -145,6 +159,7 @@ impl Hub {
         view: View,
         revision: u64,
         patch: &str,
+        prior: Option<&str>,
         apply: impl FnOnce(&Materialized),
     ) {
         // A store announces only the views of its registry, which is ours.
@@ -156,7 +171,7 @@ impl Hub {
         if let Some(copy) = self.views.get(view) {
             apply(copy);
         }
-        let frame = Arc::new(Frame::change(revision, patch));
+        let frame = Arc::new(Frame::change(revision, patch, prior));
         metrics::counter!("duality_events_total", "view" => view.name()).increment(1);
         // No receivers is fine: nobody is listening right now.
         let _ = channel.sender.send(frame);
@@ -207,12 +222,19 @@ impl Publish for Hub {
         Hub::observe(self, view, revision)
     }
 
-    fn publish(&self, view: View, revision: u64, patch: &str) {
-        Hub::publish(self, view, revision, patch)
+    fn publish(&self, view: View, revision: u64, patch: &str, prior: Option<&str>) {
+        Hub::publish(self, view, revision, patch, prior)
     }
 
-    fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]) {
-        Hub::publish_docs(self, view, revision, patch, changed)
+    fn publish_docs(
+        &self,
+        view: View,
+        revision: u64,
+        patch: &str,
+        prior: Option<&str>,
+        changed: &[DocText],
+    ) {
+        Hub::publish_docs(self, view, revision, patch, prior, changed)
     }
 }
 
@@ -232,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_frame_knows_its_patch() {
-        let frame = Frame::change(7, r#"{"a":{"b":"c\nd"}}"#);
+        let frame = Frame::change(7, r#"{"a":{"b":"c\nd"}}"#, None);
         assert_eq!(frame.patch(), r#"{"a":{"b":"c\nd"}}"#);
         assert!(frame.bytes.starts_with(b"id: 7\n"));
     }
@@ -241,8 +263,8 @@ mod tests {
     async fn subscribers_receive_frames_in_order_and_latest_moves() {
         let hub = hub();
         let mut rx = hub.subscribe(PERSONS).unwrap();
-        hub.publish(PERSONS, 1, "{}");
-        hub.publish(PERSONS, 2, "{}");
+        hub.publish(PERSONS, 1, "{}", None);
+        hub.publish(PERSONS, 2, "{}", None);
         assert_eq!(rx.recv().await.unwrap().revision, 1);
         assert_eq!(rx.recv().await.unwrap().revision, 2);
         assert_eq!(hub.latest(PERSONS), Ok(2));
@@ -260,7 +282,7 @@ mod tests {
             hub.set_stale(elsewhere, None),
             Err(Error::NotFound(_))
         ));
-        hub.publish(elsewhere, 1, "{}");
+        hub.publish(elsewhere, 1, "{}", None);
         hub.observe(elsewhere, 1);
         assert_eq!(hub.latest(PERSONS), Ok(0));
     }
@@ -270,7 +292,7 @@ mod tests {
         let hub = hub();
         let mut rx = hub.subscribe(PERSONS).unwrap();
         for r in 1..=(RING as u64 + 10) {
-            hub.publish(PERSONS, r, "{}");
+            hub.publish(PERSONS, r, "{}", None);
         }
         assert!(matches!(
             rx.recv().await,

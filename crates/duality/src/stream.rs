@@ -257,8 +257,16 @@ impl Subscription {
                 buf.extend_from_slice(&reset);
                 return Some(buf.freeze());
             }
-            self.put_event(&mut buf, event.revision, &event.patch);
+            self.put_event(
+                &mut buf,
+                event.revision,
+                &event.patch,
+                event.prior.as_deref(),
+            );
             self.next += 1;
+            if self.phase == Phase::Done {
+                return Some(buf.freeze());
+            }
         }
         if page.events.len() >= PAGE {
             self.phase = Phase::CatchUp;
@@ -273,25 +281,40 @@ impl Subscription {
     }
 
     /// Appends the change event of `revision` (restricted to the filter's
-    /// subset; nothing if that subset did not change).
-    fn put_event(&mut self, buf: &mut BytesMut, revision: u64, patch: &str) {
+    /// subset; nothing if that subset did not change). `prior` holds the
+    /// documents the event replaced; a `where` filter cannot pass an event
+    /// stored without them, and ends the stream with a `reset` instead.
+    fn put_event(&mut self, buf: &mut BytesMut, revision: u64, patch: &str, prior: Option<&str>) {
         if self.filter.is_all() {
             sse::put_change(buf, revision, patch);
             self.sent = revision;
             return;
         }
-        let Ok(serde_json::Value::Object(patch)) = serde_json::from_str(patch) else {
+        let object = |text: &str| match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        let Some(patch) = object(patch) else {
             tracing::error!(view = %self.view, revision, "a stored patch is not a JSON object");
             return;
         };
-        // Keys alone: a document's patch member is its change in the
-        // subset too (a new document's member is the whole document, a
-        // deleted one's is null).
-        let kept: serde_json::Map<String, serde_json::Value> = patch
-            .into_iter()
-            .filter(|(key, _)| self.filter.admits_key(key))
-            .collect();
-        if !kept.is_empty() {
+        let prior = match (self.filter.pattern(), prior.and_then(object)) {
+            (None, _) => serde_json::Map::new(),
+            (Some(_), Some(prior)) => prior,
+            (Some(_), None) => {
+                let body = gone_body(
+                    self.view,
+                    "this event was stored without what a where filter needs; reload the snapshot",
+                    None,
+                    revision,
+                    self.app.epoch(),
+                );
+                self.phase = Phase::Done;
+                buf.extend_from_slice(&sse::named("reset", None, &body));
+                return;
+            }
+        };
+        if let Some(kept) = self.filter.event(&patch, &prior) {
             sse::put_change(buf, revision, &serde_json::Value::Object(kept).to_string());
             self.sent = revision;
         }
@@ -357,8 +380,15 @@ impl Subscription {
             return Some(out.freeze());
         }
         let mut out = BytesMut::new();
-        self.put_event(&mut out, first.revision, first.patch());
-        while let Ok(frame) = self.live.try_recv() {
+        self.put_event(
+            &mut out,
+            first.revision,
+            first.patch(),
+            first.prior.as_deref(),
+        );
+        while self.phase != Phase::Done
+            && let Ok(frame) = self.live.try_recv()
+        {
             if frame.revision < self.next {
                 continue;
             }
@@ -367,7 +397,12 @@ impl Subscription {
                 break;
             }
             self.next += 1;
-            self.put_event(&mut out, frame.revision, frame.patch());
+            self.put_event(
+                &mut out,
+                frame.revision,
+                frame.patch(),
+                frame.prior.as_deref(),
+            );
         }
         self.put_caught_up(&mut out);
         (!out.is_empty()).then(|| out.freeze())

@@ -93,7 +93,13 @@ fn stream_op(view: View) -> Value {
             {"name": "epoch", "in": "query", "required": false, "schema": {"type": "string"}},
             {"name": "X-Revision", "in": "header", "required": false, "schema": position},
             {"name": "X-Epoch", "in": "header", "required": false, "schema": {"type": "string"}},
-            {"name": "Last-Event-ID", "in": "header", "required": false, "schema": position}
+            {"name": "Last-Event-ID", "in": "header", "required": false, "schema": position},
+            {"name": "key", "in": "query", "required": false, "style": "form", "explode": true,
+             "description": "Only the changes of the documents under these keys (repeatable, at most 1000).",
+             "schema": {"type": "array", "maxItems": 1000, "items": {}}},
+            {"name": "where", "in": "query", "required": false,
+             "description": "Only the changes of the documents that contain this JSON object, before or after: one entering the subset comes whole, one leaving it as null.",
+             "content": {"application/json": {"schema": {"type": "object"}}}}
         ],
         "responses": {
             "200": {"description": "The stream (it does not end by itself).",

@@ -51,6 +51,16 @@ impl Params {
         Ok(first)
     }
 
+    /// The parameters named in `names`, encoded again as a query string
+    /// (without `?`), in their order.
+    pub fn encoded(&self, names: &[&str]) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in self.0.iter().filter(|(k, _)| names.contains(&k.as_str())) {
+            out.append_pair(k, v);
+        }
+        out.finish()
+    }
+
     /// The filter the `key` and `where` parameters describe.
     pub fn filter(&self) -> Result<Filter, Error> {
         Filter::parse(&self.all("key"), self.one("where")?)

@@ -26,9 +26,19 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// The `Link` header that names a view's stream, so that a consumer never
-/// guesses it from the snapshot's path.
-pub fn stream_link(view: View) -> HeaderValue {
-    header_value(&format!("<{}>; rel=\"{STREAM_REL}\"", view.stream_path()))
+/// guesses it from the snapshot's path; a filtered snapshot links the
+/// stream of the same subset (its `key` and `where` parameters).
+pub fn stream_link(view: View, params: &Params) -> HeaderValue {
+    let filter = params.encoded(&["key", "where"]);
+    let query = if filter.is_empty() {
+        String::new()
+    } else {
+        format!("?{filter}")
+    };
+    header_value(&format!(
+        "<{}{query}>; rel=\"{STREAM_REL}\"",
+        view.stream_path()
+    ))
 }
 
 /// The link relation of a snapshot's stream.
@@ -46,7 +56,8 @@ pub async fn snapshot(
     query: Option<String>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let filter = Params::parse(query.as_deref(), SNAPSHOT_PARAMS)?.filter()?;
+    let params = Params::parse(query.as_deref(), SNAPSHOT_PARAMS)?;
+    let filter = params.filter()?;
     let whole = app.snapshot(view).await?;
     let (snap, etag) = if filter.is_all() {
         let etag = whole.etag(app.epoch());
@@ -87,7 +98,7 @@ pub async fn snapshot(
     h.insert(X_EPOCH, header_value(app.epoch()));
     h.insert(header::ETAG, header_value(&etag));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::LINK, stream_link(view));
+    h.insert(header::LINK, stream_link(view, &params));
     if view.is_composed() {
         let stale = app.hub().stale(view)?.borrow().is_some();
         h.insert(
@@ -150,11 +161,6 @@ pub async fn events(
 ) -> Result<Response, Error> {
     let params = Params::parse(query.as_deref(), STREAM_PARAMS)?;
     let filter = params.filter()?;
-    if filter.pattern().is_some() {
-        return Err(Error::Invalid(
-            "where: this server filters streams by key only, so far".into(),
-        ));
-    }
     let raw = position::Raw {
         last_event_id: text(&headers, "last-event-id")?,
         query_revision: params.one("revision")?,

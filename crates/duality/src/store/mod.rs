@@ -42,6 +42,11 @@ pub struct Event {
     pub revision: u64,
     /// The patch as JSON text, exactly as it is sent on the stream.
     pub patch: String,
+    /// The documents the event replaced or deleted, as they were before
+    /// it, as a JSON object by key (created ones are absent). `None` for
+    /// an event stored before events kept them: a stream filtered by
+    /// `where` cannot pass such an event (it resets instead).
+    pub prior: Option<String>,
 }
 
 /// A page of the outbox, read in one transaction with the view's bounds.
@@ -97,11 +102,19 @@ pub trait Publish: Send + Sync + 'static {
     /// A revision committed without a live event to send (at start-up, or
     /// committed by another process past a hole).
     fn observe(&self, view: View, revision: u64);
-    /// A committed event, as its merge patch text.
-    fn publish(&self, view: View, revision: u64, patch: &str);
+    /// A committed event, as its merge patch text and the documents it
+    /// replaced (see [`Event::prior`]).
+    fn publish(&self, view: View, revision: u64, patch: &str, prior: Option<&str>);
     /// A committed event, with the new stored text of every document it
     /// changed (what the writer already has), so nothing is merged twice.
-    fn publish_docs(&self, view: View, revision: u64, patch: &str, changed: &[DocText]);
+    fn publish_docs(
+        &self,
+        view: View,
+        revision: u64,
+        patch: &str,
+        prior: Option<&str>,
+        changed: &[DocText],
+    );
 }
 
 /// Durable storage of the views, their outbox of events and idempotency

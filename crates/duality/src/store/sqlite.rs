@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS docs (
     PRIMARY KEY (view, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL, prior TEXT,
     PRIMARY KEY (view, revision)) WITHOUT ROWID;
 DROP INDEX IF EXISTS events_by_time;
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -126,6 +126,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        add_prior_column(&conn).map_err(unavailable)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
             [new_epoch()],
@@ -558,6 +559,7 @@ struct Outgoing {
     view: View,
     revision: u64,
     patch: String,
+    prior: String,
     docs: Vec<DocText>,
 }
 
@@ -601,7 +603,13 @@ fn commit_batch(
                 let _ = reply.send(answer);
             }
             for event in &published {
-                hub.publish_docs(event.view, event.revision, &event.patch, &event.docs);
+                hub.publish_docs(
+                    event.view,
+                    event.revision,
+                    &event.patch,
+                    Some(&event.prior),
+                    &event.docs,
+                );
             }
         }
         Err(e) => {
@@ -664,11 +672,13 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
             docs.push((key.clone(), text));
         }
         let patch = change.patch.to_string();
+        let prior = Value::Object(change.prior.clone()).to_string();
         let revision = change.revision as i64;
         conn.prepare_cached(
-            "INSERT INTO events (view, revision, patch, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO events (view, revision, patch, created_ms, prior)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![view, revision, patch, now])?;
+        .execute(params![view, revision, patch, now, prior])?;
         conn.prepare_cached(
             "INSERT INTO views (view, revision) VALUES (?1, ?2)
              ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
@@ -678,6 +688,7 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
             view: change.view,
             revision: change.revision,
             patch,
+            prior,
             docs,
         });
     }
@@ -696,6 +707,18 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
         .execute(params![key, outcome.fingerprint, outcome.encode(), now])?;
     }
     Ok(events)
+}
+
+/// A file written before events kept the documents they replaced gets the
+/// column (its older events have none: see [`Event::prior`]).
+fn add_prior_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'prior'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN prior TEXT")?;
+    }
+    Ok(())
 }
 
 /// Reads committed state inside the writing transaction. Database errors
@@ -835,7 +858,7 @@ fn read_events(
     let mut events = Vec::new();
     if from <= current {
         let mut stmt = tx.prepare_cached(
-            "SELECT revision, patch FROM events WHERE view = ?1 AND revision >= ?2
+            "SELECT revision, patch, prior FROM events WHERE view = ?1 AND revision >= ?2
              ORDER BY revision LIMIT ?3",
         )?;
         let mut rows = stmt.query(params![view.name(), from as i64, limit as i64])?;
@@ -843,6 +866,7 @@ fn read_events(
             events.push(Event {
                 revision: row.get::<_, i64>(0)? as u64,
                 patch: row.get(1)?,
+                prior: row.get(2)?,
             });
         }
     }

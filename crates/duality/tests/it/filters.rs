@@ -62,7 +62,8 @@ async fn a_narrowed_snapshot_has_its_own_etag_and_answers_304_and_gzip() {
     assert_ne!(whole_tag, part_tag, "another body, another tag");
     assert_eq!(
         header(&part, "link"),
-        "</note-events>; rel=\"duality-stream\""
+        "</note-events?key=a>; rel=\"duality-stream\"",
+        "the stream of the same subset"
     );
     let again = server
         .client
@@ -265,14 +266,136 @@ async fn a_quiet_filter_still_advances_with_progress_and_resuming_from_it_loses_
 }
 
 #[tokio::test]
-async fn where_on_a_stream_is_refused_by_name_for_now() {
+async fn a_stream_filtered_by_where_follows_documents_into_and_out_of_the_subset() {
     let server = spawn_default().await;
-    let r = server.get("/note-events?where=%7B%7D").await;
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert!(
-        body["error"].as_str().unwrap().starts_with("where:"),
-        "{body}"
-    );
+    let red = encoded(r#"{"tag":"red"}"#);
+    server.note("a", "one", Some("red")).await; // 1
+    server.note("b", "two", Some("blue")).await; // 2
+    let mut s = server
+        .subscribe(&format!("/note-events?where={red}&snapshot=true"), &[])
+        .await;
+    let e = s.next().await.unwrap();
+    assert_eq!((e.event.as_str(), e.id.as_str()), ("snapshot", "2"));
+    let mut copy: Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(copy, json!({"a": {"text": "one", "tag": "red"}}));
+    server.note("b", "two", Some("red")).await; // 3: enters whole
+    server.note("a", "one!", Some("red")).await; // 4: stays, its patch
+    server.note("c", "three", Some("blue")).await; // 5: not ours
+    server.note("a", "one!", Some("blue")).await; // 6: leaves as null
+    server.send("DELETE", "/notes/c", None).await; // 7: not ours
+    server.send("DELETE", "/notes/b", None).await; // 8: leaves as null
+    let want = [
+        (3, json!({"b": {"text": "two", "tag": "red"}})),
+        (4, json!({"a": {"text": "one!"}})),
+        (6, json!({"a": null})),
+        (8, json!({"b": null})),
+    ];
+    for (revision, patch) in want {
+        let got = s.change().await;
+        assert_eq!(got, (revision, patch.clone()));
+        copy = crate::common::fold(copy, &[patch]);
+    }
+    let filtered: Value = server
+        .get(&format!("/notes?where={red}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(copy, filtered);
+
+    // The same, replayed from the outbox after revision 2.
+    let mut again = server
+        .subscribe(
+            &format!("/note-events?where={red}"),
+            &[("last-event-id", "2")],
+        )
+        .await;
+    let ids: Vec<u64> = [
+        again.change().await.0,
+        again.change().await.0,
+        again.change().await.0,
+        again.change().await.0,
+    ]
+    .into();
+    assert_eq!(ids, [3, 4, 6, 8]);
+    server.stop().await.unwrap();
+}
+
+/// Random writes over a few keys and tags; every filtered stream, folded
+/// from its filtered snapshot, equals the filtered view at every revision,
+/// with an event exactly at the revisions that changed its subset.
+#[tokio::test]
+async fn filtered_streams_fold_to_the_filtered_view_for_random_writes() {
+    let server = spawn_default().await;
+    let filters = [
+        "key=k1&key=k3".to_string(),
+        format!("where={}", encoded(r#"{"tag":"red"}"#)),
+        format!("where={}&key=k2&key=k3", encoded(r#"{"tag":"blue"}"#)),
+        format!("where={}", encoded(r#"{"text":"same"}"#)),
+    ];
+    let mut seed: u64 = 0x5eed_1234_abcd_0042;
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut streams = Vec::new();
+    for filter in &filters {
+        let mut s = server
+            .subscribe(&format!("/note-events?{filter}&snapshot=true"), &[])
+            .await;
+        let e = s.next().await.unwrap();
+        assert_eq!(e.event, "snapshot");
+        streams.push((s, serde_json::from_str::<Value>(&e.data).unwrap(), 0u64));
+    }
+    let mut views = Vec::new();
+    for _ in 0..60 {
+        let key = format!("k{}", random(4));
+        let done = match random(4) {
+            0 => server.send("DELETE", &format!("/notes/{key}"), None).await,
+            n => {
+                let tag = ["red", "blue", "green"][random(3) as usize];
+                let text = if n == 1 { "same" } else { "other" };
+                server.note(&key, text, Some(tag)).await
+            }
+        };
+        if done.status().is_success() {
+            let revision = revision_of(&done);
+            let mut per_filter = Vec::new();
+            for filter in &filters {
+                let part: Value = server
+                    .get(&format!("/notes?{filter}"))
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                per_filter.push(part);
+            }
+            views.push((revision, per_filter));
+        }
+    }
+    let last = views.last().map(|(r, _)| *r).unwrap_or(0);
+    for (i, (s, copy, at)) in streams.iter_mut().enumerate() {
+        let mut before = copy.clone();
+        for (revision, parts) in &views {
+            let want = &parts[i];
+            let changed = want != &before;
+            if changed {
+                let (got, patch) = s.change().await;
+                assert_eq!(got, *revision, "{}: an event at {revision}", filters[i]);
+                *copy = crate::common::fold(copy.clone(), &[patch]);
+                *at = got;
+            }
+            assert_eq!(copy, want, "{} at {revision}", filters[i]);
+            before = want.clone();
+        }
+        assert!(*at <= last);
+        assert!(
+            s.quiet_for(std::time::Duration::from_millis(100)).await,
+            "{}: no event for a revision that left its subset alone",
+            filters[i]
+        );
+    }
     server.stop().await.unwrap();
 }

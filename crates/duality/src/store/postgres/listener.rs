@@ -101,7 +101,7 @@ impl Publisher {
 
     /// Publishes this process's own commit of `revision` (with its patch),
     /// after anything before it that is not published yet.
-    pub async fn local(&self, view: View, revision: u64, patch: &str) {
+    pub async fn local(&self, view: View, revision: u64, patch: &str, prior: &str) {
         let mut cursor = self.cursors[&view].lock().await;
         if *cursor >= revision {
             return;
@@ -115,7 +115,7 @@ impl Publisher {
             return;
         }
         if *cursor + 1 == revision {
-            self.hub.publish(view, revision, patch);
+            self.hub.publish(view, revision, patch, Some(prior));
             *cursor = revision;
         }
     }
@@ -150,7 +150,8 @@ impl Publisher {
             for row in rows {
                 let revision = row.get::<_, i64>(0) as u64;
                 let patch: &str = row.get(1);
-                self.hub.publish(view, revision, patch);
+                let prior: Option<&str> = row.get(2);
+                self.hub.publish(view, revision, patch, prior);
                 *cursor = revision;
             }
         }

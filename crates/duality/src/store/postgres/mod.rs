@@ -436,6 +436,7 @@ impl Store for PgStore {
                     page.events.push(Event {
                         revision: revision as u64,
                         patch: row.get(3),
+                        prior: row.get(4),
                     });
                 }
             }

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision BIGINT NOT NULL, patch TEXT NOT NULL,
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (view, revision));
+ALTER TABLE events ADD COLUMN IF NOT EXISTS prior TEXT;
 DROP INDEX IF EXISTS events_by_time;
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, outcome TEXT NOT NULL,
@@ -85,8 +86,8 @@ pub const DELETE_DOCS: &str = "DELETE FROM docs AS d
     USING unnest($1::text[], $2::text[]) AS x(view, key)
     WHERE d.view = x.view AND d.key = x.key";
 
-pub const INSERT_EVENTS: &str = "INSERT INTO events (view, revision, patch, created_ms)
-    SELECT v, r, p, $4 FROM unnest($1::text[], $2::int8[], $3::text[]) AS x(v, r, p)";
+pub const INSERT_EVENTS: &str = "INSERT INTO events (view, revision, patch, created_ms, prior)
+    SELECT v, r, p, $4, b FROM unnest($1::text[], $2::int8[], $3::text[], $5::text[]) AS x(v, r, p, b)";
 
 /// Moves each view from the revision it was locked at to its new one; the
 /// caller checks the count.
@@ -110,17 +111,17 @@ pub const SNAPSHOT: &str = "SELECT COALESCE((SELECT revision FROM views WHERE vi
 /// revision is read in the same transaction.
 pub const SCAN: &str = "SELECT key, doc FROM docs WHERE view = $1 ORDER BY key COLLATE \"C\"";
 /// A page of the outbox with the view's bounds, in one statement.
-pub const EVENTS: &str = "SELECT c.current, o.oldest, e.revision, e.patch
+pub const EVENTS: &str = "SELECT c.current, o.oldest, e.revision, e.patch, e.prior
     FROM (SELECT COALESCE((SELECT revision FROM views WHERE view = $1), 0) AS current) AS c
     CROSS JOIN (SELECT MIN(revision) AS oldest FROM events WHERE view = $1) AS o
     LEFT JOIN LATERAL (
-        SELECT revision, patch FROM events
+        SELECT revision, patch, prior FROM events
         WHERE view = $1 AND revision >= $2 AND revision <= c.current
         ORDER BY revision LIMIT $3) AS e ON true
     ORDER BY e.revision";
 
 /// Committed events after a publisher's cursor, for its hub.
-pub const EVENTS_AFTER: &str = "SELECT revision, patch FROM events
+pub const EVENTS_AFTER: &str = "SELECT revision, patch, prior FROM events
     WHERE view = $1 AND revision > $2 AND revision <= $3
     ORDER BY revision LIMIT $4";
 

@@ -101,14 +101,14 @@ async fn commit_batch(pool: &Pool, publisher: &Publisher, batch: Vec<Job>) {
             // As in the SQLite store, writers hear first (fanning out to
             // many subscribers takes milliseconds); the hub knows the new
             // revisions before they do, so their next snapshot has them.
-            for (view, revision, _) in &done.events {
+            for (view, revision, _, _) in &done.events {
                 publisher.observe(*view, *revision);
             }
             for (job, answer) in batch.into_iter().zip(done.answers) {
                 let _ = job.reply.send(answer);
             }
-            for (view, revision, patch) in &done.events {
-                publisher.local(*view, *revision, patch).await;
+            for (view, revision, patch, prior) in &done.events {
+                publisher.local(*view, *revision, patch, prior).await;
             }
         }
         Err(Failed::Before { error, .. } | Failed::Commit(error)) => {
@@ -123,7 +123,8 @@ async fn commit_batch(pool: &Pool, publisher: &Publisher, batch: Vec<Job>) {
 /// A committed batch: each write's answer, and the events in commit order.
 struct Done {
     answers: Vec<Result<Committed, Error>>,
-    events: Vec<(View, u64, String)>,
+    /// View, revision, patch, and the documents it replaced.
+    events: Vec<(View, u64, String, String)>,
 }
 
 /// One attempt at a batch: one transaction, committed or rolled back.
@@ -399,7 +400,8 @@ struct Changes {
     docs: BTreeMap<(View, String), Option<String>>,
     counters: BTreeMap<String, u64>,
     revisions: BTreeMap<View, u64>,
-    events: Vec<(View, u64, String)>,
+    /// View, revision, patch, and the documents it replaced.
+    events: Vec<(View, u64, String, String)>,
     /// Idempotency keys to store: scoped key, fingerprint, outcome text.
     keys: Vec<(String, String, String)>,
 }
@@ -414,8 +416,12 @@ impl Changes {
                 );
             }
             self.revisions.insert(change.view, change.revision);
-            self.events
-                .push((change.view, change.revision, change.patch.to_string()));
+            self.events.push((
+                change.view,
+                change.revision,
+                change.patch.to_string(),
+                Value::Object(change.prior.clone()).to_string(),
+            ));
         }
         for (name, next) in &plan.counters {
             self.counters.insert(name.clone(), *next);
@@ -449,9 +455,10 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
             }
         }
     }
-    let ev_views: Vec<&str> = changes.events.iter().map(|(v, _, _)| v.name()).collect();
-    let ev_revisions: Vec<i64> = changes.events.iter().map(|(_, r, _)| *r as i64).collect();
-    let ev_patches: Vec<&str> = changes.events.iter().map(|(_, _, p)| p.as_str()).collect();
+    let ev_views: Vec<&str> = changes.events.iter().map(|e| e.0.name()).collect();
+    let ev_revisions: Vec<i64> = changes.events.iter().map(|e| e.1 as i64).collect();
+    let ev_patches: Vec<&str> = changes.events.iter().map(|e| e.2.as_str()).collect();
+    let ev_priors: Vec<&str> = changes.events.iter().map(|e| e.3.as_str()).collect();
     let views: Vec<&str> = changes.revisions.keys().map(|v| v.name()).collect();
     let to: Vec<i64> = changes.revisions.values().map(|r| *r as i64).collect();
     let from: Vec<i64> = changes
@@ -513,8 +520,11 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
     let changed = views.len() as u64;
     if changed > 0 {
         statements.push(Box::pin(async {
-            tx.execute(insert, &[&ev_views, &ev_revisions, &ev_patches, &now])
-                .await
+            tx.execute(
+                insert,
+                &[&ev_views, &ev_revisions, &ev_patches, &now, &ev_priors],
+            )
+            .await
         }));
         statements.push(Box::pin(async { tx.execute(notify, &[&payloads]).await }));
         statements.push(Box::pin(async {
