@@ -111,3 +111,73 @@ async fn a_missing_newest_event_resets_instead_of_waiting_past_it() {
     let (sent, _) = read_to_reset(&mut sse).await;
     assert_eq!(sent, vec![5]);
 }
+
+/// An event stored without the documents it replaced (by a server from
+/// before events kept them) cannot be passed through a `where` filter: the
+/// filtered stream sends what comes before it, then `reset`; a stream of
+/// keys, which needs nothing more than the patch, passes it.
+#[tokio::test]
+async fn a_where_stream_resets_at_an_event_stored_without_what_it_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("duality.db");
+    let server = on_file(&db).await;
+    server.note("a", "one", Some("red")).await; // 1
+    server.note("a", "two", Some("red")).await; // 2
+    server.note("a", "three", Some("red")).await; // 3
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let stripped = conn
+        .execute(
+            "UPDATE events SET prior = NULL WHERE view = 'notes' AND revision = 3",
+            [],
+        )
+        .unwrap();
+    assert_eq!(stripped, 1);
+    let mut red = server
+        .subscribe(
+            "/note-events?where=%7B%22tag%22%3A%22red%22%7D&revision=1",
+            &[],
+        )
+        .await;
+    let (revisions, body) = read_to_reset(&mut red).await;
+    assert_eq!(revisions, [1, 2]);
+    assert!(body["error"].as_str().unwrap().contains("where"), "{body}");
+    let mut keyed = server.subscribe("/note-events?key=a&revision=1", &[]).await;
+    for want in 1..=3 {
+        assert_eq!(keyed.change().await.0, want);
+    }
+    server.stop().await.unwrap();
+}
+
+/// A file whose outbox predates the column of replaced documents gets it
+/// at start, and what is written from then on passes `where` filters.
+#[tokio::test]
+async fn a_file_from_before_events_kept_what_they_replaced_is_upgraded_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("duality.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (
+                view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
+                created_ms INTEGER NOT NULL,
+                PRIMARY KEY (view, revision)) WITHOUT ROWID;",
+        )
+        .unwrap();
+    }
+    let server = on_file(&db).await;
+    server.note("a", "one", Some("red")).await;
+    server.note("a", "two", Some("blue")).await;
+    let mut red = server
+        .subscribe(
+            "/note-events?where=%7B%22tag%22%3A%22red%22%7D&revision=1",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        red.change().await,
+        (1, json!({"a": {"text": "one", "tag": "red"}}))
+    );
+    assert_eq!(red.change().await, (2, json!({"a": null})));
+    server.stop().await.unwrap();
+}
