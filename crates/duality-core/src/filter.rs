@@ -153,6 +153,34 @@ impl Filter {
         (!out.is_empty()).then_some(out)
     }
 
+    /// [`Filter::event`] on an event as stored and sent: its patch and the
+    /// documents it replaced as JSON text (`prior` is `None` for an event
+    /// stored without them). Answers the filtered patch's text (`None`:
+    /// the subset did not change), or [`Restrict::NeedsPrior`] when a
+    /// `where` filter meets an event without its replaced documents.
+    pub fn restrict(&self, patch: &str, prior: Option<&str>) -> Restrict {
+        if self.is_all() {
+            return Restrict::Kept(patch.to_string());
+        }
+        let object = |text: &str| match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
+        };
+        let Some(patch) = object(patch) else {
+            return Restrict::Malformed;
+        };
+        let prior = match (&self.pattern, prior.map(object)) {
+            (None, _) => Map::new(),
+            (Some(_), Some(Some(prior))) => prior,
+            (Some(_), Some(None)) => return Restrict::Malformed,
+            (Some(_), None) => return Restrict::NeedsPrior,
+        };
+        match self.event(&patch, &prior) {
+            Some(kept) => Restrict::Kept(Value::Object(kept).to_string()),
+            None => Restrict::Nothing,
+        }
+    }
+
     /// A short, stable name of this filter (for a filtered snapshot's
     /// `ETag`): equal filters have equal fingerprints in every process.
     pub fn fingerprint(&self) -> String {
@@ -169,6 +197,20 @@ impl Filter {
             .map(|(k, d)| (k.clone(), d.clone()))
             .collect()
     }
+}
+
+/// What a filter makes of one stored event (see [`Filter::restrict`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restrict {
+    /// The subset changed: this is its patch, as JSON text.
+    Kept(String),
+    /// The event left the subset alone.
+    Nothing,
+    /// A `where` filter needs the documents the event replaced, and the
+    /// event was stored without them.
+    NeedsPrior,
+    /// The stored patch or prior is not a JSON object (never written so).
+    Malformed,
 }
 
 /// True if `doc` has every member of `pattern` with an equal value:

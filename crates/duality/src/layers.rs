@@ -33,8 +33,8 @@ const LAYERS: &[&[&str]] = &[
     &["hub"],
     // The core every handler goes through.
     &["app"],
-    // The one stream path, over `App`.
-    &["stream"],
+    // The one stream path, and long-polling, over `App`.
+    &["stream", "poll"],
     // The router, handlers, edge checks.
     &["http"],
     // The public `Service`/`Server` API.

@@ -86,6 +86,7 @@ pub mod in_flight;
 mod layers;
 pub mod materialized;
 pub mod net;
+pub mod poll;
 pub mod retention;
 mod run;
 pub mod service;

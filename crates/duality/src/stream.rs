@@ -35,7 +35,7 @@ use crate::hub::Frame;
 use crate::materialized::Pieces;
 use crate::store::EventsPage;
 use duality_core::sse;
-use duality_core::{Filter, View};
+use duality_core::{Filter, Restrict, View};
 use position::{Gone, Request, Start};
 
 /// Events read from the outbox per round trip.
@@ -290,18 +290,13 @@ impl Subscription {
             self.sent = revision;
             return;
         }
-        let object = |text: &str| match serde_json::from_str(text) {
-            Ok(serde_json::Value::Object(map)) => Some(map),
-            _ => None,
-        };
-        let Some(patch) = object(patch) else {
-            tracing::error!(view = %self.view, revision, "a stored patch is not a JSON object");
-            return;
-        };
-        let prior = match (self.filter.pattern(), prior.and_then(object)) {
-            (None, _) => serde_json::Map::new(),
-            (Some(_), Some(prior)) => prior,
-            (Some(_), None) => {
+        match self.filter.restrict(patch, prior) {
+            Restrict::Kept(kept) => {
+                sse::put_change(buf, revision, &kept);
+                self.sent = revision;
+            }
+            Restrict::Nothing => {}
+            Restrict::NeedsPrior => {
                 let body = gone_body(
                     self.view,
                     "this event was stored without what a where filter needs; reload the snapshot",
@@ -311,12 +306,10 @@ impl Subscription {
                 );
                 self.phase = Phase::Done;
                 buf.extend_from_slice(&sse::named("reset", None, &body));
-                return;
             }
-        };
-        if let Some(kept) = self.filter.event(&patch, &prior) {
-            sse::put_change(buf, revision, &serde_json::Value::Object(kept).to_string());
-            self.sent = revision;
+            Restrict::Malformed => {
+                tracing::error!(view = %self.view, revision, "a stored event is not JSON objects");
+            }
         }
     }
 

@@ -99,12 +99,25 @@ fn stream_op(view: View) -> Value {
              "schema": {"type": "array", "maxItems": 1000, "items": {}}},
             {"name": "where", "in": "query", "required": false,
              "description": "Only the changes of the documents that contain this JSON object, before or after: one entering the subset comes whole, one leaving it as null.",
-             "content": {"application/json": {"schema": {"type": "object"}}}}
+             "content": {"application/json": {"schema": {"type": "object"}}}},
+            {"name": "mode", "in": "query", "required": false, "schema": {"type": "string", "enum": ["poll"]},
+             "description": "poll: answer one JSON page of the changes after `after` instead of a stream."},
+            {"name": "after", "in": "query", "required": false, "schema": position,
+             "description": "With mode=poll: the revision the page starts after."},
+            {"name": "wait", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+             "description": "With mode=poll: seconds to wait for a change when there is none yet (default 20)."}
         ],
         "responses": {
-            "200": {"description": "The stream (it does not end by itself).",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "400": error("A position that is not a non-negative integer."),
+            "200": {"description": "The stream (it does not end by itself); with mode=poll, one JSON page of changes.",
+                    "content": {
+                        "text/event-stream": {"schema": {"type": "string"}},
+                        "application/json": {"schema": closed(json!({
+                            "epoch": {"type": "string"},
+                            "changes": {"type": "array", "items": closed(json!({
+                                "revision": {"type": "integer", "minimum": 1},
+                                "patch": {"type": "object", "description": "A JSON Merge Patch"}}))},
+                            "next": {"type": "string", "description": "The relative URL to request next"}}))}}},
+            "400": error("A position that is not a non-negative integer, a malformed filter or poll, or a query parameter this path does not take (named in the error)."),
             "410": {"description": "The position was deleted by retention, lies beyond the current revision + 1, or belongs to another epoch.",
                     "content": {"application/json": {"schema": schema("Gone")}}},
             "503": unavailable()

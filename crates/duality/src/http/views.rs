@@ -8,8 +8,10 @@ use std::sync::Arc;
 use super::query::Params;
 use crate::app::App;
 use crate::materialized::PiecesBody;
+use crate::poll::{self, Keep, Polled};
 use crate::store::Committed;
 use crate::stream::{self, Opened, position};
+use duality_core::Filter;
 use duality_core::View;
 
 /// Response header with the revision of a snapshot; a stream request may send
@@ -140,6 +142,9 @@ pub const STREAM_PARAMS: &[&str] = &[
     "key",
     "where",
     "access_token",
+    "mode",
+    "after",
+    "wait",
 ];
 
 fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
@@ -161,6 +166,16 @@ pub async fn events(
 ) -> Result<Response, Error> {
     let params = Params::parse(query.as_deref(), STREAM_PARAMS)?;
     let filter = params.filter()?;
+    match params.one("mode")? {
+        None => {}
+        Some("poll") => return poll(app, view, &params, filter).await,
+        Some(other) => {
+            return Err(Error::Invalid(format!(
+                "mode: `{}` is not a mode; the one mode is poll",
+                other.chars().take(32).collect::<String>()
+            )));
+        }
+    }
     let raw = position::Raw {
         last_event_id: text(&headers, "last-event-id")?,
         query_revision: params.one("revision")?,
@@ -201,6 +216,86 @@ pub async fn events(
             subscription.into_body(),
         )
             .into_response()),
+    }
+}
+
+/// `GET <stream path>?mode=poll&after=R[&wait=S]`: the changes after `R`
+/// as one JSON page (see [`crate::poll`]).
+async fn poll(app: App, view: View, params: &Params, filter: Filter) -> Result<Response, Error> {
+    for only_streams in ["revision", "snapshot"] {
+        if params.one(only_streams)?.is_some() {
+            return Err(Error::Invalid(format!(
+                "{only_streams}: a poll starts after `after`, not at a revision or a snapshot"
+            )));
+        }
+    }
+    let after: u64 = params
+        .one("after")?
+        .ok_or_else(|| Error::Invalid("after: a poll needs the revision it starts after".into()))?
+        .parse()
+        .map_err(|_| Error::Invalid("after: not a revision (a non-negative integer)".into()))?;
+    let wait = match params.one("wait")? {
+        None => poll::DEFAULT_WAIT,
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(s) if s <= poll::MAX_WAIT.as_secs() => std::time::Duration::from_secs(s),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "wait: seconds from 0 to {}",
+                    poll::MAX_WAIT.as_secs()
+                )));
+            }
+        },
+    };
+    let epoch = params.one("epoch")?;
+    match poll::poll(&app, view, after, epoch, &filter, wait).await? {
+        Polled::Gone {
+            why,
+            oldest,
+            current,
+        } => Err(Error::Gone(stream::gone_body(
+            view,
+            &why.to_string(),
+            oldest,
+            current,
+            app.epoch(),
+        ))),
+        Polled::Page {
+            changes,
+            next,
+            keep,
+        } => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("mode", "poll");
+            query.append_pair("after", &next.to_string());
+            query.append_pair("epoch", app.epoch());
+            let mut next_url = format!("{}?{}", view.stream_path(), query.finish());
+            let rest = params.encoded(&["key", "where", "wait"]);
+            if !rest.is_empty() {
+                next_url.push('&');
+                next_url.push_str(&rest);
+            }
+            let body = poll::page_json(app.epoch(), &changes, &next_url)?;
+            let cache = match keep {
+                Keep::Forever => "public, max-age=31536000, immutable",
+                Keep::Briefly => "public, max-age=1",
+                Keep::Never => "no-store",
+            };
+            Ok((
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+                    (
+                        header::HeaderName::from_static(X_EPOCH),
+                        header_value(app.epoch()),
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
     }
 }
 

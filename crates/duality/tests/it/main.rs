@@ -17,6 +17,7 @@ mod idempotency_keys;
 mod metrics_upkeep;
 mod openapi;
 mod outbox_continuity;
+mod poll;
 mod server_errors;
 mod snapshot_links;
 mod stores;
