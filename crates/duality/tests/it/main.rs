@@ -8,6 +8,7 @@
 
 mod bad_input;
 mod bounded_shutdown;
+mod cache;
 mod common;
 mod connection_limits;
 mod cors;
