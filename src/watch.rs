@@ -10,6 +10,12 @@
 //! `--output json` is for scripts: one JSON line for the snapshot, then one
 //! per change as the follower applies it (told by its [`Observer`]), so a
 //! script sees every revision, not only the latest state.
+//!
+//! A URL with a filter (`/persons?key=1&key=2`, `?where=<JSON>`) shows and
+//! follows that part of the view: the query goes to the snapshot, whose
+//! `Link` names the stream of the same subset. Such a stream skips the
+//! revisions that leave the subset alone and says how far it got with
+//! `progress`, so `--until` is reached at a revision that printed nothing.
 
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
@@ -21,18 +27,20 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::printable;
-use duality_client::{Follower, Http, Observer, Options, ViewCopy};
+use duality_client::{Follower, Http, Observer, Options, ViewCopy, split_url};
 
 /// What `duality watch` was given.
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
     /// The view's URL, e.g. http://127.0.0.1:3000/persons (`http://` may
-    /// be left out).
+    /// be left out), with a filter if wanted: `/persons?key=1&key=2`,
+    /// `/persons?where={"city":"Rome"}`.
     pub url: String,
     /// Print the view once and exit.
     #[arg(long)]
     pub once: bool,
-    /// With the live mode: exit once this revision is shown (for scripts).
+    /// With the live mode: exit once the view reached this revision (for
+    /// scripts); a filtered view may reach it without a change to show.
     #[arg(long, value_name = "REVISION")]
     pub until: Option<u64>,
     /// A read (or write) token, for a server started with `--read-token`.
@@ -149,13 +157,26 @@ pub fn table(doc: &Map<String, Value>) -> Option<String> {
     Some(out)
 }
 
-/// Splits `http://host:port/persons` into the name shown (`persons`).
+/// The name shown for a view's URL: its last path segment
+/// (`http://host:port/persons` → `persons`), with its filter decoded
+/// (`persons?where={"city":"Rome"}`).
 fn view_name(url: &str) -> String {
-    url.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(url)
-        .to_string()
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let path = path.trim_end_matches('/');
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let query: Vec<String> = reqwest::Url::parse(url)
+        .map(|parsed| {
+            parsed
+                .query_pairs()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if query.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}?{}", query.join("&"))
+    }
 }
 
 /// The URL as given, with `http://` in front if it has no scheme
@@ -172,15 +193,22 @@ pub fn with_scheme(raw: &str) -> String {
 /// The snapshot URLs a stream URL may belong to, most likely first:
 /// `/person-events` → `/persons`, `/aggregates/dashboard-events` →
 /// `/aggregates/dashboard`, `/collections/x/events` → `/collections/x`.
+/// A query (a filter) is kept.
 pub fn snapshot_candidates(stream_url: &str) -> Vec<String> {
-    let url = stream_url.trim_end_matches('/');
-    if let Some(base) = url.strip_suffix("/events") {
-        return vec![base.to_string()];
-    }
-    match url.strip_suffix("-events") {
-        Some(base) => vec![format!("{base}s"), base.to_string()],
-        None => Vec::new(),
-    }
+    let (url, query) = match stream_url.split_once('?') {
+        Some((url, query)) => (url, format!("?{query}")),
+        None => (stream_url, String::new()),
+    };
+    let url = url.trim_end_matches('/');
+    let bases = if let Some(base) = url.strip_suffix("/events") {
+        vec![base.to_string()]
+    } else {
+        match url.strip_suffix("-events") {
+            Some(base) => vec![format!("{base}s"), base.to_string()],
+            None => Vec::new(),
+        }
+    };
+    bases.into_iter().map(|base| base + &query).collect()
 }
 
 fn client() -> Result<reqwest::Client, String> {
@@ -271,29 +299,32 @@ pub fn patch_line(patch: &Map<String, Value>, revision: u64) -> String {
     json!({"revision": revision, "patch": patch}).to_string()
 }
 
-/// Hands every applied change, as its JSON line, to the printing loop.
-struct Lines(mpsc::UnboundedSender<(u64, String)>);
+/// Hands every applied change, as its JSON line, to the printing loop,
+/// and every revision a filtered view reached without a change, with no
+/// line (for `--until`).
+struct Lines(mpsc::UnboundedSender<(u64, Option<String>)>);
 
 impl Observer for Lines {
     fn loaded(&self, view: &Map<String, Value>, revision: u64, epoch: &str) {
-        let _ = self
-            .0
-            .send((revision, snapshot_line(view, revision, epoch)));
+        let line = snapshot_line(view, revision, epoch);
+        let _ = self.0.send((revision, Some(line)));
     }
 
     fn patched(&self, patch: &Map<String, Value>, revision: u64) {
-        let _ = self.0.send((revision, patch_line(patch, revision)));
+        let _ = self.0.send((revision, Some(patch_line(patch, revision))));
+    }
+
+    fn progressed(&self, revision: u64) {
+        let _ = self.0.send((revision, None));
     }
 }
 
 /// `--output json` live: prints each line as the follower applies it.
 async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-    let path = parsed.path().to_string();
-    let base = url
-        .strip_suffix(&path)
-        .ok_or_else(|| format!("cannot split `{url}` into server and path"))?;
-    let transport = Arc::new(Http::with_token(base, token).map_err(|e| e.to_string())?);
+    // The path keeps its query: a filtered snapshot links the stream of
+    // the same subset.
+    let (base, path) = split_url(url).map_err(|e| e.to_string())?;
+    let transport = Arc::new(Http::with_token(&base, token).map_err(|e| e.to_string())?);
     let (tx, mut lines) = mpsc::unbounded_channel();
     // Keeping the copy makes the follower hand over a snapshot whole, as
     // one `loaded` (without it, large snapshots come in parts).
@@ -304,8 +335,10 @@ async fn run_json(url: &str, token: Option<&str>, until: Option<u64>) -> Result<
         tokio::select! {
             line = lines.recv() => {
                 let (revision, line) = line.ok_or("the follower stopped")?;
-                let _ = writeln!(stdout, "{line}");
-                let _ = stdout.flush();
+                if let Some(line) = line {
+                    let _ = writeln!(stdout, "{line}");
+                    let _ = stdout.flush();
+                }
                 if until.is_some_and(|until| revision >= until) {
                     return Ok(());
                 }
@@ -462,11 +495,27 @@ mod tests {
             ["http://h:1/collections/notes"]
         );
         assert!(snapshot_candidates("http://h:1/persons").is_empty());
+        assert_eq!(
+            snapshot_candidates("http://h:1/person-events?key=1&key=2")[0],
+            "http://h:1/persons?key=1&key=2"
+        );
+        assert_eq!(
+            snapshot_candidates("http://h:1/collections/notes/events?where=%7B%7D"),
+            ["http://h:1/collections/notes?where=%7B%7D"]
+        );
     }
 
     #[test]
-    fn the_name_is_the_last_path_segment() {
+    fn the_name_is_the_last_path_segment_with_its_filter() {
         assert_eq!(view_name("http://h:1/aggregates/dashboard"), "dashboard");
         assert_eq!(view_name("http://h:1/persons/"), "persons");
+        assert_eq!(
+            view_name("http://h:1/persons?key=1&key=2"),
+            "persons?key=1&key=2"
+        );
+        assert_eq!(
+            view_name("http://h:1/persons?where=%7B%22city%22%3A%22Rome%22%7D"),
+            r#"persons?where={"city":"Rome"}"#
+        );
     }
 }

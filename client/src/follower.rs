@@ -8,6 +8,18 @@
 //! follow, it reports itself stale and keeps the last known copy, and its
 //! [`Health`] says why with an [`Error`] a consumer can act on (a refused
 //! token is worth telling a user about; a dropped connection is not).
+//!
+//! A follower may follow part of a view: a snapshot URL with `?key=` or
+//! `?where=` (docs/PROTOCOL.md, "Filters") answers the subset, and its
+//! `Link` names the stream of the same subset. Such a stream sends a change
+//! only at the revisions that change the subset, so its ids grow but skip:
+//! while the stream followed is filtered (the snapshot path or the linked
+//! stream has a `key` or `where` parameter), a change past the copy's
+//! revision + 1 is applied, and a `progress` event (or `caught-up`) moves
+//! the copy's revision without a change, so that a reconnect resumes after
+//! it. An unfiltered stream must continue the copy's revision by exactly
+//! one: a gap starts over from the snapshot, and `progress` is ignored.
+//! Every stream's `caught-up` sets [`Health::caught_up`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +63,12 @@ pub struct Health {
     /// How many snapshots it has loaded: 1 after the first bootstrap, one
     /// more for every start-over (410, reset, new epoch).
     pub bootstraps: u64,
+    /// True once the current connection has delivered everything the
+    /// server had when it was opened (its `caught-up` event): the copy is
+    /// as current as the server was then. False while connecting, after
+    /// every reconnect until the event comes again, and always with a
+    /// server that does not send it.
+    pub caught_up: bool,
 }
 
 /// Told every change a follower applies, in order, before the copy's
@@ -65,8 +83,16 @@ pub trait Observer: Send + Sync + 'static {
     /// The copy was loaded from a snapshot (first, or starting over) at
     /// `revision` of the history `epoch`.
     fn loaded(&self, view: &Map<String, Value>, revision: u64, epoch: &str);
-    /// The merge patch of the next revision, `revision`, was applied.
+    /// The merge patch of the next revision, `revision`, was applied. On
+    /// a filtered stream the next revision with a change may be past the
+    /// previous one + 1.
     fn patched(&self, patch: &Map<String, Value>, revision: u64);
+    /// A filtered stream said that nothing of the subset changed up to
+    /// `revision` (`progress` or `caught-up`): the copy is now at
+    /// `revision`, unchanged. Unfiltered streams never call it.
+    fn progressed(&self, revision: u64) {
+        let _ = revision;
+    }
 }
 
 /// How a follower reconnects, times out and keeps its copy.
@@ -123,6 +149,44 @@ pub fn stream_link(link: &str) -> Option<String> {
         });
         (named && target.starts_with('/') && !target.starts_with("//")).then(|| target.to_string())
     })
+}
+
+/// Splits a view's URL into the server (`http://127.0.0.1:3000`, for
+/// [`Http`]) and the path with its query (`/persons?key=1&key=2`, for
+/// [`Follower::spawn_linked`]). A filter in the query is kept, encoded as
+/// a URL; a fragment is dropped.
+pub fn split_url(url: &str) -> Result<(String, String), Error> {
+    let invalid = |reason: String| Error::Url {
+        url: url.to_string(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+    if parsed.cannot_be_a_base() {
+        return Err(invalid("cannot split it into server and path".into()));
+    }
+    let mut path = parsed.path().to_string();
+    if let Some(query) = parsed.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    let mut base = parsed;
+    base.set_fragment(None);
+    base.set_query(None);
+    base.set_path("");
+    Ok((base.as_str().trim_end_matches('/').to_string(), path))
+}
+
+/// Whether a request path (with its query) asks for part of a view: a
+/// `key` or `where` parameter.
+fn is_filtered(path: &str) -> bool {
+    let Some((_, query)) = path.split_once('?') else {
+        return false;
+    };
+    let Ok(url) = reqwest::Url::parse(&format!("http://filter.invalid/?{query}")) else {
+        return false;
+    };
+    url.query_pairs()
+        .any(|(name, _)| name == "key" || name == "where")
 }
 
 /// Keeps a local copy of one remote view current, in a background task
@@ -195,6 +259,7 @@ impl Follower {
             live: false,
             error: Some(Error::Connecting),
             bootstraps: 0,
+            caught_up: false,
         });
         let source = format!("{}{}", transport.describe(), snapshot_path);
         let run = Run {
@@ -218,7 +283,9 @@ impl Follower {
     }
 
     /// Follows a view at a URL such as `http://127.0.0.1:3000/persons`, at
-    /// the stream its snapshot names in its `Link` header. Fails only on a URL (or
+    /// the stream its snapshot names in its `Link` header. A URL with a
+    /// filter (`/persons?key=1&key=2`, `?where=…`) follows that part of the
+    /// view, at the stream of the same subset. Fails only on a URL (or
     /// token) that cannot be used; an unreachable server is retried, and
     /// reported by [`Follower::health`].
     pub fn connect(url: &str, options: Options) -> Result<Follower, Error> {
@@ -232,16 +299,8 @@ impl Follower {
         token: Option<&str>,
         options: Options,
     ) -> Result<Follower, Error> {
-        let invalid = |reason: String| Error::Url {
-            url: url.to_string(),
-            reason,
-        };
-        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-        let path = parsed.path().to_string();
-        let base = url
-            .strip_suffix(&path)
-            .ok_or_else(|| invalid("cannot split it into server and path".into()))?;
-        let transport = Arc::new(Http::with_token(base, token)?);
+        let (base, path) = split_url(url)?;
+        let transport = Arc::new(Http::with_token(&base, token)?);
         Ok(Follower::spawn_linked(transport, &path, options, None))
     }
 
@@ -281,7 +340,9 @@ impl Follower {
     }
 
     /// Waits until the copy reaches `revision`: [`Error::Timeout`] if
-    /// `timeout` passes first.
+    /// `timeout` passes first. A filtered copy reaches a revision that left
+    /// its subset alone when the stream says so (`progress`, within about
+    /// a second).
     pub async fn wait_for(&self, revision: u64, timeout: Duration) -> Result<ViewCopy, Error> {
         let mut rx = self.copy.clone();
         let reached =
@@ -342,6 +403,7 @@ impl Run {
                     tracing::info!(source = %self.snapshot_path, reason = %why, "starting over from the snapshot");
                     self.health.send_modify(|h| {
                         h.live = false;
+                        h.caught_up = false;
                         h.error = Some(why);
                     });
                     bootstrap = true;
@@ -366,8 +428,22 @@ impl Run {
         }
         self.health.send_modify(|h| {
             h.live = false;
+            h.caught_up = false;
             h.error = Some(why);
         });
+    }
+
+    /// Moves a filtered copy to `revision` without a change (`progress`,
+    /// `caught-up`): what the next `Last-Event-ID` resumes after. A
+    /// revision the copy already has changes nothing.
+    fn advance(&self, revision: u64) {
+        if revision <= self.copy.borrow().revision {
+            return;
+        }
+        if let Some(observer) = &self.observer {
+            observer.progressed(revision);
+        }
+        self.copy.send_modify(|copy| copy.revision = revision);
     }
 
     async fn bootstrap(&mut self) -> Result<(), Error> {
@@ -432,6 +508,7 @@ impl Run {
         let after = self.options.request_timeout;
         // Set by every successful bootstrap, which comes first.
         let stream_path = self.stream_path.as_deref().unwrap_or_default();
+        let filtered = is_filtered(&self.snapshot_path) || is_filtered(stream_path);
         let connect = self.transport.get(stream_path, &headers);
         let reply = match tokio::time::timeout(after, connect).await {
             Err(_) => {
@@ -458,6 +535,7 @@ impl Run {
             .is_some_and(|e| *e != Error::Connecting);
         self.health.send_modify(|h| {
             h.live = true;
+            h.caught_up = false;
             h.error = None;
         });
         if regained {
@@ -477,6 +555,29 @@ impl Run {
             match next.event.as_str() {
                 "message" => {}
                 "reset" => return Ended::Restart(Error::Reset),
+                "caught-up" => {
+                    // No id: the revision reached is in the data. Only a
+                    // filtered stream may be past the copy's revision.
+                    let reached = serde_json::from_str::<Value>(&next.data)
+                        .ok()
+                        .and_then(|data| data.get("revision")?.as_u64());
+                    if let Some(revision) = reached.filter(|_| filtered) {
+                        self.advance(revision);
+                    }
+                    self.health
+                        .send_if_modified(|h| !std::mem::replace(&mut h.caught_up, true));
+                    continue;
+                }
+                "progress" if filtered => {
+                    let Ok(revision) = next.id.parse::<u64>() else {
+                        return Ended::Restart(Error::Protocol(format!(
+                            "progress id `{}` is not a revision",
+                            next.id
+                        )));
+                    };
+                    self.advance(revision);
+                    continue;
+                }
                 _ => continue,
             }
             let Ok(revision) = next.id.parse::<u64>() else {
@@ -499,7 +600,9 @@ impl Run {
             if revision <= at {
                 continue;
             }
-            if revision != at + 1 {
+            // A filtered stream skips the revisions that left its subset
+            // alone; an unfiltered one must not skip any.
+            if revision != at + 1 && !filtered {
                 return Ended::Restart(Error::Protocol(format!(
                     "event {revision} does not follow {at}"
                 )));
@@ -673,6 +776,53 @@ mod tests {
         );
         assert!(parse_snapshot(b"{\"a\":1} x", false, Some(&Folding::default()), 1, "e").is_err());
         assert!(parse_snapshot(b"[1]", false, Some(&Folding::default()), 1, "e").is_err());
+    }
+
+    #[test]
+    fn a_view_url_splits_into_its_server_and_its_path_with_the_filter_kept() {
+        let split = |url: &str| split_url(url).unwrap();
+        assert_eq!(
+            split("http://127.0.0.1:3000/persons"),
+            ("http://127.0.0.1:3000".into(), "/persons".into())
+        );
+        assert_eq!(
+            split("http://127.0.0.1:3000/persons?key=1&key=2#top"),
+            (
+                "http://127.0.0.1:3000".into(),
+                "/persons?key=1&key=2".into()
+            )
+        );
+        assert_eq!(
+            split(r#"http://h/collections/notes?where={"tag": "a b"}"#),
+            (
+                "http://h".into(),
+                "/collections/notes?where={%22tag%22:%20%22a%20b%22}".into()
+            )
+        );
+        assert_eq!(split("http://h").1, "/");
+        for bad in ["not a url", "mailto:ann@example.com"] {
+            assert!(matches!(split_url(bad), Err(Error::Url { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_path_is_filtered_when_its_query_has_a_key_or_a_where() {
+        for filtered in [
+            "/persons?key=1",
+            "/person-events?key=1&key=2",
+            "/persons?where=%7B%22city%22%3A%22Rome%22%7D",
+            "/person-events?revision=3&%6Bey=1",
+        ] {
+            assert!(is_filtered(filtered), "{filtered}");
+        }
+        for whole in [
+            "/persons",
+            "/persons?",
+            "/person-events?revision=3&epoch=e",
+            "/keys?monkey=1",
+        ] {
+            assert!(!is_filtered(whole), "{whole}");
+        }
     }
 
     #[test]

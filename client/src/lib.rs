@@ -17,5 +17,7 @@ pub mod follower;
 pub mod transport;
 
 pub use error::Error;
-pub use follower::{Follower, Health, Observer, Options, STREAM_REL, ViewCopy, stream_link};
+pub use follower::{
+    Follower, Health, Observer, Options, STREAM_REL, ViewCopy, split_url, stream_link,
+};
 pub use transport::{Http, Reply, Transport};

@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use duality_client::transport::HeaderMap;
-use duality_client::{Error, Follower, Options, Reply, Transport};
+use duality_client::{Error, Follower, Observer, Options, Reply, Transport};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// One request: its path and headers.
 type Seen = (String, Vec<(String, String)>);
 
-/// Answers the snapshot path with a fixed view and each stream request with
+/// Answers the snapshot path (`/things`, with any query) with a fixed view
+/// and each stream request with
 /// the next scripted reply (then an open, silent stream); records every
 /// request's path and headers.
 struct Script {
@@ -43,7 +44,8 @@ impl Transport for Script {
                 .collect();
             self.seen.lock().unwrap().push((path.to_string(), recorded));
             let mut out = HeaderMap::new();
-            let (status, body) = if path == "/things" {
+            let snapshot = path.split('?').next() == Some("/things");
+            let (status, body) = if snapshot {
                 out.insert("x-revision", self.snapshot_revision.into());
                 out.insert("x-epoch", self.epoch.parse().unwrap());
                 if let Some(link) = &self.link {
@@ -60,7 +62,7 @@ impl Transport for Script {
             };
             let first = futures_util::stream::iter([Ok(Bytes::from(body))]);
             // A snapshot or an error ends; a stream stays open.
-            let body = match (path == "/things" || status != 200, self.keep_alive) {
+            let body = match (snapshot || status != 200, self.keep_alive) {
                 (true, _) => first.boxed(),
                 (false, None) => first.chain(futures_util::stream::pending()).boxed(),
                 (false, Some(every)) => {
@@ -318,4 +320,139 @@ async fn a_linked_follower_refuses_a_snapshot_that_names_no_stream() {
         paths.iter().all(|p| p == "/things"),
         "no stream was guessed: {paths:?}"
     );
+}
+
+/// The stream paths asked for, and the `Last-Event-ID` each was asked with.
+fn streams_seen(script: &Script) -> Vec<(String, String)> {
+    script
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| !p.starts_with("/things"))
+        .map(|(p, headers)| {
+            let last = headers
+                .iter()
+                .find(|(n, _)| n == "last-event-id")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            (p.clone(), last)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_filtered_follower_applies_changes_whose_revisions_skip() {
+    let events = "id: 5\ndata: {\"2\":null}\n\n\
+                  id: 9\ndata: {\"1\":{\"name\":\"Ann B\"}}\n\n";
+    let script = script(vec![(200, events)]);
+    let follower = Follower::spawn(
+        script.clone(),
+        "/things?key=1&key=2",
+        "/thing-events?key=1&key=2",
+        fast(),
+    );
+    let copy = follower.wait_for(9, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), json!({"1": {"name": "Ann B"}}));
+    assert_eq!(follower.health().bootstraps, 1, "no start-over");
+    assert_eq!(
+        streams_seen(&script)[0],
+        ("/thing-events?key=1&key=2".to_string(), "2".to_string())
+    );
+}
+
+/// Records what a follower tells its observer.
+#[derive(Default)]
+struct Told(Mutex<Vec<String>>);
+
+impl Observer for Told {
+    fn loaded(&self, _: &Map<String, Value>, revision: u64, _: &str) {
+        self.0.lock().unwrap().push(format!("loaded {revision}"));
+    }
+    fn patched(&self, _: &Map<String, Value>, revision: u64) {
+        self.0.lock().unwrap().push(format!("patched {revision}"));
+    }
+    fn progressed(&self, revision: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("progressed {revision}"));
+    }
+}
+
+#[tokio::test]
+async fn progress_moves_a_filtered_copy_and_a_reconnect_resumes_after_it() {
+    // Filtered by the stream its snapshot links to, not by the URL given.
+    let events = "id: 4\ndata: {\"1\":{\"name\":\"Ann B\"}}\n\n\
+                  event: progress\nid: 7\ndata: {\"revision\":7}\n\n";
+    let script = Arc::new(Script {
+        link: Some(r#"</thing-events?key=1>; rel="duality-stream""#.into()),
+        ..Arc::into_inner(script(vec![(200, events)])).unwrap()
+    });
+    // The stream then falls silent, is dropped, and is asked for again.
+    let options = Options {
+        idle_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let told = Arc::new(Told::default());
+    let follower = Follower::spawn_linked(script.clone(), "/things", options, Some(told.clone()));
+    let copy = follower.wait_for(7, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(copy.doc["1"], json!({"name": "Ann B"}));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while streams_seen(&script).len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no reconnect");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let streams = streams_seen(&script);
+    assert_eq!(
+        streams[..2],
+        [
+            ("/thing-events?key=1".to_string(), "2".to_string()),
+            ("/thing-events?key=1".to_string(), "7".to_string()),
+        ],
+        "{streams:?}"
+    );
+    assert_eq!(follower.health().bootstraps, 1, "no start-over");
+    assert_eq!(
+        told.0.lock().unwrap()[..3],
+        ["loaded 2", "patched 4", "progressed 7"]
+    );
+}
+
+#[tokio::test]
+async fn caught_up_marks_the_connection_current_and_moves_a_filtered_copy_to_its_revision() {
+    let events = "id: 3\ndata: {\"1\":{\"name\":\"Ann B\"}}\n\n\
+                  event: caught-up\ndata: {\"revision\":6}\n\n";
+    let script = script(vec![(200, events)]);
+    let follower = Follower::spawn(
+        script.clone(),
+        "/things?where=%7B%22name%22%3A%22Ann%22%7D",
+        "/thing-events?where=%7B%22name%22%3A%22Ann%22%7D",
+        fast(),
+    );
+    assert!(!follower.health().caught_up);
+    let mut health = follower.watch_health();
+    tokio::time::timeout(Duration::from_secs(10), health.wait_for(|h| h.caught_up))
+        .await
+        .unwrap()
+        .unwrap();
+    let copy = follower.current();
+    assert_eq!(copy.revision, 6);
+    assert_eq!(copy.doc["1"], json!({"name": "Ann B"}));
+}
+
+#[tokio::test]
+async fn an_unfiltered_follower_moves_only_with_its_changes_and_ignores_progress() {
+    let events = "event: progress\nid: 7\ndata: {\"revision\":7}\n\n\
+                  event: caught-up\ndata: {\"revision\":7}\n\n\
+                  event: something-new\ndata: {}\n\n\
+                  id: 3\ndata: {\"3\":{\"name\":\"Cy\"}}\n\n";
+    let script = script(vec![(200, events)]);
+    let follower = Follower::spawn(script.clone(), "/things", "/thing-events", fast());
+    let copy = follower.wait_for(3, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(copy.revision, 3, "progress did not move it to 7");
+    assert_eq!(copy.doc["3"], json!({"name": "Cy"}));
+    let health = follower.health();
+    assert!(health.caught_up && health.live, "{health:?}");
+    assert_eq!(health.bootstraps, 1);
 }

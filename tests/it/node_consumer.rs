@@ -405,3 +405,103 @@ async fn the_consumer_starts_over_from_the_snapshot_when_the_server_returns_with
         consumer.report()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_follows_filtered_views_whose_revisions_skip_and_moves_with_progress() {
+    prepare().await;
+    let server = spawn_default().await;
+    let base = server.url("");
+    for (name, city) in [("Ann", "Rome"), ("Bob", "Oslo"), ("Cy", "Rome")] {
+        write(
+            &server,
+            "POST",
+            "/persons",
+            Some(json!({"name": name, "city": city})),
+        )
+        .await;
+    }
+    let persons = "/persons?key=1&key=2";
+    let locations = r#"/locations?where={"total":1}"#;
+    let mut consumer = Consumer::start(&[
+        &base,
+        persons,
+        locations,
+        "--until-revision",
+        "persons=7,locations=6",
+        "--seconds",
+        "30",
+    ]);
+    both_bootstrapped(&mut consumer).await;
+    let first = consumer.seen["persons"][0].clone();
+    assert_eq!((first.revision, first.from.as_str()), (3, "snapshot"));
+    assert_eq!(
+        first.model,
+        json!({"1": {"name": "Ann", "city": "Rome"}, "2": {"name": "Bob", "city": "Oslo"}})
+    );
+    assert_eq!(
+        consumer.seen["locations"][0].model,
+        json!({"Oslo": {"total": 1}})
+    );
+
+    // Persons: only 5 changes key 1 or 2. Locations with a total of 1:
+    // 4 Rome enters and Oslo leaves, 5 Oslo and Lima enter, 6 Oslo leaves;
+    // 7 (a person without a city) leaves locations alone.
+    write(
+        &server,
+        "PATCH",
+        "/persons/3",
+        Some(json!({"city": "Oslo"})),
+    )
+    .await;
+    write(
+        &server,
+        "PATCH",
+        "/persons/2",
+        Some(json!({"city": "Lima"})),
+    )
+    .await;
+    write(&server, "DELETE", "/persons/3", None).await;
+    write(&server, "POST", "/persons", Some(json!({"name": "Dee"}))).await;
+
+    let status = consumer.exit().await;
+    assert!(
+        status.success(),
+        "the consumer exited with {status}\n{}",
+        consumer.report()
+    );
+    let changes = |view: &str| -> Vec<u64> {
+        consumer.seen[view]
+            .iter()
+            .filter(|l| l.from == "patch")
+            .map(|l| l.revision)
+            .collect()
+    };
+    assert_eq!(changes("persons"), [5], "{}", consumer.report());
+    assert_eq!(changes("locations"), [4, 5, 6], "{}", consumer.report());
+    // Revision 7 changed no person shown: the stream's progress told it.
+    let last = consumer.last("persons").unwrap().clone();
+    assert_eq!(
+        (last.revision, last.from.as_str()),
+        (7, "progress"),
+        "{}",
+        consumer.report()
+    );
+    for line in &consumer.seen["persons"] {
+        let keys: Vec<&String> = line.model.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["1", "2"], "{}", consumer.report());
+    }
+    for (view, path) in [("persons", persons), ("locations", locations)] {
+        let (revision, body) = snapshot(&server.client, &base, path).await;
+        let last = consumer.last(view).unwrap();
+        assert_eq!(
+            (last.revision, &last.model),
+            (revision, &body),
+            "{view}: GET {path}\n{}",
+            consumer.report()
+        );
+    }
+    let stderr = consumer.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("caught up at revision"), "{stderr}");
+    assert!(!stderr.contains("starting over"), "{stderr}");
+    server.stop().await.unwrap();
+}

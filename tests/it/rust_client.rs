@@ -1,6 +1,7 @@
-//! README, "Consumers": the Rust client bootstraps, follows, applies patches, reconnects
-//! with Last-Event-ID after a dropped connection, and starts over from the
-//! snapshot on 410 or a changed epoch.
+//! README, "Consumers": the Rust client bootstraps, follows (a whole view or
+//! a filtered one), applies patches, reconnects with Last-Event-ID after a
+//! dropped connection, and starts over from the snapshot on 410 or a
+//! changed epoch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -266,4 +267,142 @@ async fn a_follower_starts_over_after_a_restart_with_a_new_history_that_is_alrea
     assert_eq!(copy.revision, revision);
     assert_eq!(Value::Object(copy.doc), view);
     assert_eq!(follower.health().bootstraps, 2, "started over, not resumed");
+}
+
+#[tokio::test]
+async fn a_follower_connected_to_a_filtered_url_keeps_the_documents_that_match() {
+    let server = spawn_default().await;
+    let base = server.url("");
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Ann", "city": "Rome"}),
+    )
+    .await;
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Bob", "city": "Oslo"}),
+    )
+    .await;
+    let path = "/persons?where=%7B%22city%22%3A%22Rome%22%7D";
+    let follower = Follower::connect(&server.url(path), fast()).unwrap();
+    let copy = follower.wait_for(2, WAIT).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        json!({"1": {"name": "Ann", "city": "Rome"}})
+    );
+    // Bob moves in, Ann moves out.
+    server
+        .send("PATCH", "/persons/2", Some(json!({"city": "Rome"})))
+        .await;
+    let moved = server
+        .send("PATCH", "/persons/1", Some(json!({"city": "Oslo"})))
+        .await;
+    let rev: u64 = moved.headers()["x-revision"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        json!({"2": {"name": "Bob", "city": "Rome"}})
+    );
+    assert_eq!(
+        server.get_json(path).await,
+        json!({"2": {"name": "Bob", "city": "Rome"}})
+    );
+    assert_eq!(follower.health().bootstraps, 1);
+}
+
+/// The stream requests a transport was asked for: path and Last-Event-ID.
+type Asked = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A [`Gate`] that records its stream requests.
+struct Recorded {
+    gate: Gate,
+    asked: Asked,
+}
+
+impl Transport for Recorded {
+    fn get<'a>(
+        &'a self,
+        path: &'a str,
+        headers: &'a [(&'a str, String)],
+    ) -> BoxFuture<'a, Result<Reply, Error>> {
+        if let Some((_, last)) = headers.iter().find(|(n, _)| *n == "last-event-id") {
+            self.asked
+                .lock()
+                .unwrap()
+                .push((path.to_string(), last.clone()));
+        }
+        self.gate.get(path, headers)
+    }
+
+    fn describe(&self) -> String {
+        self.gate.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_filtered_follower_reaches_revisions_that_left_its_keys_alone_and_resumes_after_them() {
+    let server = spawn_default().await;
+    let base = server.url("");
+    post(&server.client, &base, json!({"name": "Ann"})).await;
+    post(&server.client, &base, json!({"name": "Bob"})).await;
+    let open = Arc::new(AtomicBool::new(true));
+    let asked = Asked::default();
+    let transport = Recorded {
+        gate: Gate {
+            inner: Http::new(&base).unwrap(),
+            open: open.clone(),
+        },
+        asked: asked.clone(),
+    };
+    let follower = Follower::spawn_linked(Arc::new(transport), "/persons?key=1", fast(), None);
+    let copy = follower.wait_for(2, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), json!({"1": {"name": "Ann"}}));
+
+    // Revision 3 leaves person 1 alone: the stream's progress says so.
+    let rev = post(&server.client, &base, json!({"name": "Cy"})).await;
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), json!({"1": {"name": "Ann"}}));
+    let mut health = follower.watch_health();
+    tokio::time::timeout(WAIT, health.wait_for(|h| h.live && h.caught_up))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Cut off; the next thing on the stream (4's progress) ends it.
+    open.store(false, Ordering::SeqCst);
+    post(&server.client, &base, json!({"name": "Dee"})).await;
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live && !h.caught_up))
+        .await
+        .unwrap()
+        .unwrap();
+    open.store(true, Ordering::SeqCst);
+    let patched = server
+        .send("PATCH", "/persons/1", Some(json!({"city": "Rome"})))
+        .await;
+    let rev: u64 = patched.headers()["x-revision"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        server.get_json("/persons?key=1").await
+    );
+    assert_eq!(follower.health().bootstraps, 1, "resumed, not restarted");
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().all(|(path, _)| path == "/person-events?key=1"),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().any(|(_, last)| last == "3"),
+        "it resumed after 3, reached without a change: {asked:?}"
+    );
 }

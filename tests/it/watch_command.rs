@@ -289,3 +289,91 @@ async fn watch_output_json_prints_the_snapshot_then_every_patch_as_json_lines() 
         .unwrap();
     assert!(status.success(), "--until 3 ends the watch");
 }
+
+#[tokio::test]
+async fn watch_shows_and_follows_a_filtered_view_and_only_its_keys() {
+    let server = spawn_default().await;
+    for (name, city) in [("Ann", "Rome"), ("Bob", "Oslo"), ("Cy", "Rome")] {
+        server
+            .post("/persons", json!({"name": name, "city": city}))
+            .await;
+    }
+    // The query reaches the server as given, quotes and braces included.
+    let once = watch_async(vec![
+        server.url(r#"/persons?where={"city":"Rome"}"#),
+        "--once".into(),
+    ])
+    .await;
+    let err = String::from_utf8_lossy(&once.stderr);
+    assert!(once.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&once.stdout),
+        "persons?where={\"city\":\"Rome\"} @ revision 3 (snapshot)\n\
+         key  city  name\n1    Rome  Ann\n3    Rome  Cy\n"
+    );
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
+        .args([
+            "watch",
+            &server.url("/persons?key=1&key=2"),
+            "--output",
+            "json",
+            "--until",
+            "7",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("watch printed nothing within 10 s")
+        .unwrap()
+        .expect("watch ended early");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["revision"], 3);
+    assert_eq!(
+        first["view"],
+        json!({"1": {"name": "Ann", "city": "Rome"}, "2": {"name": "Bob", "city": "Oslo"}})
+    );
+    // 4 and 6 leave keys 1 and 2 alone, 5 changes 2, 7 creates 4.
+    server
+        .send("PATCH", "/persons/3", Some(json!({"city": "Oslo"})))
+        .await;
+    server
+        .send("PATCH", "/persons/2", Some(json!({"city": "Lima"})))
+        .await;
+    server.send("DELETE", "/persons/3", None).await;
+    server.post("/persons", json!({"name": "Dee"})).await;
+    // Revision 7 changes nothing shown: the stream's progress ends the
+    // watch, after the one change of the subset.
+    let mut rest = Vec::new();
+    let status = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+        }
+        child.wait().await.unwrap()
+    })
+    .await
+    .unwrap_or_else(|_| panic!("--until 7 did not end the watch; it printed {rest:?}"));
+    assert!(status.success());
+    assert_eq!(
+        rest,
+        [json!({"revision": 5, "patch": {"2": {"city": "Lima"}}})]
+    );
+
+    // The table follows the same subset, live.
+    let table = watch_async(vec![
+        server.url("/persons?key=1&key=2"),
+        "--until".into(),
+        "7".into(),
+    ])
+    .await;
+    assert!(table.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&table.stdout),
+        "persons?key=1&key=2 @ revision 7 (live)\n\
+         key  city  name\n1    Rome  Ann\n2    Lima  Bob\n"
+    );
+}
