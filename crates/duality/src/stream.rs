@@ -18,8 +18,12 @@
 //! stream sends `caught-up` once, when it has sent all that existed when
 //! it was opened.
 //!
-//! A subscription yields [`Item`]s, not bytes, which [`encode`] frames as
-//! its SSE events, so that other framings can reuse the same path.
+//! A subscription yields [`Item`]s, not bytes: the single-view stream
+//! frames them as its SSE events ([`encode`]), and [`multiplex`] frames
+//! those of several subscriptions as the events of one connection, each
+//! naming its subscription. So a subscription behaves the same on either.
+
+pub mod multiplex;
 
 pub use duality_core::position;
 
