@@ -233,6 +233,34 @@ async fn two_subscriptions_interleave_on_one_connection_and_each_folds_to_its_sn
 }
 
 #[tokio::test]
+async fn snapshots_sent_in_many_pieces_are_never_interleaved_with_other_events() {
+    let server = spawn_default().await;
+    // About 300 KiB of notes: each snapshot body is sent in pieces.
+    let text = "x".repeat(3000);
+    for i in 0..100 {
+        server
+            .note(&format!("n{i}"), &text, Some(["red", "blue"][i % 2]))
+            .await;
+    }
+    let (mut s, _) = open(
+        &server,
+        "/streams?s=a:notes&a.snapshot=true&s=b:tags&b.snapshot=true&s=c:notes&c.snapshot=true\
+         &s=d:notes",
+        &[],
+    )
+    .await;
+    let mut copies = Copies::default();
+    // `d` sends the whole history as changes while the others' snapshots go.
+    copies.until_caught_up(&mut s, &["a", "b", "c", "d"]).await;
+    let notes = snapshot(&server, "/notes").await.1;
+    for sub in ["a", "c", "d"] {
+        assert_eq!(copies.model[sub], notes, "{sub}");
+    }
+    assert_eq!(copies.model["b"], snapshot(&server, "/tags").await.1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_filtered_subscription_sends_its_own_changes_and_progress_beside_the_others() {
     let server = spawn_default().await;
     let (mut s, _) = open(
