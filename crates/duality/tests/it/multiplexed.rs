@@ -525,3 +525,32 @@ async fn a_server_with_a_read_token_takes_it_as_access_token_on_the_multiplexed_
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_page_of_an_allowed_origin_may_follow_the_multiplexed_stream_and_others_may_not() {
+    let server = spawn(Config {
+        cors_origin: vec!["https://dash.example".into()],
+        ..Config::ephemeral()
+    })
+    .await;
+    for (origin, allowed) in [
+        ("https://dash.example", true),
+        ("https://evil.example", false),
+    ] {
+        let r = server
+            .client
+            .get(server.url("/streams?s=a:notes&s=b:tags"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{origin}");
+        let granted = r.headers().get("access-control-allow-origin");
+        assert_eq!(
+            granted.and_then(|v| v.to_str().ok()),
+            allowed.then_some(origin),
+            "{origin}"
+        );
+    }
+    server.stop().await.unwrap();
+}
