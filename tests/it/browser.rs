@@ -506,3 +506,28 @@ async fn a_server_of_the_engine_alone_shows_its_own_views_live_and_nothing_of_th
     node_check("stock.mjs", &[&server.url("")]).await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_more_views_than_a_browser_opens_connections_follows_them_all_over_one() {
+    prepare().await;
+    // The built-in services' five views and nine collections: fourteen
+    // panels, more than twice the six connections a browser opens.
+    let names: Vec<String> = (1..=9).map(|i| format!("c{i}")).collect();
+    let server = spawn(Settings {
+        builtin: Builtin {
+            collections: names
+                .iter()
+                .map(|n| duality_services::settings::parse_collection(n).unwrap())
+                .collect(),
+            ..Builtin::default()
+        },
+        ..Settings::ephemeral()
+    })
+    .await;
+    let base = server.url("");
+    let args: Vec<&str> = std::iter::once(base.as_str())
+        .chain(names.iter().map(String::as_str))
+        .collect();
+    node_check("many.mjs", &args).await;
+    server.stop().await.unwrap();
+}

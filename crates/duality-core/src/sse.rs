@@ -44,16 +44,48 @@ pub fn comment(text: &str) -> Bytes {
 
 /// Appends a change event to `buf` (for catch-up pages sent as one chunk).
 pub fn put_change(buf: &mut BytesMut, revision: u64, data: &str) {
-    put_frame(buf, None, Some(revision), data);
+    put_frame(buf, None, Some(&revision.to_string()), data);
+}
+
+/// Appends a named control event to `buf`, with an id if it has one.
+pub fn put_named(buf: &mut BytesMut, name: &str, id: Option<u64>, data: &str) {
+    let id = id.map(|id| id.to_string());
+    put_frame(buf, Some(name), id.as_deref(), data);
+}
+
+/// Appends a named event whose id is any one-line text (a multiplexed
+/// stream's list of positions, `a=12,b=7`); an empty id is sent as an
+/// empty `id:` field, which clears the client's last event id.
+pub fn put_with_id(buf: &mut BytesMut, name: &str, id: &str, data: &str) {
+    put_frame(buf, Some(name), Some(id), data);
+}
+
+/// Appends the head of a named event with a text id, whose single-line
+/// data is sent after it in pieces, as [`head`] does: `event:`, `id:` and
+/// `data: ` (no space is added after it: the data follows at once).
+pub fn put_head_with_id(buf: &mut BytesMut, name: &str, id: &str) {
+    buf.put_slice(b"event: ");
+    buf.put_slice(one_line(name).as_bytes());
+    buf.put_slice(b"\nid: ");
+    buf.put_slice(one_line(id).as_bytes());
+    buf.put_slice(b"\ndata: ");
+}
+
+/// Appends a comment line to `buf`, as [`comment`] frames it.
+pub fn put_comment(buf: &mut BytesMut, text: &str) {
+    buf.put_slice(b": ");
+    buf.put_slice(one_line(text).as_bytes());
+    buf.put_slice(b"\n\n");
 }
 
 fn frame(name: Option<&str>, id: Option<u64>, data: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(data.len() + 32);
-    put_frame(&mut buf, name, id, data);
+    let id = id.map(|id| id.to_string());
+    put_frame(&mut buf, name, id.as_deref(), data);
     buf.freeze()
 }
 
-fn put_frame(buf: &mut BytesMut, name: Option<&str>, id: Option<u64>, data: &str) {
+fn put_frame(buf: &mut BytesMut, name: Option<&str>, id: Option<&str>, data: &str) {
     if let Some(name) = name {
         buf.put_slice(b"event: ");
         buf.put_slice(one_line(name).as_bytes());
@@ -61,7 +93,7 @@ fn put_frame(buf: &mut BytesMut, name: Option<&str>, id: Option<u64>, data: &str
     }
     if let Some(id) = id {
         buf.put_slice(b"id: ");
-        buf.put_slice(id.to_string().as_bytes());
+        buf.put_slice(one_line(id).as_bytes());
         buf.put_u8(b'\n');
     }
     // A data line cannot hold a line break: each line is its own `data:`
@@ -118,5 +150,28 @@ mod tests {
         put_change(&mut buf, 1, "{}");
         put_change(&mut buf, 2, "{}");
         assert_eq!(&buf[..], b"id: 1\ndata: {}\n\nid: 2\ndata: {}\n\n");
+    }
+
+    #[test]
+    fn appended_events_frame_as_the_built_ones_and_a_text_id_stays_on_its_line() {
+        let mut buf = BytesMut::new();
+        put_named(&mut buf, "progress", Some(4), "{}");
+        put_comment(&mut buf, "keep-alive");
+        assert_eq!(
+            &buf[..],
+            [
+                &named("progress", Some(4), "{}")[..],
+                &comment("keep-alive")[..]
+            ]
+            .concat()
+        );
+        let mut buf = BytesMut::new();
+        put_with_id(&mut buf, "change", "a=1,b\n=2", "{}");
+        assert_eq!(&buf[..], b"event: change\nid: a=1,b =2\ndata: {}\n\n");
+        let mut buf = BytesMut::new();
+        put_head_with_id(&mut buf, "snapshot", "");
+        buf.put_slice(b"{}");
+        buf.put_slice(END);
+        assert_eq!(&buf[..], b"event: snapshot\nid: \ndata: {}\n\n");
     }
 }

@@ -17,10 +17,18 @@
 //! filtered consumer how far it has got, at most once a second. Every
 //! stream sends `caught-up` once, when it has sent all that existed when
 //! it was opened.
+//!
+//! A subscription yields [`Item`]s, not bytes: the single-view stream
+//! frames them as its SSE events ([`encode`]), and [`multiplex`] frames
+//! those of several subscriptions as the events of one connection, each
+//! naming its subscription. So a subscription behaves the same on either.
+
+pub mod multiplex;
 
 pub use duality_core::position;
 
 use duality_core::Error;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -43,6 +51,93 @@ pub const PAGE: usize = 256;
 
 /// How often a filtered stream may tell a quiet consumer its position.
 pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a subscription sends, before it is framed as SSE.
+#[derive(Debug)]
+pub enum Item {
+    /// A change of the whole view, as the hub framed it once for every
+    /// subscriber.
+    Frame(Arc<Frame>),
+    /// A change: its revision and merge patch (compact JSON), read from
+    /// the outbox or restricted by a filter.
+    Change {
+        /// The revision the change took the view to.
+        revision: u64,
+        /// The merge patch, as JSON text.
+        patch: String,
+    },
+    /// The start of the `snapshot` event of this revision; its body
+    /// follows in [`SnapshotPart`](Item::SnapshotPart)s (compact JSON, no
+    /// line break), then [`SnapshotEnd`](Item::SnapshotEnd).
+    SnapshotHead(u64),
+    /// A piece of the snapshot's body, shared with every other reader.
+    SnapshotPart(Bytes),
+    /// The end of the snapshot event.
+    SnapshotEnd,
+    /// `caught-up`: all that existed when the stream was opened is sent;
+    /// the revision reached.
+    CaughtUp(u64),
+    /// `progress`: a filtered stream has seen every revision up to this.
+    Progress(u64),
+    /// `reset` with this body (a JSON object); the subscription then ends.
+    Reset(String),
+    /// `stale` with this data (a JSON object).
+    Stale(String),
+    /// `fresh`.
+    Fresh,
+    /// A keep-alive comment.
+    KeepAlive,
+}
+
+/// `{"revision": r}`: the data of `caught-up` and `progress`.
+fn revision_data(revision: u64) -> String {
+    format!("{{\"revision\":{revision}}}")
+}
+
+/// Frames `items` (and empties the list) as the single-view stream's SSE
+/// text. A lone live frame or snapshot piece, the common case, is shared
+/// with every other subscriber, not copied.
+pub fn encode(items: &mut Vec<Item>) -> Bytes {
+    if let [one] = &items[..] {
+        let shared = match one {
+            Item::Frame(frame) => Some(frame.bytes.clone()),
+            Item::SnapshotPart(part) => Some(part.clone()),
+            _ => None,
+        };
+        if let Some(bytes) = shared {
+            items.clear();
+            return bytes;
+        }
+    }
+    let mut buf = BytesMut::new();
+    for item in items.drain(..) {
+        match item {
+            Item::Frame(frame) => buf.extend_from_slice(&frame.bytes),
+            Item::Change { revision, patch } => sse::put_change(&mut buf, revision, &patch),
+            Item::SnapshotHead(revision) => {
+                buf.extend_from_slice(&sse::head("snapshot", revision));
+            }
+            Item::SnapshotPart(part) => buf.extend_from_slice(&part),
+            Item::SnapshotEnd => buf.extend_from_slice(sse::END),
+            Item::CaughtUp(revision) => {
+                sse::put_named(&mut buf, "caught-up", None, &revision_data(revision));
+            }
+            Item::Progress(revision) => {
+                sse::put_named(
+                    &mut buf,
+                    "progress",
+                    Some(revision),
+                    &revision_data(revision),
+                );
+            }
+            Item::Reset(body) => sse::put_named(&mut buf, "reset", None, &body),
+            Item::Stale(data) => sse::put_named(&mut buf, "stale", None, &data),
+            Item::Fresh => sse::put_named(&mut buf, "fresh", None, "{}"),
+            Item::KeepAlive => sse::put_comment(&mut buf, "keep-alive"),
+        }
+    }
+    buf.freeze()
+}
 
 /// The answer to a stream request.
 pub enum Opened {
@@ -87,7 +182,9 @@ pub struct Subscription {
     phase: Phase,
     /// What to send before anything else (snapshot and first page).
     lead: Lead,
-    keep_alive: Interval,
+    /// When to send a keep-alive; `None` on a multiplexed connection,
+    /// which has one of its own.
+    keep_alive: Option<Interval>,
     /// Whether the view is stale; a change is sent as `stale` or `fresh`.
     stale: watch::Receiver<Option<String>>,
     /// Flips to `true` on server shutdown: the stream then ends.
@@ -100,25 +197,39 @@ pub struct Subscription {
 /// first page of the outbox.
 #[derive(Default)]
 struct Lead {
-    head: Option<Bytes>,
+    /// The snapshot's revision, until its head is sent.
+    head: Option<u64>,
     /// The body's pieces and how many were sent.
     body: Option<(Arc<Pieces>, usize)>,
-    rest: Option<Bytes>,
+    /// Whether the snapshot event is still to be closed.
+    end: bool,
+    /// The first page, `caught-up`, `stale`.
+    rest: Vec<Item>,
 }
 
 impl Lead {
-    fn next(&mut self) -> Option<Bytes> {
-        if let Some(head) = self.head.take() {
-            return Some(head);
+    /// Appends the next part of the lead to `out`; false once it is all
+    /// sent.
+    fn next(&mut self, out: &mut Vec<Item>) -> bool {
+        if let Some(revision) = self.head.take() {
+            out.push(Item::SnapshotHead(revision));
+            return true;
         }
         if let Some((pieces, sent)) = &mut self.body {
             if let Some(part) = pieces.parts.get(*sent) {
                 *sent += 1;
-                return Some(part.clone());
+                out.push(Item::SnapshotPart(part.clone()));
+                return true;
             }
             self.body = None;
         }
-        self.rest.take()
+        let end = std::mem::take(&mut self.end);
+        if end {
+            out.push(Item::SnapshotEnd);
+        }
+        let rest = !self.rest.is_empty();
+        out.append(&mut self.rest);
+        end || rest
     }
 }
 
@@ -162,7 +273,6 @@ pub async fn open(
     let mut stale = app.hub().stale(view)?;
     let stale_now = stale.borrow_and_update().clone();
     let mut lead = Lead::default();
-    let mut first = BytesMut::new();
     let from = match request.start {
         Start::Snapshot => {
             // The event shares the snapshot's body with every other reader
@@ -173,9 +283,9 @@ pub async fn open(
             } else {
                 Arc::new(whole.filtered(&filter)?)
             };
-            lead.head = Some(sse::head("snapshot", snapshot.revision));
+            lead.head = Some(snapshot.revision);
             lead.body = Some((snapshot.body(false).await, 0));
-            first.extend_from_slice(sse::END);
+            lead.end = true;
             snapshot.revision + 1
         }
         Start::From(r) => r,
@@ -209,19 +319,14 @@ pub async fn open(
         phase: Phase::Live,
         lead: Lead::default(),
         stale,
-        keep_alive: keep_alive(app),
+        keep_alive: Some(keep_alive(app)),
         shutdown: app.shutdown(),
         _gauge: Gauge::new(view),
     };
-    if let Some(chunk) = sub.take_page(page) {
-        first.extend_from_slice(&chunk);
-    }
-    sub.put_caught_up(&mut first);
-    if let Some(data) = &stale_now {
-        first.extend_from_slice(&sse::named("stale", None, data));
-    }
-    if !first.is_empty() {
-        lead.rest = Some(first.freeze());
+    sub.take_page(page, &mut lead.rest);
+    sub.put_caught_up(&mut lead.rest);
+    if let Some(data) = stale_now {
+        lead.rest.push(Item::Stale(data));
     }
     sub.lead = lead;
     Ok(Opened::Stream(Box::new(sub)))
@@ -234,65 +339,88 @@ fn keep_alive(app: &App) -> Interval {
     interval
 }
 
+/// The next tick of `interval`; never, without one.
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 impl Subscription {
     /// The response body: SSE bytes until the stream ends.
     pub fn into_body(self: Box<Self>) -> axum::body::Body {
-        let chunks = futures_util::stream::unfold(self, |mut sub| async move {
-            let chunk = sub.next_chunk().await?;
-            Some((Ok::<Bytes, Infallible>(chunk), sub))
+        let state = (self, Vec::new());
+        let chunks = futures_util::stream::unfold(state, |(mut sub, mut items)| async move {
+            if !sub.next_items(&mut items).await {
+                return None;
+            }
+            let chunk = encode(&mut items);
+            Some((Ok::<Bytes, Infallible>(chunk), (sub, items)))
         });
         axum::body::Body::from_stream(chunks)
     }
 
-    /// Turns an outbox page into frames. Every event must have exactly the
+    /// Turns an outbox page into items. Every event must have exactly the
     /// revision after the one sent before it; at the first that does not
-    /// (retention deleted it, or the outbox has a hole) the frames so far
+    /// (retention deleted it, or the outbox has a hole) the events so far
     /// are followed by a `reset` and the stream ends. A short page that
     /// stops below the current revision is a hole at its end.
-    fn take_page(&mut self, page: EventsPage) -> Option<Bytes> {
-        let mut buf = BytesMut::new();
-        for event in &page.events {
+    fn take_page(&mut self, page: EventsPage, out: &mut Vec<Item>) {
+        let full = page.events.len() >= PAGE;
+        for event in page.events {
             if event.revision != self.next {
-                let reset = self.reset(page.oldest, page.current);
-                buf.extend_from_slice(&reset);
-                return Some(buf.freeze());
+                out.push(self.reset(page.oldest, page.current));
+                return;
             }
-            self.put_event(
-                &mut buf,
+            self.push_event(
+                out,
                 event.revision,
-                &event.patch,
+                Cow::Owned(event.patch),
                 event.prior.as_deref(),
             );
             self.next += 1;
             if self.phase == Phase::Done {
-                return Some(buf.freeze());
+                return;
             }
         }
-        if page.events.len() >= PAGE {
+        if full {
             self.phase = Phase::CatchUp;
         } else if self.next <= page.current {
-            let reset = self.reset(page.oldest, page.current);
-            buf.extend_from_slice(&reset);
+            out.push(self.reset(page.oldest, page.current));
         } else {
             self.phase = Phase::Live;
         }
-        self.put_caught_up(&mut buf);
-        (!buf.is_empty()).then(|| buf.freeze())
+        self.put_caught_up(out);
     }
 
-    /// Appends the change event of `revision` (restricted to the filter's
+    /// Appends the change of `revision` (restricted to the filter's
     /// subset; nothing if that subset did not change). `prior` holds the
     /// documents the event replaced; a `where` filter cannot pass an event
     /// stored without them, and ends the stream with a `reset` instead.
-    fn put_event(&mut self, buf: &mut BytesMut, revision: u64, patch: &str, prior: Option<&str>) {
+    fn push_event(
+        &mut self,
+        out: &mut Vec<Item>,
+        revision: u64,
+        patch: Cow<'_, str>,
+        prior: Option<&str>,
+    ) {
         if self.filter.is_all() {
-            sse::put_change(buf, revision, patch);
+            out.push(Item::Change {
+                revision,
+                patch: patch.into_owned(),
+            });
             self.sent = revision;
             return;
         }
-        match self.filter.restrict(patch, prior) {
+        match self.filter.restrict(&patch, prior) {
             Restrict::Kept(kept) => {
-                sse::put_change(buf, revision, &kept);
+                out.push(Item::Change {
+                    revision,
+                    patch: kept,
+                });
                 self.sent = revision;
             }
             Restrict::Nothing => {}
@@ -305,7 +433,7 @@ impl Subscription {
                     self.app.epoch(),
                 );
                 self.phase = Phase::Done;
-                buf.extend_from_slice(&sse::named("reset", None, &body));
+                out.push(Item::Reset(body));
             }
             Restrict::Malformed => {
                 tracing::error!(view = %self.view, revision, "a stored event is not JSON objects");
@@ -315,38 +443,39 @@ impl Subscription {
 
     /// Appends `caught-up` once everything that existed when the stream
     /// was opened has been sent (or skipped by the filter).
-    fn put_caught_up(&mut self, buf: &mut BytesMut) {
+    fn put_caught_up(&mut self, out: &mut Vec<Item>) {
         if self.phase == Phase::Done {
             return;
         }
         if let Some(until) = self.until
             && self.next > until
         {
-            let data = json!({ "revision": self.next - 1 }).to_string();
-            buf.extend_from_slice(&sse::named("caught-up", None, &data));
+            out.push(Item::CaughtUp(self.next - 1));
             self.until = None;
         }
     }
 
     /// A `progress` event if a filtered stream has moved past the last id
     /// it sent and has not told the consumer in the last second.
-    fn progress(&mut self, now: Instant) -> Option<Bytes> {
+    fn progress(&mut self, now: Instant) -> Option<Item> {
         let at = self.next.saturating_sub(1);
         if self.filter.is_all() || at <= self.sent || now < self.progress_after {
             return None;
         }
         self.sent = at;
         self.progress_after = now + PROGRESS_EVERY;
-        let data = json!({ "revision": at }).to_string();
-        Some(sse::named("progress", Some(at), &data))
+        Some(Item::Progress(at))
     }
 
-    /// `first` and any next frames already waiting in the ring, as one
-    /// chunk: under load that is one write to the socket instead of many.
-    /// `None` if a filter left nothing of them to send.
-    fn with_ready_frames(&mut self, first: Arc<Frame>) -> Option<Bytes> {
+    /// Appends `first` and any next frames already waiting in the ring:
+    /// under load that is one write to the socket instead of many. A
+    /// filter may leave nothing of them.
+    fn with_ready_frames(&mut self, first: Arc<Frame>, out: &mut Vec<Item>) {
         if self.filter.is_all() {
-            let mut batch: Option<BytesMut> = None;
+            // Each frame is shared with every other subscriber; the
+            // encoder copies them only to send several as one chunk.
+            self.sent = first.revision;
+            out.push(Item::Frame(first));
             while let Ok(frame) = self.live.try_recv() {
                 if frame.revision < self.next {
                     continue;
@@ -358,25 +487,15 @@ impl Subscription {
                 }
                 self.next += 1;
                 self.sent = frame.revision;
-                batch
-                    .get_or_insert_with(|| BytesMut::from(&first.bytes[..]))
-                    .extend_from_slice(&frame.bytes);
+                out.push(Item::Frame(frame));
             }
-            self.sent = self.sent.max(first.revision);
-            // The common case shares the frame's bytes with every other
-            // subscriber; only a batch or a due `caught-up` copies them.
-            if batch.is_none() && self.until.is_none_or(|until| self.next <= until) {
-                return Some(first.bytes.clone());
-            }
-            let mut out = batch.unwrap_or_else(|| BytesMut::from(&first.bytes[..]));
-            self.put_caught_up(&mut out);
-            return Some(out.freeze());
+            self.put_caught_up(out);
+            return;
         }
-        let mut out = BytesMut::new();
-        self.put_event(
-            &mut out,
+        self.push_event(
+            out,
             first.revision,
-            first.patch(),
+            Cow::Borrowed(first.patch()),
             first.prior.as_deref(),
         );
         while self.phase != Phase::Done
@@ -390,19 +509,18 @@ impl Subscription {
                 break;
             }
             self.next += 1;
-            self.put_event(
-                &mut out,
+            self.push_event(
+                out,
                 frame.revision,
-                frame.patch(),
+                Cow::Borrowed(frame.patch()),
                 frame.prior.as_deref(),
             );
         }
-        self.put_caught_up(&mut out);
-        (!out.is_empty()).then(|| out.freeze())
+        self.put_caught_up(out);
     }
 
     /// Ends the stream with a `reset`: revision `next` cannot be sent.
-    fn reset(&mut self, oldest: Option<u64>, current: u64) -> Bytes {
+    fn reset(&mut self, oldest: Option<u64>, current: u64) -> Item {
         self.phase = Phase::Done;
         metrics::counter!("duality_stream_resets_total", "view" => self.view.name()).increment(1);
         let why = if oldest.is_none_or(|o| self.next < o) {
@@ -411,8 +529,7 @@ impl Subscription {
             tracing::warn!(view = %self.view, revision = self.next, "the outbox lacks a revision; resetting the stream");
             "the outbox lacks the next revision; reload the snapshot"
         };
-        let body = gone_body(self.view, why, oldest, current, self.app.epoch());
-        sse::named("reset", None, &body)
+        Item::Reset(gone_body(self.view, why, oldest, current, self.app.epoch()))
     }
 
     /// True if a filtered stream has a position to tell its consumer.
@@ -420,53 +537,60 @@ impl Subscription {
         !self.filter.is_all() && self.next.saturating_sub(1) > self.sent
     }
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(chunk) = self.lead.next() {
-            return Some(chunk);
+    /// Appends the next items to send to `out`, waiting for them; false
+    /// when the stream has ended (after a `reset`, on shutdown, or when the
+    /// store is away: the consumer then reconnects).
+    pub async fn next_items(&mut self, out: &mut Vec<Item>) -> bool {
+        if self.lead.next(out) {
+            return true;
         }
+        let before = out.len();
         loop {
             if *self.shutdown.borrow() {
-                return None;
+                return false;
             }
             match self.phase {
-                Phase::Done => return None,
+                Phase::Done => return false,
                 Phase::CatchUp => {
                     let page = match self.app.store().events(self.view, self.next, PAGE).await {
                         Ok(page) => page,
                         Err(e) => {
                             // The client reconnects with Last-Event-ID.
                             tracing::warn!(view = %self.view, error = %e, "ending stream");
-                            return None;
+                            return false;
                         }
                     };
-                    if let Some(chunk) = self.take_page(page) {
-                        return Some(chunk);
+                    self.take_page(page, out);
+                    if out.len() > before {
+                        return true;
                     }
                 }
                 Phase::Live => {
                     tokio::select! {
                         biased;
-                        _ = self.shutdown.changed() => return None,
+                        _ = self.shutdown.changed() => return false,
                         received = self.live.recv() => match received {
                             Ok(frame) if frame.revision < self.next => {}
                             Ok(frame) if frame.revision == self.next => {
                                 self.next += 1;
-                                if let Some(chunk) = self.with_ready_frames(frame) {
-                                    return Some(chunk);
+                                self.with_ready_frames(frame, out);
+                                if out.len() > before {
+                                    return true;
                                 }
                             }
                             Ok(_) | Err(RecvError::Lagged(_)) => self.phase = Phase::CatchUp,
-                            Err(RecvError::Closed) => return None,
+                            Err(RecvError::Closed) => return false,
                         },
                         _ = tokio::time::sleep_until(self.progress_after), if self.progress_pending() => {
                             if let Some(progress) = self.progress(Instant::now()) {
-                                return Some(progress);
+                                out.push(progress);
+                                return true;
                             }
                         }
-                        _ = self.keep_alive.tick() => {
+                        _ = tick(&mut self.keep_alive) => {
                             // Where a position is owed, it goes first.
-                            return Some(self.progress(Instant::now())
-                                .unwrap_or_else(|| sse::comment("keep-alive")));
+                            out.push(self.progress(Instant::now()).unwrap_or(Item::KeepAlive));
+                            return true;
                         }
                         changed = self.stale.changed() => {
                             if changed.is_err() {
@@ -474,10 +598,11 @@ impl Subscription {
                                 std::future::pending::<()>().await;
                             }
                             let now = self.stale.borrow_and_update().clone();
-                            return Some(match now {
-                                Some(data) => sse::named("stale", None, &data),
-                                None => sse::named("fresh", None, "{}"),
+                            out.push(match now {
+                                Some(data) => Item::Stale(data),
+                                None => Item::Fresh,
                             });
+                            return true;
                         }
                     }
                 }

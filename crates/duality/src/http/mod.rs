@@ -11,6 +11,7 @@ pub mod metered;
 pub mod openapi;
 pub mod ops;
 pub mod query;
+pub mod streams;
 pub mod views;
 pub mod web;
 
@@ -113,6 +114,14 @@ fn stream_route(view: View) -> MethodRouter<Served> {
     )
 }
 
+fn multiplexed_route() -> MethodRouter<Served> {
+    get(
+        |State(served): State<Served>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
+            streams::events(served.app.clone(), &served.parts.views, query, headers).await
+        },
+    )
+}
+
 async fn not_found() -> Error {
     Error::NotFound("no such route".into())
 }
@@ -153,6 +162,17 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
     )
 }
 
+/// Every path whose `GET` is a change stream: each view's, and the
+/// multiplexed one.
+pub fn stream_paths(parts: &Parts) -> Vec<&'static str> {
+    parts
+        .views
+        .iter()
+        .map(|v| v.stream_path())
+        .chain([streams::PATH])
+        .collect()
+}
+
 /// The router for the running services' `parts`, over `app`, behind
 /// `edge`: every view's snapshot and stream, then each service's routes.
 // The request checks answer a refusal as the response itself.
@@ -160,7 +180,7 @@ fn request_span(request: &axum::extract::Request) -> tracing::Span {
 pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
     let guard = Arc::new(auth::Guard {
         tokens: edge.tokens.clone(),
-        streams: parts.views.iter().map(|v| v.stream_path()).collect(),
+        streams: stream_paths(parts),
     });
     let foreign = Arc::new(edge.cors.clone());
     let mut router = Router::new();
@@ -169,6 +189,8 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
             .route(view.snapshot_path(), snapshot_route(view))
             .route(view.stream_path(), stream_route(view));
     }
+    // Several views on one connection (the page follows them all so).
+    router = router.route(streams::PATH, multiplexed_route());
     // Every other route takes no query parameter (the page's assets take
     // their version): one it does not know is refused, not ignored.
     let mut own = Router::new();

@@ -125,6 +125,62 @@ fn stream_op(view: View) -> Value {
     }})
 }
 
+/// `GET /streams`: the views' change streams over one connection.
+fn multiplexed_op(views: &[View]) -> Value {
+    use crate::stream::multiplex::{MAX_ID, MAX_SUBSCRIPTIONS};
+    let names: Vec<String> = views.iter().map(|v| regex_escaped(v.name())).collect();
+    let item = format!("^[A-Za-z0-9_-]{{1,{MAX_ID}}}:({})$", names.join("|"));
+    json!({"get": {
+        "tags": ["streams"],
+        "summary": "Several views' change streams over one connection",
+        "description": format!(
+            "Server-Sent Events of every subscription named by `s` (a browser opens at most six \
+             connections per host; one of these carries up to {MAX_SUBSCRIPTIONS} subscriptions). \
+             Each subscription takes the parameters of a view's own stream, prefixed with its id: \
+             `<id>.snapshot`, `<id>.revision`, `<id>.key` (repeatable), `<id>.where` (see the \
+             views' stream paths). Events are named `snapshot`, `change`, `caught-up`, `progress`, \
+             `reset`, `stale` and `fresh`; each one's data is a JSON object whose `sub` names its \
+             subscription (`change`: `{{\"sub\", \"revision\", \"patch\"}}`; `snapshot`: \
+             `{{\"sub\", \"revision\", \"view\"}}`). Every event's id lists the position of each \
+             subscription that has one (`a=12,b=7`): send it back as Last-Event-ID to resume \
+             every subscription exactly. A subscription whose position cannot be served gets its \
+             own `reset` and the others go on. See docs/PROTOCOL.md, \"Many views on one \
+             connection\"."
+        ),
+        "parameters": [
+            {"name": "s", "in": "query", "required": true, "style": "form", "explode": true,
+             "description": "A subscription: `<id>:<view name>`, the id being 1 to 32 ASCII letters, digits, - or _, distinct within the request.",
+             "schema": {"type": "array", "minItems": 1, "maxItems": MAX_SUBSCRIPTIONS, "items": {"type": "string", "pattern": item}}},
+            {"name": "epoch", "in": "query", "required": false, "schema": {"type": "string"}},
+            {"name": "X-Epoch", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "Last-Event-ID", "in": "header", "required": false,
+             "description": "The id of the last event received: `<id>=<revision>` for each subscription that has a position, comma-separated.",
+             "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "200": {"description": "The stream (it ends only when every subscription was reset).",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "400": error("A malformed subscription, position or filter, a view this server does not serve, or a parameter this path does not take (named in the error)."),
+            "410": {"description": "The epoch is not the server's: every position belongs to another history.",
+                    "content": {"application/json": {"schema": schema("EpochGone")}}},
+            "503": unavailable()
+        }
+    }})
+}
+
+/// `text` with the characters a regular expression gives a meaning
+/// escaped.
+fn regex_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// An object whose listed properties are all required and nothing else.
 pub fn closed(properties: Value) -> Value {
     let required: Vec<&String> = properties
@@ -140,7 +196,8 @@ fn schemas() -> Value {
         "Gone": closed(json!({
             "error": {"type": "string"}, "oldestRevision": {"type": ["integer", "null"], "minimum": 1},
             "currentRevision": {"type": "integer", "minimum": 0}, "snapshot": {"type": "string"},
-            "epoch": {"type": "string"}}))
+            "epoch": {"type": "string"}})),
+        "EpochGone": closed(json!({"error": {"type": "string"}, "epoch": {"type": "string"}}))
     })
 }
 
@@ -176,6 +233,7 @@ pub fn document(
         paths.insert(view.snapshot_path().into(), snapshot_op(view));
         paths.insert(view.stream_path().into(), stream_op(view));
     }
+    paths.insert(super::streams::PATH.into(), multiplexed_op(views));
     for add in services {
         add(&mut paths);
     }

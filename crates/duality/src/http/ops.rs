@@ -87,7 +87,6 @@ pub async fn metrics() -> Response {
 pub async fn openapi(State(served): State<Served>) -> Json<Value> {
     let parts = &served.parts;
     let mut doc = super::openapi::document(&parts.views, &parts.openapi, &parts.paths);
-    let streams: Vec<&str> = parts.views.iter().map(|v| v.stream_path()).collect();
-    super::edge_doc::annotate(&mut doc, served.tokens, &streams);
+    super::edge_doc::annotate(&mut doc, served.tokens, &super::stream_paths(parts));
     Json(doc)
 }

@@ -15,21 +15,36 @@ impl Params {
     /// Decodes `query` (`None`: no query string) and refuses any parameter
     /// not in `known`.
     pub fn parse(query: Option<&str>, known: &[&str]) -> Result<Params, Error> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        if let Some((name, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        let params = Params::decode(query);
+        let takes = if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        };
+        params.refuse_unknown(|name| known.contains(&name), &takes)?;
+        Ok(params)
+    }
+
+    /// Decodes `query` without checking the names (for a path whose names
+    /// depend on its values; it then calls [`refuse_unknown`](Self::refuse_unknown)).
+    pub fn decode(query: Option<&str>) -> Params {
+        Params(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// Refuses the first parameter `known` does not accept, naming it and
+    /// saying what the path `takes`.
+    pub fn refuse_unknown(&self, known: impl Fn(&str) -> bool, takes: &str) -> Result<(), Error> {
+        if let Some((name, _)) = self.0.iter().find(|(k, _)| !known(k)) {
             let shown: String = name.chars().take(64).collect();
             return Err(Error::Invalid(format!(
-                "unknown query parameter `{shown}`; this path takes {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                "unknown query parameter `{shown}`; this path takes {takes}"
             )));
         }
-        Ok(Params(pairs))
+        Ok(())
     }
 
     /// Every value of `name`.

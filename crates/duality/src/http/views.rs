@@ -147,7 +147,8 @@ pub const STREAM_PARAMS: &[&str] = &[
     "wait",
 ];
 
-fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
+/// A header as text, if given; not visible ASCII is a `400`.
+pub(crate) fn text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Error> {
     headers
         .get(name)
         .map(|v| {
@@ -197,25 +198,7 @@ pub async fn events(
             current,
             app.epoch(),
         ))),
-        Opened::Stream(subscription) => Ok((
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/event-stream"),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                (
-                    header::HeaderName::from_static("x-accel-buffering"),
-                    HeaderValue::from_static("no"),
-                ),
-                (
-                    header::HeaderName::from_static(X_EPOCH),
-                    header_value(app.epoch()),
-                ),
-            ],
-            subscription.into_body(),
-        )
-            .into_response()),
+        Opened::Stream(subscription) => Ok(event_stream(&app, subscription.into_body())),
     }
 }
 
@@ -297,6 +280,30 @@ async fn poll(app: App, view: View, params: &Params, filter: Filter) -> Result<R
                 .into_response())
         }
     }
+}
+
+/// The answer that carries a stream's `body`: `text/event-stream`, never
+/// cached or buffered by a proxy, with the epoch its revisions belong to.
+pub(crate) fn event_stream(app: &App, body: axum::body::Body) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+            (
+                header::HeaderName::from_static(X_EPOCH),
+                header_value(app.epoch()),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The answer to a successful write: the output as JSON (none for 204) and

@@ -1,6 +1,7 @@
 // The live page: a panel for every view the server serves (listed by
-// /healthz), each following its view with one EventSource, bootstrapped by
-// the stream's own `snapshot` event and kept current by applying JSON Merge
+// /healthz), all following their views over one EventSource (GET
+// /streams, one subscription per view), each bootstrapped by its
+// subscription's `snapshot` event and kept current by applying JSON Merge
 // Patches (RFC 7396). No framework, no build step; every text lands in the
 // DOM as a text node or textContent, never parsed as HTML.
 //
@@ -143,12 +144,12 @@
   }
 
   // True if the server refuses this page's token (or its lack of one) on
-  // `streamPath`; only the answer's status is read.
-  async function readRefused(streamPath) {
+  // the stream `url` (which carries the token, if the page has one); only
+  // the answer's status is read.
+  async function readRefused(url) {
     const abort = new AbortController();
-    const query = new URLSearchParams({ access_token: storedToken() });
     try {
-      const response = await fetch(`${streamPath}?${query}`, { cache: 'no-store', signal: abort.signal });
+      const response = await fetch(url, { cache: 'no-store', signal: abort.signal });
       return response.status === 401;
     } finally {
       abort.abort();
@@ -171,23 +172,33 @@
 
   // ----------------------------------------------------------------- feed
 
-  // Follows one view: `<stream>?snapshot=true` gives the whole view as a
-  // `snapshot` event, then unnamed change events (id = revision, data = a
-  // merge patch). The browser reconnects by itself with Last-Event-ID after
-  // a dropped connection; when the stream is gone for good (a `reset` event,
-  // or a 410 for another epoch or a trimmed position, which EventSource
-  // reports as an error with readyState CLOSED) the feed starts over from a
-  // fresh snapshot.
+  // A browser opens at most six connections to one host, so the page
+  // follows every panel's view over ONE connection: GET /streams with a
+  // subscription per view (`s=<id>:<view name>`, docs/PROTOCOL.md, "Many
+  // views on one connection"). Each event names its subscription (`sub`):
+  // `snapshot` gives a panel the whole view, `change` a merge patch (with
+  // its revision), `reset` says that panel must start over. Every event's
+  // id lists every subscription's position, so the browser, reconnecting
+  // by itself after a dropped connection, resumes each panel where it was
+  // (Last-Event-ID). When the connection is gone for good (a 410 for
+  // another epoch, which EventSource reports as an error with readyState
+  // CLOSED), every panel starts over from a fresh snapshot; when one panel
+  // is reset or sees a gap, the page reconnects with that panel asking for
+  // a snapshot and the others carrying their revisions.
+  const MAX_SUBSCRIPTIONS = 64; // per connection, as the server allows
+
+  // One panel's copy of its view.
   class Feed {
-    constructor(panel, streamPath, render) {
+    constructor(id, panel, view, render) {
+      this.id = id;
       this.panel = panel;
-      this.streamPath = streamPath;
+      this.view = view;
       this.render = render;
       this.model = null;
       this.revision = null;
-      this.source = null;
-      this.failures = 0;
-      this.timer = null;
+      // True until a snapshot arrives on the current connection's terms:
+      // the next connection asks for one.
+      this.needsSnapshot = true;
       this.state = 'connecting';
       this.upstreamLost = null;
       this.revisionNode = panel.querySelector('[data-role=revision]');
@@ -210,69 +221,128 @@
         }[state];
     }
 
+    // The connection is (re)connecting: live panels show their last state.
+    waiting() {
+      this.setState(this.model === null ? 'connecting' : 'stale');
+    }
+
     show(changed) {
       this.panel.dataset.revision = String(this.revision);
       setText(this.revisionNode, this.revision);
       this.render(this.model, changed);
     }
 
-    open() {
-      this.close();
-      const query = new URLSearchParams({ snapshot: 'true' });
+    snapshot(revision, view) {
+      this.model = mergePatch(null, view);
+      this.revision = revision;
+      this.needsSnapshot = false;
+      this.setState('live');
+      this.show(null);
+    }
+
+    // Applies a change; false on a gap (never guess: start over).
+    change(revision, patch) {
+      if (this.model === null || this.needsSnapshot) return true;
+      if (revision <= this.revision) return true; // already applied
+      if (revision !== this.revision + 1) return false;
+      this.model = mergePatch(this.model, patch);
+      this.revision = revision;
+      this.show(patch);
+      return true;
+    }
+
+    stale(data) {
+      let lost = 'upstream';
+      if (Array.isArray(data.upstreams)) lost = data.upstreams.join(', ');
+      this.upstreamLost = lost;
+      this.setState(this.state);
+    }
+
+    fresh() {
+      this.upstreamLost = null;
+      this.setState(this.state);
+    }
+  }
+
+  // One connection carrying the feeds of up to MAX_SUBSCRIPTIONS panels.
+  class Connection {
+    constructor(feeds) {
+      this.feeds = new Map(feeds.map((feed) => [feed.id, feed]));
+      this.source = null;
+      // The epoch of the revisions the feeds hold.
+      this.epoch = null;
+      this.failures = 0;
+      this.timer = null;
+    }
+
+    // Each feed resumes after its revision, or asks for a snapshot.
+    url() {
+      const query = new URLSearchParams();
+      for (const feed of this.feeds.values()) {
+        query.append('s', `${feed.id}:${feed.view.name}`);
+        if (feed.needsSnapshot) query.append(`${feed.id}.snapshot`, 'true');
+        else query.append(`${feed.id}.revision`, String(feed.revision + 1));
+      }
       if (server.epoch) query.set('epoch', server.epoch);
       if (server.tokens.read && storedToken()) query.set('access_token', storedToken());
-      const source = new EventSource(`${this.streamPath}?${query}`);
-      this.source = source;
-      this.upstreamLost = null; // the server says again if it still is
-      this.setState(this.model === null ? 'connecting' : 'stale');
+      return `/streams?${query}`;
+    }
 
-      source.addEventListener('snapshot', (event) => {
-        if (source !== this.source) return;
-        this.model = mergePatch(null, JSON.parse(event.data));
-        this.revision = Number(event.lastEventId);
-        this.failures = 0;
-        this.setState('live');
-        this.show(null);
-      });
-      source.addEventListener('message', (event) => {
-        if (source !== this.source || this.model === null) return;
-        const revision = Number(event.lastEventId);
-        if (revision <= this.revision) return; // already applied
-        if (revision !== this.revision + 1) {
-          this.restart(); // a gap: never guess, start over
-          return;
+    open() {
+      this.close();
+      this.epoch = server.epoch;
+      const source = new EventSource(this.url());
+      this.source = source;
+      for (const feed of this.feeds.values()) {
+        feed.upstreamLost = null; // the server says again if it still is
+        feed.waiting();
+      }
+      // The feed an event is for, if it is for this connection's source.
+      const target = (event) => {
+        if (source !== this.source) return null;
+        let data;
+        try {
+          data = JSON.parse(event.data);
+        } catch {
+          return null;
         }
-        const patch = JSON.parse(event.data);
-        this.model = mergePatch(this.model, patch);
-        this.revision = revision;
-        this.show(patch);
+        const feed = isObject(data) && typeof data.sub === 'string' ? this.feeds.get(data.sub) : undefined;
+        return feed ? { feed, data } : null;
+      };
+      source.addEventListener('snapshot', (event) => {
+        const hit = target(event);
+        if (!hit || !Number.isInteger(hit.data.revision)) return;
+        this.failures = 0;
+        hit.feed.snapshot(hit.data.revision, hit.data.view);
       });
-      source.addEventListener('reset', () => {
-        if (source === this.source) this.restart();
+      source.addEventListener('change', (event) => {
+        const hit = target(event);
+        if (!hit) return;
+        if (!hit.feed.change(hit.data.revision, hit.data.patch)) this.restart([hit.feed]);
+      });
+      source.addEventListener('reset', (event) => {
+        const hit = target(event);
+        if (hit) this.restart([hit.feed]);
       });
       source.addEventListener('stale', (event) => {
-        if (source !== this.source) return;
-        let lost = 'upstream';
-        try {
-          const data = JSON.parse(event.data);
-          if (Array.isArray(data.upstreams)) lost = data.upstreams.join(', ');
-        } catch { /* keep the generic word */ }
-        this.upstreamLost = lost;
-        this.setState(this.state);
+        const hit = target(event);
+        if (hit) hit.feed.stale(hit.data);
       });
-      source.addEventListener('fresh', () => {
-        if (source !== this.source) return;
-        this.upstreamLost = null;
-        this.setState(this.state);
+      source.addEventListener('fresh', (event) => {
+        const hit = target(event);
+        if (hit) hit.feed.fresh();
       });
       source.addEventListener('open', () => {
-        // A reconnection with Last-Event-ID continues where we were.
-        if (source === this.source && this.model !== null) this.setState('live');
+        // A reconnection with Last-Event-ID continues where each was.
+        if (source !== this.source) return;
+        for (const feed of this.feeds.values()) {
+          if (feed.model !== null && !feed.needsSnapshot) feed.setState('live');
+        }
       });
       source.addEventListener('error', () => {
         if (source !== this.source) return;
-        if (source.readyState === EventSource.CLOSED) this.restart();
-        else this.setState(this.model === null ? 'connecting' : 'stale');
+        if (source.readyState === EventSource.CLOSED) this.restart([]);
+        else for (const feed of this.feeds.values()) feed.waiting();
       });
     }
 
@@ -282,26 +352,39 @@
       clearTimeout(this.timer);
     }
 
-    // Starts over from a snapshot, after a growing pause, with the server's
-    // current epoch (a restarted in-memory server has a new history).
-    restart() {
+    // Starts `feeds` over from a snapshot (the others resume after their
+    // revisions), after a growing pause, with the server's current epoch
+    // (a restarted in-memory server has a new history: then every feed
+    // starts over).
+    restart(feeds) {
       this.close();
-      this.setState(this.model === null ? 'connecting' : 'stale');
+      for (const feed of feeds) feed.needsSnapshot = true;
+      for (const feed of this.feeds.values()) feed.waiting();
       const delay = Math.min(250 * 2 ** this.failures, 10000);
       this.failures += 1;
       this.timer = setTimeout(async () => {
         try {
           await health();
-          if (server.tokens.read && (await readRefused(this.streamPath))) {
+          if (server.epoch !== this.epoch) {
+            for (const feed of this.feeds.values()) feed.needsSnapshot = true;
+          }
+          if (server.tokens.read && (await readRefused(this.url()))) {
             await askToken(storedToken()
               ? 'The server refused that token. Enter a read or write token to see the views:'
               : 'This server needs a token to show its views. Enter a read or write token:');
           }
           this.open();
         } catch {
-          this.restart();
+          this.restart([]);
         }
       }, delay);
+    }
+  }
+
+  // Follows `feeds` over as few connections as the server allows.
+  function follow(feeds) {
+    for (let i = 0; i < feeds.length; i += MAX_SUBSCRIPTIONS) {
+      new Connection(feeds.slice(i, i + MAX_SUBSCRIPTIONS)).open();
     }
   }
 
@@ -514,15 +597,16 @@
     const panels = views.map((view) => ({ view, shown: designed(view) }));
     panels.sort((a, b) => Number(b.shown !== null) - Number(a.shown !== null));
     const container = document.getElementById('panels');
-    for (const { view, shown } of panels) {
+    const feeds = panels.map(({ view, shown }, i) => {
       let { panel, render } = shown || {};
       if (!shown) {
         panel = frame(view, view.name, view.snapshot, null);
         render = table(panel, view);
       }
       container.append(panel);
-      new Feed(panel, view.stream, render).open();
-    }
+      return new Feed(`v${i}`, panel, view, render);
+    });
+    follow(feeds);
   }
 
   window.duality = Object.freeze({ panel, h, setText, flash, has, isObject, send });

@@ -16,6 +16,7 @@ mod filters;
 mod http_metrics;
 mod idempotency_keys;
 mod metrics_upkeep;
+mod multiplexed;
 mod openapi;
 mod outbox_continuity;
 mod poll;

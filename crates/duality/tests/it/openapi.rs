@@ -1,5 +1,6 @@
 //! `/openapi.json` documents what this process serves: every registered
-//! view's snapshot and stream, with no further code, and the service's own
+//! view's snapshot and stream (and all of them over one connection, at
+//! `/streams`), with no further code, and the service's own
 //! routes as it describes them; nothing it does not serve.
 
 use crate::common::spawn_default;
@@ -31,6 +32,20 @@ async fn the_openapi_document_names_each_views_snapshot_and_stream() {
         );
         assert!(events["responses"].get("410").is_some(), "{stream}");
     }
+    // Both views over one connection, by name.
+    let multiplexed = &paths["/streams"]["get"];
+    assert!(
+        multiplexed["responses"]["200"]["content"]
+            .get("text/event-stream")
+            .is_some(),
+        "{multiplexed}"
+    );
+    let s = &multiplexed["parameters"][0];
+    assert_eq!(s["name"], "s", "{s}");
+    assert_eq!(
+        s["schema"]["items"]["pattern"],
+        "^[A-Za-z0-9_-]{1,32}:(notes|tags)$"
+    );
     // The service's own routes, as it documents them.
     for method in ["get", "put", "delete"] {
         assert!(paths["/notes/{key}"].get(method).is_some(), "{method}");
