@@ -191,13 +191,7 @@ pub async fn events(
             why,
             oldest,
             current,
-        } => Err(Error::Gone(stream::gone_body(
-            view,
-            &why.to_string(),
-            oldest,
-            current,
-            app.epoch(),
-        ))),
+        } => Err(gone(&app, view, why, oldest, current)),
         Opened::Stream(subscription) => Ok(event_stream(&app, subscription.into_body())),
     }
 }
@@ -235,13 +229,7 @@ async fn poll(app: App, view: View, params: &Params, filter: Filter) -> Result<R
             why,
             oldest,
             current,
-        } => Err(Error::Gone(stream::gone_body(
-            view,
-            &why.to_string(),
-            oldest,
-            current,
-            app.epoch(),
-        ))),
+        } => Err(gone(&app, view, why, oldest, current)),
         Polled::Page {
             changes,
             next,
@@ -280,6 +268,17 @@ async fn poll(app: App, view: View, params: &Params, filter: Filter) -> Result<R
                 .into_response())
         }
     }
+}
+
+/// The `410` of a stream or poll position that cannot be served.
+fn gone(app: &App, view: View, why: position::Gone, oldest: Option<u64>, current: u64) -> Error {
+    Error::Gone(stream::gone_body(
+        view,
+        &why.to_string(),
+        oldest,
+        current,
+        app.epoch(),
+    ))
 }
 
 /// The answer that carries a stream's `body`: `text/event-stream`, never
