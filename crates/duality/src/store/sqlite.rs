@@ -672,7 +672,7 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
             docs.push((key.clone(), text));
         }
         let patch = change.patch.to_string();
-        let prior = Value::Object(change.prior.clone()).to_string();
+        let prior = serde_json::to_string(&change.prior).unwrap_or_else(|_| "{}".into());
         let revision = change.revision as i64;
         conn.prepare_cached(
             "INSERT INTO events (view, revision, patch, created_ms, prior)

@@ -420,7 +420,7 @@ impl Changes {
                 change.view,
                 change.revision,
                 change.patch.to_string(),
-                Value::Object(change.prior.clone()).to_string(),
+                serde_json::to_string(&change.prior).unwrap_or_else(|_| "{}".into()),
             ));
         }
         for (name, next) in &plan.counters {
