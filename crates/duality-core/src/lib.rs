@@ -14,10 +14,13 @@
 //! - [`sse`]: Server-Sent Events framing.
 //! - [`position`]: where a stream starts, from what the client sent.
 //! - [`filter`]: the subset of a view a consumer subscribes to.
+//! - [`catch_up`]: the one patch that catches a long-absent consumer up,
+//!   from which keys changed.
 
 #![warn(missing_docs)]
 
 pub mod body;
+pub mod catch_up;
 pub mod chunks;
 pub mod deflate;
 pub mod error;
