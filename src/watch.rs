@@ -9,7 +9,10 @@
 //!
 //! `--output json` is for scripts: one JSON line for the snapshot, then one
 //! per change as the follower applies it (told by its [`Observer`]), so a
-//! script sees every revision, not only the latest state.
+//! script sees every revision, not only the latest state. After an
+//! absence longer than the server keeps events, the follower catches up
+//! with one patch (docs/PROTOCOL.md, "Catch-up"): its line says
+//! `"compacted": true`, and its revision may skip many.
 //!
 //! A URL with a filter (`/persons?key=1&key=2`, `?where=<JSON>`) shows and
 //! follows that part of the view: the query goes to the snapshot, whose
@@ -299,6 +302,12 @@ pub fn patch_line(patch: &Map<String, Value>, revision: u64) -> String {
     json!({"revision": revision, "patch": patch}).to_string()
 }
 
+/// The JSON line of a catch-up: one patch over many revisions, marked
+/// `"compacted": true` as a poll marks it.
+pub fn compacted_line(patch: &Map<String, Value>, revision: u64) -> String {
+    json!({"revision": revision, "patch": patch, "compacted": true}).to_string()
+}
+
 /// Hands every applied change, as its JSON line, to the printing loop,
 /// and every revision a filtered view reached without a change, with no
 /// line (for `--until`).
@@ -316,6 +325,10 @@ impl Observer for Lines {
 
     fn progressed(&self, revision: u64) {
         let _ = self.0.send((revision, None));
+    }
+
+    fn compacted(&self, patch: &Map<String, Value>, revision: u64) {
+        let _ = self.0.send((revision, Some(compacted_line(patch, revision))));
     }
 }
 

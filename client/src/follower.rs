@@ -20,6 +20,14 @@
 //! it. An unfiltered stream must continue the copy's revision by exactly
 //! one: a gap starts over from the snapshot, and `progress` is ignored.
 //! Every stream's `caught-up` sets [`Health::caught_up`].
+//!
+//! A follower that was away longer than the server keeps events (a laptop
+//! asleep over a weekend) reconnects with a position the server no longer
+//! has the events for. Within the server's catch-up horizon it answers with
+//! one `catch-up` event (docs/PROTOCOL.md, "Catch-up"): a merge patch from
+//! the copy's revision to the event's id, which the follower applies like a
+//! change that skips revisions, then follows on; only past the horizon does
+//! it get `410` and start over from the snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +100,13 @@ pub trait Observer: Send + Sync + 'static {
     /// `revision`, unchanged. Unfiltered streams never call it.
     fn progressed(&self, revision: u64) {
         let _ = revision;
+    }
+    /// A `catch-up` was applied: one merge patch from the copy's revision
+    /// to `revision`, after an absence longer than the server keeps events
+    /// (changed documents whole, deleted ones `null`). By default it is told
+    /// as [`Observer::patched`], which folds it the same way.
+    fn compacted(&self, patch: &Map<String, Value>, revision: u64) {
+        self.patched(patch, revision);
     }
 }
 
@@ -552,8 +567,11 @@ impl Run {
                 }
                 Some(Ok(event)) => event,
             };
-            match next.event.as_str() {
-                "message" => {}
+            let compacted = match next.event.as_str() {
+                "message" => false,
+                // One patch from the copy's revision to its id, however
+                // many revisions that skips (docs/PROTOCOL.md, "Catch-up").
+                "catch-up" => true,
                 "reset" => return Ended::Restart(Error::Reset),
                 "caught-up" => {
                     // No id: the revision reached is in the data. Only a
@@ -579,7 +597,7 @@ impl Run {
                     continue;
                 }
                 _ => continue,
-            }
+            };
             let Ok(revision) = next.id.parse::<u64>() else {
                 return Ended::Restart(Error::Protocol(format!(
                     "event id `{}` is not a revision",
@@ -601,14 +619,19 @@ impl Run {
                 continue;
             }
             // A filtered stream skips the revisions that left its subset
-            // alone; an unfiltered one must not skip any.
-            if revision != at + 1 && !filtered {
+            // alone, a catch-up all those it folds; an unfiltered change
+            // must not skip any.
+            if revision != at + 1 && !filtered && !compacted {
                 return Ended::Restart(Error::Protocol(format!(
                     "event {revision} does not follow {at}"
                 )));
             }
             if let Some(observer) = &self.observer {
-                observer.patched(&patch, revision);
+                if compacted {
+                    observer.compacted(&patch, revision);
+                } else {
+                    observer.patched(&patch, revision);
+                }
             }
             let keep = self.options.keep_copy;
             self.copy.send_modify(|copy| {

@@ -33,6 +33,8 @@ const LAYERS: &[&[&str]] = &[
     &["hub"],
     // The core every handler goes through.
     &["app"],
+    // Catch-up instead of 410: one patch from the changed keys, over `App`.
+    &["catch_up"],
     // The one stream path, and long-polling, over `App`.
     &["stream", "poll"],
     // The router, handlers, edge checks.

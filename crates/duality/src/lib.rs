@@ -66,7 +66,8 @@
 //! - [`hub`]: implements `Publish`: advances the copies and fans committed
 //!   events out.
 //! - [`app`]: the core every handler goes through; [`stream`], the one
-//!   stream path, is built on it.
+//!   stream path, and [`poll`] are built on it, and answer a position
+//!   older than the retained events with [`catch_up`].
 //! - [`http`]: the router (every registered view's snapshot and stream),
 //!   errors and extractors; [`settings`] holds the engine's [`Config`].
 //! - [`service`]: the public API for services, and [`Server::launch`].
@@ -77,6 +78,7 @@
 compile_error!("duality needs a store: enable its `sqlite` feature (the default) or `postgres`");
 
 pub mod app;
+pub mod catch_up;
 pub mod client;
 pub mod error;
 pub mod http;

@@ -9,6 +9,14 @@
 //! head send the same request: a page that lies wholly in the past never
 //! changes and may be cached for good, one that reaches the head only for
 //! a second, and an empty one not at all.
+//!
+//! A position older than the retained events but within the catch-up
+//! horizon gets one change marked `"compacted": true` instead of `410`: the
+//! merge patch from it to the current revision ([`crate::catch_up`]), with
+//! `next` continuing after that revision. Its answer depends on when it is
+//! asked, so it is never immutable; it may be kept for a second, like a
+//! page that reaches the head (a cached one is a correct catch-up to a
+//! revision at most that old, and `next` goes on from there).
 
 use std::time::Duration;
 
@@ -18,6 +26,7 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
+use crate::catch_up;
 
 /// Revisions per aligned page.
 pub const PAGE: u64 = 256;
@@ -48,6 +57,14 @@ pub enum Polled {
         next: u64,
         /// How long the answer may be cached.
         keep: Keep,
+    },
+    /// The position is older than the retained events but within the
+    /// horizon: one compacted change from it to `revision`.
+    CatchUp {
+        /// The revision the patch brings the client to (and `next`).
+        revision: u64,
+        /// The merge patch, as JSON text.
+        patch: String,
     },
     /// The position cannot be served.
     Gone {
@@ -89,8 +106,19 @@ pub async fn poll(
         if epoch.is_some_and(|e| e != app.epoch()) {
             return Ok(gone(Gone::OtherEpoch, &page));
         }
-        if let Err(why) = position::check_next(at + 1, page.oldest, page.current) {
-            return Ok(gone(why, &page));
+        match position::check_next(at + 1, page.oldest, page.current) {
+            Ok(_) => {}
+            // Only the client's own position can be older than retention.
+            Err(Gone::Trimmed) if at == after => {
+                return Ok(match catch_up::catch_up(app, view, after, filter).await? {
+                    Some(caught) => Polled::CatchUp {
+                        revision: caught.revision,
+                        patch: caught.patch,
+                    },
+                    None => gone(Gone::Trimmed, &page),
+                });
+            }
+            Err(why) => return Ok(gone(why, &page)),
         }
         let mut changes = Vec::new();
         let mut next = at;
@@ -146,12 +174,20 @@ fn gone(why: Gone, page: &crate::store::EventsPage) -> Polled {
 }
 
 /// The JSON of a page: `{"epoch", "changes": [{"revision", "patch"}], "next"}`,
-/// with each patch inserted as the text it was stored as.
-pub fn page_json(epoch: &str, changes: &[(u64, String)], next_url: &str) -> Result<String, Error> {
+/// with each patch inserted as the text it was stored as; a `compacted`
+/// page's changes (one catch-up) say `"compacted": true`.
+pub fn page_json(
+    epoch: &str,
+    changes: &[(u64, String)],
+    compacted: bool,
+    next_url: &str,
+) -> Result<String, Error> {
     #[derive(serde::Serialize)]
     struct Change<'a> {
         revision: u64,
         patch: &'a RawValue,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        compacted: bool,
     }
     #[derive(serde::Serialize)]
     struct Page<'a> {
@@ -166,6 +202,7 @@ pub fn page_json(epoch: &str, changes: &[(u64, String)], next_url: &str) -> Resu
         out.push(Change {
             revision: *revision,
             patch,
+            compacted,
         });
     }
     serde_json::to_string(&Page {
@@ -193,12 +230,18 @@ mod tests {
         let json = page_json(
             "e1",
             &[(3, r#"{"a":{"b":1}}"#.into())],
+            false,
             "/x?mode=poll&after=3",
         )
         .unwrap();
         assert_eq!(
             json,
             r#"{"epoch":"e1","changes":[{"revision":3,"patch":{"a":{"b":1}}}],"next":"/x?mode=poll&after=3"}"#
+        );
+        let json = page_json("e1", &[(9, r#"{"a":null}"#.into())], true, "/x?after=9").unwrap();
+        assert_eq!(
+            json,
+            r#"{"epoch":"e1","changes":[{"revision":9,"patch":{"a":null},"compacted":true}],"next":"/x?after=9"}"#
         );
     }
 }

@@ -1,5 +1,6 @@
-//! Retention: deletes events older than the retention time, periodically.
-//! The views themselves are never trimmed.
+//! Retention: deletes events older than the retention time, and the
+//! changed-key rows of catch-up older than its horizon, periodically. The
+//! views themselves are never trimmed.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,11 +16,13 @@ pub fn period(retention: Duration) -> Duration {
     (retention / 4).clamp(Duration::from_millis(50), Duration::from_secs(30))
 }
 
-/// Starts the task that deletes events older than `retention` every [`period`],
-/// until `shutdown` flips.
+/// Starts the task that deletes events older than `retention`, and
+/// changed-key rows older than `horizon`, every [`period`], until
+/// `shutdown` flips.
 pub fn spawn(
     store: Arc<dyn Store>,
     retention: Duration,
+    horizon: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -40,6 +43,18 @@ pub fn spawn(
                     tracing::debug!(events = n, "retention trimmed events");
                 }
                 Err(e) => tracing::warn!(error = %e, "retention trim failed"),
+            }
+            // A horizon longer than the clock has run trims nothing.
+            let Some(cutoff) = SystemTime::now().checked_sub(horizon) else {
+                continue;
+            };
+            match store.trim_changes(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    metrics::counter!("duality_changed_keys_trimmed_total").increment(n);
+                    tracing::debug!(rows = n, "the catch-up horizon trimmed changed keys");
+                }
+                Err(e) => tracing::warn!(error = %e, "catch-up horizon trim failed"),
             }
         }
     })

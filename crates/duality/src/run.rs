@@ -92,6 +92,7 @@ async fn run(
     // A library app logs like the `duality` command: `info` unless
     // RUST_LOG says otherwise (nothing, if the app installed its own).
     telemetry::init_tracing();
+    settings.check().map_err(LaunchError::Config)?;
     check_exposure(&settings, listener.local_addr()?)?;
     let selected = server;
     let registry = Arc::new(Registry::new(selected.views()).map_err(LaunchError::Config)?);
@@ -120,7 +121,12 @@ async fn run(
         running: running.clone(),
     };
     selected.start(context, &mut parts).await?;
-    let trimmer = retention::spawn(Arc::clone(&store), settings.retention, stopped);
+    let trimmer = retention::spawn(
+        Arc::clone(&store),
+        settings.retention,
+        settings.catch_up_horizon,
+        stopped,
+    );
     let edge = http::Edge::from_settings(&settings);
     let router = http::router(app, &parts, &edge);
     let limits = net::Limits {

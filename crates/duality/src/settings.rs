@@ -34,6 +34,16 @@ pub struct Config {
     #[arg(long, env = "DUALITY_RETENTION", default_value = "1h", value_parser = parse_duration)]
     pub retention: Duration,
 
+    /// How long a consumer may be away and still catch up with one patch of
+    /// what changed, instead of reloading the view (`7d`; at least
+    /// `--retention`). Positions older than this get `410`. It is kept as
+    /// one small row per document changed or deleted within the horizon,
+    /// never one per event, so the database holds at most one row per key
+    /// the views had in that time however often they were written: a
+    /// horizon as long as the database can hold is as long as you like.
+    #[arg(long, env = "DUALITY_CATCH_UP_HORIZON", default_value = "7d", value_parser = parse_duration)]
+    pub catch_up_horizon: Duration,
+
     /// Origins whose pages may read snapshots and streams (comma list, or `*`).
     #[arg(long, env = "DUALITY_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origin: Vec<String>,
@@ -100,12 +110,28 @@ impl Config {
         }
     }
 
+    /// Checks what no single flag can: the catch-up horizon is at least
+    /// the retention (catch-up answers positions older than the retained
+    /// events). An `Err` is a one-line message.
+    pub fn check(&self) -> Result<(), String> {
+        if self.catch_up_horizon < self.retention {
+            return Err(format!(
+                "--catch-up-horizon ({}) must be at least --retention ({}): catch-up answers \
+                 the positions older than the retained events",
+                shown(self.catch_up_horizon),
+                shown(self.retention)
+            ));
+        }
+        Ok(())
+    }
+
     /// A configuration for tests and tools: an in-memory database on port 0.
     pub fn ephemeral() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             db: Database::Sqlite(Location::Memory),
             retention: Duration::from_secs(3600),
+            catch_up_horizon: Duration::from_secs(7 * 86_400),
             cors_origin: Vec::new(),
             keep_alive: Duration::from_secs(15),
             cors_allow_writes: false,
@@ -304,6 +330,18 @@ pub fn parse_database(raw: &str) -> Result<Database, String> {
     Ok(Database::Sqlite(Location::File(PathBuf::from(raw))))
 }
 
+/// A duration as the flags take it: its largest whole unit (`90s` is
+/// `90s`, `2h` is `2h`).
+fn shown(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms % per == 0 {
+            return format!("{}{unit}", ms / per);
+        }
+    }
+    format!("{ms}ms")
+}
+
 /// Parses `500ms`, `30s`, `5m`, `2h` (and `1d`); the duration must be > 0.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
@@ -469,6 +507,24 @@ mod tests {
         );
         assert_eq!(cli.config.retention, Duration::from_secs(3600));
         assert_eq!(cli.config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(cli.config.catch_up_horizon, Duration::from_secs(7 * 86_400));
         assert!(cli.config.write_token.is_empty() && !cli.config.open_writes);
+        assert_eq!(cli.config.check(), Ok(()));
+    }
+
+    #[test]
+    fn a_catch_up_horizon_shorter_than_retention_is_refused_in_one_line() {
+        let cli = EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "90m"])
+            .unwrap();
+        let refused = cli.config.check().unwrap_err();
+        assert_eq!(
+            refused,
+            "--catch-up-horizon (90m) must be at least --retention (2h): catch-up answers \
+             the positions older than the retained events"
+        );
+        let cli = EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "2h"])
+            .unwrap();
+        assert_eq!(cli.config.check(), Ok(()));
+        assert!(EngineOnly::try_parse_from(["app", "--catch-up-horizon", "0s"]).is_err());
     }
 }

@@ -10,6 +10,12 @@
 //! (retention deleted it, or a hole for any other reason), it sends a
 //! `reset` event and ends instead of skipping ahead.
 //!
+//! A position older than the retained events, but within the catch-up
+//! horizon, is answered by [`open`] with one `catch-up` event first (a
+//! merge patch from it to the current revision, [`crate::catch_up`]), and
+//! the stream goes on from the revision after; only a position past the
+//! horizon (or of another epoch) is `410`.
+//!
 //! A stream may be narrowed by a [`Filter`] (docs/PROTOCOL.md, "Filters"):
 //! each event is then restricted to the subset, and a revision that leaves
 //! the subset alone sends nothing. Continuity is still checked on the
@@ -39,6 +45,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::app::App;
+use crate::catch_up;
 use crate::hub::Frame;
 use crate::materialized::Pieces;
 use crate::store::EventsPage;
@@ -74,6 +81,15 @@ pub enum Item {
     SnapshotPart(Bytes),
     /// The end of the snapshot event.
     SnapshotEnd,
+    /// `catch-up`: the consumer's position was older than the retained
+    /// events; one merge patch from it to `revision` (docs/PROTOCOL.md,
+    /// "Catch-up"), after which the stream goes on from `revision + 1`.
+    CatchUp {
+        /// The revision the patch brings the consumer to (its `id`).
+        revision: u64,
+        /// The merge patch, as compact JSON text.
+        patch: String,
+    },
     /// `caught-up`: all that existed when the stream was opened is sent;
     /// the revision reached.
     CaughtUp(u64),
@@ -119,6 +135,9 @@ pub fn encode(items: &mut Vec<Item>) -> Bytes {
             }
             Item::SnapshotPart(part) => buf.extend_from_slice(&part),
             Item::SnapshotEnd => buf.extend_from_slice(sse::END),
+            Item::CatchUp { revision, patch } => {
+                sse::put_named(&mut buf, "catch-up", Some(revision), &patch);
+            }
             Item::CaughtUp(revision) => {
                 sse::put_named(&mut buf, "caught-up", None, &revision_data(revision));
             }
@@ -291,20 +310,36 @@ pub async fn open(
         Start::From(r) => r,
         Start::Oldest => 0,
     };
-    let page = app.store().events(view, from, PAGE).await?;
-    let gone = |why| Opened::Gone {
+    let mut page = app.store().events(view, from, PAGE).await?;
+    let gone = |why, page: &EventsPage| Opened::Gone {
         why,
         oldest: page.oldest,
         current: page.current,
     };
     if request.epoch.as_deref().is_some_and(|e| e != app.epoch()) {
-        return Ok(gone(Gone::OtherEpoch));
+        return Ok(gone(Gone::OtherEpoch, &page));
     }
     let next = match request.start {
         Start::Snapshot => from,
         start => match position::first_needed(start, page.oldest, page.current) {
             Ok(next) => next,
-            Err(why) => return Ok(gone(why)),
+            // Older than the retained events (only a position can be):
+            // one catch-up patch if the horizon still covers it, then on
+            // from the revision it reaches.
+            Err(Gone::Trimmed) => {
+                let after = from.saturating_sub(1);
+                let Some(caught) = catch_up::catch_up(app, view, after, &filter).await? else {
+                    return Ok(gone(Gone::Trimmed, &page));
+                };
+                let next = caught.revision + 1;
+                page = app.store().events(view, next, PAGE).await?;
+                lead.rest.push(Item::CatchUp {
+                    revision: caught.revision,
+                    patch: caught.patch,
+                });
+                next
+            }
+            Err(why) => return Ok(gone(why, &page)),
         },
     };
     let mut sub = Subscription {

@@ -97,6 +97,16 @@ pub const METRICS: &[Metric] = &[
         "Events deleted by retention",
     ),
     (
+        "duality_changed_keys_trimmed_total",
+        Kind::Counter,
+        "Changed-key rows of catch-up deleted past --catch-up-horizon",
+    ),
+    (
+        "duality_catch_ups_total",
+        Kind::Counter,
+        "Positions older than the retained events answered with one catch-up patch instead of 410, by view",
+    ),
+    (
         "duality_metrics_upkeep_total",
         Kind::Counter,
         "Runs of the metrics recorder's upkeep (histogram samples folded)",

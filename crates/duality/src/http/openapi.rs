@@ -86,7 +86,7 @@ fn stream_op(view: View) -> Value {
     json!({"get": {
         "tags": [view.name()],
         "summary": format!("The change stream of the {} view", view.name()),
-        "description": "Server-Sent Events. Each change: `id: <revision>` and `data: <JSON Merge Patch>` with no event name. Control events: `snapshot`, `reset` (the stream then ends). Start: Last-Event-ID (after r), ?revision= or X-Revision (at or after r), ?snapshot=true, else the oldest retained event.",
+        "description": "Server-Sent Events. Each change: `id: <revision>` and `data: <JSON Merge Patch>` with no event name. Control events: `snapshot`, `catch-up`, `caught-up`, `progress`, `reset` (the stream then ends), `stale`, `fresh`. Start: Last-Event-ID (after r), ?revision= or X-Revision (at or after r), ?snapshot=true, else the oldest retained event. A position older than the retained events but within --catch-up-horizon first gets one `catch-up` event: `id` the current revision, data the merge patch from the position to it (changed documents whole, deleted ones null), then the changes after it; with mode=poll, one change marked `compacted` (see docs/PROTOCOL.md, \"Catch-up\").",
         "parameters": [
             {"name": "revision", "in": "query", "required": false, "schema": position},
             {"name": "snapshot", "in": "query", "required": false, "schema": {"type": "boolean"}},
@@ -113,12 +113,18 @@ fn stream_op(view: View) -> Value {
                         "text/event-stream": {"schema": {"type": "string"}},
                         "application/json": {"schema": closed(json!({
                             "epoch": {"type": "string"},
-                            "changes": {"type": "array", "items": closed(json!({
-                                "revision": {"type": "integer", "minimum": 1},
-                                "patch": {"type": "object", "description": "A JSON Merge Patch"}}))},
+                            "changes": {"type": "array", "items": {
+                                "type": "object",
+                                "required": ["revision", "patch"],
+                                "additionalProperties": false,
+                                "properties": {
+                                    "revision": {"type": "integer", "minimum": 1},
+                                    "patch": {"type": "object", "description": "A JSON Merge Patch"},
+                                    "compacted": {"type": "boolean", "enum": [true],
+                                                  "description": "A catch-up: the one merge patch from `after` (older than the retained events) to `revision`, the current one"}}}},
                             "next": {"type": "string", "description": "The relative URL to request next"}}))}}},
             "400": error("A position that is not a non-negative integer, a malformed filter or poll, or a query parameter this path does not take (named in the error)."),
-            "410": {"description": "The position was deleted by retention, lies beyond the current revision + 1, or belongs to another epoch.",
+            "410": {"description": "The position is older than the catch-up horizon (--catch-up-horizon), lies beyond the current revision + 1, or belongs to another epoch.",
                     "content": {"application/json": {"schema": schema("Gone")}}},
             "503": unavailable()
         }
@@ -138,9 +144,9 @@ fn multiplexed_op(views: &[View]) -> Value {
              connections per host; one of these carries up to {MAX_SUBSCRIPTIONS} subscriptions). \
              Each subscription takes the parameters of a view's own stream, prefixed with its id: \
              `<id>.snapshot`, `<id>.revision`, `<id>.key` (repeatable), `<id>.where` (see the \
-             views' stream paths). Events are named `snapshot`, `change`, `caught-up`, `progress`, \
-             `reset`, `stale` and `fresh`; each one's data is a JSON object whose `sub` names its \
-             subscription (`change`: `{{\"sub\", \"revision\", \"patch\"}}`; `snapshot`: \
+             views' stream paths). Events are named `snapshot`, `change`, `catch-up`, `caught-up`, \
+             `progress`, `reset`, `stale` and `fresh`; each one's data is a JSON object whose `sub` \
+             names its subscription (`change` and `catch-up`: `{{\"sub\", \"revision\", \"patch\"}}`; `snapshot`: \
              `{{\"sub\", \"revision\", \"view\"}}`). Every event's id lists the position of each \
              subscription that has one (`a=12,b=7`): send it back as Last-Event-ID to resume \
              every subscription exactly. A subscription whose position cannot be served gets its \

@@ -234,40 +234,63 @@ async fn poll(app: App, view: View, params: &Params, filter: Filter) -> Result<R
             changes,
             next,
             keep,
-        } => {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.append_pair("mode", "poll");
-            query.append_pair("after", &next.to_string());
-            query.append_pair("epoch", app.epoch());
-            let mut next_url = format!("{}?{}", view.stream_path(), query.finish());
-            let rest = params.encoded(&["key", "where", "wait"]);
-            if !rest.is_empty() {
-                next_url.push('&');
-                next_url.push_str(&rest);
-            }
-            let body = poll::page_json(app.epoch(), &changes, &next_url)?;
-            let cache = match keep {
-                Keep::Forever => "public, max-age=31536000, immutable",
-                Keep::Briefly => "public, max-age=1",
-                Keep::Never => "no-store",
-            };
-            Ok((
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    ),
-                    (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-                    (
-                        header::HeaderName::from_static(X_EPOCH),
-                        header_value(app.epoch()),
-                    ),
-                ],
-                body,
-            )
-                .into_response())
-        }
+        } => poll_page(&app, view, params, &changes, false, next, keep),
+        // A catch-up depends on when it is asked: never immutable, but a
+        // cache may keep it for a second like a page that reaches the head.
+        Polled::CatchUp { revision, patch } => poll_page(
+            &app,
+            view,
+            params,
+            &[(revision, patch)],
+            true,
+            revision,
+            Keep::Briefly,
+        ),
     }
+}
+
+/// The answer to a poll: its page as JSON, with `next` and the cache
+/// headers its `keep` allows.
+fn poll_page(
+    app: &App,
+    view: View,
+    params: &Params,
+    changes: &[(u64, String)],
+    compacted: bool,
+    next: u64,
+    keep: Keep,
+) -> Result<Response, Error> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("mode", "poll");
+    query.append_pair("after", &next.to_string());
+    query.append_pair("epoch", app.epoch());
+    let mut next_url = format!("{}?{}", view.stream_path(), query.finish());
+    let rest = params.encoded(&["key", "where", "wait"]);
+    if !rest.is_empty() {
+        next_url.push('&');
+        next_url.push_str(&rest);
+    }
+    let body = poll::page_json(app.epoch(), changes, compacted, &next_url)?;
+    let cache = match keep {
+        Keep::Forever => "public, max-age=31536000, immutable",
+        Keep::Briefly => "public, max-age=1",
+        Keep::Never => "no-store",
+    };
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (
+                header::HeaderName::from_static(X_EPOCH),
+                header_value(app.epoch()),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// The `410` of a stream or poll position that cannot be served.

@@ -18,6 +18,8 @@ use duality_core::write::Write;
 use duality_core::{Chunks, DocText};
 use duality_core::{View, write::Output};
 
+pub use duality_core::catch_up::{Changed, ChangedKeys};
+
 pub mod boot;
 pub mod owner;
 #[cfg(feature = "postgres")]
@@ -160,6 +162,24 @@ pub trait Store: Send + Sync + 'static {
     /// revisions, never a hole (see [`trim`](crate::store::trim)); and the
     /// idempotency keys stored before `cutoff`. Answers how many events.
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
+
+    /// Which keys of `view` changed after revision `after`, read in one
+    /// transaction with the oldest position those rows answer for
+    /// (docs/PROTOCOL.md, "Catch-up"); `None` if `after` is older than that:
+    /// the rows it would need went past the horizon. Every write records
+    /// the keys it changed in its own transaction.
+    fn changed(
+        &self,
+        view: View,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>>;
+
+    /// Deletes, per view, the changed-key rows before the oldest one
+    /// written at or after `cutoff` (the catch-up horizon), by the same
+    /// prefix rule as [`Store::trim`], and moves the oldest position the
+    /// rows answer for to the newest row deleted (a position before it
+    /// would miss that key). Answers how many rows.
+    fn trim_changes(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>>;
 
     /// Tells the store this process is done with it (at shutdown): every
     /// commit so far reaches the disk, and writes that still come wait for

@@ -38,7 +38,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use super::Location;
-use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
+use super::{
+    Changed, ChangedKeys, Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim,
+    unix_ms,
+};
 use duality_core::View;
 use duality_core::idempotency::Outcome;
 use duality_core::view::Registry;
@@ -127,6 +130,7 @@ impl SqliteStore {
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         add_prior_column(&conn).map_err(unavailable)?;
+        add_changed_keys(&conn).map_err(unavailable)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
             [new_epoch()],
@@ -305,8 +309,36 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
     }
 
+    fn changed(
+        &self,
+        view: View,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
+        Box::pin(self.read(move |conn| read_changed(conn, view, after)))
+    }
+
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
+    }
+
+    fn trim_changes(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
+        let cutoff = unix_ms(cutoff);
+        Box::pin(async move {
+            let mut deleted = 0;
+            let views: Vec<View> = self.registry.views().collect();
+            for view in views {
+                let mut from = Some(0);
+                while let Some(start) = from {
+                    let (n, next) = self
+                        .on_writer(move |conn| trim_changes_batch(conn, view, cutoff, start))
+                        .await?
+                        .map_err(unavailable)?;
+                    deleted += n;
+                    from = next;
+                }
+            }
+            Ok(deleted)
+        })
     }
 
     fn trim(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
@@ -378,6 +410,56 @@ fn trim_batch(
     let deleted = conn
         .prepare_cached("DELETE FROM events WHERE view = ?1 AND revision < ?2")?
         .execute(params![view.name(), below as i64])?;
+    Ok((deleted as u64, head.next_from(trim::BATCH)))
+}
+
+/// Deletes a prefix of the view's changed-key rows (the oldest
+/// [`trim::BATCH`] from revision `from` on, by the rule of
+/// [`trim`](super::trim) applied to when each row was written) and moves
+/// the oldest position the rows answer for to the newest row deleted (a
+/// position before it would miss that key), in one transaction.
+fn trim_changes_batch(
+    conn: &mut Connection,
+    view: View,
+    cutoff: i64,
+    from: u64,
+) -> rusqlite::Result<(u64, Option<u64>)> {
+    let tx = conn.transaction()?;
+    let head = tx
+        .prepare_cached(
+            "SELECT MIN(CASE WHEN changed_ms >= ?2 THEN revision END), MAX(revision), COUNT(*)
+             FROM (SELECT revision, changed_ms FROM changed_keys WHERE view = ?1 AND revision >= ?4
+                   ORDER BY revision LIMIT ?3)",
+        )?
+        .query_row(
+            params![view.name(), cutoff, trim::BATCH as i64, from as i64],
+            |r| {
+                Ok(trim::Head {
+                    young: r.get::<_, Option<i64>>(0)?.map(|v| v as u64),
+                    last: r.get::<_, Option<i64>>(1)?.map(|v| v as u64),
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?;
+    let Some(below) = head.delete_below() else {
+        return Ok((0, None));
+    };
+    // The newest row deleted: positions before it lose a key they need.
+    let newest: Option<i64> = tx
+        .prepare_cached("SELECT MAX(revision) FROM changed_keys WHERE view = ?1 AND revision < ?2")?
+        .query_row(params![view.name(), below as i64], |r| r.get(0))?;
+    let Some(newest) = newest else {
+        return Ok((0, None));
+    };
+    let deleted = tx
+        .prepare_cached("DELETE FROM changed_keys WHERE view = ?1 AND revision < ?2")?
+        .execute(params![view.name(), below as i64])?;
+    tx.prepare_cached(
+        "INSERT INTO catch_up_since (view, revision) VALUES (?1, ?2)
+         ON CONFLICT (view) DO UPDATE SET revision = MAX(revision, excluded.revision)",
+    )?
+    .execute(params![view.name(), newest])?;
+    tx.commit()?;
     Ok((deleted as u64, head.next_from(trim::BATCH)))
 }
 
@@ -684,6 +766,15 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
              ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
         )?
         .execute(params![view, revision])?;
+        for (key, doc) in &change.rows {
+            conn.prepare_cached(
+                "INSERT INTO changed_keys (view, key, revision, deleted, changed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (view, key) DO UPDATE SET revision = excluded.revision,
+                    deleted = excluded.deleted, changed_ms = excluded.changed_ms",
+            )?
+            .execute(params![view, key, revision, doc.is_none(), now])?;
+        }
         events.push(Outgoing {
             view: change.view,
             revision: change.revision,
@@ -719,6 +810,32 @@ fn add_prior_column(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch("ALTER TABLE events ADD COLUMN prior TEXT")?;
     }
     Ok(())
+}
+
+/// Creates the table of changed keys that catch-up reads (see
+/// [`Store::changed`]). A database written before it existed gets it with
+/// each view's current revision as the oldest position it answers for:
+/// the keys changed before were never recorded.
+fn add_changed_keys(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changed_keys'")?
+        .exists([])?;
+    if has {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE changed_keys (
+            view TEXT NOT NULL, key TEXT NOT NULL, revision INTEGER NOT NULL,
+            deleted INTEGER NOT NULL, changed_ms INTEGER NOT NULL,
+            PRIMARY KEY (view, key)) WITHOUT ROWID;
+         CREATE INDEX changed_keys_by_revision ON changed_keys (view, revision);
+         CREATE TABLE IF NOT EXISTS catch_up_since (
+            view TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+         INSERT OR REPLACE INTO catch_up_since (view, revision)
+            SELECT view, revision FROM views;",
+    )?;
+    tx.commit()
 }
 
 /// Reads committed state inside the writing transaction. Database errors
@@ -842,6 +959,38 @@ fn scan_view(conn: &mut Connection, view: View) -> rusqlite::Result<(u64, Chunks
     }
     tx.commit()?;
     Ok((revision, builder.finish()))
+}
+
+fn read_changed(
+    conn: &mut Connection,
+    view: View,
+    after: u64,
+) -> rusqlite::Result<Option<ChangedKeys>> {
+    let tx = conn.transaction()?;
+    let since = tx
+        .prepare_cached("SELECT revision FROM catch_up_since WHERE view = ?1")?
+        .query_row([view.name()], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map_or(0, |r| r as u64);
+    if !duality_core::catch_up::covers(since, after) {
+        return Ok(None);
+    }
+    let mut keys = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT key, revision, deleted FROM changed_keys WHERE view = ?1 AND revision > ?2",
+        )?;
+        let mut rows = stmt.query(params![view.name(), after as i64])?;
+        while let Some(row) = rows.next()? {
+            keys.push(Changed {
+                key: row.get(0)?,
+                revision: row.get::<_, i64>(1)? as u64,
+                deleted: row.get(2)?,
+            });
+        }
+    }
+    tx.commit()?;
+    Ok(Some(ChangedKeys { since, keys }))
 }
 
 fn read_events(

@@ -284,6 +284,10 @@ impl Multiplex {
                 buf.extend_from_slice(b"}");
                 buf.extend_from_slice(sse::END);
             }
+            Item::CatchUp { revision, patch } => {
+                self.advance(index, Some(revision));
+                self.event(buf, "catch-up", &change(revision, &patch));
+            }
             Item::CaughtUp(revision) => {
                 let data = with_sub(&self.slots[index].id, &revision_data(revision));
                 self.event(buf, "caught-up", &data);

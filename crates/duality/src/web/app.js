@@ -177,7 +177,10 @@
   // subscription per view (`s=<id>:<view name>`, docs/PROTOCOL.md, "Many
   // views on one connection"). Each event names its subscription (`sub`):
   // `snapshot` gives a panel the whole view, `change` a merge patch (with
-  // its revision), `reset` says that panel must start over. Every event's
+  // its revision), `catch-up` one merge patch over many revisions (a panel
+  // whose position is older than the events the server keeps, after the
+  // laptop slept: docs/PROTOCOL.md, "Catch-up"), `reset` says that panel
+  // must start over. Every event's
   // id lists every subscription's position, so the browser, reconnecting
   // by itself after a dropped connection, resumes each panel where it was
   // (Last-Event-ID). When the connection is gone for good (a 410 for
@@ -251,6 +254,16 @@
       return true;
     }
 
+    // Applies a catch-up: one patch from the copy's revision to `revision`,
+    // however many revisions that skips.
+    catchUp(revision, patch) {
+      if (this.model === null || this.needsSnapshot) return;
+      if (revision <= this.revision) return;
+      this.model = mergePatch(this.model, patch);
+      this.revision = revision;
+      this.show(patch);
+    }
+
     stale(data) {
       let lost = 'upstream';
       if (Array.isArray(data.upstreams)) lost = data.upstreams.join(', ');
@@ -319,6 +332,10 @@
         const hit = target(event);
         if (!hit) return;
         if (!hit.feed.change(hit.data.revision, hit.data.patch)) this.restart([hit.feed]);
+      });
+      source.addEventListener('catch-up', (event) => {
+        const hit = target(event);
+        if (hit && Number.isInteger(hit.data.revision)) hit.feed.catchUp(hit.data.revision, hit.data.patch);
       });
       source.addEventListener('reset', (event) => {
         const hit = target(event);

@@ -9,6 +9,7 @@
 mod bad_input;
 mod bounded_shutdown;
 mod cache;
+mod catch_up;
 mod common;
 mod connection_limits;
 mod cors;

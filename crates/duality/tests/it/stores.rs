@@ -165,6 +165,8 @@ on_both_backends!(
     concurrent_writers_get_gapless_revisions_distinct_ids_and_ordered_live_events,
     refused_and_conflicting_writes_among_concurrent_ones_leave_the_others_exact,
     a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on,
+    every_write_records_the_keys_it_changed_and_the_horizon_trims_them_as_a_prefix,
+    a_database_from_before_catch_up_answers_only_positions_from_its_revision_on,
 );
 
 fn note(text: &str, tag: Option<&str>) -> Note {
@@ -520,6 +522,106 @@ async fn trimming_walks_a_long_outbox_in_batches_and_stops_at_the_first_young_ev
     assert_eq!(page.oldest, Some(young));
     assert_eq!(page.events[0].revision, young);
     assert_eq!(page.current, total);
+}
+
+/// The changed keys of notes after `after`, as (key, revision, deleted),
+/// with the oldest position they answer for; `None` past the horizon.
+async fn changed_after(store: &dyn Store, after: u64) -> Option<(u64, Vec<(String, u64, bool)>)> {
+    let changed = store.changed(NOTES, after).await.unwrap()?;
+    let mut keys: Vec<(String, u64, bool)> = changed
+        .keys
+        .into_iter()
+        .map(|c| (c.key, c.revision, c.deleted))
+        .collect();
+    keys.sort();
+    Some((changed.since, keys))
+}
+
+async fn every_write_records_the_keys_it_changed_and_the_horizon_trims_them_as_a_prefix(
+    b: Backend,
+) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    store.write(create("P0", None)).await.unwrap(); // 1: "1"
+    store.write(create("P1", None)).await.unwrap(); // 2: "2"
+    store.write(create("P2", None)).await.unwrap(); // 3: "3"
+    store.write(set_tag(1, Some("work"))).await.unwrap(); // 4: "1" again
+    store.write(delete(2)).await.unwrap(); // 5: "2" deleted
+    let row = |k: &str, r: u64, d: bool| (k.to_string(), r, d);
+    assert_eq!(
+        changed_after(&*store, 0).await,
+        Some((0, vec![row("1", 4, false), row("2", 5, true), row("3", 3, false)])),
+        "one row per key: its last change, and whether it deleted it"
+    );
+    assert_eq!(
+        changed_after(&*store, 3).await,
+        Some((0, vec![row("1", 4, false), row("2", 5, true)]))
+    );
+    assert_eq!(changed_after(&*store, 5).await, Some((0, vec![])));
+
+    // "3" (revision 3) was written long ago, the rest now: the horizon
+    // takes 3, and a position before it can no longer be caught up.
+    let now = SystemTime::now();
+    let stamp = |key: &str, at: SystemTime| {
+        format!(
+            "UPDATE changed_keys SET changed_ms = {} WHERE view = 'notes' AND key = '{key}';",
+            duality::store::unix_ms(at)
+        )
+    };
+    let long_ago = now - Duration::from_secs(7200);
+    db.sql(&stamp("3", long_ago)).await;
+    let cutoff = now - Duration::from_secs(3600);
+    assert_eq!(store.trim_changes(cutoff).await.unwrap(), 1);
+    assert_eq!(changed_after(&*store, 2).await, None, "3 is gone");
+    assert_eq!(
+        changed_after(&*store, 3).await,
+        Some((3, vec![row("1", 4, false), row("2", 5, true)]))
+    );
+
+    // A clock stepped back: "2" (5) looks old, but "1" (4) before it is
+    // young, so nothing goes; once "1" is old too, both go.
+    db.sql(&stamp("2", long_ago)).await;
+    assert_eq!(store.trim_changes(cutoff).await.unwrap(), 0, "4 is young");
+    assert_eq!(changed_after(&*store, 3).await.unwrap().0, 3);
+    db.sql(&stamp("1", long_ago)).await;
+    assert_eq!(store.trim_changes(cutoff).await.unwrap(), 2);
+    assert_eq!(changed_after(&*store, 4).await, None);
+    assert_eq!(changed_after(&*store, 5).await, Some((5, vec![])));
+
+    // What is kept survives reopening, and writes go on recording.
+    drop(store);
+    let (store, _hub) = db.open().await;
+    store.write(create("P3", None)).await.unwrap(); // 6: "4"
+    assert_eq!(
+        changed_after(&*store, 5).await,
+        Some((5, vec![row("4", 6, false)]))
+    );
+}
+
+async fn a_database_from_before_catch_up_answers_only_positions_from_its_revision_on(
+    b: Backend,
+) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for i in 0..3 {
+        store.write(create(&format!("P{i}"), None)).await.unwrap();
+    }
+    drop(store);
+    // As written by a server from before catch-up: no table of changed keys.
+    db.sql("DROP TABLE changed_keys; DROP TABLE catch_up_since;")
+        .await;
+    let (store, _hub) = db.open().await;
+    assert_eq!(
+        changed_after(&*store, 2).await,
+        None,
+        "the keys changed before were never recorded"
+    );
+    assert_eq!(changed_after(&*store, 3).await, Some((3, vec![])));
+    store.write(delete(1)).await.unwrap();
+    assert_eq!(
+        changed_after(&*store, 3).await,
+        Some((3, vec![("1".to_string(), 4, true)]))
+    );
 }
 
 async fn the_epoch_belongs_to_the_database_and_survives_reopening(b: Backend) {

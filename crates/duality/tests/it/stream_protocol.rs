@@ -159,9 +159,12 @@ async fn positions_beyond_current_plus_one_or_of_another_epoch_are_gone() {
 }
 
 #[tokio::test]
-async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
+async fn positions_that_retention_and_the_catch_up_horizon_deleted_answer_410_within_ten_seconds()
+{
+    // Within the horizon such a position is caught up instead (catch_up.rs).
     let server = spawn(Config {
         retention: Duration::from_secs(1),
+        catch_up_horizon: Duration::from_secs(1),
         ..Config::ephemeral()
     })
     .await;
@@ -198,9 +201,12 @@ async fn positions_that_retention_deleted_answer_410_within_ten_seconds() {
 
 #[tokio::test]
 async fn a_subscriber_that_falls_behind_retention_gets_reset_and_the_stream_ends() {
+    // The horizon as short as retention: `?revision=1` is 410 below once
+    // the events are gone (within it, it would be caught up instead).
     let server = std::sync::Arc::new(
         spawn(Config {
             retention: Duration::from_secs(1),
+            catch_up_horizon: Duration::from_secs(1),
             ..Config::ephemeral()
         })
         .await,

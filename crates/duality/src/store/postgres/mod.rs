@@ -33,7 +33,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
-use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
+use super::{
+    Changed, ChangedKeys, Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim,
+    unix_ms,
+};
 use duality_core::View;
 use duality_core::view::Registry;
 use duality_core::write::Write;
@@ -297,6 +300,57 @@ impl PgStore {
         tx.commit().await.map_err(unavailable)?;
         Ok(Some((deleted, head.next_from(trim::BATCH))))
     }
+
+    /// One transaction of a horizon trim: as [`PgStore::trim_batch`], over
+    /// the view's changed-key rows, also moving the oldest position they
+    /// answer for to the newest row deleted; `None` if another process
+    /// holds the trim lock.
+    async fn trim_changes_batch(
+        &self,
+        view: View,
+        cutoff: i64,
+        from: u64,
+    ) -> Result<Option<(u64, Option<u64>)>, Error> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        let mine: bool = tx
+            .query_one(sql::TRY_TRIM_LOCK, &[&sql::TRIM_LOCK])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if !mine {
+            return Ok(None);
+        }
+        let batch = trim::BATCH as i64;
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let row = tx
+            .query_one(sql::TRIM_CHANGED_HEAD, &[&view.name(), &cutoff, &batch, &from])
+            .await
+            .map_err(unavailable)?;
+        let head = trim::Head {
+            young: row.get::<_, Option<i64>>(0).map(|v| v as u64),
+            last: row.get::<_, Option<i64>>(1).map(|v| v as u64),
+            count: row.get::<_, i64>(2) as u64,
+        };
+        let Some(below) = head.delete_below() else {
+            tx.commit().await.map_err(unavailable)?;
+            return Ok(Some((0, None)));
+        };
+        let below = i64::try_from(below).unwrap_or(i64::MAX);
+        let gone = tx
+            .query_one(sql::TRIM_CHANGED_BELOW, &[&view.name(), &below])
+            .await
+            .map_err(unavailable)?;
+        let deleted = gone.get::<_, i64>(0) as u64;
+        // The newest row deleted: positions before it lose a key they need.
+        if let Some(newest) = gone.get::<_, Option<i64>>(1) {
+            tx.execute(sql::RAISE_CATCH_UP_SINCE, &[&view.name(), &newest])
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(Some((deleted, head.next_from(trim::BATCH))))
+    }
 }
 
 /// Bounds a read in time: a database that stopped answering is a 503.
@@ -442,6 +496,72 @@ impl Store for PgStore {
             }
             Ok(page)
         }))
+    }
+
+    fn changed(
+        &self,
+        view: View,
+        after: u64,
+    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
+        Box::pin(bounded(async move {
+            let mut client = self.client().await?;
+            // One snapshot for the bound and the rows: a trim between them
+            // could otherwise delete rows this position needs.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(unavailable)?;
+            let since = tx
+                .query_one(sql::CATCH_UP_SINCE, &[&view.name()])
+                .await
+                .map_err(unavailable)?
+                .get::<_, i64>(0) as u64;
+            if !duality_core::catch_up::covers(since, after) {
+                return Ok(None);
+            }
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let rows = tx
+                .query(sql::CHANGED_AFTER, &[&view.name(), &after])
+                .await
+                .map_err(unavailable)?;
+            tx.commit().await.map_err(unavailable)?;
+            let keys = rows
+                .into_iter()
+                .map(|row| Changed {
+                    key: row.get(0),
+                    revision: row.get::<_, i64>(1) as u64,
+                    deleted: row.get(2),
+                })
+                .collect();
+            Ok(Some(ChangedKeys { since, keys }))
+        }))
+    }
+
+    fn trim_changes(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<u64, Error>> {
+        let cutoff = unix_ms(cutoff);
+        Box::pin(async move {
+            let mut deleted = 0;
+            let views: Vec<View> = self.registry.views().collect();
+            for view in views {
+                let mut from = Some(0);
+                while let Some(start) = from {
+                    let batch = self.trim_changes_batch(view, cutoff, start);
+                    let batch = tokio::time::timeout(READ_TIMEOUT, batch)
+                        .await
+                        .map_err(|_| unavailable_msg("trimming did not finish in time"))??;
+                    let Some((n, next)) = batch else {
+                        // Another process is trimming; it does the rest.
+                        return Ok(deleted);
+                    };
+                    deleted += n;
+                    from = next;
+                }
+            }
+            Ok(deleted)
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {

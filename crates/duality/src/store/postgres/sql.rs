@@ -19,6 +19,9 @@ pub const CHANNEL: &str = "duality_events";
 /// Creates or upgrades the schema. Runs as one implicit transaction (one
 /// simple query), holding [`SCHEMA_LOCK`]; `{epoch}` and `{views}` are
 /// filled in by the caller with values that need no quoting (hex, names).
+/// A database written before catch-up gets its table of changed keys with
+/// each view's current revision as the oldest position it answers for
+/// (the keys changed before were never recorded).
 pub const SCHEMA: &str = "
 SELECT pg_advisory_xact_lock({lock});
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +40,19 @@ CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, outcome TEXT NOT NULL,
     created_ms BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS idempotency_by_time ON idempotency (created_ms);
+DO $$ BEGIN
+    IF to_regclass('changed_keys') IS NULL THEN
+        CREATE TABLE changed_keys (
+            view TEXT NOT NULL, key TEXT NOT NULL, revision BIGINT NOT NULL,
+            deleted BOOLEAN NOT NULL, changed_ms BIGINT NOT NULL,
+            PRIMARY KEY (view, key));
+        CREATE INDEX changed_keys_by_revision ON changed_keys (view, revision);
+        CREATE TABLE IF NOT EXISTS catch_up_since (
+            view TEXT PRIMARY KEY, revision BIGINT NOT NULL);
+        INSERT INTO catch_up_since (view, revision) SELECT view, revision FROM views
+            ON CONFLICT (view) DO UPDATE SET revision = excluded.revision;
+    END IF;
+END $$;
 INSERT INTO meta (key, value) VALUES ('epoch', '{epoch}') ON CONFLICT (key) DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('schema', '{version}') ON CONFLICT (key) DO NOTHING;
 {views}
@@ -89,6 +105,21 @@ pub const DELETE_DOCS: &str = "DELETE FROM docs AS d
 pub const INSERT_EVENTS: &str = "INSERT INTO events (view, revision, patch, created_ms, prior)
     SELECT v, r, p, $4, b FROM unnest($1::text[], $2::int8[], $3::text[], $5::text[]) AS x(v, r, p, b)";
 
+/// Records, per (view, key), the revision that last changed it and whether
+/// it was deleted (one row per key: catch-up's table).
+pub const UPSERT_CHANGED: &str = "INSERT INTO changed_keys (view, key, revision, deleted, changed_ms)
+    SELECT v, k, r, d, $5 FROM unnest($1::text[], $2::text[], $3::int8[], $4::bool[]) AS x(v, k, r, d)
+    ON CONFLICT (view, key) DO UPDATE SET revision = excluded.revision,
+        deleted = excluded.deleted, changed_ms = excluded.changed_ms";
+
+/// The oldest position a view's changed-key rows answer for.
+pub const CATCH_UP_SINCE: &str =
+    "SELECT COALESCE((SELECT revision FROM catch_up_since WHERE view = $1), 0)";
+
+/// The keys of a view changed after a revision.
+pub const CHANGED_AFTER: &str =
+    "SELECT key, revision, deleted FROM changed_keys WHERE view = $1 AND revision > $2";
+
 /// Moves each view from the revision it was locked at to its new one; the
 /// caller checks the count.
 pub const ADVANCE_VIEWS: &str = "UPDATE views AS v SET revision = x.r
@@ -137,5 +168,24 @@ pub const TRIM_HEAD: &str = "SELECT MIN(CASE WHEN created_ms >= $2 THEN revision
 
 /// Deletes a prefix of a view's revisions.
 pub const TRIM_BELOW: &str = "DELETE FROM events WHERE view = $1 AND revision < $2";
+
+/// As [`TRIM_HEAD`], over a view's changed-key rows and when each was
+/// written.
+pub const TRIM_CHANGED_HEAD: &str = "SELECT MIN(CASE WHEN changed_ms >= $2 THEN revision END),
+    MAX(revision), COUNT(*)
+    FROM (SELECT revision, changed_ms FROM changed_keys WHERE view = $1 AND revision >= $4
+          ORDER BY revision LIMIT $3) AS head";
+
+/// Deletes a view's changed-key rows below a revision, answering the
+/// newest one deleted.
+pub const TRIM_CHANGED_BELOW: &str = "WITH gone AS (
+        DELETE FROM changed_keys WHERE view = $1 AND revision < $2 RETURNING revision)
+    SELECT COUNT(*), MAX(revision) FROM gone";
+
+/// Moves the oldest position a view's changed-key rows answer for (never
+/// back).
+pub const RAISE_CATCH_UP_SINCE: &str = "INSERT INTO catch_up_since (view, revision) VALUES ($1, $2)
+    ON CONFLICT (view) DO UPDATE
+    SET revision = GREATEST(catch_up_since.revision, excluded.revision)";
 
 pub const TRIM_KEYS: &str = "DELETE FROM idempotency WHERE created_ms < $1";

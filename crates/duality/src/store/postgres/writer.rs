@@ -402,6 +402,9 @@ struct Changes {
     revisions: BTreeMap<View, u64>,
     /// View, revision, patch, and the documents it replaced.
     events: Vec<(View, u64, String, String)>,
+    /// Per changed document, the revision of its last change in the batch
+    /// and whether that deleted it (catch-up's rows).
+    changed: BTreeMap<(View, String), (u64, bool)>,
     /// Idempotency keys to store: scoped key, fingerprint, outcome text.
     keys: Vec<(String, String, String)>,
 }
@@ -413,6 +416,10 @@ impl Changes {
                 self.docs.insert(
                     (change.view, key.clone()),
                     doc.as_ref().map(Value::to_string),
+                );
+                self.changed.insert(
+                    (change.view, key.clone()),
+                    (change.revision, doc.is_none()),
                 );
             }
             self.revisions.insert(change.view, change.revision);
@@ -455,6 +462,14 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
             }
         }
     }
+    let (mut ch_views, mut ch_keys) = (Vec::new(), Vec::new());
+    let (mut ch_revisions, mut ch_deleted) = (Vec::new(), Vec::new());
+    for ((view, key), (revision, deleted)) in &changes.changed {
+        ch_views.push(view.name());
+        ch_keys.push(key.as_str());
+        ch_revisions.push(*revision as i64);
+        ch_deleted.push(*deleted);
+    }
     let ev_views: Vec<&str> = changes.events.iter().map(|e| e.0.name()).collect();
     let ev_revisions: Vec<i64> = changes.events.iter().map(|e| e.1 as i64).collect();
     let ev_patches: Vec<&str> = changes.events.iter().map(|e| e.2.as_str()).collect();
@@ -486,12 +501,23 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
             sql::UPSERT_COUNTERS,
             sql::NOTIFY,
             sql::INSERT_KEYS,
+            sql::UPSERT_CHANGED,
         ]
         .map(|q| tx.prepare_cached(q)),
     )
     .await?;
-    let [upsert, delete, insert, advance, counters, notify, keys] = &prepared[..] else {
-        unreachable!("seven statements were prepared");
+    let [
+        upsert,
+        delete,
+        insert,
+        advance,
+        counters,
+        notify,
+        keys,
+        changed_keys,
+    ] = &prepared[..]
+    else {
+        unreachable!("eight statements were prepared");
     };
     type Pending<'a> = BoxFuture<'a, Result<u64, tokio_postgres::Error>>;
     // Sent one after the other without waiting (pipelined), run in order.
@@ -504,6 +530,15 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
     if !del_views.is_empty() {
         statements.push(Box::pin(async {
             tx.execute(delete, &[&del_views, &del_keys]).await
+        }));
+    }
+    if !ch_views.is_empty() {
+        statements.push(Box::pin(async {
+            tx.execute(
+                changed_keys,
+                &[&ch_views, &ch_keys, &ch_revisions, &ch_deleted, &now],
+            )
+            .await
         }));
     }
     if !counter_names.is_empty() {
