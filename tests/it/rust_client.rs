@@ -1,7 +1,8 @@
 //! README, "Consumers": the Rust client bootstraps, follows (a whole view or
 //! a filtered one), applies patches, reconnects with Last-Event-ID after a
-//! dropped connection, and starts over from the snapshot on 410 or a
-//! changed epoch.
+//! dropped connection, catches up with one patch after an absence longer
+//! than retention, and starts over from the snapshot on 410 or a changed
+//! epoch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,11 +177,19 @@ impl Transport for Gate {
     }
 }
 
-#[tokio::test]
-async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the_snapshot() {
+/// A follower of `snapshot_path` (and the stream its `Link` names), cut
+/// off (its transport gated) while persons change and retention deletes
+/// the events it needs; `horizon` is the server's `--catch-up-horizon`.
+/// Answers the follower and the server, with the gate open again once a
+/// position from before the changes is trimmed.
+async fn away_longer_than_retention(
+    horizon: Duration,
+    snapshot_path: &str,
+) -> (Follower, crate::common::TestServer) {
     let settings = Settings {
         engine: Config {
             retention: Duration::from_secs(1),
+            catch_up_horizon: horizon,
             keep_alive: Duration::from_millis(100),
             ..Config::ephemeral()
         },
@@ -189,13 +198,14 @@ async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the
     let server = spawn(settings).await;
     let base = server.url("");
     post(&server.client, &base, json!({"name": "Ann"})).await;
+    post(&server.client, &base, json!({"name": "Bob"})).await;
     let open = Arc::new(AtomicBool::new(true));
     let gate = Gate {
         inner: Http::new(&base).unwrap(),
         open: open.clone(),
     };
-    let follower = Follower::spawn(Arc::new(gate), "/persons", "/person-events", fast());
-    follower.wait_for(1, WAIT).await.unwrap();
+    let follower = Follower::spawn_linked(Arc::new(gate), snapshot_path, fast(), None);
+    follower.wait_for(2, WAIT).await.unwrap();
 
     open.store(false, Ordering::SeqCst);
     let mut health = follower.watch_health();
@@ -203,17 +213,79 @@ async fn a_follower_whose_position_was_trimmed_gets_410_and_starts_over_from_the
         .await
         .unwrap()
         .unwrap();
-    post(&server.client, &base, json!({"name": "Bob"})).await;
-    let rev = post(&server.client, &base, json!({"name": "Cy"})).await;
-    // Wait until the events the follower needs are gone.
+    let r = server
+        .client
+        .patch(format!("{base}/persons/1"))
+        .json(&json!({"name": "Ann B."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = server
+        .client
+        .delete(format!("{base}/persons/2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    post(&server.client, &base, json!({"name": "Cy"})).await;
+    // Wait until the events after its position (2) are gone: a poll from
+    // it is then a catch-up, or, past the horizon, 410.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while server.get("/person-events?revision=2").await.status() != 410 {
-        assert!(tokio::time::Instant::now() < deadline);
+    loop {
+        let r = server.get("/person-events?mode=poll&after=2&wait=0").await;
+        if r.status() == 410 {
+            break;
+        }
+        let page: Value = r.json().await.unwrap();
+        if page["changes"][0]["compacted"] == json!(true) && horizon > Duration::from_secs(1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     open.store(true, Ordering::SeqCst);
+    (follower, server)
+}
+
+#[tokio::test]
+async fn a_follower_away_longer_than_retention_catches_up_with_one_patch_without_reloading() {
+    let (follower, server) = away_longer_than_retention(Duration::from_secs(3600), "/persons").await;
+    let (rev, view) = snapshot(&server.url(""), "/persons").await;
     let copy = follower.wait_for(rev, WAIT).await.unwrap();
-    assert_eq!(Value::Object(copy.doc), server.get_json("/persons").await);
+    assert_eq!(Value::Object(copy.doc), view);
+    assert_eq!(follower.health().bootstraps, 1, "caught up, not started over");
+    // And it follows on live.
+    let next = post(&server.client, &server.url(""), json!({"name": "Dee"})).await;
+    let copy = follower.wait_for(next, WAIT).await.unwrap();
+    assert_eq!(copy.revision, next);
+    assert_eq!(
+        Value::Object(copy.doc),
+        snapshot(&server.url(""), "/persons").await.1
+    );
+    assert_eq!(follower.health().bootstraps, 1);
+}
+
+#[tokio::test]
+async fn a_filtered_follower_away_longer_than_retention_catches_up_its_subset() {
+    let (follower, server) =
+        away_longer_than_retention(Duration::from_secs(3600), "/persons?key=1&key=2").await;
+    let (rev, _) = snapshot(&server.url(""), "/persons").await;
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        json!({"1": {"name": "Ann B."}}),
+        "2 deleted, 3 (Cy) outside the subset"
+    );
+    assert_eq!(follower.health().bootstraps, 1);
+}
+
+#[tokio::test]
+async fn a_follower_whose_position_is_past_the_catch_up_horizon_gets_410_and_starts_over() {
+    let (follower, server) = away_longer_than_retention(Duration::from_secs(1), "/persons").await;
+    let (rev, view) = snapshot(&server.url(""), "/persons").await;
+    let copy = follower.wait_for(rev, WAIT).await.unwrap();
+    assert_eq!(Value::Object(copy.doc), view);
     assert_eq!(follower.health().bootstraps, 2, "410 made it start over");
     let mut health = follower.watch_health();
     tokio::time::timeout(WAIT, health.wait_for(|h| h.live))

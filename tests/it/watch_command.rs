@@ -1,10 +1,11 @@
-//! `duality watch`: prints a view once, or keeps it current; refuses an
+//! `duality watch`: prints a view once, or keeps it current (with one
+//! catch-up after an absence longer than retention); refuses an
 //! unreachable server or a URL that is not a view.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::spawn_default;
+use crate::common::{ChildServer, spawn_default};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -376,4 +377,96 @@ async fn watch_shows_and_follows_a_filtered_view_and_only_its_keys() {
         "persons?key=1&key=2 @ revision 7 (live)\n\
          key  city  name\n1    Rome  Ann\n2    Lima  Bob\n"
     );
+}
+
+#[tokio::test]
+async fn watch_after_an_absence_longer_than_retention_prints_one_compacted_line_and_follows_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", "watched.db", "--services", "persons", "--retention", "1s"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let addr = server.addr;
+    let client = reqwest::Client::new();
+    let post = async |base: String, name: &str| {
+        let r = client
+            .post(format!("{base}/persons"))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    };
+    post(server.base(), "Ann").await;
+    post(server.base(), "Bob").await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_duality"))
+        .args(["watch", &format!("{}/persons", server.base())])
+        .args(["--output", "json", "--until", "6"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("watch printed nothing within 30 s")
+            .unwrap()
+            .expect("watch ended early");
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(next().await["revision"], 2);
+
+    // The watch loses its server; meanwhile the same database is served
+    // elsewhere, changes, and retention deletes the events it would need.
+    server.terminate();
+    let away = ChildServer::start(&args, dir.path()).await;
+    let r = client
+        .patch(format!("{}/persons/1", away.base()))
+        .json(&json!({"name": "Ann B."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .delete(format!("{}/persons/2", away.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    post(away.base(), "Cy").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("{}/person-events?mode=poll&after=2&wait=0", away.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["changes"][0]["compacted"] == json!(true) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not trimmed: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut away = away;
+    away.terminate();
+
+    // Back where the watch looks: it resumes after 2 and is caught up.
+    let back = ChildServer::restart_on(addr, &args, dir.path()).await;
+    assert_eq!(
+        next().await,
+        json!({"revision": 5, "patch": {"1": {"name": "Ann B."}, "2": null, "3": {"name": "Cy"}},
+               "compacted": true})
+    );
+    post(back.base(), "Dee").await;
+    assert_eq!(
+        next().await,
+        json!({"revision": 6, "patch": {"4": {"name": "Dee"}}})
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "--until 6 ends the watch");
 }
