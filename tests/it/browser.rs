@@ -353,6 +353,75 @@ async fn the_page_goes_stale_while_the_server_is_down_and_starts_over_when_it_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_catches_each_panel_up_with_one_patch_after_an_absence_longer_than_retention() {
+    prepare().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--db", "page.db", "--services", "persons", "--retention", "1s"];
+    let mut server = ChildServer::start(&args, dir.path()).await;
+    let addr = server.addr;
+    let client = reqwest::Client::new();
+    let mut script = Script::start("catchup.mjs", &[&server.base()]);
+    script.expect("READY").await;
+    server.terminate();
+    script.send("KILLED").await;
+    script.expect("STALE").await;
+
+    // The same database served elsewhere meanwhile: persons 3 to 5, and
+    // retention deletes the events after the page's position (2).
+    let mut away = ChildServer::start(&args, dir.path()).await;
+    let changes = [
+        ("PATCH", "/persons/1", Some(serde_json::json!({"name": "Ann B.", "city": "Paris"}))),
+        ("DELETE", "/persons/2", None),
+        ("POST", "/persons", Some(serde_json::json!({"name": "Cy", "city": "Rome"}))),
+    ];
+    for (method, path, body) in changes {
+        let mut request = client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", away.base()),
+        );
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        assert!(request.send().await.unwrap().status().is_success(), "{method} {path}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let page: serde_json::Value = client
+            .get(format!("{}/person-events?mode=poll&after=2&wait=0", away.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page["changes"][0]["compacted"] == serde_json::json!(true) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not trimmed: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    away.terminate();
+
+    let back = ChildServer::restart_on(addr, &args, dir.path()).await;
+    script.send("BACK 5").await;
+    script.succeeds().await;
+    let metrics = client
+        .get(format!("{}/metrics", back.base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for view in ["persons", "locations"] {
+        assert!(
+            metrics.contains(&format!("duality_catch_ups_total{{view=\"{view}\"}} 1")),
+            "one catch-up of {view}:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_panel_shows_a_lost_backend_as_stale_and_live_again_when_it_returns() {
     prepare().await;
     let dir = tempfile::tempdir().unwrap();
