@@ -81,6 +81,8 @@ pub fn main() -> ExitCode {
 async fn serve(settings: Settings) -> Result<(), String> {
     // Every connection is a file descriptor: allow as many as permitted.
     duality::net::fds::raise_limit();
+    // Before anything is opened or bound, as a flag's own value is.
+    settings.engine.check()?;
     let server = duality_services::builtin(&settings.builtin).map_err(|e| e.to_string())?;
     let listen = settings.engine.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -28,6 +28,15 @@ fn invalid_flag_values_are_refused_with_one_line() {
     assert_refused(&duality(&["--db", "mysql://x"], &[]), "db");
     assert_refused(&duality(&["--services", "persons,weather"], &[]), "weather");
     assert_refused(&duality(&["--no-such-flag"], &[]), "no-such-flag");
+    assert_refused(
+        &duality(&["--catch-up-horizon", "soon"], &[]),
+        "catch-up-horizon",
+    );
+    let shorter = ["--retention", "2h", "--catch-up-horizon", "90m"];
+    let out = duality(&shorter, &[]);
+    assert_refused(&out, "--catch-up-horizon (90m) must be at least --retention (2h)");
+    let env = [("DUALITY_RETENTION", "8d")];
+    assert_refused(&duality(&[], &env), "--catch-up-horizon (7d)");
 }
 
 #[test]
@@ -59,6 +68,7 @@ fn help_lists_every_documented_flag() {
         "--listen",
         "--db",
         "--retention",
+        "--catch-up-horizon",
         "--services",
         "--customers-url",
         "--incidents-url",
@@ -66,6 +76,7 @@ fn help_lists_every_documented_flag() {
         "DUALITY_LISTEN",
         "DUALITY_DB",
         "DUALITY_RETENTION",
+        "DUALITY_CATCH_UP_HORIZON",
     ] {
         assert!(help.contains(flag), "{flag} missing from help");
     }
