@@ -33,8 +33,17 @@
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
 //!
+//! - `poll` (not part of `all`): clients following by long-poll while one
+//!   task writes at a fixed rate, against as many SSE subscribers under the
+//!   same writes (see its module).
+//!
+//! - `catch-up` (not part of `all`): a consumer away longer than retention
+//!   on a view at real size: the bytes and time of its catch-up against
+//!   reloading the snapshot (see its module).
+//!
 //! Every scenario prints a short human report and one JSON line.
 
+mod catch_up;
 mod collection;
 mod dashboard;
 mod fanout;
@@ -45,6 +54,7 @@ mod large_dashboard;
 mod large_persons;
 mod load;
 mod paced;
+mod poll;
 mod reads;
 mod server;
 mod writes;
@@ -63,16 +73,17 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: Scenario,
 
-    /// How long the `writes`, `fanout` and `dashboard` scenarios write, and
+    /// How long the `writes`, `fanout`, `poll` and `dashboard` scenarios write, and
     /// `dashboard-reads` reads each path (at most 10m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
 
-    /// Subscribers opened by the `fanout` and `idle` scenarios.
+    /// Subscribers opened by the `fanout` and `idle` scenarios (and the
+    /// long-poll clients of `poll`, next to as many SSE subscribers).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub subscribers: u64,
 
-    /// Writes per second in the `fanout` scenario.
+    /// Writes per second in the `fanout` and `poll` scenarios.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub rate: u64,
 
@@ -95,7 +106,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub db: Option<String>,
 
-    /// Persons loaded by the `large-persons` and `large-dashboard` scenarios.
+    /// Persons loaded by the `large-persons`, `large-dashboard` and
+    /// `catch-up` scenarios.
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub persons: u64,
 
@@ -173,6 +185,12 @@ pub enum Scenario {
     LargePersons,
     /// Not part of `all`: loads 100,000 customers and a million incidents.
     LargeDashboard,
+    /// Not part of `all`: clients following by long-poll against as many
+    /// SSE subscribers, under the same writes.
+    Poll,
+    /// Not part of `all`: catch-up after retention on a view of `--persons`
+    /// documents against reloading its snapshot (minutes).
+    CatchUp,
 }
 
 /// What a scenario measured: lines for people, one JSON object for docs.
@@ -218,6 +236,19 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.scenario == Scenario::Collection {
         let report = collection::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
+    if args.scenario == Scenario::Poll {
+        let report = poll::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
+    if args.scenario == Scenario::CatchUp {
+        if args.db.is_some() {
+            return Err("the catch-up scenario loads its own fresh SQLite file: drop --db".into());
+        }
+        let report = catch_up::run(&args).await?;
         println!("{}\n\n{}", report.text, report.json);
         return Ok(());
     }

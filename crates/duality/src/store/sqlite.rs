@@ -226,18 +226,23 @@ impl SqliteStore {
     {
         match &self.readers {
             Some(pool) => {
-                let _permit = pool.permits.acquire().await.map_err(unavailable)?;
+                let permit = pool.permits.acquire().await.map_err(unavailable)?;
                 let mut conn = pool
                     .idle
                     .lock()
                     .map_err(|_| unavailable("read pool poisoned"))?
                     .pop()
                     .ok_or_else(|| unavailable("no idle read connection"))?;
+                // The place goes back with the connection, from the read
+                // itself: a caller dropped while it runs (a client that
+                // hung up) must not let another reader in before it is idle.
+                permit.forget();
                 let pool = Arc::clone(pool);
                 tokio::task::spawn_blocking(move || {
                     let result = f(&mut conn);
                     if let Ok(mut idle) = pool.idle.lock() {
                         idle.push(conn);
+                        pool.permits.add_permits(1);
                     }
                     result
                 })
@@ -1025,4 +1030,46 @@ fn read_events(
         oldest: oldest.map(|o| o as u64),
         current,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nowhere(Registry);
+
+    impl Publish for Nowhere {
+        fn registry(&self) -> &Registry {
+            &self.0
+        }
+        fn observe(&self, _: View, _: u64) {}
+        fn publish(&self, _: View, _: u64, _: &str, _: Option<&str>) {}
+        fn publish_docs(&self, _: View, _: u64, _: &str, _: Option<&str>, _: &[DocText]) {}
+    }
+
+    /// A read that holds its connection for a while.
+    fn slow(conn: &mut Connection) -> rusqlite::Result<()> {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_whose_caller_hung_up_keeps_its_place_until_its_connection_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("reads.db"));
+        let hub = Arc::new(Nowhere(Registry::new([]).unwrap()));
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&location, hub))
+            .await
+            .unwrap()
+            .unwrap();
+        // Its caller gives up while the read still holds the connection.
+        let dropped = tokio::time::timeout(std::time::Duration::from_millis(50), store.read(slow));
+        assert!(dropped.await.is_err());
+        // As many reads as there are connections, at once: each one waits
+        // for a connection that is idle, none finds the pool empty.
+        let reads: Vec<_> = (0..READERS).map(|_| store.read(slow)).collect();
+        for read in futures_util::future::join_all(reads).await {
+            read.unwrap();
+        }
+    }
 }
