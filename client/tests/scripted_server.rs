@@ -456,3 +456,53 @@ async fn an_unfiltered_follower_moves_only_with_its_changes_and_ignores_progress
     assert!(health.caught_up && health.live, "{health:?}");
     assert_eq!(health.bootstraps, 1);
 }
+
+/// Records what an observer is told, patches included.
+#[derive(Default)]
+struct Patches(Mutex<Vec<(&'static str, u64, Value)>>);
+
+impl Observer for Patches {
+    fn loaded(&self, view: &Map<String, Value>, revision: u64, _: &str) {
+        let told = ("loaded", revision, Value::Object(view.clone()));
+        self.0.lock().unwrap().push(told);
+    }
+    fn patched(&self, patch: &Map<String, Value>, revision: u64) {
+        let told = ("patched", revision, Value::Object(patch.clone()));
+        self.0.lock().unwrap().push(told);
+    }
+    fn compacted(&self, patch: &Map<String, Value>, revision: u64) {
+        let told = ("compacted", revision, Value::Object(patch.clone()));
+        self.0.lock().unwrap().push(told);
+    }
+}
+
+#[tokio::test]
+async fn a_catch_up_skips_revisions_in_one_patch_and_the_follower_goes_on_after_it() {
+    let events = "event: catch-up\nid: 40\ndata: {\"2\":null,\"3\":{\"name\":\"Cy\"}}\n\n\
+                  event: caught-up\ndata: {\"revision\":40}\n\n\
+                  id: 41\ndata: {\"1\":{\"name\":\"Ann B\"}}\n\n";
+    let script = script(vec![(200, events)]);
+    let told = Arc::new(Patches::default());
+    let follower = Follower::spawn_observed(
+        script.clone(),
+        "/things",
+        "/thing-events",
+        fast(),
+        Some(told.clone()),
+    );
+    let copy = follower.wait_for(41, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        Value::Object(copy.doc),
+        json!({"1": {"name": "Ann B"}, "3": {"name": "Cy"}})
+    );
+    assert_eq!(follower.health().bootstraps, 1, "no start-over for the skip");
+    let told = told.0.lock().unwrap().clone();
+    assert_eq!(
+        told[1..],
+        [
+            ("compacted", 40, json!({"2": null, "3": {"name": "Cy"}})),
+            ("patched", 41, json!({"1": {"name": "Ann B"}})),
+        ]
+    );
+    assert_eq!(streams_seen(&script), [("/thing-events".into(), "2".into())]);
+}

@@ -18,6 +18,7 @@
 //! page that reaches the head (a cached one is a correct catch-up to a
 //! revision at most that old, and `next` goes on from there).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use duality_core::position::{self, Gone};
@@ -27,6 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::app::App;
 use crate::catch_up;
+use crate::hub::Frame;
 
 /// Revisions per aligned page.
 pub const PAGE: u64 = 256;
@@ -97,48 +99,60 @@ pub async fn poll(
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = app.shutdown();
     let mut at = after;
+    // Live frames received while waiting; when they go on from `at`, the
+    // answer is made of them, without reading the store: a thousand
+    // clients waiting at the head cost one read each per wait, not one
+    // per change.
+    let mut frames: Vec<Arc<Frame>> = Vec::new();
     loop {
         let end = page_end(at);
-        let page = app
-            .store()
-            .events(view, at + 1, (end - at) as usize)
-            .await?;
-        if epoch.is_some_and(|e| e != app.epoch()) {
-            return Ok(gone(Gone::OtherEpoch, &page));
-        }
-        match position::check_next(at + 1, page.oldest, page.current) {
-            Ok(_) => {}
-            // Only the client's own position can be older than retention.
-            Err(Gone::Trimmed) if at == after => {
-                return Ok(match catch_up::catch_up(app, view, after, filter).await? {
-                    Some(caught) => Polled::CatchUp {
-                        revision: caught.revision,
-                        patch: caught.patch,
-                    },
-                    None => gone(Gone::Trimmed, &page),
-                });
-            }
-            Err(why) => return Ok(gone(why, &page)),
-        }
-        let mut changes = Vec::new();
-        let mut next = at;
-        for event in page.events.iter().take_while(|e| e.revision <= end) {
-            if event.revision != next + 1 {
-                // A hole in the outbox: the client starts over.
-                return Ok(gone(Gone::Trimmed, &page));
-            }
-            match filter.restrict(&event.patch, event.prior.as_deref()) {
-                Restrict::Kept(patch) => changes.push((event.revision, patch)),
-                Restrict::Nothing => {}
-                Restrict::NeedsPrior | Restrict::Malformed => {
+        let (changes, next) = match from_frames(&frames, at, end, filter) {
+            Some(answer) => answer,
+            None => {
+                let page = app
+                    .store()
+                    .events(view, at + 1, (end - at) as usize)
+                    .await?;
+                if epoch.is_some_and(|e| e != app.epoch()) {
+                    return Ok(gone(Gone::OtherEpoch, &page));
+                }
+                match position::check_next(at + 1, page.oldest, page.current) {
+                    Ok(_) => {}
+                    // Only the client's own position can be older than retention.
+                    Err(Gone::Trimmed) if at == after => {
+                        return Ok(match catch_up::catch_up(app, view, after, filter).await? {
+                            Some(caught) => Polled::CatchUp {
+                                revision: caught.revision,
+                                patch: caught.patch,
+                            },
+                            None => gone(Gone::Trimmed, &page),
+                        });
+                    }
+                    Err(why) => return Ok(gone(why, &page)),
+                }
+                let mut changes = Vec::new();
+                let mut next = at;
+                for event in page.events.iter().take_while(|e| e.revision <= end) {
+                    if event.revision != next + 1 {
+                        // A hole in the outbox: the client starts over.
+                        return Ok(gone(Gone::Trimmed, &page));
+                    }
+                    match filter.restrict(&event.patch, event.prior.as_deref()) {
+                        Restrict::Kept(patch) => changes.push((event.revision, patch)),
+                        Restrict::Nothing => {}
+                        Restrict::NeedsPrior | Restrict::Malformed => {
+                            return Ok(gone(Gone::Trimmed, &page));
+                        }
+                    }
+                    next = event.revision;
+                }
+                if next < page.current.min(end) {
                     return Ok(gone(Gone::Trimmed, &page));
                 }
+                (changes, next)
             }
-            next = event.revision;
-        }
-        if next < page.current.min(end) {
-            return Ok(gone(Gone::Trimmed, &page));
-        }
+        };
+        frames.clear();
         let done = !changes.is_empty() || next == end;
         if done || tokio::time::Instant::now() >= deadline {
             let keep = match (next == end, changes.is_empty()) {
@@ -156,13 +170,48 @@ pub async fn poll(
         at = next;
         tokio::select! {
             received = live.recv() => match received {
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Ok(frame) => {
+                    frames.push(frame);
+                    // Whatever else is already waiting goes in the same answer.
+                    while let Ok(frame) = live.try_recv() {
+                        frames.push(frame);
+                    }
+                }
+                // Lapped: the store has what the ring no longer does.
+                Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return Err(Error::store_unavailable("the hub closed")),
             },
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// The changes after `at` up to `end` made of live `frames`, filtered, and
+/// the revision they reach; `None` if they do not go on from `at` without
+/// a gap (or there are none after it), when the store must answer. The
+/// ring hands every subscriber each commit once and in order, so frames
+/// that go on from `at` are exactly what the outbox holds after it.
+fn from_frames(
+    frames: &[Arc<Frame>],
+    at: u64,
+    end: u64,
+    filter: &Filter,
+) -> Option<(Vec<(u64, String)>, u64)> {
+    let mut changes = Vec::new();
+    let mut next = at;
+    for frame in frames.iter().filter(|f| f.revision > at && f.revision <= end) {
+        if frame.revision != next + 1 {
+            return None;
+        }
+        match filter.restrict(frame.patch(), frame.prior.as_deref()) {
+            Restrict::Kept(patch) => changes.push((frame.revision, patch)),
+            Restrict::Nothing => {}
+            Restrict::NeedsPrior | Restrict::Malformed => return None,
+        }
+        next = frame.revision;
+    }
+    (next > at).then_some((changes, next))
 }
 
 fn gone(why: Gone, page: &crate::store::EventsPage) -> Polled {
@@ -223,6 +272,35 @@ mod tests {
         assert_eq!(page_end(PAGE - 1), PAGE);
         assert_eq!(page_end(PAGE), 2 * PAGE);
         assert_eq!(page_end(3 * PAGE + 7), 4 * PAGE);
+    }
+
+    #[test]
+    fn live_frames_answer_only_when_they_go_on_from_the_position_without_a_gap() {
+        let frame = |r: u64, patch: &str| Arc::new(Frame::change(r, patch, Some("{}")));
+        let frames = [
+            frame(4, r#"{"a":1}"#),
+            frame(5, r#"{"b":2}"#),
+            frame(6, r#"{"a":3}"#),
+        ];
+        let all = Filter::default();
+        assert_eq!(
+            from_frames(&frames, 4, 256, &all),
+            Some((vec![(5, r#"{"b":2}"#.into()), (6, r#"{"a":3}"#.into())], 6)),
+            "frames at or before the position are skipped"
+        );
+        assert_eq!(
+            from_frames(&frames, 5, 5, &all),
+            None,
+            "nothing after the position within its page"
+        );
+        assert_eq!(from_frames(&frames, 2, 256, &all), None, "a gap: 3 is missing");
+        assert_eq!(from_frames(&frames, 6, 256, &all), None);
+        let only_a = Filter::keys(["a"]);
+        assert_eq!(
+            from_frames(&frames[..2], 3, 256, &only_a),
+            Some((vec![(4, r#"{"a":1}"#.into())], 5)),
+            "a revision that leaves the subset alone still moves the position"
+        );
     }
 
     #[test]

@@ -676,6 +676,16 @@ fn commit_batch(
         });
         answers.push((reply, answer));
     }
+    // Catch-up's rows for the whole batch, in its transaction: a document
+    // written by several of its writes gets one row, its last change.
+    if let Err(e) = record_changed(&tx, &published, now) {
+        tracing::error!(error = %e, "recording the changed keys failed; the batch is not committed");
+        drop(tx);
+        for (reply, answer) in answers {
+            let _ = reply.send(answer.and(Err(unavailable(&e))));
+        }
+        return;
+    }
     match tx.commit() {
         Ok(()) => {
             let flush = if deferred { "deferred" } else { "waited" };
@@ -771,15 +781,6 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
              ON CONFLICT (view) DO UPDATE SET revision = excluded.revision",
         )?
         .execute(params![view, revision])?;
-        for (key, doc) in &change.rows {
-            conn.prepare_cached(
-                "INSERT INTO changed_keys (view, key, revision, deleted, changed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (view, key) DO UPDATE SET revision = excluded.revision,
-                    deleted = excluded.deleted, changed_ms = excluded.changed_ms",
-            )?
-            .execute(params![view, key, revision, doc.is_none(), now])?;
-        }
         events.push(Outgoing {
             view: change.view,
             revision: change.revision,
@@ -803,6 +804,30 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
         .execute(params![key, outcome.fingerprint, outcome.encode(), now])?;
     }
     Ok(events)
+}
+
+/// Records, for every document the committed writes of a batch changed,
+/// the revision of its last change and whether it deleted it (catch-up's
+/// rows, one per key: see [`Store::changed`]).
+fn record_changed(conn: &Connection, published: &Published, now: i64) -> rusqlite::Result<()> {
+    // In key order: the rows go into the table's B-tree in its order.
+    let mut last: std::collections::BTreeMap<(View, &str), (u64, bool)> =
+        std::collections::BTreeMap::new();
+    for event in published {
+        for (key, doc) in &event.docs {
+            last.insert((event.view, key.as_str()), (event.revision, doc.is_none()));
+        }
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO changed_keys (view, key, revision, deleted, changed_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (view, key) DO UPDATE SET revision = excluded.revision,
+            deleted = excluded.deleted, changed_ms = excluded.changed_ms",
+    )?;
+    for ((view, key), (revision, deleted)) in last {
+        upsert.execute(params![view.name(), key, revision as i64, deleted, now])?;
+    }
+    Ok(())
 }
 
 /// A file written before events kept the documents they replaced gets the
