@@ -104,9 +104,18 @@ pub async fn poll(
     // clients waiting at the head cost one read each per wait, not one
     // per change.
     let mut frames: Vec<Arc<Frame>> = Vec::new();
+    // A client at the head (the usual request: the `next` of its last
+    // answer) has nothing to read yet: it waits for the ring at once. The
+    // revision is read after subscribing, so the next commit's frame comes.
+    let mut at_head = epoch.is_none_or(|e| e == app.epoch()) && after == app.revision(view)?;
     loop {
         let end = page_end(at);
-        let (changes, next) = match from_frames(&frames, at, end, filter) {
+        let from_live = if std::mem::take(&mut at_head) {
+            Some((Vec::new(), at))
+        } else {
+            from_frames(&frames, at, end, filter)
+        };
+        let (changes, next) = match from_live {
             Some(answer) => answer,
             None => {
                 let page = app

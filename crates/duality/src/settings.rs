@@ -35,12 +35,11 @@ pub struct Config {
     pub retention: Duration,
 
     /// How long a consumer may be away and still catch up with one patch of
-    /// what changed, instead of reloading the view (`7d`; at least
-    /// `--retention`). Positions older than this get `410`. It is kept as
-    /// one small row per document changed or deleted within the horizon,
-    /// never one per event, so the database holds at most one row per key
-    /// the views had in that time however often they were written: a
-    /// horizon as long as the database can hold is as long as you like.
+    /// what changed instead of reloading the view (at least `--retention`);
+    /// older positions get `410`. The database keeps one small row per key
+    /// changed or deleted within the horizon, not one per event: however
+    /// much is written, at most one row per key the views had in that
+    /// time, so a long horizon (`30d`, `365d`) costs what the keys cost.
     #[arg(long, env = "DUALITY_CATCH_UP_HORIZON", default_value = "7d", value_parser = parse_duration)]
     pub catch_up_horizon: Duration,
 
