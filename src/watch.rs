@@ -328,7 +328,9 @@ impl Observer for Lines {
     }
 
     fn compacted(&self, patch: &Map<String, Value>, revision: u64) {
-        let _ = self.0.send((revision, Some(compacted_line(patch, revision))));
+        let _ = self
+            .0
+            .send((revision, Some(compacted_line(patch, revision))));
     }
 }
 

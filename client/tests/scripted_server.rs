@@ -490,12 +490,19 @@ async fn a_catch_up_skips_revisions_in_one_patch_and_the_follower_goes_on_after_
         fast(),
         Some(told.clone()),
     );
-    let copy = follower.wait_for(41, Duration::from_secs(10)).await.unwrap();
+    let copy = follower
+        .wait_for(41, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(
         Value::Object(copy.doc),
         json!({"1": {"name": "Ann B"}, "3": {"name": "Cy"}})
     );
-    assert_eq!(follower.health().bootstraps, 1, "no start-over for the skip");
+    assert_eq!(
+        follower.health().bootstraps,
+        1,
+        "no start-over for the skip"
+    );
     let told = told.0.lock().unwrap().clone();
     assert_eq!(
         told[1..],
@@ -504,5 +511,8 @@ async fn a_catch_up_skips_revisions_in_one_patch_and_the_follower_goes_on_after_
             ("patched", 41, json!({"1": {"name": "Ann B"}})),
         ]
     );
-    assert_eq!(streams_seen(&script), [("/thing-events".into(), "2".into())]);
+    assert_eq!(
+        streams_seen(&script),
+        [("/thing-events".into(), "2".into())]
+    );
 }

@@ -356,7 +356,14 @@ async fn the_page_goes_stale_while_the_server_is_down_and_starts_over_when_it_re
 async fn the_page_catches_each_panel_up_with_one_patch_after_an_absence_longer_than_retention() {
     prepare().await;
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--db", "page.db", "--services", "persons", "--retention", "1s"];
+    let args = [
+        "--db",
+        "page.db",
+        "--services",
+        "persons",
+        "--retention",
+        "1s",
+    ];
     let mut server = ChildServer::start(&args, dir.path()).await;
     let addr = server.addr;
     let client = reqwest::Client::new();
@@ -370,9 +377,17 @@ async fn the_page_catches_each_panel_up_with_one_patch_after_an_absence_longer_t
     // retention deletes the events after the page's position (2).
     let mut away = ChildServer::start(&args, dir.path()).await;
     let changes = [
-        ("PATCH", "/persons/1", Some(serde_json::json!({"name": "Ann B.", "city": "Paris"}))),
+        (
+            "PATCH",
+            "/persons/1",
+            Some(serde_json::json!({"name": "Ann B.", "city": "Paris"})),
+        ),
         ("DELETE", "/persons/2", None),
-        ("POST", "/persons", Some(serde_json::json!({"name": "Cy", "city": "Rome"}))),
+        (
+            "POST",
+            "/persons",
+            Some(serde_json::json!({"name": "Cy", "city": "Rome"})),
+        ),
     ];
     for (method, path, body) in changes {
         let mut request = client.request(
@@ -382,12 +397,18 @@ async fn the_page_catches_each_panel_up_with_one_patch_after_an_absence_longer_t
         if let Some(body) = body {
             request = request.json(&body);
         }
-        assert!(request.send().await.unwrap().status().is_success(), "{method} {path}");
+        assert!(
+            request.send().await.unwrap().status().is_success(),
+            "{method} {path}"
+        );
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let page: serde_json::Value = client
-            .get(format!("{}/person-events?mode=poll&after=2&wait=0", away.base()))
+            .get(format!(
+                "{}/person-events?mode=poll&after=2&wait=0",
+                away.base()
+            ))
             .send()
             .await
             .unwrap()

@@ -34,7 +34,10 @@ fn invalid_flag_values_are_refused_with_one_line() {
     );
     let shorter = ["--retention", "2h", "--catch-up-horizon", "90m"];
     let out = duality(&shorter, &[]);
-    assert_refused(&out, "--catch-up-horizon (90m) must be at least --retention (2h)");
+    assert_refused(
+        &out,
+        "--catch-up-horizon (90m) must be at least --retention (2h)",
+    );
     let env = [("DUALITY_RETENTION", "8d")];
     assert_refused(&duality(&[], &env), "--catch-up-horizon (7d)");
 }

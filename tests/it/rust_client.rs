@@ -250,11 +250,16 @@ async fn away_longer_than_retention(
 
 #[tokio::test]
 async fn a_follower_away_longer_than_retention_catches_up_with_one_patch_without_reloading() {
-    let (follower, server) = away_longer_than_retention(Duration::from_secs(3600), "/persons").await;
+    let (follower, server) =
+        away_longer_than_retention(Duration::from_secs(3600), "/persons").await;
     let (rev, view) = snapshot(&server.url(""), "/persons").await;
     let copy = follower.wait_for(rev, WAIT).await.unwrap();
     assert_eq!(Value::Object(copy.doc), view);
-    assert_eq!(follower.health().bootstraps, 1, "caught up, not started over");
+    assert_eq!(
+        follower.health().bootstraps,
+        1,
+        "caught up, not started over"
+    );
     // And it follows on live.
     let next = post(&server.client, &server.url(""), json!({"name": "Dee"})).await;
     let copy = follower.wait_for(next, WAIT).await.unwrap();

@@ -382,7 +382,14 @@ async fn watch_shows_and_follows_a_filtered_view_and_only_its_keys() {
 #[tokio::test]
 async fn watch_after_an_absence_longer_than_retention_prints_one_compacted_line_and_follows_on() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--db", "watched.db", "--services", "persons", "--retention", "1s"];
+    let args = [
+        "--db",
+        "watched.db",
+        "--services",
+        "persons",
+        "--retention",
+        "1s",
+    ];
     let mut server = ChildServer::start(&args, dir.path()).await;
     let addr = server.addr;
     let client = reqwest::Client::new();
@@ -436,7 +443,10 @@ async fn watch_after_an_absence_longer_than_retention_prints_one_compacted_line_
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let page: serde_json::Value = client
-            .get(format!("{}/person-events?mode=poll&after=2&wait=0", away.base()))
+            .get(format!(
+                "{}/person-events?mode=poll&after=2&wait=0",
+                away.base()
+            ))
             .send()
             .await
             .unwrap()

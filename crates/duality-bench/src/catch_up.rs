@@ -127,13 +127,8 @@ pub async fn run(args: &BenchArgs) -> Result<Report, String> {
     ];
     let (targets_json, targets_text) = targets(&checks);
     let good = checks.iter().all(Target::met);
-    let line = |what: &str, t: Took| {
-        format!(
-            "{what}: {} bytes in {:.1} ms",
-            t.bytes,
-            t.seconds * 1000.0
-        )
-    };
+    let line =
+        |what: &str, t: Took| format!("{what}: {} bytes in {:.1} ms", t.bytes, t.seconds * 1000.0);
     let text = format!(
         "catch-up: {} persons, {} of them changed in {change_seconds:.1} s while a consumer at \
          revision {position} was away (now {current}); its events were deleted {trimmed:.1} s \
@@ -283,7 +278,11 @@ async fn catch_up_by_poll(
     let page: Page = serde_json::from_slice(&body).map_err(|e| format!("the poll: {e}"))?;
     match &page.changes[..] {
         [one] if one.compacted && one.revision == current && one.patch.len() == changed => {}
-        _ => return Err(format!("the poll from {position} was not one compacted change to {current}")),
+        _ => {
+            return Err(format!(
+                "the poll from {position} was not one compacted change to {current}"
+            ));
+        }
     }
     Ok(Took {
         bytes: body.len() as u64,

@@ -106,8 +106,7 @@ async fn measure(args: &BenchArgs, server: &Server, sse: &Report) -> Result<Repo
     }
     // Every client waiting at the head before the first write.
     let waiting = Instant::now();
-    while started.load(Ordering::SeqCst) < args.subscribers
-        || gate.available_permits() < CONNECTING
+    while started.load(Ordering::SeqCst) < args.subscribers || gate.available_permits() < CONNECTING
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -123,7 +122,10 @@ async fn measure(args: &BenchArgs, server: &Server, sse: &Report) -> Result<Repo
         mut first_error,
         seconds: writing_seconds,
     } = post_paced(&writer, args.rate, args.duration, |i| {
-        (url.clone(), format!(r#"{{"name":"p{i}","city":"c{}"}}"#, i % 50))
+        (
+            url.clone(),
+            format!(r#"{{"name":"p{i}","city":"c{}"}}"#, i % 50),
+        )
     })
     .await?;
     let cpu = meter.finish()?;

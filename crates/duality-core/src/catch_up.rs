@@ -87,7 +87,10 @@ pub fn patch<'a>(
         let text = match (text, filter.pattern()) {
             (Some(text), Some(_)) => {
                 let parsed: Value = serde_json::from_str(text).map_err(|e| {
-                    Error::internal(format!("the stored document {:?} is not JSON: {e}", row.key))
+                    Error::internal(format!(
+                        "the stored document {:?} is not JSON: {e}",
+                        row.key
+                    ))
                 })?;
                 filter.matches(&row.key, &parsed).then_some(text)
             }
@@ -164,9 +167,21 @@ mod tests {
             &Filter::default(),
         )
         .unwrap();
-        assert_eq!(text, r#"{"b":null,"c":{"n":3}}"#, "rows at or before 5 are left out");
-        let all = patch(&rows, 0, 9, |k| now.get(k).map(String::as_str), &Filter::default());
-        assert_eq!(all.unwrap(), r#"{"a":{"n":1},"b":null,"c":{"n":3},"z":null}"#);
+        assert_eq!(
+            text, r#"{"b":null,"c":{"n":3}}"#,
+            "rows at or before 5 are left out"
+        );
+        let all = patch(
+            &rows,
+            0,
+            9,
+            |k| now.get(k).map(String::as_str),
+            &Filter::default(),
+        );
+        assert_eq!(
+            all.unwrap(),
+            r#"{"a":{"n":1},"b":null,"c":{"n":3},"z":null}"#
+        );
         let none = patch(&rows, 9, 9, |_| None, &Filter::default()).unwrap();
         assert_eq!(none, "{}");
     }

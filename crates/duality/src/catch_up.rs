@@ -72,5 +72,8 @@ pub async fn catch_up(
             .map_err(|e| Error::internal(format!("building a catch-up failed: {e}")))??
     };
     metrics::counter!("duality_catch_ups_total", "view" => view.name()).increment(1);
-    Ok(Some(CatchUp { revision: at, patch }))
+    Ok(Some(CatchUp {
+        revision: at,
+        patch,
+    }))
 }

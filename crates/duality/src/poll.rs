@@ -209,7 +209,10 @@ fn from_frames(
 ) -> Option<(Vec<(u64, String)>, u64)> {
     let mut changes = Vec::new();
     let mut next = at;
-    for frame in frames.iter().filter(|f| f.revision > at && f.revision <= end) {
+    for frame in frames
+        .iter()
+        .filter(|f| f.revision > at && f.revision <= end)
+    {
         if frame.revision != next + 1 {
             return None;
         }
@@ -302,7 +305,11 @@ mod tests {
             None,
             "nothing after the position within its page"
         );
-        assert_eq!(from_frames(&frames, 2, 256, &all), None, "a gap: 3 is missing");
+        assert_eq!(
+            from_frames(&frames, 2, 256, &all),
+            None,
+            "a gap: 3 is missing"
+        );
         assert_eq!(from_frames(&frames, 6, 256, &all), None);
         let only_a = Filter::keys(["a"]);
         assert_eq!(

@@ -333,8 +333,13 @@ pub fn parse_database(raw: &str) -> Result<Database, String> {
 /// `90s`, `2h` is `2h`).
 fn shown(d: Duration) -> String {
     let ms = d.as_millis();
-    for (unit, per) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms % per == 0 {
+    for (unit, per) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(per) {
             return format!("{}{unit}", ms / per);
         }
     }
@@ -513,16 +518,18 @@ mod tests {
 
     #[test]
     fn a_catch_up_horizon_shorter_than_retention_is_refused_in_one_line() {
-        let cli = EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "90m"])
-            .unwrap();
+        let cli =
+            EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "90m"])
+                .unwrap();
         let refused = cli.config.check().unwrap_err();
         assert_eq!(
             refused,
             "--catch-up-horizon (90m) must be at least --retention (2h): catch-up answers \
              the positions older than the retained events"
         );
-        let cli = EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "2h"])
-            .unwrap();
+        let cli =
+            EngineOnly::try_parse_from(["app", "--retention", "2h", "--catch-up-horizon", "2h"])
+                .unwrap();
         assert_eq!(cli.config.check(), Ok(()));
         assert!(EngineOnly::try_parse_from(["app", "--catch-up-horizon", "0s"]).is_err());
     }

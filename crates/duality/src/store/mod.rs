@@ -168,11 +168,7 @@ pub trait Store: Send + Sync + 'static {
     /// (docs/PROTOCOL.md, "Catch-up"); `None` if `after` is older than that:
     /// the rows it would need went past the horizon. Every write records
     /// the keys it changed in its own transaction.
-    fn changed(
-        &self,
-        view: View,
-        after: u64,
-    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>>;
+    fn changed(&self, view: View, after: u64) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>>;
 
     /// Deletes, per view, the changed-key rows before the oldest one
     /// written at or after `cutoff` (the catch-up horizon), by the same

@@ -314,11 +314,7 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
     }
 
-    fn changed(
-        &self,
-        view: View,
-        after: u64,
-    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
+    fn changed(&self, view: View, after: u64) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
         Box::pin(self.read(move |conn| read_changed(conn, view, after)))
     }
 

@@ -89,7 +89,11 @@ async fn caught_up_from(server: &TestServer, after: u64) -> (u64, Value, Sse) {
         .await;
     let e = s.next().await.expect("the stream ended");
     assert_eq!(e.event, "catch-up", "{e:?}");
-    (e.id.parse().unwrap(), serde_json::from_str(&e.data).unwrap(), s)
+    (
+        e.id.parse().unwrap(),
+        serde_json::from_str(&e.data).unwrap(),
+        s,
+    )
 }
 
 /// The whole story on one database: a consumer's copy at `r`, churn,
@@ -106,11 +110,18 @@ async fn catch_up_folds_exactly_into_the_snapshot_and_after_a_restart(db: Databa
 
     let (now, current) = snapshot(&server, "/notes").await;
     let (id, patch, mut stream) = caught_up_from(&server, r).await;
-    assert_eq!(id, current, "the catch-up takes the consumer to the current revision");
-    assert_eq!(fold(old.clone(), &[patch.clone()]), now);
+    assert_eq!(
+        id, current,
+        "the catch-up takes the consumer to the current revision"
+    );
+    assert_eq!(fold(old.clone(), std::slice::from_ref(&patch)), now);
     let mut changed: Vec<&String> = patch.as_object().unwrap().keys().collect();
     changed.sort();
-    assert_eq!(changed, ["a", "b", "c", "e"], "the changed keys, not the view");
+    assert_eq!(
+        changed,
+        ["a", "b", "c", "e"],
+        "the changed keys, not the view"
+    );
     assert_eq!(patch["b"], Value::Null, "a deleted document is null");
 
     // Live after it, from the next revision on.
@@ -139,8 +150,7 @@ async fn on_sqlite_a_position_older_than_retention_catches_up_exactly_also_after
 
 #[cfg(feature = "postgres")]
 #[tokio::test]
-async fn on_postgresql_a_position_older_than_retention_catches_up_exactly_also_after_a_restart()
-{
+async fn on_postgresql_a_position_older_than_retention_catches_up_exactly_also_after_a_restart() {
     let url = crate::common::pg::shared().database().await;
     catch_up_folds_exactly_into_the_snapshot_and_after_a_restart(Database::Postgres(url)).await;
 }
@@ -156,7 +166,9 @@ async fn a_poll_older_than_retention_gets_one_compacted_change_then_goes_on_from
     until_trimmed(&server, r).await;
     let (now, current) = snapshot(&server, "/notes").await;
 
-    let answer = server.get(&format!("/note-events?mode=poll&after={r}")).await;
+    let answer = server
+        .get(&format!("/note-events?mode=poll&after={r}"))
+        .await;
     assert_eq!(answer.status(), 200);
     assert_eq!(
         answer.headers()["cache-control"],
@@ -263,9 +275,16 @@ async fn a_multiplexed_subscription_older_than_retention_gets_a_catch_up_naming_
     assert_eq!(e.event, "catch-up", "{e:?}");
     assert_eq!(e.id, format!("n={current},t={tags_at}"));
     let data: Value = serde_json::from_str(&e.data).unwrap();
-    assert_eq!((&data["sub"], &data["revision"]), (&json!("n"), &json!(current)));
+    assert_eq!(
+        (&data["sub"], &data["revision"]),
+        (&json!("n"), &json!(current))
+    );
     assert_eq!(fold(old, &[data["patch"].clone()]), now);
-    assert_eq!(snapshot(&server, "/tags").await.0, tags, "the other goes on untouched");
+    assert_eq!(
+        snapshot(&server, "/tags").await.0,
+        tags,
+        "the other goes on untouched"
+    );
     server.stop().await.unwrap();
 }
 
@@ -288,7 +307,9 @@ async fn a_position_past_the_catch_up_horizon_is_410_for_streams_and_polls() {
     .await;
     let start = Instant::now();
     let body = loop {
-        let answer = server.get(&format!("/note-events?revision={}", r + 1)).await;
+        let answer = server
+            .get(&format!("/note-events?revision={}", r + 1))
+            .await;
         if answer.status() == 410 {
             break answer.json::<Value>().await.unwrap();
         }

@@ -550,7 +550,10 @@ async fn every_write_records_the_keys_it_changed_and_the_horizon_trims_them_as_a
     let row = |k: &str, r: u64, d: bool| (k.to_string(), r, d);
     assert_eq!(
         changed_after(&*store, 0).await,
-        Some((0, vec![row("1", 4, false), row("2", 5, true), row("3", 3, false)])),
+        Some((
+            0,
+            vec![row("1", 4, false), row("2", 5, true), row("3", 3, false)]
+        )),
         "one row per key: its last change, and whether it deleted it"
     );
     assert_eq!(
@@ -598,9 +601,7 @@ async fn every_write_records_the_keys_it_changed_and_the_horizon_trims_them_as_a
     );
 }
 
-async fn a_database_from_before_catch_up_answers_only_positions_from_its_revision_on(
-    b: Backend,
-) {
+async fn a_database_from_before_catch_up_answers_only_positions_from_its_revision_on(b: Backend) {
     let db = Db::new(b).await;
     let (store, _hub) = db.open().await;
     for i in 0..3 {

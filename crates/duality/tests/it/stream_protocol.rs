@@ -159,8 +159,7 @@ async fn positions_beyond_current_plus_one_or_of_another_epoch_are_gone() {
 }
 
 #[tokio::test]
-async fn positions_that_retention_and_the_catch_up_horizon_deleted_answer_410_within_ten_seconds()
-{
+async fn positions_that_retention_and_the_catch_up_horizon_deleted_answer_410_within_ten_seconds() {
     // Within the horizon such a position is caught up instead (catch_up.rs).
     let server = spawn(Config {
         retention: Duration::from_secs(1),

@@ -324,7 +324,10 @@ impl PgStore {
         let batch = trim::BATCH as i64;
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let row = tx
-            .query_one(sql::TRIM_CHANGED_HEAD, &[&view.name(), &cutoff, &batch, &from])
+            .query_one(
+                sql::TRIM_CHANGED_HEAD,
+                &[&view.name(), &cutoff, &batch, &from],
+            )
             .await
             .map_err(unavailable)?;
         let head = trim::Head {
@@ -498,11 +501,7 @@ impl Store for PgStore {
         }))
     }
 
-    fn changed(
-        &self,
-        view: View,
-        after: u64,
-    ) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
+    fn changed(&self, view: View, after: u64) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
         Box::pin(bounded(async move {
             let mut client = self.client().await?;
             // One snapshot for the bound and the rows: a trim between them

@@ -417,10 +417,8 @@ impl Changes {
                     (change.view, key.clone()),
                     doc.as_ref().map(Value::to_string),
                 );
-                self.changed.insert(
-                    (change.view, key.clone()),
-                    (change.revision, doc.is_none()),
-                );
+                self.changed
+                    .insert((change.view, key.clone()), (change.revision, doc.is_none()));
             }
             self.revisions.insert(change.view, change.revision);
             self.events.push((
