@@ -30,6 +30,9 @@
 //! - `collection` (not part of `all`): `writes` and `fanout` against a
 //!   `--collection`, next to the same load on persons.
 //!
+//! - `filtered` (not part of `all`): subscribers of one key each of a
+//!   large view; cost per write at 100 and 10,000 of them (see its module).
+//!
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
 //!
@@ -38,6 +41,7 @@
 mod collection;
 mod dashboard;
 mod fanout;
+mod filtered;
 mod follow;
 mod halfopen;
 mod idle;
@@ -171,6 +175,9 @@ pub enum Scenario {
     Collection,
     /// Not part of `all`: loads a million persons (minutes).
     LargePersons,
+    /// Not part of `all`: 100 and 10,000 subscribers of one key each of a
+    /// million persons (minutes).
+    Filtered,
     /// Not part of `all`: loads 100,000 customers and a million incidents.
     LargeDashboard,
 }
@@ -231,6 +238,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Scenario::DashboardReads,
         Scenario::LargePersons,
         Scenario::LargeDashboard,
+        Scenario::Filtered,
     ] {
         if all && large_scenario(scenario) {
             continue;
@@ -245,6 +253,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             Scenario::Dashboard => dashboard::run(&args).await?,
             Scenario::LargePersons => vec![large_persons::run(&args).await?],
             Scenario::LargeDashboard => vec![large_dashboard::run(&args).await?],
+            Scenario::Filtered => vec![filtered::run(&args).await?],
             _ => vec![reads::run(&args).await?],
         };
         for report in done {
@@ -261,7 +270,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
 /// The scenarios that load a view at real size; `all` leaves them out.
 fn large_scenario(scenario: Scenario) -> bool {
-    matches!(scenario, Scenario::LargePersons | Scenario::LargeDashboard)
+    matches!(
+        scenario,
+        Scenario::LargePersons | Scenario::LargeDashboard | Scenario::Filtered
+    )
 }
 
 /// A latency histogram in microseconds, from 1 µs to 10 minutes.

@@ -32,7 +32,7 @@ pub mod write;
 
 pub use chunks::Chunks;
 pub use error::Error;
-pub use filter::{Filter, Restrict};
+pub use filter::{Anchor, Filter, Restrict};
 pub use index::{DocText, Index, MakeIndex};
 pub use view::{Registry, View, ViewSchemas, ViewSpec};
 pub use write::{Draft, Missing, Output, Plan, Source, Write};

@@ -82,6 +82,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod in_flight;
+pub mod interest;
 #[cfg(test)]
 mod layers;
 pub mod materialized;

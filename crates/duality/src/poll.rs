@@ -15,9 +15,13 @@ use std::time::Duration;
 use duality_core::position::{self, Gone};
 use duality_core::{Error, Filter, Restrict, View};
 use serde_json::value::RawValue;
-use tokio::sync::broadcast::error::RecvError;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::app::App;
+use crate::hub::Frame;
+use crate::interest::Interest;
 
 /// Revisions per aligned page.
 pub const PAGE: u64 = 256;
@@ -76,7 +80,12 @@ pub async fn poll(
     wait: Duration,
 ) -> Result<Polled, Error> {
     // Subscribed before the first read: a commit after it wakes the wait.
-    let mut live = app.hub().subscribe(view)?;
+    // A filtered poll is woken only by a change of its subset.
+    let mut live = if filter.is_all() {
+        Wake::Ring(app.hub().subscribe(view)?)
+    } else {
+        Wake::Routed(app.hub().watch(view, filter.clone())?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = app.shutdown();
     let mut at = after;
@@ -127,12 +136,31 @@ pub async fn poll(
         // Nothing for this client yet: past what it has seen, wait for more.
         at = next;
         tokio::select! {
-            received = live.recv() => match received {
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return Err(Error::store_unavailable("the hub closed")),
-            },
+            woken = live.changed() => woken?,
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// What wakes a waiting poll: any change of the view, or (filtered) a
+/// change of its subset. Either way the poll then reads the outbox.
+enum Wake {
+    Ring(broadcast::Receiver<Arc<Frame>>),
+    Routed(Interest),
+}
+
+impl Wake {
+    async fn changed(&mut self) -> Result<(), Error> {
+        match self {
+            Wake::Ring(ring) => match ring.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => Ok(()),
+                Err(RecvError::Closed) => Err(Error::store_unavailable("the hub closed")),
+            },
+            Wake::Routed(interest) => {
+                interest.mailbox().recv().await;
+                Ok(())
+            }
         }
     }
 }
