@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod collections;
 pub mod demo;
+pub mod derived;
 pub mod fields;
 pub mod openapi;
 pub mod panels;

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::Args;
 use clap::builder::BoolishValueParser;
 use duality::Config;
+
+use crate::derived::DerivedSpec;
 use duality::settings::{Token, parse_token};
 
 /// Everything the built-in server needs: the engine's configuration and
@@ -66,6 +68,11 @@ pub struct Builtin {
     /// `--incidents-url` (a read token of those servers).
     #[arg(long, env = "DUALITY_UPSTREAM_TOKEN", value_parser = parse_token, hide_env_values = true)]
     pub upstream_token: Option<Token>,
+
+    /// The derived views, each checked against the collections (from the
+    /// configuration file's `[derived.NAME]` tables; there is no flag).
+    #[arg(skip)]
+    pub derived: Vec<DerivedSpec>,
 }
 
 impl Builtin {
