@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod collections;
+pub mod config_file;
 pub mod demo;
 pub mod derived;
 pub mod fields;
@@ -35,7 +36,8 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         collections::service(&settings.collections)?,
     ];
     let known: Vec<&'static str> = all.iter().map(Service::name).collect();
-    if let Some(wanted) = settings.services.names()
+    let services = settings.selected();
+    if let Some(wanted) = services.names()
         && let Some(unknown) = wanted.iter().find(|w| !known.contains(&w.as_str()))
     {
         return Err(LaunchError::Config(format!(
@@ -45,7 +47,7 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
     }
     let selected: Vec<Service> = all
         .into_iter()
-        .filter(|s| settings.services.contains(s.name()))
+        .filter(|s| services.contains(s.name()))
         .collect();
     let running: Vec<&'static str> = selected.iter().map(Service::name).collect();
     demo_needs_backends(settings, &running).map_err(LaunchError::Config)?;

@@ -22,6 +22,15 @@ use crate::settings::MAX_COLLECTION_NAME;
 /// The member `top` adds to each group it keeps: its place, from 1.
 pub const RANK: &str = "rank";
 
+/// The keys of a `[derived.NAME]` table.
+pub const KEYS: &[&str] = &["from", "group_by", "count", "sum", "min", "max", "top"];
+
+/// The aggregates a derived view may declare.
+pub const AGGREGATES: &[&str] = &["count", "sum", "min", "max"];
+
+/// The keys of its `top` table.
+pub const TOP_KEYS: &[&str] = &["by", "limit"];
+
 /// One derived view, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DerivedSpec {
