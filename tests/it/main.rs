@@ -11,6 +11,7 @@ mod browser;
 mod collections;
 mod command_line;
 mod common;
+mod config_file;
 mod connection_limits;
 mod dashboard_flushes;
 mod durability;
