@@ -26,6 +26,7 @@ mod postgres_outage;
 mod postgres_processes;
 mod readme_commands;
 mod rust_client;
+mod stored_schemas;
 mod tokens;
 mod watch_command;
 mod workspace;

@@ -33,7 +33,7 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         aggregate::customers_service(),
         aggregate::incidents_service(),
         aggregate::aggregates_service(settings.upstreams()),
-        collections::service(&settings.collections)?,
+        collections::service(&settings.collections, &settings.replace_schema)?,
     ];
     let known: Vec<&'static str> = all.iter().map(Service::name).collect();
     let services = settings.selected();
