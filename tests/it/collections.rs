@@ -510,7 +510,10 @@ async fn a_null_inside_an_array_is_refused_with_its_pointer_by_put_and_patch() {
 
 #[tokio::test]
 async fn a_collection_named_like_a_built_in_view_or_differing_by_case_stays_apart() {
-    let s = spawn(with_collections(&["persons", "Notes", "notes"])).await;
+    let mut settings = with_collections(&["persons", "Notes", "notes"]);
+    // Collections alone would run without the persons service.
+    settings.builtin.services = Some(duality_services::settings::Services::all());
+    let s = spawn(settings).await;
     let person = s.post("/persons", json!({"name": "Ann"})).await;
     assert!(person.status().is_success(), "{}", person.status());
     assert_eq!(

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::hub::Hub;
 use crate::in_flight::InFlight;
 use crate::materialized::{Index, Snapshot};
-use crate::store::{Committed, Store};
+use crate::store::{Committed, MetaChange, MetaSet, Store};
 use duality_core::{View, Write};
 
 /// Shared state of every handler: the store, the hub, and how streams
@@ -103,6 +103,21 @@ impl App {
     /// store, so a write sent to `store` directly is refused too).
     pub async fn write(&self, write: Write) -> Result<Committed, Error> {
         self.store.write(write).await
+    }
+
+    /// The metadata `name` a service keeps with `view` in the database
+    /// (see [`Store::view_meta`]); `NotFound` for a view this process does
+    /// not serve.
+    pub async fn view_meta(&self, view: View, name: &str) -> Result<Option<String>, Error> {
+        self.hub.latest(view)?;
+        self.store.view_meta(view, name.to_string()).await
+    }
+
+    /// Stores a view's metadata, compare-and-set, after checking every
+    /// document of the view if asked (see [`Store::set_view_meta`]).
+    pub async fn set_view_meta(&self, change: MetaChange) -> Result<MetaSet, Error> {
+        self.hub.latest(change.view)?;
+        self.store.set_view_meta(change).await
     }
 
     /// The view at the newest revision committed (in this process, or

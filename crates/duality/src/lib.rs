@@ -110,4 +110,4 @@ pub use http::idempotency::{KeyHeader, create_once};
 pub use http::views::written;
 pub use service::{Context, Health, Panel, Server, Service, Started};
 pub use settings::Config;
-pub use store::Committed;
+pub use store::{Committed, DocCheck, MetaChange, MetaSet};

@@ -9,6 +9,7 @@
 mod handlers;
 mod pointer;
 mod schema;
+pub mod stored_schema;
 mod writes;
 
 use std::sync::Arc;
@@ -86,9 +87,21 @@ impl Health for Listed {
 }
 
 /// The collections service for `args` (reads and compiles their schemas).
-pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
+/// At start it makes sure the database holds each collection's schema
+/// (see [`stored_schema`]), replacing the stored one of the collections
+/// named in `replace_schema`.
+pub fn service(args: &[CollectionArg], replace_schema: &[String]) -> Result<Service, LaunchError> {
+    if let Some(unknown) = replace_schema
+        .iter()
+        .find(|name| !args.iter().any(|a| &a.name == *name))
+    {
+        return Err(LaunchError::Config(format!(
+            "--replace-schema {unknown} names no configured collection"
+        )));
+    }
     let mut service = Service::new(SERVICE);
     let mut names = Vec::new();
+    let mut pins = Vec::new();
     for arg in args {
         if names.contains(&arg.name) {
             return Err(LaunchError::Config(format!(
@@ -110,9 +123,13 @@ pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
             .route(&items, handlers::routes(&collection))
             .openapi(move |paths| document(paths, &name, snapshot, schema_json.clone()));
         names.push(arg.name.clone());
+        pins.push((Arc::clone(&collection), replace_schema.contains(&arg.name)));
     }
     let listed = Arc::new(Listed(names));
-    Ok(service.on_start(move |_| async move {
+    Ok(service.on_start(move |cx| async move {
+        for (collection, replace) in &pins {
+            stored_schema::pin(&cx.app, collection, *replace).await?;
+        }
         Ok(Started {
             routes: Vec::new(),
             health: Some(listed),

@@ -38,7 +38,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use super::Location;
-use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
+use super::{
+    Committed, Event, EventsPage, MetaChange, MetaSet, Publish, Snapshot, Store, new_epoch, trim,
+    unix_ms,
+};
 use duality_core::View;
 use duality_core::idempotency::Outcome;
 use duality_core::view::Registry;
@@ -58,6 +61,9 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (
+    view TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (view, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (
     view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (view, key)) WITHOUT ROWID;
@@ -303,6 +309,18 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<EventsPage, Error>> {
         Box::pin(self.read(move |conn| read_events(conn, view, from, limit)))
+    }
+
+    fn view_meta(&self, view: View, name: String) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(self.read(move |conn| read_view_meta(conn, view, &name)))
+    }
+
+    fn set_view_meta(&self, change: MetaChange) -> BoxFuture<'_, Result<MetaSet, Error>> {
+        // On the writer's connection, between batches: no write interleaves.
+        Box::pin(async move {
+            self.on_writer(move |conn| set_view_meta(conn, &change))
+                .await?
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -804,6 +822,48 @@ fn read_doc(conn: &Connection, view: View, key: &str) -> rusqlite::Result<Option
         .query_row(params![view.name(), key], |r| r.get(0))
         .optional()?;
     text.as_deref().map(parse_doc).transpose()
+}
+
+fn read_view_meta(conn: &Connection, view: View, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM view_meta WHERE view = ?1 AND name = ?2")?
+        .query_row(params![view.name(), name], |r| r.get(0))
+        .optional()
+}
+
+/// [`Store::set_view_meta`] in one transaction on the writer's connection.
+fn set_view_meta(conn: &mut Connection, change: &MetaChange) -> Result<MetaSet, Error> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let stored = read_view_meta(&tx, change.view, &change.name).map_err(unavailable)?;
+    if stored != change.expected {
+        return Ok(MetaSet::Changed(stored));
+    }
+    if let Some(check) = &change.check {
+        let mut stmt = tx
+            .prepare_cached("SELECT key, doc FROM docs WHERE view = ?1 ORDER BY key")
+            .map_err(unavailable)?;
+        let mut rows = stmt.query([change.view.name()]).map_err(unavailable)?;
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let key = row
+                .get_ref(0)
+                .and_then(|k| Ok(k.as_str()?))
+                .map_err(unavailable)?;
+            let doc = row
+                .get_ref(1)
+                .and_then(|d| Ok(d.as_str()?))
+                .map_err(unavailable)?;
+            check(key, &parse_doc(doc).map_err(unavailable)?)?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO view_meta (view, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (view, name) DO UPDATE SET value = excluded.value",
+        params![change.view.name(), change.name, change.value],
+    )
+    .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(MetaSet::Stored)
 }
 
 fn read_snapshot(conn: &mut Connection, view: View) -> rusqlite::Result<Snapshot> {

@@ -33,7 +33,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
-use super::{Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim, unix_ms};
+use super::{
+    Committed, Event, EventsPage, MetaChange, MetaSet, Publish, Snapshot, Store, new_epoch, trim,
+    unix_ms,
+};
 use duality_core::View;
 use duality_core::view::Registry;
 use duality_core::write::Write;
@@ -51,6 +54,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one read.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Documents checked at once by `set_view_meta`.
+const CHECK_PAGE: usize = 1024;
 /// Bound on reading a whole view (once per process, at start).
 const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -442,6 +447,84 @@ impl Store for PgStore {
             }
             Ok(page)
         }))
+    }
+
+    fn view_meta(&self, view: View, name: String) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(bounded(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(sql::VIEW_META, &[&view.name(), &name])
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| r.get(0)))
+        }))
+    }
+
+    fn set_view_meta(&self, change: MetaChange) -> BoxFuture<'_, Result<MetaSet, Error>> {
+        Box::pin(async move {
+            let set = async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(unavailable)?;
+                // The view's row, locked as every writer of the view locks
+                // it: no write of any process commits until this one ends.
+                let names = vec![change.view.name()];
+                tx.execute(sql::ADD_VIEWS, &[&names])
+                    .await
+                    .map_err(unavailable)?;
+                tx.query(sql::LOCK_VIEWS, &[&names])
+                    .await
+                    .map_err(unavailable)?;
+                let stored: Option<String> = tx
+                    .query_opt(sql::VIEW_META, &[&change.view.name(), &change.name])
+                    .await
+                    .map_err(unavailable)?
+                    .map(|r| r.get(0));
+                if stored != change.expected {
+                    return Ok(MetaSet::Changed(stored));
+                }
+                if let Some(check) = &change.check {
+                    let rows = tx
+                        .query_raw(sql::SCAN, &[change.view.name()])
+                        .await
+                        .map_err(unavailable)?;
+                    futures_util::pin_mut!(rows);
+                    // Checked off the runtime, a page at a time: a check
+                    // is the service's code and may take its time.
+                    let mut page = Vec::with_capacity(CHECK_PAGE);
+                    loop {
+                        let row = rows.next().await.transpose().map_err(unavailable)?;
+                        let done = row.is_none();
+                        if let Some(row) = row {
+                            page.push((row.get::<_, String>(0), row.get::<_, String>(1)));
+                        }
+                        if page.len() == CHECK_PAGE || (done && !page.is_empty()) {
+                            let docs = std::mem::replace(&mut page, Vec::with_capacity(CHECK_PAGE));
+                            let check = Arc::clone(check);
+                            tokio::task::spawn_blocking(move || {
+                                docs.iter()
+                                    .try_for_each(|(key, doc)| check(key, &parse_doc(doc)?))
+                            })
+                            .await
+                            .map_err(|e| unavailable_msg(e.to_string()))??;
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+                tx.execute(
+                    sql::UPSERT_VIEW_META,
+                    &[&change.view.name(), &change.name, &change.value],
+                )
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(MetaSet::Stored)
+            };
+            tokio::time::timeout(SCAN_TIMEOUT, set)
+                .await
+                .map_err(|_| unavailable_msg("checking the view did not finish in time"))?
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {

@@ -24,6 +24,9 @@ SELECT pg_advisory_xact_lock({lock});
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (
+    view TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (view, name));
 CREATE TABLE IF NOT EXISTS docs (
     view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (view, key));
@@ -61,6 +64,12 @@ pub const ADD_VIEWS: &str = "INSERT INTO views (view, revision)
     ON CONFLICT (view) DO NOTHING";
 
 pub const REVISION: &str = "SELECT revision FROM views WHERE view = $1";
+
+/// A service's metadata of a view (see `Store::view_meta`).
+pub const VIEW_META: &str = "SELECT value FROM view_meta WHERE view = $1 AND name = $2";
+
+pub const UPSERT_VIEW_META: &str = "INSERT INTO view_meta (view, name, value) VALUES ($1, $2, $3)
+    ON CONFLICT (view, name) DO UPDATE SET value = excluded.value";
 
 pub const DOC: &str = "SELECT doc FROM docs WHERE view = $1 AND key = $2";
 
