@@ -27,6 +27,8 @@ pub struct Cli {
 }
 
 /// The subcommands of `duality`.
+// Parsed once per process: the size of `Serve` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the views (the default command).

@@ -144,7 +144,7 @@ fn parse(
     }
     let mut names: Vec<String> = flagged.iter().map(|c| c.name.clone()).collect();
     if let Some((key, value)) = collections {
-        for (name, schema, span) in collection_tables(key.span(), value)? {
+        for FileCollection { name, schema, span } in collection_tables(key.span(), value)? {
             let name = parse_collection_name(&name).map_err(|why| Refusal::at(span, why))?;
             if !names.contains(&name) {
                 names.push(name.clone());
@@ -257,11 +257,20 @@ struct CollectionTable {
 
 const COLLECTION_KEYS: &[&str] = &["schema"];
 
-/// Each `[collections.NAME]`: its name, schema path and the span of its name.
+/// One `[collections.NAME]` of the file.
+struct FileCollection {
+    name: String,
+    /// As written, relative to the file.
+    schema: Option<PathBuf>,
+    /// Where its name is, for a refusal.
+    span: Range<usize>,
+}
+
+/// Each `[collections.NAME]`.
 fn collection_tables(
     key: Range<usize>,
     value: &Spanned<DeValue<'_>>,
-) -> Result<Vec<(String, Option<PathBuf>, Range<usize>)>, Refusal> {
+) -> Result<Vec<FileCollection>, Refusal> {
     let tables = value
         .get_ref()
         .as_table()
@@ -278,7 +287,11 @@ fn collection_tables(
         known_keys(inner, COLLECTION_KEYS, &context)?;
         let parsed = CollectionTable::deserialize(ValueDeserializer::from(table.clone()))
             .map_err(|e| Refusal::from_toml(e, &context))?;
-        found.push((name.get_ref().to_string(), parsed.schema, name.span()));
+        found.push(FileCollection {
+            name: name.get_ref().to_string(),
+            schema: parsed.schema,
+            span: name.span(),
+        });
     }
     Ok(found)
 }
