@@ -78,7 +78,10 @@ impl Tags {
                 };
                 let opaque = &inner[..end];
                 // etagc: %x21 / %x23-7E / obs-text (RFC 9110, 8.8.3).
-                if !opaque.iter().all(|&b| b == 0x21 || (b >= 0x23 && b != 0x7f)) {
+                if !opaque
+                    .iter()
+                    .all(|&b| b == 0x21 || (b >= 0x23 && b != 0x7f))
+                {
                     return Err(bad("an entity tag holds a character it may not"));
                 }
                 tags.push(Tag {

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cors;
+pub mod document;
 pub mod edge_doc;
 pub mod extract;
 pub mod idempotency;
