@@ -42,6 +42,27 @@ pub fn idempotency_key() -> Value {
            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[\\x21-\\x7e]+$"}})
 }
 
+/// The `If-Match` header of a conditional request.
+pub fn if_match() -> Value {
+    json!({"name": "If-Match", "in": "header", "required": false,
+           "description": "Do it only if the current ETag is one of these (`*`: if it exists); else 412 and nothing changes. Checked in the write's transaction.",
+           "schema": {"type": "string", "minLength": 1}})
+}
+
+/// The `If-None-Match` header of a conditional request.
+pub fn if_none_match() -> Value {
+    json!({"name": "If-None-Match", "in": "header", "required": false,
+           "description": "Do it only if the current ETag is none of these (`*`: if it does not exist, so a PUT creates only); else 412 for a write, 304 for a read.",
+           "schema": {"type": "string", "minLength": 1}})
+}
+
+/// The `ETag` header of an answer about one document: the database's
+/// epoch and the revision that last changed it.
+pub fn etag_header() -> Value {
+    json!({"required": true, "description": "\"EPOCH-REVISION\": the revision that last changed it",
+           "schema": {"type": "string"}})
+}
+
 /// A creating `POST`: its answers and its `Idempotency-Key`.
 pub fn create_op(tag: &str, summary: &str, body: Value, created: Value, location: &str) -> Value {
     let mut responses = json!({
