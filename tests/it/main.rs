@@ -25,6 +25,7 @@ mod postgres_outage;
 mod postgres_processes;
 mod readme_commands;
 mod rust_client;
+mod safe_collection_writes;
 mod tokens;
 mod watch_command;
 mod workspace;
