@@ -41,66 +41,90 @@ enum Tags {
     List(Vec<Tag>),
 }
 
+/// What one header line may hold, as a regular expression (for the
+/// OpenAPI document): `*`, or a list of entity tags (`"…"` or `W/"…"`, of
+/// visible ASCII but `"`) separated by commas, with optional spaces or
+/// tabs around them. As RFC 9110 (5.6.1) asks of a recipient, empty list
+/// elements are ignored, and an empty line is an empty list (which no
+/// document matches). [`Tags::parse`] takes exactly this.
+pub const PATTERN: &str =
+    r#"^[ \t,]*(\*|(W/)?"[\x21\x23-\x7e]*"([ \t]*,[ \t,]*(W/)?"[\x21\x23-\x7e]*")*)?[ \t,]*$"#;
+
+/// Strips spaces, tabs and commas (empty list elements) at the start.
+fn skip_separators(mut text: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t' | b',', rest @ ..] = text {
+        text = rest;
+    }
+    text
+}
+
+/// Strips spaces and tabs (HTTP's optional white space) at the start.
+fn skip_ows(mut text: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = text {
+        text = rest;
+    }
+    text
+}
+
+/// Reads one entity tag at the start of `text`: the tag, and what follows.
+fn entity_tag(text: &[u8]) -> Option<(Tag, &[u8])> {
+    let (weak, quoted) = match text.strip_prefix(b"W/") {
+        Some(after) => (true, after),
+        None => (false, text),
+    };
+    let inner = quoted.strip_prefix(b"\"")?;
+    let end = inner.iter().position(|&b| b == b'"')?;
+    let opaque = &inner[..end];
+    // etagc, in its ASCII part: %x21 / %x23-7E (RFC 9110, 8.8.3).
+    if !opaque
+        .iter()
+        .all(|&b| b == 0x21 || (0x23..=0x7e).contains(&b))
+    {
+        return None;
+    }
+    let tag = Tag {
+        weak,
+        opaque: format!("\"{}\"", String::from_utf8_lossy(opaque)),
+    };
+    Some((tag, &inner[end + 1..]))
+}
+
 impl Tags {
-    /// Parses the values of one header, each `*` or a comma list of entity
-    /// tags (`"…"` or `W/"…"`); `*` stands alone.
+    /// Parses the values of one header: each line [`PATTERN`]; `*` stands
+    /// alone, on a line of its own, and with no tag in another line.
     fn parse<'a>(name: &str, values: impl IntoIterator<Item = &'a [u8]>) -> Result<Tags, Error> {
-        let bad = |why: &str| Error::Invalid(format!("{name}: {why}"));
+        let bad = || {
+            Error::Invalid(format!(
+                "{name}: expected `*` or entity tags such as \"abc-1\" (quoted, comma-separated)"
+            ))
+        };
         let mut tags = Vec::new();
         let mut any = false;
-        let mut lines = 0;
         for value in values {
-            lines += 1;
-            let mut rest = value;
-            loop {
-                rest = rest.trim_ascii_start();
-                rest = rest.strip_prefix(b",").unwrap_or(rest);
-                rest = rest.trim_ascii_start();
-                if rest.is_empty() {
-                    break;
+            let mut rest = skip_separators(value);
+            if let Some(after) = rest.strip_prefix(b"*") {
+                if !skip_separators(after).is_empty() {
+                    return Err(bad());
                 }
-                if let Some(after) = rest.strip_prefix(b"*") {
-                    any = true;
-                    rest = after;
-                    continue;
+                any = true;
+                continue;
+            }
+            while !rest.is_empty() {
+                let (tag, after) = entity_tag(rest).ok_or_else(bad)?;
+                tags.push(tag);
+                let after = skip_ows(after);
+                if !(after.is_empty() || after.starts_with(b",")) {
+                    return Err(bad());
                 }
-                let (weak, quoted) = match rest.strip_prefix(b"W/") {
-                    Some(after) => (true, after),
-                    None => (false, rest),
-                };
-                let Some(inner) = quoted.strip_prefix(b"\"") else {
-                    return Err(bad(
-                        "expected `*` or entity tags such as \"abc-1\" (quoted, comma-separated)",
-                    ));
-                };
-                let Some(end) = inner.iter().position(|&b| b == b'"') else {
-                    return Err(bad("an entity tag is missing its closing quote"));
-                };
-                let opaque = &inner[..end];
-                // etagc: %x21 / %x23-7E / obs-text (RFC 9110, 8.8.3).
-                if !opaque
-                    .iter()
-                    .all(|&b| b == 0x21 || (b >= 0x23 && b != 0x7f))
-                {
-                    return Err(bad("an entity tag holds a character it may not"));
-                }
-                tags.push(Tag {
-                    weak,
-                    opaque: format!("\"{}\"", String::from_utf8_lossy(opaque)),
-                });
-                rest = &inner[end + 1..];
-                let next = rest.trim_ascii_start();
-                if !(next.is_empty() || next.starts_with(b",")) {
-                    return Err(bad("entity tags are separated by commas"));
-                }
+                rest = skip_separators(after);
             }
         }
         match (any, tags.is_empty()) {
+            (true, false) => Err(Error::Invalid(format!(
+                "{name}: `*` stands alone, without entity tags"
+            ))),
             (true, true) => Ok(Tags::Any),
-            (true, false) => Err(bad("`*` stands alone, without entity tags")),
-            (false, false) => Ok(Tags::List(tags)),
-            (false, true) if lines == 0 => Ok(Tags::List(Vec::new())),
-            (false, true) => Err(bad("the header is empty")),
+            (false, _) => Ok(Tags::List(tags)),
         }
     }
 
@@ -317,9 +341,11 @@ mod tests {
             "*, \"e1-4\"",
             "\"a\" \"b\"",
             "\"a\"b",
-            "",
             "W/e1",
             "\"a\u{7f}\"",
+            "\"a\" *",
+            "**",
+            "* x",
         ] {
             let r = Preconditions::parse(EPOCH, &[bad.as_bytes()], &[]);
             assert!(matches!(r, Err(Error::Invalid(_))), "{bad:?}: {r:?}");
@@ -328,5 +354,35 @@ mod tests {
         assert!(holds(&comma_inside, Some(1)));
         let two_lines = Preconditions::parse(EPOCH, &[b"\"x\"", b"\"e1-2\""], &[]).unwrap();
         assert!(holds(&two_lines, Some(2)));
+        // Empty list elements are ignored (RFC 9110, 5.6.1).
+        let sparse = pre(Some(", \"x\",, \"e1-2\" ,"), None);
+        assert!(holds(&sparse, Some(2)));
+    }
+
+    #[test]
+    fn an_empty_list_matches_no_document() {
+        let if_match = pre(Some(""), None);
+        assert!(!holds(&if_match, Some(1)) && !holds(&if_match, None));
+        let if_none_match = pre(None, Some(" , "));
+        assert!(holds(&if_none_match, Some(1)) && holds(&if_none_match, None));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_parser_takes_exactly_the_lines_its_pattern_describes(
+            line in "[ \t\"W/*,a1\\-\u{7f}é]{0,12}"
+        ) {
+            let pattern = regex::Regex::new(PATTERN).unwrap();
+            let parsed = Preconditions::parse(EPOCH, &[line.as_bytes()], &[]);
+            proptest::prop_assert_eq!(parsed.is_ok(), pattern.is_match(&line), "{:?}", line);
+        }
+
+        #[test]
+        fn every_line_the_pattern_describes_is_taken(
+            line in proptest::string::string_regex(&PATTERN[1..PATTERN.len() - 1]).unwrap()
+        ) {
+            let parsed = Preconditions::parse(EPOCH, &[line.as_bytes()], &[]);
+            proptest::prop_assert!(parsed.is_ok(), "{:?}: {:?}", line, parsed);
+        }
     }
 }

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use duality::domain::idempotency::MAX_KEY_LEN;
+use duality::domain::precondition::PATTERN;
 pub use duality::http::openapi::{closed, error, revision_header, schema, unavailable};
 
 /// A string with at least one character that is not white space, as the
@@ -46,14 +47,14 @@ pub fn idempotency_key() -> Value {
 pub fn if_match() -> Value {
     json!({"name": "If-Match", "in": "header", "required": false,
            "description": "Do it only if the current ETag is one of these (`*`: if it exists); else 412 and nothing changes. Checked in the write's transaction.",
-           "schema": {"type": "string", "minLength": 1}})
+           "schema": {"type": "string", "pattern": PATTERN}})
 }
 
 /// The `If-None-Match` header of a conditional request.
 pub fn if_none_match() -> Value {
     json!({"name": "If-None-Match", "in": "header", "required": false,
            "description": "Do it only if the current ETag is none of these (`*`: if it does not exist, so a PUT creates only); else 412 for a write, 304 for a read.",
-           "schema": {"type": "string", "minLength": 1}})
+           "schema": {"type": "string", "pattern": PATTERN}})
 }
 
 /// The `ETag` header of an answer about one document: the database's

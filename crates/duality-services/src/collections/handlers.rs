@@ -122,6 +122,7 @@ pub async fn patch(
 ) -> Result<Response, Error> {
     let key = key_of(key)?;
     let patch = object(body)?;
+    writes::refuse_null_in_array(&patch)?;
     let done = app
         .write(writes::patch(Arc::clone(&c), key, patch, conditions.0))
         .await?;

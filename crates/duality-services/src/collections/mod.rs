@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use crate::openapi;
 use crate::panels;
 use crate::settings::CollectionArg;
-use duality::{Error, Health, LaunchError, Service, Started, View, ViewSpec};
+use duality::{Error, Health, LaunchError, Service, Started, View, ViewSchemas, ViewSpec};
 pub use schema::Schema;
 
 /// The longest key, in characters.
@@ -50,11 +50,14 @@ impl Collection {
     /// The collection `name`, validated by `schema` if given.
     pub fn new(name: &str, schema: Option<Schema>) -> Collection {
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let view = View::leak(ViewSpec::new(
-            leak(format!("collections.{name}")),
-            leak(format!("/collections/{name}")),
-            leak(format!("/collections/{name}/events")),
-        ));
+        let view = View::leak(
+            ViewSpec::new(
+                leak(format!("collections.{name}")),
+                leak(format!("/collections/{name}")),
+                leak(format!("/collections/{name}/events")),
+            )
+            .schemas(components),
+        );
         Collection {
             name: name.to_string(),
             view,
@@ -80,6 +83,45 @@ impl Collection {
             None => Ok(()),
         }
     }
+}
+
+/// The OpenAPI components every collection shares: a document holds no
+/// `null` at any depth, a merge patch of one holds `null` only as a member
+/// (to remove it), never in an array.
+fn components() -> ViewSchemas {
+    let value = openapi::schema("CollectionValue");
+    let patch_value = openapi::schema("CollectionPatchValue");
+    ViewSchemas {
+        name: "CollectionDocuments",
+        snapshot: json!({"type": "object", "additionalProperties": openapi::schema("CollectionDocument")}),
+        parts: vec![
+            (
+                "CollectionDocument",
+                json!({"type": "object", "additionalProperties": value,
+                "description": "A document of a collection: a JSON object with no null anywhere (in a view, null means \"remove\")"}),
+            ),
+            (
+                "CollectionValue",
+                json!({"type": ["string", "number", "boolean", "object", "array"],
+                "additionalProperties": value, "items": value}),
+            ),
+            (
+                "CollectionPatch",
+                json!({"type": "object", "additionalProperties": patch_value,
+                "description": "A JSON Merge Patch of a document: a null member removes that member; no null inside an array"}),
+            ),
+            (
+                "CollectionPatchValue",
+                json!({"type": ["null", "string", "number", "boolean", "object", "array"],
+                "additionalProperties": patch_value, "items": value}),
+            ),
+        ],
+    }
+}
+
+/// A key, as the server checks it.
+fn key_schema() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[^\\x00]*$"})
 }
 
 /// Lists the collections in `/healthz`.
@@ -148,7 +190,11 @@ fn document(
     schema: Option<Value>,
     batch_limit: usize,
 ) {
-    let doc = schema.unwrap_or_else(|| json!({"type": "object"}));
+    let any_doc = openapi::schema("CollectionDocument");
+    let doc = match schema {
+        Some(schema) => json!({"allOf": [schema, any_doc]}),
+        None => any_doc,
+    };
     let tag = format!("collection {name}");
     let revision = || openapi::revision_header(true, "The collection's revision after the write");
     let conditions = [openapi::if_match(), openapi::if_none_match()];
@@ -164,8 +210,7 @@ fn document(
             patch_collection_op(&tag, &doc, batch_limit, &conditions),
         );
     }
-    let key = json!({"name": "key", "in": "path", "required": true,
-                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS}});
+    let key = json!({"name": "key", "in": "path", "required": true, "schema": key_schema()});
     let mut parameters = vec![key.clone()];
     parameters.extend(conditions.iter().cloned());
     let found = |what: &str| {
@@ -217,7 +262,7 @@ fn document(
         "put": {"tags": [tag], "summary": "Create (201) or replace (200) the document, if the conditions hold (If-None-Match: * creates only); null is refused anywhere, in arrays too",
                 "parameters": parameters, "requestBody": openapi::json_body(doc.clone()), "responses": put},
         "patch": {"tags": [tag], "summary": "Merge-patch the document, if the conditions hold (RFC 7396: a null member removes that member; a null inside an array is refused)",
-                  "parameters": parameters, "requestBody": openapi::json_body(json!({"type": "object"})), "responses": patch},
+                  "parameters": parameters, "requestBody": openapi::json_body(openapi::schema("CollectionPatch")), "responses": patch},
         "delete": delete,
     }));
     let created = json!({"type": "object", "required": ["key", "document"], "additionalProperties": false,
@@ -257,8 +302,8 @@ fn patch_collection_op(tag: &str, doc: &Value, batch_limit: usize, conditions: &
         "The body is larger than 1 MiB, or names more than {batch_limit} documents (the error says which limit)."
     ));
     let body = json!({"type": "object", "maxProperties": batch_limit,
-                      "propertyNames": {"minLength": 1, "maxLength": MAX_KEY_CHARS},
-                      "additionalProperties": {"type": ["object", "null"]},
+                      "propertyNames": key_schema(),
+                      "additionalProperties": {"anyOf": [{"type": "null"}, openapi::schema("CollectionPatch")]},
                       "description": "A JSON Merge Patch of the collection: each key's value merge-patches its document (creating it if absent), null deletes it."});
     json!({"tags": [tag],
            "summary": format!("Change many documents at once, all or nothing (at most {batch_limit}), if the conditions hold for the collection's ETag"),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::Collection;
+use super::{Collection, pointer};
 use duality::domain::Preconditions;
 use duality::http::document::named;
 use duality::{Draft, Error, Write, merge};
@@ -253,7 +253,10 @@ impl CollectionPatch {
             let key = key_of(key.clone()).map_err(|e| about(&key, e))?;
             let entry = match value {
                 Value::Null => Entry::Delete,
-                Value::Object(_) => Entry::Merge(value),
+                Value::Object(patch) => {
+                    refuse_null_in_array(&patch).map_err(|e| about(&key, e))?;
+                    Entry::Merge(Value::Object(patch))
+                }
                 _ => {
                     return Err(Error::Invalid(format!(
                         "{}: a document must be a JSON object, or null to delete it",
@@ -264,6 +267,19 @@ impl CollectionPatch {
             entries.push((key, entry));
         }
         Ok(CollectionPatch(entries))
+    }
+}
+
+/// Refuses a merge patch of a document holding a `null` inside an array,
+/// which no document could hold, naming where: known from the patch alone,
+/// so refused before the write (and its conditions) runs.
+pub fn refuse_null_in_array(patch: &Doc) -> Result<(), Error> {
+    match pointer::first_null_in_array(patch) {
+        Some(at) => Err(Error::Invalid(format!(
+            "null at {}: a document holds no null values in arrays",
+            pointer::quoted(&at)
+        ))),
+        None => Ok(()),
     }
 }
 
