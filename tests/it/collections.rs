@@ -274,9 +274,12 @@ async fn collections_appear_in_healthz_and_openapi() {
         assert!(paths.get(path).is_some(), "{path} is documented");
     }
     let item = &paths["/collections/orders/items/{key}"]["put"]["requestBody"];
+    let schema = &item["content"]["application/json"]["schema"];
+    assert_eq!(schema["allOf"][0]["required"], json!(["item", "quantity"]));
     assert_eq!(
-        item["content"]["application/json"]["schema"]["required"],
-        json!(["item", "quantity"])
+        schema["allOf"][1]["$ref"],
+        json!("#/components/schemas/CollectionDocument"),
+        "and no null anywhere"
     );
 }
 

@@ -27,6 +27,7 @@ mod postgres_processes;
 mod readme_commands;
 mod rust_client;
 mod stored_schemas;
+mod safe_collection_writes;
 mod tokens;
 mod watch_command;
 mod workspace;

@@ -8,6 +8,8 @@
 //! - [`error`]: the one [`Error`] model, from a write to the HTTP answer.
 //! - [`merge`]: RFC 7396 merge patches, their minimal diff and apply.
 //! - [`idempotency`]: `Idempotency-Key`s, request fingerprints, outcomes.
+//! - [`precondition`]: a document's `ETag`, and `If-Match` /
+//!   `If-None-Match` checked against it.
 //! - [`chunks`] and [`body`]: a view as shared chunks of serialised JSON,
 //!   and the identity and gzip bodies assembled from them.
 //! - [`index`]: the read-model interface a view's copy keeps current.
@@ -26,6 +28,7 @@ pub mod idempotency;
 pub mod index;
 pub mod merge;
 pub mod position;
+pub mod precondition;
 pub mod sse;
 pub mod view;
 pub mod write;
@@ -34,5 +37,6 @@ pub use chunks::Chunks;
 pub use error::Error;
 pub use filter::{Anchor, Filter, Restrict};
 pub use index::{DocText, Index, MakeIndex};
+pub use precondition::Preconditions;
 pub use view::{Registry, View, ViewSchemas, ViewSpec};
 pub use write::{Draft, Missing, Output, Plan, Source, Write};

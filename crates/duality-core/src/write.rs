@@ -48,6 +48,10 @@ pub enum Missing {
 pub trait Source {
     /// The committed document at `key` in `view`, or `None` if there is none.
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
+    /// The revision of `view` that last changed the committed document at
+    /// `key`, or `None` if there is no document. A source loads it with the
+    /// document: what it has not loaded yet is [`Missing::Doc`].
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing>;
     /// The named counter (1 if never set); an id counter holds the next id
     /// it will hand out.
     fn counter(&self, name: &str) -> Result<u64, Missing>;
@@ -197,6 +201,20 @@ impl<'s> Draft<'s> {
             Some(doc) => Ok(doc.clone()),
             None => Ok(self.source.doc(view, key)?),
         }
+    }
+
+    /// The revision of `view` that last changed the document at `key`, as
+    /// committed before this write (`None`: no document). What a request's
+    /// `If-Match` is checked against, inside the writing transaction; read
+    /// it before the write changes that document.
+    pub fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Error> {
+        Ok(self.source.doc_revision(view, key)?)
+    }
+
+    /// The revision of `view` as committed before this write (0 before its
+    /// first write).
+    pub fn revision(&self, view: View) -> Result<u64, Error> {
+        Ok(self.source.revision(view)?)
     }
 
     /// A document read as its type `T`. A stored document that is not a
@@ -360,6 +378,8 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
 pub struct MemorySource {
     /// Documents by view and key.
     pub docs: BTreeMap<(View, String), Value>,
+    /// The revision that last changed each document, by view and key.
+    pub doc_revisions: BTreeMap<(View, String), u64>,
     /// Counters by name; one not set reads as 1.
     pub counters: BTreeMap<String, u64>,
     /// Current revision per view; one not set reads as 0.
@@ -373,9 +393,16 @@ impl MemorySource {
     pub fn commit(&mut self, plan: &Plan) {
         for change in &plan.changes {
             for (key, doc) in &change.rows {
+                let at = (change.view, key.clone());
                 match doc {
-                    Some(doc) => self.docs.insert((change.view, key.clone()), doc.clone()),
-                    None => self.docs.remove(&(change.view, key.clone())),
+                    Some(doc) => {
+                        self.docs.insert(at.clone(), doc.clone());
+                        self.doc_revisions.insert(at, change.revision);
+                    }
+                    None => {
+                        self.docs.remove(&at);
+                        self.doc_revisions.remove(&at);
+                    }
                 };
             }
             self.revisions.insert(change.view, change.revision);
@@ -410,6 +437,9 @@ impl MemorySource {
 impl Source for MemorySource {
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
         Ok(self.docs.get(&(view, key.to_string())).cloned())
+    }
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        Ok(self.doc_revisions.get(&(view, key.to_string())).copied())
     }
     fn counter(&self, name: &str) -> Result<u64, Missing> {
         Ok(self.counters.get(name).copied().unwrap_or(1))
@@ -456,6 +486,30 @@ mod tests {
         });
         let (_, plan) = src.run(&del).unwrap();
         assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn a_document_s_revision_is_the_one_that_last_changed_it() {
+        let mut src = MemorySource::default();
+        let put = |key: &'static str, n: u64| {
+            Write::new(&[PERSONS], move |d| {
+                let before = d.doc_revision(PERSONS, key)?;
+                d.put(PERSONS, key, json!({ "n": n }))?;
+                Ok(json!(before))
+            })
+        };
+        assert_eq!(src.run(&put("a", 1)).unwrap().0, json!(null));
+        src.run(&put("b", 1)).unwrap();
+        assert_eq!(src.run(&put("a", 1)).unwrap().0, json!(1), "unchanged");
+        assert_eq!(src.run(&put("a", 2)).unwrap().0, json!(1));
+        assert_eq!(src.doc_revision(PERSONS, "a"), Ok(Some(3)));
+        assert_eq!(src.doc_revision(PERSONS, "b"), Ok(Some(2)));
+        let del = Write::new(&[PERSONS], |d| {
+            d.delete(PERSONS, "a");
+            Ok(Value::Null)
+        });
+        src.run(&del).unwrap();
+        assert_eq!(src.doc_revision(PERSONS, "a"), Ok(None));
     }
 
     #[test]
@@ -525,6 +579,9 @@ mod tests {
     struct Empty;
     impl Source for Empty {
         fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+            Err(Missing::Doc(view, key.into()))
+        }
+        fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
             Err(Missing::Doc(view, key.into()))
         }
         fn counter(&self, name: &str) -> Result<u64, Missing> {

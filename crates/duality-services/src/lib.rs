@@ -33,7 +33,11 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         aggregate::customers_service(),
         aggregate::incidents_service(),
         aggregate::aggregates_service(settings.upstreams()),
-        collections::service(&settings.collections, &settings.replace_schema)?,
+        collections::service(
+            &settings.collections,
+            &settings.replace_schema,
+            settings.collection_batch_limit.0,
+        )?,
     ];
     let known: Vec<&'static str> = all.iter().map(Service::name).collect();
     let services = settings.selected();

@@ -69,6 +69,12 @@ pub struct Builtin {
     #[arg(long = "replace-schema", value_name = "NAME", env = "DUALITY_REPLACE_SCHEMA", value_delimiter = ',', value_parser = parse_collection_name)]
     pub replace_schema: Vec<String>,
 
+    /// The most documents one `PATCH /collections/NAME` (a merge patch of
+    /// many documents, all or nothing) may change: 1 to 100000. A larger
+    /// patch is refused with `413`, naming the limit.
+    #[arg(long, env = "DUALITY_COLLECTION_BATCH_LIMIT", value_name = "DOCUMENTS", default_value = "1000", value_parser = parse_batch_limit)]
+    pub collection_batch_limit: BatchLimit,
+
     /// Load a built-in sample of customers and incidents into an empty database.
     #[arg(long, env = "DUALITY_DEMO_DATA", value_parser = BoolishValueParser::new())]
     pub demo_data: bool,
@@ -155,6 +161,31 @@ pub struct CollectionArg {
 /// The services that run by default when collections or derived views are
 /// configured: the collections service serves both.
 pub const CONFIGURED_ONLY: &[&str] = &[crate::collections::SERVICE];
+
+/// How many documents one patch of a collection may change
+/// (`--collection-batch-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit(pub usize);
+
+impl Default for BatchLimit {
+    fn default() -> Self {
+        BatchLimit(crate::collections::DEFAULT_BATCH_LIMIT)
+    }
+}
+
+/// The largest `--collection-batch-limit`.
+pub const MAX_BATCH_LIMIT: usize = 100_000;
+
+/// Reads `--collection-batch-limit`: a whole number from 1 to
+/// [`MAX_BATCH_LIMIT`].
+pub fn parse_batch_limit(raw: &str) -> Result<BatchLimit, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_LIMIT).contains(&n) => Ok(BatchLimit(n)),
+        _ => Err(format!(
+            "`{raw}` is not a batch limit: use a whole number of documents from 1 to {MAX_BATCH_LIMIT}"
+        )),
+    }
+}
 
 /// The longest collection name.
 pub const MAX_COLLECTION_NAME: usize = 64;

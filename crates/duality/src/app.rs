@@ -14,6 +14,16 @@ use crate::materialized::{Index, Snapshot};
 use crate::store::{Committed, MetaChange, MetaSet, Store};
 use duality_core::{View, Write};
 
+/// One document as read by [`App::doc_at`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocAt {
+    /// The document as stored JSON text, and the revision of the view that
+    /// last changed it; `None` if there is no document at the key.
+    pub doc: Option<(String, u64)>,
+    /// The view's revision the document was read at.
+    pub revision: u64,
+}
+
 /// Shared state of every handler: the store, the hub, and how streams
 /// behave. Its parts are the engine's own; services use its methods.
 #[derive(Clone)]
@@ -130,6 +140,19 @@ impl App {
     /// One document of a view, from its in-memory copy.
     pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         Ok(self.snapshot(view).await?.doc(key))
+    }
+
+    /// One document of a view from its in-memory copy, as stored JSON text,
+    /// with the revision that last changed it (its `ETag`), and the view's
+    /// revision it was read at (`X-Revision`): O(log n), no store read.
+    pub async fn doc_at(&self, view: View, key: &str) -> Result<DocAt, Error> {
+        let snapshot = self.snapshot(view).await?;
+        Ok(DocAt {
+            doc: snapshot
+                .doc_at(key)
+                .map(|(text, changed)| (text.to_string(), changed)),
+            revision: snapshot.revision,
+        })
     }
 
     /// One document of a view as its type `T`; `None` if absent. A stored

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS view_meta (
     PRIMARY KEY (view, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (
     view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    revision INTEGER NOT NULL,
     PRIMARY KEY (view, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
@@ -133,6 +134,7 @@ impl SqliteStore {
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         add_prior_column(&conn).map_err(unavailable)?;
+        add_doc_revision_column(&conn).map_err(unavailable)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
             [new_epoch()],
@@ -679,10 +681,11 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
             match &text {
                 Some(text) => conn
                     .prepare_cached(
-                        "INSERT INTO docs (view, key, doc) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc",
+                        "INSERT INTO docs (view, key, doc, revision) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (view, key) DO UPDATE
+                         SET doc = excluded.doc, revision = excluded.revision",
                     )?
-                    .execute(params![view, key, text])?,
+                    .execute(params![view, key, text, change.revision as i64])?,
                 None => conn
                     .prepare_cached("DELETE FROM docs WHERE view = ?1 AND key = ?2")?
                     .execute(params![view, key])?,
@@ -739,6 +742,26 @@ fn add_prior_column(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A file written before documents kept the revision that last changed
+/// them gets the column, each document stamped with its view's current
+/// revision: no later than its last change, and below every change to come,
+/// so its `ETag` still changes with the document.
+fn add_doc_revision_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('docs') WHERE name = 'revision'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE docs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+             UPDATE docs SET revision =
+                 COALESCE((SELECT revision FROM views WHERE views.view = docs.view), 0);
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 /// Reads committed state inside the writing transaction. Database errors
 /// cannot travel through [`Source`], so the first one is kept in `failure`
 /// and the write is failed after it returns.
@@ -762,6 +785,18 @@ impl Source for TxSource<'_> {
             read_doc(self.conn, view, key),
             Missing::Doc(view, key.into()),
         )
+    }
+
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        let revision = self
+            .conn
+            .prepare_cached("SELECT revision FROM docs WHERE view = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![view.name(), key], |r| r.get::<_, i64>(0))
+                    .optional()
+            });
+        self.check(revision, Missing::Doc(view, key.into()))
+            .map(|r| r.map(|r| r as u64))
     }
 
     fn counter(&self, name: &str) -> Result<u64, Missing> {
@@ -890,12 +925,13 @@ fn scan_view(conn: &mut Connection, view: View) -> rusqlite::Result<(u64, Chunks
     {
         // The primary key orders keys bytewise, which is Rust's `str` order.
         let mut stmt =
-            tx.prepare_cached("SELECT key, doc FROM docs WHERE view = ?1 ORDER BY key")?;
+            tx.prepare_cached("SELECT key, doc, revision FROM docs WHERE view = ?1 ORDER BY key")?;
         let mut rows = stmt.query([view.name()])?;
         while let Some(row) = rows.next()? {
             let key = row.get_ref(0)?.as_str()?;
             let doc = row.get_ref(1)?.as_str()?;
-            builder.push(key, doc).map_err(|e| {
+            let revision = row.get::<_, i64>(2)? as u64;
+            builder.push(key, doc, revision).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
             })?;
         }

@@ -12,6 +12,7 @@ mod cache;
 mod common;
 mod connection_limits;
 mod cors;
+mod document_etags;
 mod filters;
 mod http_metrics;
 mod idempotency_keys;

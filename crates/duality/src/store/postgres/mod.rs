@@ -387,7 +387,7 @@ impl Store for PgStore {
                 while let Some(row) = rows.next().await {
                     let row = row.map_err(unavailable)?;
                     builder
-                        .push(row.get(0), row.get(1))
+                        .push(row.get(0), row.get(1), row.get::<_, i64>(2) as u64)
                         .map_err(unavailable_msg)?;
                 }
                 tx.commit().await.map_err(unavailable)?;

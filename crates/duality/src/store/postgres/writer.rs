@@ -285,7 +285,8 @@ async fn lock_views(
 #[derive(Default, Clone)]
 struct Loaded {
     revisions: HashMap<View, u64>,
-    docs: HashMap<(View, String), Option<Value>>,
+    /// Each document, with the revision that last changed it.
+    docs: HashMap<(View, String), Option<(Value, u64)>>,
     counters: HashMap<String, u64>,
     outcomes: HashMap<String, Option<Outcome>>,
 }
@@ -315,7 +316,10 @@ impl Loaded {
             match missing {
                 Missing::Doc(view, key) => {
                     let doc = row
-                        .map(|r| super::parse_doc(r.get(0)))
+                        .map(|r| {
+                            let doc = super::parse_doc(r.get(0))?;
+                            Ok((doc, r.get::<_, i64>(1) as u64))
+                        })
                         .transpose()
                         .map_err(Failed::final_before)?;
                     self.docs.entry((view, key)).or_insert(doc);
@@ -348,7 +352,8 @@ impl Loaded {
     fn apply(&mut self, plan: &Plan) {
         for change in &plan.changes {
             for (key, doc) in &change.rows {
-                self.docs.insert((change.view, key.clone()), doc.clone());
+                let doc = doc.clone().map(|doc| (doc, change.revision));
+                self.docs.insert((change.view, key.clone()), doc);
             }
             self.revisions.insert(change.view, change.revision);
         }
@@ -363,10 +368,17 @@ impl Loaded {
 
 impl Source for Loaded {
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
-        self.docs
-            .get(&(view, key.to_string()))
-            .cloned()
-            .ok_or_else(|| Missing::Doc(view, key.into()))
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.as_ref().map(|(doc, _)| doc.clone())),
+            None => Err(Missing::Doc(view, key.into())),
+        }
+    }
+
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.as_ref().map(|(_, revision)| *revision)),
+            None => Err(Missing::Doc(view, key.into())),
+        }
     }
 
     fn counter(&self, name: &str) -> Result<u64, Missing> {
@@ -397,7 +409,8 @@ impl Source for Loaded {
 struct Changes {
     /// The revisions of the locked views when the batch began.
     locked: HashMap<View, u64>,
-    docs: BTreeMap<(View, String), Option<String>>,
+    /// Each document's new text and the revision that changed it.
+    docs: BTreeMap<(View, String), Option<(String, u64)>>,
     counters: BTreeMap<String, u64>,
     revisions: BTreeMap<View, u64>,
     /// View, revision, patch, and the documents it replaced.
@@ -412,7 +425,7 @@ impl Changes {
             for (key, doc) in &change.rows {
                 self.docs.insert(
                     (change.view, key.clone()),
-                    doc.as_ref().map(Value::to_string),
+                    doc.as_ref().map(|doc| (doc.to_string(), change.revision)),
                 );
             }
             self.revisions.insert(change.view, change.revision);
@@ -441,13 +454,15 @@ impl Changes {
 /// pipelined statements whatever the batch's size.
 async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<(), Failed> {
     let (mut up_views, mut up_keys, mut up_docs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut up_revisions: Vec<i64> = Vec::new();
     let (mut del_views, mut del_keys) = (Vec::new(), Vec::new());
     for ((view, key), doc) in &changes.docs {
         match doc {
-            Some(doc) => {
+            Some((doc, revision)) => {
                 up_views.push(view.name());
                 up_keys.push(key.as_str());
                 up_docs.push(doc.as_str());
+                up_revisions.push(*revision as i64);
             }
             None => {
                 del_views.push(view.name());
@@ -498,7 +513,8 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
     let mut statements: Vec<Pending<'_>> = Vec::new();
     if !up_views.is_empty() {
         statements.push(Box::pin(async {
-            tx.execute(upsert, &[&up_views, &up_keys, &up_docs]).await
+            tx.execute(upsert, &[&up_views, &up_keys, &up_docs, &up_revisions])
+                .await
         }));
     }
     if !del_views.is_empty() {
