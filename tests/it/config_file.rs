@@ -211,7 +211,7 @@ fn each_configuration_error_is_refused_with_its_line() {
         "error: bad.toml:2: unknown key `listen_address`; the settings are listen, db, retention, \
          cors_origin, keep_alive, cors_allow_writes, write_token, read_token, open_writes, \
          max_connections, header_timeout, shutdown_grace, services, customers_url, \
-         incidents_url, replace_schema, demo_data, upstream_token, and the tables \
+         incidents_url, replace_schema, collection_batch_limit, demo_data, upstream_token, and the tables \
          [collections.NAME] and [derived.NAME]"
     );
     assert_eq!(

@@ -77,6 +77,9 @@ async fn a_conformance_run_against_the_openapi_document_finds_nothing() {
     // and patches of many documents.
     settings.builtin.collections =
         vec![duality_services::settings::parse_collection("notes").unwrap()];
+    // Every built-in service beside it (a collection alone serves only
+    // collections).
+    settings.builtin.services = Some(duality_services::settings::Services::all());
     let server = crate::common::spawn(settings).await;
 
     // The operations the run must test: all but the streams, and but the
