@@ -3,6 +3,8 @@
 //! Pointer, with counts, sums, minimums and maximums per group.
 //! [`spec`] is what the file declares, checked.
 
+pub mod groups;
+pub mod number;
 pub mod spec;
 
 pub use spec::{DerivedSpec, Pointer, Top};
