@@ -13,6 +13,7 @@ mod command_line;
 mod common;
 mod connection_limits;
 mod dashboard_flushes;
+mod derived_views;
 mod durability;
 mod idempotency_keys;
 mod node_consumer;

@@ -32,7 +32,7 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         aggregate::customers_service(),
         aggregate::incidents_service(),
         aggregate::aggregates_service(settings.upstreams()),
-        collections::service(&settings.collections)?,
+        collections::service(&settings.collections, &settings.derived)?,
     ];
     let known: Vec<&'static str> = all.iter().map(Service::name).collect();
     if let Some(wanted) = settings.services.names()

@@ -32,7 +32,7 @@ mod tests {
             crate::aggregate::customers_service(),
             crate::aggregate::incidents_service(),
             crate::aggregate::aggregates_service(settings.upstreams()),
-            crate::collections::service(&settings.collections).unwrap(),
+            crate::collections::service(&settings.collections, &[]).unwrap(),
         ]
     }
 

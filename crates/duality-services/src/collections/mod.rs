@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::derived::{Derived, DerivedSpec};
 use crate::openapi;
 use crate::panels;
 use crate::settings::CollectionArg;
+use duality::domain::derive::Derive;
 use duality::{Error, Health, LaunchError, Service, Started, View, ViewSpec};
 pub use schema::Schema;
 
@@ -40,12 +42,27 @@ pub struct Collection {
 impl Collection {
     /// The collection `name`, validated by `schema` if given.
     pub fn new(name: &str, schema: Option<Schema>) -> Collection {
+        Collection::with_derived(name, schema, &[])
+    }
+
+    /// The collection `name`, validated by `schema` if given, whose every
+    /// write also keeps the views `derived` from it.
+    pub fn with_derived(
+        name: &str,
+        schema: Option<Schema>,
+        derived: &[&'static dyn Derive],
+    ) -> Collection {
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        let view = View::leak(ViewSpec::new(
-            leak(format!("collections.{name}")),
-            leak(format!("/collections/{name}")),
-            leak(format!("/collections/{name}/events")),
-        ));
+        let derived: &'static [&'static dyn Derive] =
+            Box::leak(derived.to_vec().into_boxed_slice());
+        let view = View::leak(
+            ViewSpec::new(
+                leak(format!("collections.{name}")),
+                leak(format!("/collections/{name}")),
+                leak(format!("/collections/{name}/events")),
+            )
+            .derived(derived),
+        );
         Collection {
             name: name.to_string(),
             view,
@@ -85,10 +102,19 @@ impl Health for Listed {
     }
 }
 
-/// The collections service for `args` (reads and compiles their schemas).
-pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
+/// The collections service for `args` (reads and compiles their schemas),
+/// with the views `derived` from them (SPEC §15).
+pub fn service(args: &[CollectionArg], derived: &[DerivedSpec]) -> Result<Service, LaunchError> {
     let mut service = Service::new(SERVICE);
     let mut names = Vec::new();
+    let derived = derived_views(args, derived)?;
+    for d in &derived {
+        let schema = d.doc_schema();
+        let path = d.view.snapshot_path();
+        service = service
+            .view(d.view)
+            .openapi(move |paths| derived_document(paths, path, schema.clone()));
+    }
     for arg in args {
         if names.contains(&arg.name) {
             return Err(LaunchError::Config(format!(
@@ -100,7 +126,12 @@ pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
             Some(path) => Some(Schema::load(&arg.name, path).map_err(LaunchError::Config)?),
             None => None,
         };
-        let collection = Arc::new(Collection::new(&arg.name, schema));
+        let derives: Vec<&'static dyn Derive> = derived
+            .iter()
+            .filter(|d| d.spec.from == arg.name)
+            .map(|d| d.derive)
+            .collect();
+        let collection = Arc::new(Collection::with_derived(&arg.name, schema, &derives));
         let items = format!("/collections/{}/items/{{key}}", arg.name);
         let schema_json = collection.schema.as_ref().map(|s| s.json().clone());
         let (name, snapshot) = (arg.name.clone(), collection.view.snapshot_path());
@@ -118,6 +149,39 @@ pub fn service(args: &[CollectionArg]) -> Result<Service, LaunchError> {
             health: Some(listed),
         })
     }))
+}
+
+/// The derived views of `specs`, each over one of the collections `args`
+/// and named once.
+fn derived_views(
+    args: &[CollectionArg],
+    specs: &[DerivedSpec],
+) -> Result<Vec<Derived>, LaunchError> {
+    let mut views: Vec<Derived> = Vec::new();
+    for spec in specs {
+        if !args.iter().any(|a| a.name == spec.from) {
+            return Err(LaunchError::Config(format!(
+                "the derived view {} is from the collection {}, which is not served",
+                spec.name, spec.from
+            )));
+        }
+        if views.iter().any(|d| d.spec.name == spec.name) {
+            return Err(LaunchError::Config(format!(
+                "the derived view {} is declared twice",
+                spec.name
+            )));
+        }
+        views.push(Derived::new(spec));
+    }
+    Ok(views)
+}
+
+/// A derived view's documents' schema on its snapshot.
+fn derived_document(paths: &mut Map<String, Value>, snapshot: &str, doc: Value) {
+    if let Some(get) = paths.get_mut(snapshot).and_then(|p| p.get_mut("get")) {
+        get["responses"]["200"]["content"]["application/json"]["schema"] =
+            json!({"type": "object", "additionalProperties": doc});
+    }
 }
 
 /// The item paths of one collection, and its documents' schema on its

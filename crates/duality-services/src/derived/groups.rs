@@ -363,7 +363,10 @@ impl Groups {
             None => moved
                 .into_iter()
                 .filter_map(|(key, after)| {
-                    let before = self.groups.get(&key).map(|g| self.doc(&g.values(&self.shape), None));
+                    let before = self
+                        .groups
+                        .get(&key)
+                        .map(|g| self.doc(&g.values(&self.shape), None));
                     let after = after.map(|values| self.doc(&values, None));
                     (before != after).then_some((key, after))
                 })
@@ -509,8 +512,14 @@ mod tests {
 
         /// One write; answers the view's event (its merge patch), if any.
         fn write(&mut self, changes: &[(&str, Option<Value>)]) -> Option<Value> {
-            let olds: Vec<Option<Value>> = changes.iter().map(|(k, _)| self.docs.get(*k).cloned()).collect();
-            let pairs = olds.iter().zip(changes).map(|(old, (_, new))| (old.as_ref(), new.as_ref()));
+            let olds: Vec<Option<Value>> = changes
+                .iter()
+                .map(|(k, _)| self.docs.get(*k).cloned())
+                .collect();
+            let pairs = olds
+                .iter()
+                .zip(changes)
+                .map(|(old, (_, new))| (old.as_ref(), new.as_ref()));
             let out = self.groups.derive(pairs);
             let mut patch = Map::new();
             for (key, doc) in out {
@@ -552,7 +561,9 @@ mod tests {
             by_group.entry(key).or_default().push(doc);
         }
         let numbers = |docs: &[&Value], p: &Pointer| -> Vec<Num> {
-            docs.iter().filter_map(|d| d.pointer(p.as_str()).and_then(Num::of)).collect()
+            docs.iter()
+                .filter_map(|d| d.pointer(p.as_str()).and_then(Num::of))
+                .collect()
         };
         let mut rows: Vec<(String, Map<String, Value>)> = Vec::new();
         for (key, members) in by_group {
@@ -578,7 +589,10 @@ mod tests {
             rows.push((key, doc));
         }
         let Some(Top { by, limit }) = &spec.top else {
-            return rows.into_iter().map(|(k, d)| (k, Value::Object(d))).collect();
+            return rows
+                .into_iter()
+                .map(|(k, d)| (k, Value::Object(d)))
+                .collect();
         };
         let mut ranked: Vec<(Reverse<Num>, String, Map<String, Value>)> = rows
             .into_iter()
@@ -604,10 +618,19 @@ mod tests {
         locations.count = Some("total".into());
         let mut run = Run::new(&locations);
         let rows = [
-            (("1", Some(json!({"name":"Ann","city":"Rome"}))), Some(json!({"Rome":{"total":1}}))),
+            (
+                ("1", Some(json!({"name":"Ann","city":"Rome"}))),
+                Some(json!({"Rome":{"total":1}})),
+            ),
             (("2", Some(json!({"name":"Bob"}))), None),
-            (("2", Some(json!({"name":"Bob","city":"Rome"}))), Some(json!({"Rome":{"total":2}}))),
-            (("1", Some(json!({"name":"Ann"}))), Some(json!({"Rome":{"total":1}}))),
+            (
+                ("2", Some(json!({"name":"Bob","city":"Rome"}))),
+                Some(json!({"Rome":{"total":2}})),
+            ),
+            (
+                ("1", Some(json!({"name":"Ann"}))),
+                Some(json!({"Rome":{"total":1}})),
+            ),
             (("2", None), Some(json!({"Rome":null}))),
         ];
         for (i, ((key, doc), event)) in rows.into_iter().enumerate() {
@@ -653,15 +676,24 @@ mod tests {
         by.max.insert("hi".into(), pointer("/v"));
         by.sum.insert("s".into(), pointer("/v"));
         let mut run = Run::new(&by);
-        run.write(&[("a", Some(json!({"g": "x", "v": 1}))), ("b", Some(json!({"g": "x", "v": 5})))]);
-        run.write(&[("c", Some(json!({"g": "x", "v": 5}))), ("d", Some(json!({"g": "x", "v": "9"})))]);
+        run.write(&[
+            ("a", Some(json!({"g": "x", "v": 1}))),
+            ("b", Some(json!({"g": "x", "v": 5}))),
+        ]);
+        run.write(&[
+            ("c", Some(json!({"g": "x", "v": 5}))),
+            ("d", Some(json!({"g": "x", "v": "9"}))),
+        ]);
         assert_eq!(run.view["x"], json!({"lo": 1, "hi": 5, "s": 11}));
         assert_eq!(
             run.write(&[("b", None)]),
             Some(json!({"x": {"s": 6}})),
             "another 5 is left"
         );
-        assert_eq!(run.write(&[("c", None)]), Some(json!({"x": {"hi": 1, "s": 1}})));
+        assert_eq!(
+            run.write(&[("c", None)]),
+            Some(json!({"x": {"hi": 1, "s": 1}}))
+        );
         assert_eq!(
             run.write(&[("a", None)]),
             Some(json!({"x": {"lo": null, "hi": null, "s": 0}})),
@@ -674,11 +706,24 @@ mod tests {
     fn top_keeps_the_largest_groups_ranked_with_ties_by_key() {
         let mut by = spec("/g");
         by.count = Some("n".into());
-        by.top = Some(Top { by: "n".into(), limit: 2 });
+        by.top = Some(Top {
+            by: "n".into(),
+            limit: 2,
+        });
         let mut run = Run::new(&by);
-        run.write(&[("1", Some(json!({"g": "b"}))), ("2", Some(json!({"g": "a"})))]);
-        assert_eq!(Value::Object(run.view.clone()), json!({"a": {"n": 1, "rank": 1}, "b": {"n": 1, "rank": 2}}));
-        assert_eq!(run.write(&[("3", Some(json!({"g": "c"})))]), None, "c ties and sorts after b");
+        run.write(&[
+            ("1", Some(json!({"g": "b"}))),
+            ("2", Some(json!({"g": "a"}))),
+        ]);
+        assert_eq!(
+            Value::Object(run.view.clone()),
+            json!({"a": {"n": 1, "rank": 1}, "b": {"n": 1, "rank": 2}})
+        );
+        assert_eq!(
+            run.write(&[("3", Some(json!({"g": "c"})))]),
+            None,
+            "c ties and sorts after b"
+        );
         assert_eq!(
             run.write(&[("4", Some(json!({"g": "c"})))]),
             Some(json!({"c": {"n": 2, "rank": 1}, "a": {"rank": 2}, "b": null}))
@@ -690,8 +735,24 @@ mod tests {
     }
 
     fn doc() -> impl Strategy<Value = Option<Value>> {
-        let group = prop::sample::select(vec![json!("x"), json!("y"), json!(1), json!(true), json!({"o": 1}), Value::Null]);
-        let number = prop::sample::select(vec![json!(1), json!(2.5), json!(-3), json!("7"), json!(1e300), json!(2), json!(-0.0), Value::Null]);
+        let group = prop::sample::select(vec![
+            json!("x"),
+            json!("y"),
+            json!(1),
+            json!(true),
+            json!({"o": 1}),
+            Value::Null,
+        ]);
+        let number = prop::sample::select(vec![
+            json!(1),
+            json!(2.5),
+            json!(-3),
+            json!("7"),
+            json!(1e300),
+            json!(2),
+            json!(-0.0),
+            Value::Null,
+        ]);
         prop::option::weighted(0.8, (group, number.clone(), number)).prop_map(|doc| {
             doc.map(|(g, v, w)| {
                 let mut d = Map::new();
@@ -712,7 +773,10 @@ mod tests {
         s.min.insert("lo".into(), pointer("/v"));
         s.max.insert("hi".into(), pointer("/v"));
         s.max.insert("hw".into(), pointer("/w"));
-        s.top = top.map(|(by, limit)| Top { by: ["n", "s", "lo", "hi"][by].into(), limit });
+        s.top = top.map(|(by, limit)| Top {
+            by: ["n", "s", "lo", "hi"][by].into(),
+            limit,
+        });
         s
     }
 

@@ -346,8 +346,10 @@ mod tests {
         prop_oneof![
             any::<i64>().prop_map(|i| Num::Int(i.into())),
             small_term().prop_map(Num::Float),
-            prop::sample::select(vec![0.1, 0.2, -0.3, 1e-300, 5e-324, 1e300, 1e308, -1e308, 2.5])
-                .prop_map(Num::Float),
+            prop::sample::select(vec![
+                0.1, 0.2, -0.3, 1e-300, 5e-324, 1e300, 1e308, -1e308, 2.5
+            ])
+            .prop_map(Num::Float),
         ]
     }
 
