@@ -29,6 +29,8 @@
 //!
 //! - `collection` (not part of `all`): `writes` and `fanout` against a
 //!   `--collection`, next to the same load on persons.
+//! - `derived` (not part of `all`): writes and write-to-event latency on a
+//!   collection of a million documents, without and with derived views.
 //!
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
@@ -37,6 +39,7 @@
 
 mod collection;
 mod dashboard;
+mod derived;
 mod fanout;
 mod follow;
 mod halfopen;
@@ -107,6 +110,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub incidents: u64,
 
+    /// Documents loaded into the collection by the `derived` scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub documents: u64,
+
+    /// Groups those documents are spread over in the `derived` scenario.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
+    pub groups: u64,
+
     /// Server processes on that database (more than 1 needs PostgreSQL):
     /// writers, subscribers and writes are spread over them round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
@@ -169,6 +180,9 @@ pub enum Scenario {
     HalfOpen,
     /// Not part of `all`: writes and fan-out on a collection next to persons.
     Collection,
+    /// Not part of `all`: writes and write-to-event latency on a collection
+    /// of a million documents, without and with derived views (minutes).
+    Derived,
     /// Not part of `all`: loads a million persons (minutes).
     LargePersons,
     /// Not part of `all`: loads 100,000 customers and a million incidents.
@@ -218,6 +232,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.scenario == Scenario::Collection {
         let report = collection::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
+    if args.scenario == Scenario::Derived {
+        let report = derived::run(&args).await?;
         println!("{}\n\n{}", report.text, report.json);
         return Ok(());
     }
