@@ -57,13 +57,19 @@ fn config(groups_top: usize) -> String {
     )
 }
 
-/// Document `key` as write `i` leaves it: in group `(i · 7919 + key) mod
-/// groups` (another group than the last write of the key put it in, as
-/// long as there are more than one), with amount `i mod 1000 + key`.
+/// Document `key` as write `i` leaves it: in a group drawn from `(key,
+/// i)`, with the amount `i`, which no earlier write gave it: so every
+/// write changes the document's group or its group's sum.
 fn document(key: u64, i: u64, groups: u64) -> String {
-    let group = (i.wrapping_mul(7919).wrapping_add(key)) % groups;
-    let amount = i % 1000 + key % 97;
-    format!(r#"{{"group":"g{group}","amount":{amount},"note":"document {key}"}}"#)
+    let group = mix(key ^ i.rotate_left(32)) % groups;
+    format!(r#"{{"group":"g{group}","amount":{i},"note":"document {key}"}}"#)
+}
+
+/// SplitMix64's finaliser: spreads consecutive inputs over all groups.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// One `PUT` of document `key`; answers the collection's revision.

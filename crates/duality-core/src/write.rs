@@ -19,7 +19,8 @@
 //! with another request), and otherwise its plan carries the outcome for
 //! the store to keep with the write.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -201,6 +202,10 @@ pub struct Draft<'s> {
     models: &'s Models,
     docs: BTreeMap<(View, String), Option<Value>>,
     counters: BTreeMap<String, u64>,
+    /// Committed documents already read from the source: the write, its
+    /// derivations and `plan` each read a document it changes, and a
+    /// store's read is a query and a parse.
+    read: RefCell<HashMap<(View, String), Option<Value>>>,
 }
 
 impl<'s> Draft<'s> {
@@ -217,6 +222,7 @@ impl<'s> Draft<'s> {
             models,
             docs: BTreeMap::new(),
             counters: BTreeMap::new(),
+            read: RefCell::new(HashMap::new()),
         }
     }
 
@@ -242,7 +248,13 @@ impl<'s> Draft<'s> {
 
     /// The committed document, whatever this draft did to it.
     pub(crate) fn committed(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
-        Ok(self.source.doc(view, key)?)
+        let at = (view, key.to_string());
+        if let Some(doc) = self.read.borrow().get(&at) {
+            return Ok(doc.clone());
+        }
+        let doc = self.source.doc(view, key)?;
+        self.read.borrow_mut().insert(at, doc.clone());
+        Ok(doc)
     }
 
     /// The committed revision of `view` (this draft does not move it: the
@@ -256,7 +268,7 @@ impl<'s> Draft<'s> {
     pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         match self.docs.get(&(view, key.to_string())) {
             Some(doc) => Ok(doc.clone()),
-            None => Ok(self.source.doc(view, key)?),
+            None => self.committed(view, key),
         }
     }
 
@@ -373,12 +385,17 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
         source,
         docs,
         counters,
+        read,
         ..
     } = draft;
+    let mut read = read.into_inner();
     let mut by_view: BTreeMap<View, (Map<String, Value>, Rows, Map<String, Value>)> =
         BTreeMap::new();
     for ((view, key), new) in docs {
-        let old = source.doc(view, &key)?;
+        let old = match read.remove(&(view, key.clone())) {
+            Some(old) => old,
+            None => source.doc(view, &key)?,
+        };
         let entry = match (&old, &new) {
             (None, None) => None,
             (Some(_), None) => Some(Value::Null),

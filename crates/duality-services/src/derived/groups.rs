@@ -355,6 +355,11 @@ impl Groups {
                 }
             }
         }
+        if let Some((_, limit)) = self.shape.top
+            && self.beyond_top(&deltas, limit)
+        {
+            return Vec::new();
+        }
         let moved: Vec<(String, Option<Vec<Option<Num>>>)> = deltas
             .iter()
             .map(|(key, delta)| (key.clone(), self.after(key, delta)))
@@ -373,6 +378,26 @@ impl Groups {
                 .collect(),
             Some((_, limit)) => self.derive_top(moved, limit),
         }
+    }
+
+    /// Whether every group `deltas` moves stays behind the first `limit`
+    /// ranked groups, before and after: then the top does not change. The
+    /// common case with many groups, answered in O(log n) per group.
+    fn beyond_top(&self, deltas: &BTreeMap<String, Delta>, limit: usize) -> bool {
+        if limit > 64 {
+            return false;
+        }
+        let Some(last) = self.ranked.iter().nth(limit - 1) else {
+            return false;
+        };
+        deltas.iter().all(|(key, delta)| {
+            let old = self
+                .groups
+                .get(key)
+                .and_then(|g| self.place(key, &g.values(&self.shape)));
+            let new = self.after(key, delta).and_then(|v| self.place(key, &v));
+            old.is_none_or(|p| p > *last) && new.is_none_or(|p| p > *last)
+        })
     }
 
     /// [`Groups::derive`] for a `top` view: the first `limit` groups
