@@ -159,6 +159,11 @@ async fn a_collection_of_persons_counted_by_city_replays_the_locations_events_ev
         ]
     );
     assert!(cities.quiet_for(Duration::from_millis(200)).await);
+    let openapi = server.get_json("/openapi.json").await;
+    let doc = &openapi["paths"]["/derived/cities"]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["additionalProperties"];
+    assert_eq!(doc["properties"]["total"]["type"], "integer", "{doc}");
+    assert!(openapi["paths"]["/derived/cities/events"].is_object());
 }
 
 // ------------------------------------------------- the property, over HTTP

@@ -46,8 +46,20 @@ pub struct Change<'a> {
     pub new: Option<&'a Value>,
 }
 
-/// A document of a derived view to write: `None` deletes it.
-pub type Output = (View, String, Option<Value>);
+/// A document of a derived view that a write changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The derived view.
+    pub view: View,
+    /// The document's key.
+    pub key: String,
+    /// The document after the write (`None`: deleted).
+    pub doc: Option<Value>,
+    /// The document before it, as the derivation's state has it (`None`:
+    /// absent). The state is exact, so the write's plan takes it for the
+    /// stored document rather than reading that again.
+    pub before: Option<Value>,
+}
 
 /// Keeps views derived from one view's documents (registered on that
 /// view's spec, see [`ViewSpec::derived`](crate::view::ViewSpec::derived)).
@@ -259,7 +271,14 @@ pub(crate) fn run(draft: &mut Draft<'_>) -> Result<(), Error> {
             outputs.extend(state.derive(&changes)?);
         }
     }
-    for (view, key, doc) in outputs {
+    for Output {
+        view,
+        key,
+        doc,
+        before,
+    } in outputs
+    {
+        draft.known(view, &key, before);
         match doc {
             Some(doc) => draft.put(view, key, doc)?,
             None => draft.delete(view, key),
@@ -372,8 +391,15 @@ mod tests {
             Ok(touched
                 .into_iter()
                 .map(|k| {
-                    let doc = after.get(&k).filter(|n| **n > 0).map(|n| json!({"n": n}));
-                    (COUNTS, k, doc)
+                    let count = |m: &BTreeMap<String, u64>| {
+                        m.get(&k).filter(|n| **n > 0).map(|n| json!({"n": n}))
+                    };
+                    Output {
+                        view: COUNTS,
+                        doc: count(&after),
+                        before: count(&self.0),
+                        key: k,
+                    }
                 })
                 .collect())
         }

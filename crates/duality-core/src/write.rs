@@ -257,6 +257,15 @@ impl<'s> Draft<'s> {
         Ok(doc)
     }
 
+    /// Takes `doc` for the committed document at `key` of `view`, unless
+    /// it was read already: what a derivation knows of its own view.
+    pub(crate) fn known(&self, view: View, key: &str, doc: Option<Value>) {
+        self.read
+            .borrow_mut()
+            .entry((view, key.to_string()))
+            .or_insert(doc);
+    }
+
     /// The committed revision of `view` (this draft does not move it: the
     /// plan does).
     pub fn revision(&self, view: View) -> Result<u64, Error> {

@@ -214,6 +214,10 @@ impl Delta {
     }
 }
 
+/// A document of the view a write changes: its key, the document after
+/// (`None`: deleted) and before (`None`: absent).
+pub type Moved = (String, Option<Value>, Option<Value>);
+
 /// A group's place in a `top`: its `by` value descending, then its key.
 type Place = (Reverse<Num>, String);
 
@@ -333,12 +337,13 @@ impl Groups {
 
     /// The documents of the view that `changes` (each a document's
     /// `(old, new)`, all made in one write on top of this state) change:
-    /// `(key, Some(doc))` to write, `(key, None)` to delete. Changes
+    /// `(key, after, before)`, where `after` is `None` to delete and
+    /// `before` is the document as it is now (`None`: absent). Changes
     /// nothing.
     pub fn derive<'a>(
         &self,
         changes: impl IntoIterator<Item = (Option<&'a Value>, Option<&'a Value>)>,
-    ) -> Vec<(String, Option<Value>)> {
+    ) -> Vec<Moved> {
         let mut deltas: BTreeMap<String, Delta> = BTreeMap::new();
         for (old, new) in changes {
             let old = old.and_then(|d| self.shape.entry(d));
@@ -373,7 +378,7 @@ impl Groups {
                         .get(&key)
                         .map(|g| self.doc(&g.values(&self.shape), None));
                     let after = after.map(|values| self.doc(&values, None));
-                    (before != after).then_some((key, after))
+                    (before != after).then_some((key, after, before))
                 })
                 .collect(),
             Some((_, limit)) => self.derive_top(moved, limit),
@@ -407,7 +412,7 @@ impl Groups {
         &self,
         moved: Vec<(String, Option<Vec<Option<Num>>>)>,
         limit: usize,
-    ) -> Vec<(String, Option<Value>)> {
+    ) -> Vec<Moved> {
         let before: Vec<&Place> = self.ranked.iter().take(limit).collect();
         let touched: HashMap<&str, Option<&Vec<Option<Num>>>> = moved
             .iter()
@@ -446,12 +451,16 @@ impl Groups {
                 .get(key.as_str())
                 .and_then(|r| current().map(|values| self.doc(&values, Some(*r))));
             if new != old {
-                out.push((key.clone(), new));
+                out.push((key.clone(), new, old));
             }
         }
-        for (_, key) in before {
+        for (rank, (_, key)) in before.into_iter().enumerate() {
             if !kept.contains(key.as_str()) {
-                out.push((key.clone(), None));
+                let old = self
+                    .groups
+                    .get(key)
+                    .map(|g| self.doc(&g.values(&self.shape), Some(rank + 1)));
+                out.push((key.clone(), None, old));
             }
         }
         out
@@ -547,7 +556,12 @@ mod tests {
                 .map(|(old, (_, new))| (old.as_ref(), new.as_ref()));
             let out = self.groups.derive(pairs);
             let mut patch = Map::new();
-            for (key, doc) in out {
+            for (key, doc, before) in out {
+                assert_eq!(
+                    before.as_ref(),
+                    self.view.get(&key),
+                    "the document before, {key}"
+                );
                 let entry = match (&doc, self.view.get(&key)) {
                     (Some(new), Some(old)) => duality::merge::diff(old, new),
                     (Some(new), None) => Some(new.clone()),

@@ -135,7 +135,12 @@ impl Derivation for State {
         let out = self.groups.derive(changes.iter().map(|c| (c.old, c.new)));
         Ok(out
             .into_iter()
-            .map(|(key, doc)| (self.view, key, doc))
+            .map(|(key, doc, before)| Output {
+                view: self.view,
+                key,
+                doc,
+                before,
+            })
             .collect())
     }
 
