@@ -18,9 +18,10 @@
 //! with the view's events committed since ([`Models::follow`]).
 //!
 //! A derivation's documents must equal what its [`all`](Derivation::all)
-//! answers at every revision; [`rederive`] writes the difference between
-//! that and what is stored (at start: the derivation may be new, or
-//! changed, since the view was last written).
+//! answers at every revision; [`rederive`] finds where what is stored
+//! differs (at start: the derivation may be new, or changed, since the
+//! view was last written) and [`refresh`] writes those documents, a few
+//! at a time.
 //!
 //! Derived views are not derived from in turn: a write's derivations run
 //! on the documents its own function changed.
@@ -80,6 +81,8 @@ pub trait Derivation: Send + Sync + 'static {
     fn derive(&self, changes: &[Change<'_>]) -> Result<Vec<Output>, Error>;
     /// Every derived document, by view (each of [`Derive::views`] named).
     fn all(&self) -> Vec<(View, Map<String, Value>)>;
+    /// The derived document at `key` of `view` (one of its views), if any.
+    fn doc(&self, view: View, key: &str) -> Option<Value>;
 }
 
 /// The derivations of one view, at one of its revisions.
@@ -122,10 +125,12 @@ impl Model {
 #[derive(Default)]
 pub struct Models {
     models: BTreeMap<View, Model>,
+    trusted: bool,
 }
 
 static NONE: Models = Models {
     models: BTreeMap::new(),
+    trusted: false,
 };
 
 impl Models {
@@ -137,6 +142,16 @@ impl Models {
     /// Whether `view` has derivations, so a store must keep its model.
     pub fn modeled(view: View) -> bool {
         !view.derives().is_empty()
+    }
+
+    /// Says that the stored derived views always equal what the models
+    /// answer, so a write's plan may take a derivation's documents before
+    /// the write for the stored ones instead of reading them. True where
+    /// one process writes the database (a SQLite file: [`rederive`] runs
+    /// before it serves); not where processes may disagree for a while
+    /// (PostgreSQL during a rolling change of declarations).
+    pub fn trust(&mut self, trusted: bool) {
+        self.trusted = trusted;
     }
 
     /// Keeps `model` as the model of `view` (replacing any).
@@ -278,7 +293,9 @@ pub(crate) fn run(draft: &mut Draft<'_>) -> Result<(), Error> {
         before,
     } in outputs
     {
-        draft.known(view, &key, before);
+        if models.trusted {
+            draft.known(view, &key, before);
+        }
         match doc {
             Some(doc) => draft.put(view, key, doc)?,
             None => draft.delete(view, key),
@@ -287,11 +304,13 @@ pub(crate) fn run(draft: &mut Draft<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// A write that makes the views derived from `view` equal what its
-/// derivations answer, given what they hold now: `current` has, for each
-/// of them, its revision and documents (from this process's copy). If one
-/// of them moved past that revision, the write changes nothing and
-/// answers `false` (take a newer copy and try again); else `true`.
+/// A write that finds the documents of the views derived from `view` that
+/// differ from what its derivations answer, given what they hold now:
+/// `current` has, for each of them, its revision and documents (from this
+/// process's copy). It changes nothing and answers them as `[[view, key],
+/// …]`, for [`refresh`] to write a few at a time (one event of every
+/// stale document could be as large as the view). If a derived view moved
+/// past the revision given, it answers `false`: take a newer copy.
 pub fn rederive(view: View, current: Vec<(View, u64, Map<String, Value>)>) -> Write {
     Write::new(&[view], move |d| {
         for (derived, revision, _) in &current {
@@ -299,32 +318,49 @@ pub fn rederive(view: View, current: Vec<(View, u64, Map<String, Value>)>) -> Wr
                 return Ok(Value::Bool(false));
             }
         }
-        let model = d.models().get(view).ok_or_else(|| {
-            Error::internal(format!(
-                "the view {view} has derived views, and the store keeps no model of it"
-            ))
-        })?;
+        let model = d.models().get(view).ok_or_else(|| no_model(view))?;
         let mut wanted: BTreeMap<View, Map<String, Value>> = BTreeMap::new();
         for state in &model.states {
             for (derived, docs) in state.all() {
                 wanted.entry(derived).or_default().extend(docs);
             }
         }
+        let mut stale = Vec::new();
         for (derived, _, stored) in &current {
             let want = wanted.remove(derived).unwrap_or_default();
-            for key in stored.keys() {
-                if !want.contains_key(key) {
-                    d.delete(*derived, key.clone());
-                }
-            }
-            for (key, doc) in want {
-                if stored.get(&key) != Some(&doc) {
-                    d.put(*derived, key, doc)?;
-                }
+            let gone = stored.keys().filter(|k| !want.contains_key(*k));
+            let changed = want
+                .iter()
+                .filter(|(k, doc)| stored.get(*k) != Some(*doc))
+                .map(|(k, _)| k);
+            for key in gone.chain(changed) {
+                stale.push(Value::from(vec![derived.name(), key.as_str()]));
             }
         }
-        Ok(Value::Bool(true))
+        Ok(Value::Array(stale))
     })
+}
+
+/// A write that sets each of `keys` (a view derived from `view`, and a
+/// key) to what the derivations answer now: the document, or none.
+pub fn refresh(view: View, keys: Vec<(View, String)>) -> Write {
+    Write::new(&[view], move |d| {
+        let model = d.models().get(view).ok_or_else(|| no_model(view))?;
+        for (derived, key) in &keys {
+            let doc = model.states.iter().find_map(|s| s.doc(*derived, key));
+            match doc {
+                Some(doc) => d.put(*derived, key.clone(), doc)?,
+                None => d.delete(*derived, key.clone()),
+            }
+        }
+        Ok(Value::Null)
+    })
+}
+
+fn no_model(view: View) -> Error {
+    Error::internal(format!(
+        "the view {view} has derived views, and the store keeps no model of it"
+    ))
 }
 
 #[cfg(test)]
@@ -407,6 +443,9 @@ mod tests {
             let docs = self.0.iter().map(|(k, n)| (k.clone(), json!({"n": n})));
             vec![(COUNTS, docs.collect())]
         }
+        fn doc(&self, _: View, key: &str) -> Option<Value> {
+            self.0.get(key).map(|n| json!({"n": n}))
+        }
     }
 
     fn put(key: &'static str, doc: Value) -> Write {
@@ -474,25 +513,31 @@ mod tests {
         loading.docs = db.docs.clone();
         loading.docs.retain(|(v, _), _| *v == ITEMS);
         loading.revisions.insert(ITEMS, db.revisions[&ITEMS]);
+        let stored = Map::from_iter([("z".to_string(), json!({"n": 9}))]);
+        let (stale, plan) = loading
+            .run_with(&rederive(ITEMS, vec![(COUNTS, 0, stored)]), &mut loaded)
+            .unwrap();
+        assert!(plan.changes.is_empty(), "finding them writes nothing");
+        assert_eq!(stale, json!([["counts", "z"], ["counts", "x"]]));
+        let keys = vec![(COUNTS, "z".to_string()), (COUNTS, "x".to_string())];
         let (_, plan) = loading
-            .run_with(&rederive(ITEMS, vec![(COUNTS, 0, Map::new())]), &mut loaded)
+            .run_with(&refresh(ITEMS, keys), &mut loaded)
             .unwrap();
         assert_eq!(event(&plan, COUNTS), Some(json!({"x": {"n": 2}})));
         assert_eq!(loading.view(COUNTS), db.view(COUNTS));
         let current = db.view(COUNTS).as_object().cloned().unwrap();
         let at = db.revisions[&COUNTS];
-        let (done, plan) = db
+        let (stale, _) = db
             .run_with(&rederive(ITEMS, vec![(COUNTS, at, current)]), &mut kept)
             .unwrap();
-        assert_eq!(done, json!(true));
-        assert!(plan.changes.is_empty(), "nothing to fix: {plan:?}");
-        let (done, _) = db
+        assert_eq!(stale, json!([]), "nothing to fix");
+        let (stale, _) = db
             .run_with(
                 &rederive(ITEMS, vec![(COUNTS, at - 1, Map::new())]),
                 &mut kept,
             )
             .unwrap();
-        assert_eq!(done, json!(false), "an old copy changes nothing");
+        assert_eq!(stale, json!(false), "an old copy is refused");
     }
 
     #[test]

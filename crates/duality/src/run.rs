@@ -74,12 +74,16 @@ async fn open_store(
 /// How often start-up tries to bring a view's derived views up to date
 /// while other processes keep writing them.
 const REDERIVE_ATTEMPTS: usize = 50;
+/// Derived documents written per write when bringing them up to date: an
+/// event holds them all, and a very large event slows down every later
+/// insert into the outbox next to it (SQLite compares whole rows).
+const REFRESH_CHUNK: usize = 256;
 
-/// Writes the difference between the views derived from `view` and what
-/// its derivations answer for its documents: nothing, unless a derivation
-/// is new or changed since the view was last written (see
-/// [`derive::rederive`]). Compares with this process's copies, so a
-/// change is one event per derived view, however large they are.
+/// Writes the derived documents of `view` that differ from what its
+/// derivations answer for its documents: none, unless a derivation is new
+/// or changed since the view was last written (see [`derive::rederive`]).
+/// Compares with this process's copies, then writes the differences
+/// [`REFRESH_CHUNK`] at a time.
 async fn rederive(app: &App, view: View) -> Result<(), Error> {
     let derived: Vec<View> = view
         .derives()
@@ -99,18 +103,26 @@ async fn rederive(app: &App, view: View) -> Result<(), Error> {
             }
             current.push((d, snapshot.revision, docs));
         }
-        let done = app.write(derive::rederive(view, current)).await?;
-        if done.output == serde_json::Value::Bool(true) {
-            let moved: Vec<String> = derived
-                .iter()
-                .filter(|d| done.revision(**d) > 0)
-                .map(|d| format!("{d}@{}", done.revision(*d)))
-                .collect();
-            tracing::debug!(%view, derived = ?moved, "derived views are up to date");
-            return Ok(());
+        let found = app.write(derive::rederive(view, current)).await?;
+        let serde_json::Value::Array(stale) = found.output else {
+            // Another process wrote a derived view since this copy was taken.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        };
+        let stale: Vec<(View, String)> = stale
+            .iter()
+            .filter_map(|pair| {
+                let d = derived.iter().find(|d| pair[0] == d.name())?;
+                Some((*d, pair[1].as_str()?.to_string()))
+            })
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(%view, documents = stale.len(), "bringing derived views up to date");
         }
-        // Another process wrote a derived view since this copy was taken.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for chunk in stale.chunks(REFRESH_CHUNK) {
+            app.write(derive::refresh(view, chunk.to_vec())).await?;
+        }
+        return Ok(());
     }
     Err(Error::store_unavailable(format!(
         "the views derived from {view} kept moving while this process started"

@@ -466,6 +466,20 @@ impl Groups {
         out
     }
 
+    /// The view's document at `key`, if it has one.
+    pub fn doc_of(&self, key: &str) -> Option<Value> {
+        let group = self.groups.get(key)?;
+        let values = group.values(&self.shape);
+        match self.shape.top {
+            None => Some(self.doc(&values, None)),
+            Some((_, limit)) => {
+                let place = self.place(key, &values)?;
+                let rank = self.ranked.range(..=&place).take(limit + 1).count();
+                (rank <= limit).then(|| self.doc(&values, Some(rank)))
+            }
+        }
+    }
+
     /// Every document of the view.
     pub fn all(&self) -> Map<String, Value> {
         match self.shape.top {
@@ -838,6 +852,10 @@ mod tests {
                 let want = scratch(&spec, &run.docs);
                 prop_assert_eq!(&run.view, &want);
                 prop_assert_eq!(&run.groups.all(), &want);
+                for key in ["x", "y", "1", "true", "nope"] {
+                    let doc = run.groups.doc_of(key);
+                    prop_assert_eq!(doc.as_ref(), want.get(key), "{}", key);
+                }
             }
         }
     }

@@ -147,4 +147,10 @@ impl Derivation for State {
     fn all(&self) -> Vec<(View, Map<String, Value>)> {
         vec![(self.view, self.groups.all())]
     }
+
+    fn doc(&self, view: View, key: &str) -> Option<Value> {
+        (view == self.view)
+            .then(|| self.groups.doc_of(key))
+            .flatten()
+    }
 }

@@ -207,6 +207,9 @@ impl SqliteStore {
             Location::Memory => None,
         };
         let mut models = Models::default();
+        // This process is the file's only writer, and brings the derived
+        // views up to date before it serves: they always equal the models.
+        models.trust(true);
         for view in hub.registry().views().filter(|v| Models::modeled(*v)) {
             models.insert(view, load_model(&conn, view).map_err(unavailable)?);
         }
