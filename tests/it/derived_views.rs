@@ -563,3 +563,65 @@ async fn two_servers_on_one_postgresql_database_keep_the_same_derived_views_and_
     a.stop().await.unwrap();
     c.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_derived_view_is_filtered_and_long_polled_like_every_view() {
+    let specs = views();
+    let server = spawn(settings(Database::Sqlite(Location::Memory), &["t"], specs)).await;
+    write(
+        &server,
+        "PUT",
+        "/collections/t/items/k1",
+        Some(json!({"g": "a", "v": 1})),
+    )
+    .await;
+    write(
+        &server,
+        "PUT",
+        "/collections/t/items/k2",
+        Some(json!({"g": "b", "v": 2})),
+    )
+    .await;
+    write(
+        &server,
+        "PUT",
+        "/collections/t/items/k3",
+        Some(json!({"g": "b", "v": 5})),
+    )
+    .await;
+    let (_, only_a) = snapshot(&server, "/derived/by-g?key=a").await;
+    assert_eq!(only_a, json!({"a": {"n": 1, "s": 1, "lo": 1, "hi": 1}}));
+    let where_two = urlencode(r#"{"n":2}"#);
+    let (_, pairs) = snapshot(&server, &format!("/derived/by-g?where={where_two}")).await;
+    assert_eq!(pairs, json!({"b": {"n": 2, "s": 7, "lo": 2, "hi": 5}}));
+    let r = server
+        .get("/derived/by-g/events?mode=poll&after=1&wait=0")
+        .await;
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    let changes: Vec<(u64, Value)> = page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["revision"].as_u64().unwrap(), c["patch"].clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (2, json!({"b": {"n": 1, "s": 2, "lo": 2, "hi": 2}})),
+            (3, json!({"b": {"n": 2, "s": 7, "hi": 5}})),
+        ]
+    );
+    let r = server.get("/derived/by-g?nope=1").await;
+    assert_eq!(r.status(), 400, "an unknown parameter");
+    server.stop().await.unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::number::{Num, Sum};
+use super::number::{ByValue, Num, Sum};
 use super::spec::{DerivedSpec, Pointer, RANK};
 
 /// The longest group key, in characters: longer values are left out.
@@ -218,8 +218,9 @@ impl Delta {
 /// (`None`: deleted) and before (`None`: absent).
 pub type Moved = (String, Option<Value>, Option<Value>);
 
-/// A group's place in a `top`: its `by` value descending, then its key.
-type Place = (Reverse<Num>, String);
+/// A group's place in a `top`: its `by` value descending (equal values
+/// tie, whether integers or floats), then its key.
+type Place = (Reverse<ByValue>, String);
 
 /// A derived view's state (see the module docs).
 #[derive(Debug, Clone)]
@@ -242,7 +243,7 @@ impl Groups {
 
     fn place(&self, key: &str, values: &[Option<Num>]) -> Option<Place> {
         let (by, _) = self.shape.top?;
-        values[by].map(|v| (Reverse(v), key.to_string()))
+        values[by].map(|v| (Reverse(ByValue(v)), key.to_string()))
     }
 
     /// The document at some key went from `old` to `new`.
@@ -647,11 +648,11 @@ mod tests {
                 .map(|(k, d)| (k, Value::Object(d)))
                 .collect();
         };
-        let mut ranked: Vec<(Reverse<Num>, String, Map<String, Value>)> = rows
+        let mut ranked: Vec<(f64, String, Map<String, Value>)> = rows
             .into_iter()
-            .filter_map(|(k, d)| Some((Reverse(Num::of(d.get(by)?)?), k, d)))
+            .filter_map(|(k, d)| Some((d.get(by)?.as_f64()?, k, d)))
             .collect();
-        ranked.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        ranked.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
         ranked
             .into_iter()
             .take(*limit)

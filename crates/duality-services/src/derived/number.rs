@@ -72,8 +72,14 @@ fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::from(0), Value::Number)
 }
 
-/// Compares an integer and a float exactly.
+/// Compares an integer and a float exactly; at the same value, the
+/// integer first.
 fn int_float(i: i128, f: f64) -> Ordering {
+    exact(i, f).then(Ordering::Less)
+}
+
+/// Compares an integer and a float by their values, exactly.
+fn exact(i: i128, f: f64) -> Ordering {
     let rounded = i as f64;
     match rounded.total_cmp(&f) {
         Ordering::Equal => {}
@@ -85,10 +91,7 @@ fn int_float(i: i128, f: f64) -> Ordering {
     }
     // `f` equals an integer-valued float of magnitude at most 2^64: exact
     // as an i128.
-    match i.cmp(&(f as i128)) {
-        Ordering::Equal => Ordering::Less,
-        other => other,
-    }
+    i.cmp(&(f as i128))
 }
 
 impl Ord for Num {
@@ -115,6 +118,37 @@ impl PartialEq for Num {
 }
 
 impl Eq for Num {}
+
+/// A number ordered by its value alone: an integer and a float of the
+/// same value, and -0.0 and 0.0, are equal (how `top` ranks groups, whose
+/// ties go by key).
+#[derive(Debug, Clone, Copy)]
+pub struct ByValue(pub Num);
+
+impl Ord for ByValue {
+    fn cmp(&self, other: &ByValue) -> Ordering {
+        match (self.0, other.0) {
+            (Num::Float(a), Num::Float(b)) if a == b => Ordering::Equal,
+            (Num::Int(a), Num::Float(b)) => exact(a, b),
+            (Num::Float(a), Num::Int(b)) => exact(b, a).reverse(),
+            (a, b) => a.cmp(&b),
+        }
+    }
+}
+
+impl PartialOrd for ByValue {
+    fn partial_cmp(&self, other: &ByValue) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for ByValue {
+    fn eq(&self, other: &ByValue) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ByValue {}
 
 /// Terms at least this large are summed apart (see the module docs).
 const BIG: f64 = 8.452712498170644e270; // 2^900
@@ -296,6 +330,11 @@ mod tests {
             }
         }
         assert_eq!(Num::of(&json!("3")), None);
+        let by = |v: Value| ByValue(num(v));
+        assert_eq!(by(json!(3)), by(json!(3.0)));
+        assert_eq!(by(json!(0)), by(json!(-0.0)));
+        assert!(by(json!(9007199254740993u64)) > by(json!(9007199254740992.0)));
+        assert!(by(json!(2)) < by(json!(2.5)));
         assert_eq!(num(json!(3)).to_json(), json!(3));
         assert_eq!(num(json!(2.5)).to_json(), json!(2.5));
     }
