@@ -29,6 +29,8 @@
 //!
 //! - `collection` (not part of `all`): `writes` and `fanout` against a
 //!   `--collection`, next to the same load on persons.
+//! - `derived` (not part of `all`): writes and write-to-event latency on a
+//!   collection of a million documents, without and with derived views.
 //!
 //! - `filtered` (not part of `all`): subscribers of one key each of a
 //!   large view; cost per write at 100 and 10,000 of them (see its module).
@@ -40,6 +42,7 @@
 
 mod collection;
 mod dashboard;
+mod derived;
 mod fanout;
 mod filtered;
 mod follow;
@@ -111,6 +114,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub incidents: u64,
 
+    /// Documents loaded into the collection by the `derived` scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub documents: u64,
+
+    /// Groups those documents are spread over in the `derived` scenario.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
+    pub groups: u64,
+
     /// Server processes on that database (more than 1 needs PostgreSQL):
     /// writers, subscribers and writes are spread over them round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
@@ -173,6 +184,9 @@ pub enum Scenario {
     HalfOpen,
     /// Not part of `all`: writes and fan-out on a collection next to persons.
     Collection,
+    /// Not part of `all`: writes and write-to-event latency on a collection
+    /// of a million documents, without and with derived views (minutes).
+    Derived,
     /// Not part of `all`: loads a million persons (minutes).
     LargePersons,
     /// Not part of `all`: 100 and 10,000 subscribers of one key each of a
@@ -225,6 +239,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.scenario == Scenario::Collection {
         let report = collection::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
+    if args.scenario == Scenario::Derived {
+        let report = derived::run(&args).await?;
         println!("{}\n\n{}", report.text, report.json);
         return Ok(());
     }

@@ -5,6 +5,8 @@
 //! - [`view`]: views and the [`Registry`] of those a process serves.
 //! - [`write`]: the one write path ([`Write`] over a [`Draft`], then
 //!   `plan`).
+//! - [`derive`]: views derived from another view's documents, kept in
+//!   the same write, and the models stores keep to derive them.
 //! - [`error`]: the one [`Error`] model, from a write to the HTTP answer.
 //! - [`merge`]: RFC 7396 merge patches, their minimal diff and apply.
 //! - [`idempotency`]: `Idempotency-Key`s, request fingerprints, outcomes.
@@ -22,6 +24,7 @@
 pub mod body;
 pub mod chunks;
 pub mod deflate;
+pub mod derive;
 pub mod error;
 pub mod filter;
 pub mod idempotency;

@@ -19,13 +19,15 @@
 //! with another request), and otherwise its plan carries the outcome for
 //! the store to keep with the write.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::derive::{self, Models};
 use crate::error::Error;
 use crate::idempotency::{IdempotencyKey, Outcome};
 use crate::merge;
@@ -80,12 +82,18 @@ pub struct Write {
 
 impl Write {
     /// A write that may change `views` (sorted and deduplicated here), made by
-    /// the pure function `run`.
+    /// the pure function `run`. The views derived from them (see
+    /// [`derive`](crate::derive)) are declared too.
     pub fn new(
         views: &[View],
         run: impl Fn(&mut Draft<'_>) -> Result<Output, Error> + Send + Sync + 'static,
     ) -> Self {
         let mut views = views.to_vec();
+        for view in views.clone() {
+            for derive in view.derives() {
+                views.extend_from_slice(derive.views());
+            }
+        }
         views.sort();
         views.dedup();
         Write {
@@ -123,8 +131,22 @@ impl Write {
         &self.views
     }
 
-    /// Runs the write against `source` and plans its effects.
+    /// Runs the write against `source` and plans its effects. A write of
+    /// a view with derived views needs their models: see
+    /// [`Write::execute_with`].
     pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Error> {
+        self.execute_with(source, Models::none())
+    }
+
+    /// Runs the write against `source`, whose derived-from views' models
+    /// (at the revisions `source` has) are `models`, and plans its
+    /// effects: the write's own documents and what its derivations answer
+    /// for them.
+    pub fn execute_with(
+        &self,
+        source: &dyn Source,
+        models: &Models,
+    ) -> Result<(Output, Plan), Error> {
         if let Some(key) = &self.key
             && let Some(first) = source.outcome(&key.scoped)?
         {
@@ -150,8 +172,9 @@ impl Write {
             };
             return Ok((first.output, plan));
         }
-        let mut draft = Draft::new(source);
+        let mut draft = Draft::with_models(source, models);
         let output = (self.run)(&mut draft)?;
+        derive::run(&mut draft)?;
         for (view, _) in draft.docs.keys() {
             if !self.views.contains(view) {
                 return Err(Error::internal(format!(
@@ -180,18 +203,77 @@ impl Write {
 /// write already changed that document.
 pub struct Draft<'s> {
     source: &'s dyn Source,
+    models: &'s Models,
     docs: BTreeMap<(View, String), Option<Value>>,
     counters: BTreeMap<String, u64>,
+    /// Committed documents already read from the source: the write, its
+    /// derivations and `plan` each read a document it changes, and a
+    /// store's read is a query and a parse.
+    read: RefCell<HashMap<(View, String), Option<Value>>>,
 }
 
 impl<'s> Draft<'s> {
     /// An empty draft over `source`: nothing changed yet.
     pub fn new(source: &'s dyn Source) -> Self {
+        Draft::with_models(source, Models::none())
+    }
+
+    /// An empty draft over `source`, with the models of its derived-from
+    /// views.
+    pub fn with_models(source: &'s dyn Source, models: &'s Models) -> Self {
         Draft {
             source,
+            models,
             docs: BTreeMap::new(),
             counters: BTreeMap::new(),
+            read: RefCell::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn models(&self) -> &'s Models {
+        self.models
+    }
+
+    /// The views this draft changed (or means to), each once.
+    pub(crate) fn changed_views(&self) -> Vec<View> {
+        let mut views: Vec<View> = self.docs.keys().map(|(v, _)| *v).collect();
+        views.dedup();
+        views
+    }
+
+    /// The documents of `view` this draft set or deleted, by key.
+    pub(crate) fn touched(&self, view: View) -> Vec<(String, Option<Value>)> {
+        self.docs
+            .iter()
+            .filter(|((v, _), _)| *v == view)
+            .map(|((_, k), doc)| (k.clone(), doc.clone()))
+            .collect()
+    }
+
+    /// The committed document, whatever this draft did to it.
+    pub(crate) fn committed(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
+        let at = (view, key.to_string());
+        if let Some(doc) = self.read.borrow().get(&at) {
+            return Ok(doc.clone());
+        }
+        let doc = self.source.doc(view, key)?;
+        self.read.borrow_mut().insert(at, doc.clone());
+        Ok(doc)
+    }
+
+    /// Takes `doc` for the committed document at `key` of `view`, unless
+    /// it was read already: what a derivation knows of its own view.
+    pub(crate) fn known(&self, view: View, key: &str, doc: Option<Value>) {
+        self.read
+            .borrow_mut()
+            .entry((view, key.to_string()))
+            .or_insert(doc);
+    }
+
+    /// The committed revision of `view` (this draft does not move it: the
+    /// plan does).
+    pub fn revision(&self, view: View) -> Result<u64, Error> {
+        Ok(self.source.revision(view)?)
     }
 
     /// A document as this write sees it: its own changes first, else the
@@ -199,7 +281,7 @@ impl<'s> Draft<'s> {
     pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         match self.docs.get(&(view, key.to_string())) {
             Some(doc) => Ok(doc.clone()),
-            None => Ok(self.source.doc(view, key)?),
+            None => self.committed(view, key),
         }
     }
 
@@ -209,12 +291,6 @@ impl<'s> Draft<'s> {
     /// it before the write changes that document.
     pub fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Error> {
         Ok(self.source.doc_revision(view, key)?)
-    }
-
-    /// The revision of `view` as committed before this write (0 before its
-    /// first write).
-    pub fn revision(&self, view: View) -> Result<u64, Error> {
-        Ok(self.source.revision(view)?)
     }
 
     /// A document read as its type `T`. A stored document that is not a
@@ -330,11 +406,17 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
         source,
         docs,
         counters,
+        read,
+        ..
     } = draft;
+    let mut read = read.into_inner();
     let mut by_view: BTreeMap<View, (Map<String, Value>, Rows, Map<String, Value>)> =
         BTreeMap::new();
     for ((view, key), new) in docs {
-        let old = source.doc(view, &key)?;
+        let old = match read.remove(&(view, key.clone())) {
+            Some(old) => old,
+            None => source.doc(view, &key)?,
+        };
         let entry = match (&old, &new) {
             (None, None) => None,
             (Some(_), None) => Some(Value::Null),
@@ -419,6 +501,32 @@ impl MemorySource {
     pub fn run(&mut self, write: &Write) -> Result<(Output, Plan), Error> {
         let (out, plan) = write.execute(self)?;
         self.commit(&plan);
+        Ok((out, plan))
+    }
+
+    /// Runs a write with the models of its derived-from views, as a store
+    /// does: a model not kept yet is loaded from this source's documents;
+    /// the committed plan moves them.
+    pub fn run_with(
+        &mut self,
+        write: &Write,
+        models: &mut Models,
+    ) -> Result<(Output, Plan), Error> {
+        for &view in write.views() {
+            if Models::modeled(view) && models.get(view).is_none() {
+                let revision = self.revisions.get(&view).copied().unwrap_or(0);
+                let mut model = crate::derive::Model::start(view, revision);
+                for ((v, key), doc) in &self.docs {
+                    if *v == view {
+                        model.add(key, doc);
+                    }
+                }
+                models.insert(view, model);
+            }
+        }
+        let (out, plan) = write.execute_with(self, models)?;
+        self.commit(&plan);
+        models.apply(&plan);
         Ok((out, plan))
     }
 

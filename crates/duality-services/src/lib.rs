@@ -35,6 +35,7 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         aggregate::aggregates_service(settings.upstreams()),
         collections::service(
             &settings.collections,
+            &settings.derived,
             &settings.replace_schema,
             settings.collection_batch_limit.0,
         )?,

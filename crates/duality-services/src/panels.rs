@@ -35,6 +35,7 @@ mod tests {
             crate::collections::service(
                 &settings.collections,
                 &[],
+                &[],
                 settings.collection_batch_limit.0,
             )
             .unwrap(),

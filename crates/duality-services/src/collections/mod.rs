@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::derived::{Derived, DerivedSpec};
 use crate::openapi;
 use crate::panels;
 use crate::settings::CollectionArg;
+use duality::domain::derive::Derive;
 use duality::{Error, Health, LaunchError, Service, Started, View, ViewSchemas, ViewSpec};
 pub use schema::Schema;
 
@@ -50,14 +52,27 @@ pub struct Collection {
 impl Collection {
     /// The collection `name`, validated by `schema` if given.
     pub fn new(name: &str, schema: Option<Schema>) -> Collection {
+        Collection::with_derived(name, schema, &[])
+    }
+
+    /// The collection `name`, validated by `schema` if given, whose every
+    /// write also keeps the views `derived` from it.
+    pub fn with_derived(
+        name: &str,
+        schema: Option<Schema>,
+        derived: &[&'static dyn Derive],
+    ) -> Collection {
         let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+        let derived: &'static [&'static dyn Derive] =
+            Box::leak(derived.to_vec().into_boxed_slice());
         let view = View::leak(
             ViewSpec::new(
                 leak(format!("collections.{name}")),
                 leak(format!("/collections/{name}")),
                 leak(format!("/collections/{name}/events")),
             )
-            .schemas(components),
+            .schemas(components)
+            .derived(derived),
         );
         Collection {
             name: name.to_string(),
@@ -139,12 +154,14 @@ impl Health for Listed {
 }
 
 /// The collections service for `args` (reads and compiles their schemas),
-/// each patch of a collection changing at most `batch_limit` documents.
+/// with the views `derived` from them (SPEC §15), each patch of a
+/// collection changing at most `batch_limit` documents.
 /// At start it makes sure the database holds each collection's schema
 /// (see [`stored_schema`]), replacing the stored one of the collections
 /// named in `replace_schema`.
 pub fn service(
     args: &[CollectionArg],
+    derived: &[DerivedSpec],
     replace_schema: &[String],
     batch_limit: usize,
 ) -> Result<Service, LaunchError> {
@@ -159,6 +176,14 @@ pub fn service(
     let mut service = Service::new(SERVICE);
     let mut names = Vec::new();
     let mut pins = Vec::new();
+    let derived = derived_views(args, derived)?;
+    for d in &derived {
+        let schema = d.doc_schema();
+        let path = d.view.snapshot_path();
+        service = service
+            .view(d.view)
+            .openapi(move |paths| derived_document(paths, path, schema.clone()));
+    }
     for arg in args {
         if names.contains(&arg.name) {
             return Err(LaunchError::Config(format!(
@@ -170,9 +195,14 @@ pub fn service(
             Some(path) => Some(Schema::load(&arg.name, path).map_err(LaunchError::Config)?),
             None => None,
         };
+        let derives: Vec<&'static dyn Derive> = derived
+            .iter()
+            .filter(|d| d.spec.from == arg.name)
+            .map(|d| d.derive)
+            .collect();
         let collection = Arc::new(Collection {
             batch_limit,
-            ..Collection::new(&arg.name, schema)
+            ..Collection::with_derived(&arg.name, schema, &derives)
         });
         let items = format!("/collections/{}/items", arg.name);
         let item = format!("{items}/{{key}}");
@@ -200,6 +230,39 @@ pub fn service(
             health: Some(listed),
         })
     }))
+}
+
+/// The derived views of `specs`, each over one of the collections `args`
+/// and named once.
+fn derived_views(
+    args: &[CollectionArg],
+    specs: &[DerivedSpec],
+) -> Result<Vec<Derived>, LaunchError> {
+    let mut views: Vec<Derived> = Vec::new();
+    for spec in specs {
+        if !args.iter().any(|a| a.name == spec.from) {
+            return Err(LaunchError::Config(format!(
+                "the derived view {} is from the collection {}, which is not served",
+                spec.name, spec.from
+            )));
+        }
+        if views.iter().any(|d| d.spec.name == spec.name) {
+            return Err(LaunchError::Config(format!(
+                "the derived view {} is declared twice",
+                spec.name
+            )));
+        }
+        views.push(Derived::new(spec));
+    }
+    Ok(views)
+}
+
+/// A derived view's documents' schema on its snapshot.
+fn derived_document(paths: &mut Map<String, Value>, snapshot: &str, doc: Value) {
+    if let Some(get) = paths.get_mut(snapshot).and_then(|p| p.get_mut("get")) {
+        get["responses"]["200"]["content"]["application/json"]["schema"] =
+            json!({"type": "object", "additionalProperties": doc});
+    }
 }
 
 /// The paths of one collection beyond its stream: its snapshot (the

@@ -23,6 +23,12 @@
 //! epoch: consumers start over from a snapshot instead of following a
 //! history that changed (docs/PROTOCOL.md, "Epochs").
 //!
+//! The writer also keeps the models of the views that have derived views
+//! (see [`duality_core::derive`]): loaded from the file when the store
+//! opens, moved by each write of a batch before the next one runs, and
+//! moved back if the batch does not commit. Being the file's only writer,
+//! it never has to catch them up with anyone else's commits.
+//!
 //! Readers use separate connections (WAL lets them read while the writer
 //! writes). An in-memory database has only the writer's connection, so its
 //! reads run on the writer thread too.
@@ -43,6 +49,7 @@ use super::{
     unix_ms,
 };
 use duality_core::View;
+use duality_core::derive::{Model, Models};
 use duality_core::idempotency::Outcome;
 use duality_core::view::Registry;
 use duality_core::write::{Missing, Plan, Source, Write};
@@ -207,11 +214,18 @@ impl SqliteStore {
             }
             Location::Memory => None,
         };
+        let mut models = Models::default();
+        // This process is the file's only writer, and brings the derived
+        // views up to date before it serves: they always equal the models.
+        models.trust(true);
+        for view in hub.registry().views().filter(|v| Models::modeled(*v)) {
+            models.insert(view, load_model(&conn, view).map_err(unavailable)?);
+        }
         let (jobs, rx) = mpsc::channel(QUEUE);
         let registry = hub.registry().clone();
         std::thread::Builder::new()
             .name("duality-sqlite-writer".into())
-            .spawn(move || Writer::new(conn, hub, boot.is_some()).run(rx))
+            .spawn(move || Writer::new(conn, hub, boot.is_some(), models).run(rx))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             jobs,
@@ -439,15 +453,19 @@ struct Writer {
     /// Whether the connection commits without waiting for the flush now
     /// (`synchronous=NORMAL`); `open` left it waiting (`FULL`).
     deferring: bool,
+    /// The models of the views with derived views, at their committed
+    /// revisions between batches.
+    models: Models,
 }
 
 impl Writer {
-    fn new(conn: Connection, hub: Arc<dyn Publish>, may_defer: bool) -> Self {
+    fn new(conn: Connection, hub: Arc<dyn Publish>, may_defer: bool, models: Models) -> Self {
         Writer {
             conn,
             hub,
             may_defer,
             deferring: false,
+            models,
         }
     }
 
@@ -481,7 +499,13 @@ impl Writer {
     fn commit(&mut self, writes: Vec<(Write, Reply)>) {
         let defer = self.may_defer && writes.iter().all(|(w, _)| w.is_derived());
         match self.defer_flush(defer) {
-            Ok(()) => commit_batch(&mut self.conn, writes, &*self.hub, self.deferring),
+            Ok(()) => commit_batch(
+                &mut self.conn,
+                writes,
+                &*self.hub,
+                self.deferring,
+                &mut self.models,
+            ),
             Err(e) => refuse(writes, &e),
         }
     }
@@ -587,12 +611,15 @@ type Published = Vec<Outgoing>;
 
 /// Commits `writes` in one transaction, then acknowledges and publishes
 /// them; `deferred` says the connection commits without waiting for the
-/// flush (counted apart in `duality_sqlite_commits_total`).
+/// flush (counted apart in `duality_sqlite_commits_total`). Each write
+/// that commits to its savepoint moves `models` before the next one runs;
+/// if the batch does not commit, they are moved back.
 fn commit_batch(
     conn: &mut Connection,
     writes: Vec<(Write, Reply)>,
     hub: &dyn Publish,
     deferred: bool,
+    models: &mut Models,
 ) {
     metrics::histogram!("duality_commit_batch_writes").record(writes.len() as f64);
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -602,14 +629,25 @@ fn commit_batch(
     let now = unix_ms(SystemTime::now());
     let mut published: Published = Vec::new();
     let mut answers = Vec::with_capacity(writes.len());
+    let mut modelled: Vec<Plan> = Vec::new();
     for (write, reply) in writes {
-        let answer = run_one(&mut tx, &write, now).map(|(committed, events)| {
+        let answer = run_one(&mut tx, &write, now, models).map(|(committed, events, plan)| {
             published.extend(events);
+            if let Some(plan) = plan {
+                models.apply(&plan);
+                modelled.push(plan);
+            }
             committed
         });
         answers.push((reply, answer));
     }
-    match tx.commit() {
+    let committed = tx.commit();
+    if committed.is_err() {
+        for plan in modelled.iter().rev() {
+            models.undo(plan);
+        }
+    }
+    match committed {
         Ok(()) => {
             let flush = if deferred { "deferred" } else { "waited" };
             metrics::counter!("duality_sqlite_commits_total", "flush" => flush).increment(1);
@@ -641,18 +679,20 @@ fn commit_batch(
     }
 }
 
-/// Runs one write inside its own savepoint of the batch transaction.
+/// Runs one write inside its own savepoint of the batch transaction;
+/// answers its plan too if it changed a view that `models` keeps.
 fn run_one(
     tx: &mut rusqlite::Transaction<'_>,
     write: &Write,
     now: i64,
-) -> Result<(Committed, Published), Error> {
+    models: &Models,
+) -> Result<(Committed, Published, Option<Plan>), Error> {
     let sp = tx.savepoint().map_err(unavailable)?;
     let source = TxSource {
         conn: &sp,
         failure: RefCell::new(None),
     };
-    let executed = write.execute(&source);
+    let executed = write.execute_with(&source, models);
     if let Some(failure) = source.failure.into_inner() {
         return Err(Error::store_unavailable(failure));
     }
@@ -661,14 +701,17 @@ fn run_one(
     let (output, plan) = executed?;
     let events = persist(&sp, &plan, now).map_err(unavailable)?;
     sp.commit().map_err(unavailable)?;
-    Ok((
-        Committed {
-            output,
-            revisions: plan.revisions,
-            replayed: plan.replayed,
-        },
-        events,
-    ))
+    let committed = Committed {
+        output,
+        revisions: plan.revisions.clone(),
+        replayed: plan.replayed,
+    };
+    let modelled = plan
+        .changes
+        .iter()
+        .any(|c| models.get(c.view).is_some())
+        .then_some(plan);
+    Ok((committed, events, modelled))
 }
 
 fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Published> {
@@ -938,6 +981,19 @@ fn scan_view(conn: &mut Connection, view: View) -> rusqlite::Result<(u64, Chunks
     }
     tx.commit()?;
     Ok((revision, builder.finish()))
+}
+
+/// The model of `view` over its committed documents (see
+/// [`duality_core::derive`]).
+fn load_model(conn: &Connection, view: View) -> rusqlite::Result<Model> {
+    let mut model = Model::start(view, read_revision(conn, view)?);
+    let mut stmt = conn.prepare("SELECT key, doc FROM docs WHERE view = ?1")?;
+    let mut rows = stmt.query([view.name()])?;
+    while let Some(row) = rows.next()? {
+        let key = row.get_ref(0)?.as_str()?;
+        model.add(key, &parse_doc(row.get_ref(1)?.as_str()?)?);
+    }
+    Ok(model)
 }
 
 fn read_events(

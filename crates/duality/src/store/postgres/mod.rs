@@ -233,9 +233,21 @@ impl PgStore {
             }
         }
         drop(client);
+        let mut models = duality_core::derive::Models::default();
+        for view in registry
+            .views()
+            .filter(|v| duality_core::derive::Models::modeled(*v))
+        {
+            models.insert(view, load_model(&pool, view).await?);
+        }
         let (jobs, queued) = mpsc::channel(writer::QUEUE);
         let tasks = vec![
-            tokio::spawn(writer::run(pool.clone(), Arc::clone(&publisher), queued)),
+            tokio::spawn(writer::run(
+                pool.clone(),
+                Arc::clone(&publisher),
+                queued,
+                models,
+            )),
             tokio::spawn(Arc::clone(&publisher).run()),
             tokio::spawn(listener::listen_forever(
                 config,
@@ -302,6 +314,34 @@ impl PgStore {
         tx.commit().await.map_err(unavailable)?;
         Ok(Some((deleted, head.next_from(trim::BATCH))))
     }
+}
+
+/// The model of `view` (see [`duality_core::derive`]) over its documents
+/// and at its revision, read in one snapshot (once, at start).
+async fn load_model(pool: &Pool, view: View) -> Result<duality_core::derive::Model, Error> {
+    let load = async {
+        let mut client = pooled(pool).await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let revision = tx
+            .query_opt(sql::REVISION, &[&view.name()])
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64);
+        let model = writer::read_model(&tx, view, revision)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(model)
+    };
+    tokio::time::timeout(SCAN_TIMEOUT, load)
+        .await
+        .map_err(|_| unavailable_msg("reading a view's model did not finish in time"))?
 }
 
 /// Bounds a read in time: a database that stopped answering is a 503.
