@@ -292,3 +292,104 @@ async fn the_readme_configuration_example_starts_and_serves_its_collections() {
     assert!(dir.path().join("tickets.db").exists());
     drop(server);
 }
+
+/// The README's "Live aggregates without code": its file, and every
+/// request it shows with the answer it shows, run against the binary.
+#[tokio::test]
+async fn the_readme_live_aggregates_example_answers_what_it_shows() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Live aggregates without code")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README has a section on live aggregates");
+    let start_at = section.find("```toml\n").expect("its file") + "```toml\n".len();
+    let toml = &section[start_at..start_at + section[start_at..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("duality.toml"), toml).unwrap();
+    let (server, _) = start(dir.path(), |addr| {
+        let args = [
+            "serve",
+            "--config",
+            "duality.toml",
+            "--listen",
+            &addr.to_string(),
+        ];
+        (strings(&args), Vec::new())
+    })
+    .await;
+    let base = server.base();
+    let lines: Vec<&str> = section.lines().map(str::trim).collect();
+    // `curl -X METHOD localhost:3000/PATH ... \` then `-d 'BODY'`.
+    let body_after = |i: usize| {
+        let line = lines[i + 1];
+        let start = line.find("-d '").unwrap() + 4;
+        serde_json::from_str::<serde_json::Value>(&line[start..line.rfind('\'').unwrap()]).unwrap()
+    };
+    let path_of = |line: &str| {
+        let at = line.find("localhost:3000").unwrap() + "localhost:3000".len();
+        line[at..].split([' ', '\'']).next().unwrap().to_string()
+    };
+    let client = reqwest::Client::new();
+    let mut stream = None;
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with("curl -X PUT") {
+            let r = client
+                .put(format!("{base}{}", path_of(line)))
+                .json(&body_after(i))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{line}");
+        } else if line.starts_with("curl localhost:3000/derived/") {
+            let got: serde_json::Value = reqwest::get(format!("{base}{}", path_of(line)))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let want: serde_json::Value = serde_json::from_str(lines[i + 1]).unwrap();
+            assert_eq!(got, want, "{line}");
+            checked += 1;
+        } else if line.starts_with("curl -N") {
+            let r = client
+                .get(format!("{base}{}", path_of(line)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            stream = Some(r);
+        } else if line.starts_with("curl -X PATCH") {
+            let r = client
+                .patch(format!("{base}{}", path_of(line)))
+                .json(&body_after(i))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{line}");
+        }
+    }
+    assert_eq!(checked, 2, "both derived views were read");
+    // The event the section shows arrives on the stream it opened.
+    let shown = lines
+        .iter()
+        .position(|l| l.starts_with("id: "))
+        .expect("the section shows an event");
+    let (id, data) = (lines[shown], lines[shown + 1]);
+    let mut stream = stream.expect("the section opens a stream");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains(&format!("{id}\n")) {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("the event the README shows")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let event = text.split(&format!("{id}\n")).nth(1).unwrap();
+    assert_eq!(event.lines().next(), Some(data), "{text}");
+    drop(server);
+}

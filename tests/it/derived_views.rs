@@ -68,6 +68,9 @@ async fn a_collection_of_persons_counted_by_city_replays_the_locations_events_ev
         "cities",
         json!({"from": "people", "group_by": "/city", "count": "total"}),
     )];
+    // The persons service beside the collection (which alone would be
+    // served by default).
+    with.builtin.services = Some(Services::all());
     let server = spawn(with).await;
     let mut locations = server.subscribe("/location-events?revision=1", &[]).await;
     let mut cities = server
