@@ -732,7 +732,7 @@ impl ViewCopy {
 /// `idle`. Keep-alive comments count: they are bytes here, while the SSE
 /// parser drops them and yields no event, so a timer on events would call
 /// a quiet but healthy stream dead.
-fn until_idle(
+pub(crate) fn until_idle(
     body: BoxStream<'static, Result<Bytes, Error>>,
     idle: Duration,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Error>> {

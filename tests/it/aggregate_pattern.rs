@@ -351,7 +351,7 @@ async fn the_dashboard_survives_a_killed_backend_marked_stale_and_recovers_by_it
             ..Config::ephemeral()
         },
         builtin: Builtin {
-            services: parse_services("aggregates").unwrap(),
+            services: Some(parse_services("aggregates").unwrap()),
             customers_url: Some(base.clone()),
             incidents_url: Some(base.clone()),
             ..Builtin::default()
@@ -465,7 +465,7 @@ async fn a_backend_answering_garbage_or_500_never_crashes_the_aggregates_service
     tokio::spawn(async move { axum::serve(listener, garbage).await });
     let settings = Settings {
         builtin: Builtin {
-            services: parse_services("aggregates").unwrap(),
+            services: Some(parse_services("aggregates").unwrap()),
             customers_url: Some(base.clone()),
             incidents_url: Some(base),
             ..Builtin::default()
@@ -570,7 +570,7 @@ async fn the_aggregates_service_alone_needs_the_backend_urls() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let settings = Settings {
         builtin: Builtin {
-            services: parse_services("aggregates").unwrap(),
+            services: Some(parse_services("aggregates").unwrap()),
             ..Builtin::default()
         },
         ..Settings::ephemeral()

@@ -609,6 +609,8 @@ async fn a_page_of_more_views_than_a_browser_opens_connections_follows_them_all_
                 .iter()
                 .map(|n| duality_services::settings::parse_collection(n).unwrap())
                 .collect(),
+            // Collections alone would run without the built-in services.
+            services: Some(duality_services::settings::Services::all()),
             ..Builtin::default()
         },
         ..Settings::ephemeral()

@@ -274,9 +274,12 @@ async fn collections_appear_in_healthz_and_openapi() {
         assert!(paths.get(path).is_some(), "{path} is documented");
     }
     let item = &paths["/collections/orders/items/{key}"]["put"]["requestBody"];
+    let schema = &item["content"]["application/json"]["schema"];
+    assert_eq!(schema["allOf"][0]["required"], json!(["item", "quantity"]));
     assert_eq!(
-        item["content"]["application/json"]["schema"]["required"],
-        json!(["item", "quantity"])
+        schema["allOf"][1]["$ref"],
+        json!("#/components/schemas/CollectionDocument"),
+        "and no null anywhere"
     );
 }
 
@@ -510,7 +513,10 @@ async fn a_null_inside_an_array_is_refused_with_its_pointer_by_put_and_patch() {
 
 #[tokio::test]
 async fn a_collection_named_like_a_built_in_view_or_differing_by_case_stays_apart() {
-    let s = spawn(with_collections(&["persons", "Notes", "notes"])).await;
+    let mut settings = with_collections(&["persons", "Notes", "notes"]);
+    // Collections alone would run without the persons service.
+    settings.builtin.services = Some(duality_services::settings::Services::all());
+    let s = spawn(settings).await;
     let person = s.post("/persons", json!({"name": "Ann"})).await;
     assert!(person.status().is_success(), "{}", person.status());
     assert_eq!(

@@ -200,6 +200,8 @@ async fn every_route_of_the_built_in_services_is_described() {
         builtin: Builtin {
             demo_data: true,
             collections: vec![duality_services::settings::parse_collection("notes").unwrap()],
+            // Collections alone would run without the built-in services.
+            services: Some(duality_services::settings::Services::all()),
             ..Builtin::default()
         },
         ..Settings::ephemeral()

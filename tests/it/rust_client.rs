@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::{ChildServer, spawn, spawn_default};
 use duality::Config;
 use duality::client::transport::{Http, Reply, Transport};
-use duality::client::{Error, Follower, Options};
+use duality::client::{Error, Follower, FollowerSet, Member, Options};
 use duality_services::Settings;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -481,5 +481,157 @@ async fn a_filtered_follower_reaches_revisions_that_left_its_keys_alone_and_resu
     assert!(
         asked.iter().any(|(_, last)| last == "3"),
         "it resumed after 3, reached without a change: {asked:?}"
+    );
+}
+
+fn recorded(base: &str, open: &Arc<AtomicBool>, asked: &Asked) -> Arc<Recorded> {
+    Arc::new(Recorded {
+        gate: Gate {
+            inner: Http::new(base).unwrap(),
+            open: open.clone(),
+        },
+        asked: asked.clone(),
+    })
+}
+
+/// Every member of `set` equals the server's answer at `path`, at the
+/// revision of that answer.
+async fn set_matches(
+    server: &crate::common::TestServer,
+    set: &FollowerSet,
+    members: &[(&str, &str)],
+) {
+    for (id, path) in members {
+        let r = server.get(path).await;
+        let rev: u64 = r.headers()["x-revision"].to_str().unwrap().parse().unwrap();
+        let want: Value = r.json().await.unwrap();
+        let copy = set.wait_for(id, rev, WAIT).await.unwrap();
+        assert_eq!(Value::Object(copy.doc), want, "member {id} ({path})");
+    }
+}
+
+#[tokio::test]
+async fn a_follower_set_keeps_several_views_over_one_connection_and_resumes_each_after_a_drop() {
+    let server = spawn_default().await;
+    let base = server.url("");
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Ann", "city": "Rome"}),
+    )
+    .await;
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Bob", "city": "Oslo"}),
+    )
+    .await;
+    let open = Arc::new(AtomicBool::new(true));
+    let asked = Asked::default();
+    let members = [
+        ("p", "/persons"),
+        ("one", "/persons?key=1"),
+        ("loc", "/locations"),
+    ];
+    let set = FollowerSet::spawn(
+        recorded(&base, &open, &asked),
+        vec![
+            Member::new("p", "persons"),
+            Member::new("one", "persons").key("1"),
+            Member::new("loc", "locations"),
+        ],
+        fast(),
+    )
+    .unwrap();
+    set_matches(&server, &set, &members).await;
+    let mut health = set.watch_health();
+    tokio::time::timeout(WAIT, health.wait_for(|h| h.live && h.caught_up))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Cut off while the views move; each member resumes where it was.
+    open.store(false, Ordering::SeqCst);
+    post(&server.client, &base, json!({"name": "Cy", "city": "Rome"})).await;
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    server
+        .send("PATCH", "/persons/1", Some(json!({"city": "Oslo"})))
+        .await;
+    post(&server.client, &base, json!({"name": "Dee"})).await;
+    open.store(true, Ordering::SeqCst);
+    set_matches(&server, &set, &members).await;
+    assert_eq!(
+        set.health().bootstraps,
+        3,
+        "one snapshot per member, none again"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert!(!asked.is_empty(), "it reconnected with Last-Event-ID");
+    for (path, last) in &asked {
+        assert!(path.starts_with("/streams?s=p%3Apersons"), "{path}");
+        let listed: Vec<&str> = last
+            .split(',')
+            .map(|p| p.split('=').next().unwrap())
+            .collect();
+        assert_eq!(
+            listed,
+            ["p", "one", "loc"],
+            "every member's position: {last}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_of_a_set_whose_position_is_gone_starts_over_alone() {
+    let settings = Settings {
+        engine: Config {
+            retention: Duration::from_secs(1),
+            keep_alive: Duration::from_millis(100),
+            ..Config::ephemeral()
+        },
+        ..Settings::ephemeral()
+    };
+    let server = spawn(settings).await;
+    let base = server.url("");
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Ann", "city": "Rome"}),
+    )
+    .await;
+    let open = Arc::new(AtomicBool::new(true));
+    let asked = Asked::default();
+    let members = [("p", "/persons"), ("loc", "/locations")];
+    let set = FollowerSet::spawn(
+        recorded(&base, &open, &asked),
+        vec![Member::new("p", "persons"), Member::new("loc", "locations")],
+        fast(),
+    )
+    .unwrap();
+    set_matches(&server, &set, &members).await;
+    let mut health = set.watch_health();
+    open.store(false, Ordering::SeqCst);
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    // Persons move on (no city: locations stay at 1) until retention
+    // has deleted what `p` needs next; `loc` needs nothing deleted.
+    post(&server.client, &base, json!({"name": "Bob"})).await;
+    post(&server.client, &base, json!({"name": "Cy"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while server.get("/person-events?revision=2").await.status() != 410 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    open.store(true, Ordering::SeqCst);
+    set_matches(&server, &set, &members).await;
+    assert_eq!(
+        set.health().bootstraps,
+        3,
+        "p started over from a snapshot, loc resumed"
     );
 }

@@ -90,8 +90,9 @@ async fn the_aggregates_service_and_watch_read_a_guarded_server_with_their_token
         Settings {
             engine: base.engine,
             builtin: Builtin {
-                services: duality_services::settings::parse_services("customers,incidents")
-                    .unwrap(),
+                services: Some(
+                    duality_services::settings::parse_services("customers,incidents").unwrap(),
+                ),
                 ..base.builtin
             },
         }
@@ -110,7 +111,7 @@ async fn the_aggregates_service_and_watch_read_a_guarded_server_with_their_token
 
     let aggregates = spawn(Settings {
         builtin: Builtin {
-            services: duality_services::settings::parse_services("aggregates").unwrap(),
+            services: Some(duality_services::settings::parse_services("aggregates").unwrap()),
             customers_url: Some(backends.url("")),
             incidents_url: Some(backends.url("")),
             upstream_token: Some(parse_token("r-token").unwrap()),

@@ -22,7 +22,9 @@ use super::server::Server;
 use super::writes::{Flood, flood, round2};
 use super::{BenchArgs, Report};
 
-const FLAGS: [&str; 2] = ["--collection", "bench"];
+// Persons run next to the collection: a collection alone would be served
+// without the other built-in services.
+const FLAGS: [&str; 4] = ["--collection", "bench", "--services", "persons,collections"];
 const ITEMS: &str = "/collections/bench/items";
 const GRACE: Duration = Duration::from_secs(5);
 

@@ -34,14 +34,22 @@ pub(super) async fn subscribe(
     path: &str,
     n: u64,
 ) -> Result<Vec<reqwest::Response>, String> {
+    subscribe_each(server, vec![path.to_string(); n as usize]).await
+}
+
+/// Opens one stream of each of `paths`, as [`subscribe`] does.
+pub(super) async fn subscribe_each(
+    server: &Server,
+    paths: Vec<String>,
+) -> Result<Vec<reqwest::Response>, String> {
+    let n = paths.len();
     let clients = (0..CLIENTS)
         .map(|_| super::client(0))
         .collect::<Result<Vec<_>, _>>()?;
-    let url = server.url(path);
     let gate = Arc::new(Semaphore::new(CONNECTING));
     let mut opening = JoinSet::new();
-    for i in 0..n {
-        let request = clients[i as usize % CLIENTS].get(&url);
+    for (i, path) in paths.iter().enumerate() {
+        let request = clients[i % CLIENTS].get(server.url(path));
         let gate = Arc::clone(&gate);
         opening.spawn(async move {
             let _permit = gate.acquire().await.map_err(|e| e.to_string())?;
@@ -55,7 +63,7 @@ pub(super) async fn subscribe(
             Ok(response)
         });
     }
-    let mut open = Vec::with_capacity(n as usize);
+    let mut open = Vec::with_capacity(n);
     let mut failed = 0;
     let mut first_error = None;
     while let Some(joined) = opening.join_next().await {

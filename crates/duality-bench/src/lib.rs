@@ -29,6 +29,11 @@
 //!
 //! - `collection` (not part of `all`): `writes` and `fanout` against a
 //!   `--collection`, next to the same load on persons.
+//! - `derived` (not part of `all`): writes and write-to-event latency on a
+//!   collection of a million documents, without and with derived views.
+//!
+//! - `filtered` (not part of `all`): subscribers of one key each of a
+//!   large view; cost per write at 100 and 10,000 of them (see its module).
 //!
 //! - `half-open` (not part of `all`): connections that each send half a
 //!   request header and stall, and a normal client probing meanwhile.
@@ -46,7 +51,9 @@
 mod catch_up;
 mod collection;
 mod dashboard;
+mod derived;
 mod fanout;
+mod filtered;
 mod follow;
 mod halfopen;
 mod idle;
@@ -119,6 +126,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub incidents: u64,
 
+    /// Documents loaded into the collection by the `derived` scenario.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub documents: u64,
+
+    /// Groups those documents are spread over in the `derived` scenario.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(2..=10_000_000))]
+    pub groups: u64,
+
     /// Server processes on that database (more than 1 needs PostgreSQL):
     /// writers, subscribers and writes are spread over them round-robin.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=8))]
@@ -181,8 +196,14 @@ pub enum Scenario {
     HalfOpen,
     /// Not part of `all`: writes and fan-out on a collection next to persons.
     Collection,
+    /// Not part of `all`: writes and write-to-event latency on a collection
+    /// of a million documents, without and with derived views (minutes).
+    Derived,
     /// Not part of `all`: loads a million persons (minutes).
     LargePersons,
+    /// Not part of `all`: 100 and 10,000 subscribers of one key each of a
+    /// million persons (minutes).
+    Filtered,
     /// Not part of `all`: loads 100,000 customers and a million incidents.
     LargeDashboard,
     /// Not part of `all`: clients following by long-poll against as many
@@ -252,6 +273,11 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         println!("{}\n\n{}", report.text, report.json);
         return Ok(());
     }
+    if args.scenario == Scenario::Derived {
+        let report = derived::run(&args).await?;
+        println!("{}\n\n{}", report.text, report.json);
+        return Ok(());
+    }
     let all = args.scenario == Scenario::All;
     let mut reports: Vec<Report> = Vec::new();
     for scenario in [
@@ -262,6 +288,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         Scenario::DashboardReads,
         Scenario::LargePersons,
         Scenario::LargeDashboard,
+        Scenario::Filtered,
     ] {
         if all && large_scenario(scenario) {
             continue;
@@ -276,6 +303,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             Scenario::Dashboard => dashboard::run(&args).await?,
             Scenario::LargePersons => vec![large_persons::run(&args).await?],
             Scenario::LargeDashboard => vec![large_dashboard::run(&args).await?],
+            Scenario::Filtered => vec![filtered::run(&args).await?],
             _ => vec![reads::run(&args).await?],
         };
         for report in done {
@@ -292,7 +320,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 
 /// The scenarios that load a view at real size; `all` leaves them out.
 fn large_scenario(scenario: Scenario) -> bool {
-    matches!(scenario, Scenario::LargePersons | Scenario::LargeDashboard)
+    matches!(
+        scenario,
+        Scenario::LargePersons | Scenario::LargeDashboard | Scenario::Filtered
+    )
 }
 
 /// A latency histogram in microseconds, from 1 µs to 10 minutes.

@@ -27,6 +27,23 @@ pub(super) async fn post_paced(
     duration: Duration,
     request: impl Fn(u64) -> (String, String),
 ) -> Result<Paced, String> {
+    send_paced(client, rate, duration, reqwest::Method::POST, request).await
+}
+
+/// As [`post_paced`], with `method` (a `POST` must answer `201`, anything
+/// else `200`).
+pub(super) async fn send_paced(
+    client: &reqwest::Client,
+    rate: u64,
+    duration: Duration,
+    method: reqwest::Method,
+    request: impl Fn(u64) -> (String, String),
+) -> Result<Paced, String> {
+    let want = if method == reqwest::Method::POST {
+        reqwest::StatusCode::CREATED
+    } else {
+        reqwest::StatusCode::OK
+    };
     let writes = ((rate as f64) * duration.as_secs_f64()).round().max(1.0) as u64;
     let started = Instant::now();
     let mut pace = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
@@ -36,7 +53,7 @@ pub(super) async fn post_paced(
         pace.tick().await;
         let (url, body) = request(i);
         let post = client
-            .post(&url)
+            .request(method.clone(), &url)
             .header("content-type", "application/json")
             .body(body);
         posts.spawn(async move {
@@ -46,8 +63,8 @@ pub(super) async fn post_paced(
                 .map_err(|_| "no answer within 10 s".to_string())?
                 .map_err(|e| e.to_string())?;
             let acked = sent.elapsed();
-            if response.status() != reqwest::StatusCode::CREATED {
-                return Err(format!("POST {url} answered {}", response.status()));
+            if response.status() != want {
+                return Err(format!("{url} answered {}", response.status()));
             }
             Ok((super::revision(&response)?, sent, acked))
         });

@@ -115,6 +115,11 @@ impl Server {
         ))
     }
 
+    /// The server's own directory (removed when it stops).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

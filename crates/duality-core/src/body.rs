@@ -189,7 +189,7 @@ mod tests {
                 )
             })
             .collect();
-        Chunks::from_sorted(docs.iter().map(|(k, d)| (k, d))).unwrap()
+        Chunks::from_sorted(docs.iter().map(|(k, d)| (k, d, 1))).unwrap()
     }
 
     #[test]
@@ -203,8 +203,8 @@ mod tests {
             assert_eq!(gunzip(&zipped), plain, "n = {n}");
             // After a write, only the changed chunk is compressed again and
             // the result still decodes to the new identity body.
-            docs.set("0000001", Some(r#"{"name":"changed"}"#));
-            docs.set("zzz", Some("[]"));
+            docs.set("0000001", Some(r#"{"name":"changed"}"#), 2);
+            docs.set("zzz", Some("[]"), 2);
             assert_eq!(gunzip(&gzip(&docs).to_vec()), identity(&docs).to_vec());
         }
     }

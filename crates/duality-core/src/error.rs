@@ -28,6 +28,9 @@ pub enum Error {
     /// `409`: a request with the same `Idempotency-Key` is still being
     /// handled.
     InFlight(String),
+    /// `412`: a condition of the request (`If-Match`, `If-None-Match`)
+    /// does not hold for the current state; nothing was done.
+    PreconditionFailed(String),
     /// `413`: the body is over a size limit (the message names it).
     TooLarge(String),
     /// `415`: the body is not of a content type the route accepts.
@@ -125,6 +128,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::InFlight(_) => 409,
             Error::Gone(_) => 410,
+            Error::PreconditionFailed(_) => 412,
             Error::TooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::KeyReused(_) => 422,
@@ -145,6 +149,7 @@ impl Error {
             Error::Invalid(m)
             | Error::NotFound(m)
             | Error::InFlight(m)
+            | Error::PreconditionFailed(m)
             | Error::TooLarge(m)
             | Error::UnsupportedMediaType(m)
             | Error::KeyReused(m)
@@ -276,6 +281,7 @@ mod tests {
             (Error::NotFound("x".into()), 404),
             (Error::InFlight("x".into()), 409),
             (Error::Gone("{}".into()), 410),
+            (Error::PreconditionFailed("x".into()), 412),
             (Error::TooLarge("x".into()), 413),
             (Error::UnsupportedMediaType("x".into()), 415),
             (Error::KeyReused("x".into()), 422),

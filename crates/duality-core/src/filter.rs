@@ -86,6 +86,34 @@ impl Filter {
         self.pattern.as_ref()
     }
 
+    /// Where a subscription index finds this filter (see [`Anchor`]): its
+    /// keys if it has any, else the first member of its `where` (depth
+    /// first) whose value can be indexed, else everywhere.
+    pub fn anchor(&self) -> Anchor {
+        if let Some(keys) = &self.keys {
+            return Anchor::Keys(keys.iter().cloned().collect());
+        }
+        fn first(pattern: &Map<String, Value>, path: &mut Vec<String>) -> Option<String> {
+            for (name, want) in pattern {
+                path.push(name.clone());
+                let found = match want {
+                    Value::Object(inner) => first(inner, path),
+                    scalar => index_text(scalar),
+                };
+                if found.is_some() {
+                    return found;
+                }
+                path.pop();
+            }
+            None
+        }
+        let mut path = Vec::new();
+        match self.pattern.as_ref().and_then(|p| first(p, &mut path)) {
+            Some(value) => Anchor::Member { path, value },
+            None => Anchor::Everywhere,
+        }
+    }
+
     /// True if a document's key alone can still match (a cheap test
     /// before looking at the document).
     pub fn admits_key(&self, key: &str) -> bool {
@@ -213,6 +241,44 @@ pub enum Restrict {
     Malformed,
 }
 
+/// Where a subscription index files a filter, so that a change is offered
+/// only to the filters it can concern: every document a filter keeps is
+/// under one of its keys, or has its anchor member with the anchor value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    /// The documents under these keys.
+    Keys(Vec<String>),
+    /// The documents whose member at `path` (object members, outermost
+    /// first) has the value whose [`index_text`] is `value`.
+    Member {
+        /// The member's path.
+        path: Vec<String>,
+        /// Its value's index text.
+        value: String,
+    },
+    /// Nothing narrower: every change must be looked at (a `where` of
+    /// arrays, fractions or empty objects only).
+    Everywhere,
+}
+
+/// The text a value is indexed by when a filter compares it whole:
+/// strings, integers, booleans and null (their JSON text). Fractions and
+/// arrays are not indexed (`1.0` and `1` differ as JSON text in ways
+/// equality may not), nor objects (compared member by member).
+pub fn index_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) if !n.is_f64() => Some(n.to_string()),
+        Value::Number(_) | Value::Array(_) | Value::Object(_) => None,
+        scalar => Some(scalar.to_string()),
+    }
+}
+
+/// The member of `doc` at `path` (object members, outermost first).
+pub fn member<'a>(doc: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter()
+        .try_fold(doc, |at, name| at.as_object()?.get(name))
+}
+
 /// True if `doc` has every member of `pattern` with an equal value:
 /// objects member by member, recursively; anything else whole.
 pub fn contains_all(doc: &Value, pattern: &Map<String, Value>) -> bool {
@@ -316,6 +382,47 @@ mod tests {
         assert_eq!(e(None, Some(&c)), None);
     }
 
+    #[test]
+    fn a_filter_is_anchored_by_its_keys_else_by_an_indexable_member() {
+        let f = |keys: &[&str], pattern: Value| Filter {
+            keys: (!keys.is_empty()).then(|| keys.iter().map(|k| k.to_string()).collect()),
+            pattern: Some(object(pattern)).filter(|p| !p.is_empty()),
+        };
+        assert_eq!(
+            f(&["b", "a"], json!({"status": "open"})).anchor(),
+            Anchor::Keys(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            f(&[], json!({"tags": ["x"], "owner": {"team": "a"}})).anchor(),
+            Anchor::Member {
+                path: vec!["owner".into(), "team".into()],
+                value: "\"a\"".into()
+            }
+        );
+        assert_eq!(
+            f(&[], json!({"n": 1})).anchor(),
+            Anchor::Member {
+                path: vec!["n".into()],
+                value: "1".into()
+            }
+        );
+        assert_eq!(
+            f(&[], json!({"n": 1.5, "tags": []})).anchor(),
+            Anchor::Everywhere
+        );
+        assert_eq!(f(&[], json!({})).anchor(), Anchor::Everywhere);
+        assert_eq!(
+            index_text(&json!("1")),
+            Some("\"1\"".into()),
+            "a string is not its number"
+        );
+        assert_eq!(
+            member(&json!({"a": {"b": 2}}), &["a".into(), "b".into()]),
+            Some(&json!(2))
+        );
+        assert_eq!(member(&json!({"a": 1}), &["a".into(), "b".into()]), None);
+    }
+
     fn doc() -> impl Strategy<Value = Value> {
         (
             prop::option::of(prop_oneof![Just("open"), Just("closed")]),
@@ -396,6 +503,26 @@ mod tests {
                 merge::apply(&mut folded, &Value::Object(filtered));
                 copy = match folded { Value::Object(m) => m, _ => unreachable!() };
                 prop_assert_eq!(&copy, &want);
+            }
+        }
+
+        /// A filter's anchor never hides a document it keeps: every kept
+        /// document is under one of its keys or has its anchor value.
+        #[test]
+        fn every_kept_document_is_found_under_the_filters_anchor(
+            filter in filter(),
+            key in "[a-d]",
+            d in doc(),
+        ) {
+            if filter.matches(&key, &d) {
+                match filter.anchor() {
+                    Anchor::Keys(keys) => prop_assert!(keys.contains(&key)),
+                    Anchor::Member { path, value } => prop_assert_eq!(
+                        member(&d, &path).and_then(index_text),
+                        Some(value)
+                    ),
+                    Anchor::Everywhere => {}
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::Value;
 
+use crate::derive::Derive;
 use crate::index::MakeIndex;
 
 /// What the engine needs to know about one view. Built in a `static` (all
@@ -26,6 +27,7 @@ pub struct ViewSpec {
     indexes: &'static [MakeIndex],
     schemas: Option<fn() -> ViewSchemas>,
     composed: bool,
+    derives: &'static [&'static dyn Derive],
 }
 
 /// A view's OpenAPI schemas: its snapshot's (a component named `name`),
@@ -57,6 +59,7 @@ impl ViewSpec {
             indexes: &[],
             schemas: None,
             composed: false,
+            derives: &[],
         }
     }
 
@@ -64,6 +67,13 @@ impl ViewSpec {
     /// [`Index`](crate::index::Index)).
     pub const fn indexes(mut self, indexes: &'static [MakeIndex]) -> ViewSpec {
         self.indexes = indexes;
+        self
+    }
+
+    /// Views derived from this one's documents, kept in the same write as
+    /// every change of it (see [`derive`](crate::derive)).
+    pub const fn derived(mut self, derives: &'static [&'static dyn Derive]) -> ViewSpec {
+        self.derives = derives;
         self
     }
 
@@ -121,6 +131,12 @@ impl View {
     /// The view's OpenAPI schemas, if its service gave them.
     pub fn schemas(self) -> Option<ViewSchemas> {
         self.0.schemas.map(|make| make())
+    }
+
+    /// The derivations kept from this view's documents (see
+    /// [`ViewSpec::derived`]).
+    pub fn derives(self) -> &'static [&'static dyn Derive] {
+        self.0.derives
     }
 
     /// Whether the view is composed from other services (see

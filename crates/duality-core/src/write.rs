@@ -19,13 +19,15 @@
 //! with another request), and otherwise its plan carries the outcome for
 //! the store to keep with the write.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::derive::{self, Models};
 use crate::error::Error;
 use crate::idempotency::{IdempotencyKey, Outcome};
 use crate::merge;
@@ -48,6 +50,10 @@ pub enum Missing {
 pub trait Source {
     /// The committed document at `key` in `view`, or `None` if there is none.
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing>;
+    /// The revision of `view` that last changed the committed document at
+    /// `key`, or `None` if there is no document. A source loads it with the
+    /// document: what it has not loaded yet is [`Missing::Doc`].
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing>;
     /// The named counter (1 if never set); an id counter holds the next id
     /// it will hand out.
     fn counter(&self, name: &str) -> Result<u64, Missing>;
@@ -76,12 +82,18 @@ pub struct Write {
 
 impl Write {
     /// A write that may change `views` (sorted and deduplicated here), made by
-    /// the pure function `run`.
+    /// the pure function `run`. The views derived from them (see
+    /// [`derive`](crate::derive)) are declared too.
     pub fn new(
         views: &[View],
         run: impl Fn(&mut Draft<'_>) -> Result<Output, Error> + Send + Sync + 'static,
     ) -> Self {
         let mut views = views.to_vec();
+        for view in views.clone() {
+            for derive in view.derives() {
+                views.extend_from_slice(derive.views());
+            }
+        }
         views.sort();
         views.dedup();
         Write {
@@ -119,8 +131,22 @@ impl Write {
         &self.views
     }
 
-    /// Runs the write against `source` and plans its effects.
+    /// Runs the write against `source` and plans its effects. A write of
+    /// a view with derived views needs their models: see
+    /// [`Write::execute_with`].
     pub fn execute(&self, source: &dyn Source) -> Result<(Output, Plan), Error> {
+        self.execute_with(source, Models::none())
+    }
+
+    /// Runs the write against `source`, whose derived-from views' models
+    /// (at the revisions `source` has) are `models`, and plans its
+    /// effects: the write's own documents and what its derivations answer
+    /// for them.
+    pub fn execute_with(
+        &self,
+        source: &dyn Source,
+        models: &Models,
+    ) -> Result<(Output, Plan), Error> {
         if let Some(key) = &self.key
             && let Some(first) = source.outcome(&key.scoped)?
         {
@@ -146,8 +172,9 @@ impl Write {
             };
             return Ok((first.output, plan));
         }
-        let mut draft = Draft::new(source);
+        let mut draft = Draft::with_models(source, models);
         let output = (self.run)(&mut draft)?;
+        derive::run(&mut draft)?;
         for (view, _) in draft.docs.keys() {
             if !self.views.contains(view) {
                 return Err(Error::internal(format!(
@@ -176,18 +203,77 @@ impl Write {
 /// write already changed that document.
 pub struct Draft<'s> {
     source: &'s dyn Source,
+    models: &'s Models,
     docs: BTreeMap<(View, String), Option<Value>>,
     counters: BTreeMap<String, u64>,
+    /// Committed documents already read from the source: the write, its
+    /// derivations and `plan` each read a document it changes, and a
+    /// store's read is a query and a parse.
+    read: RefCell<HashMap<(View, String), Option<Value>>>,
 }
 
 impl<'s> Draft<'s> {
     /// An empty draft over `source`: nothing changed yet.
     pub fn new(source: &'s dyn Source) -> Self {
+        Draft::with_models(source, Models::none())
+    }
+
+    /// An empty draft over `source`, with the models of its derived-from
+    /// views.
+    pub fn with_models(source: &'s dyn Source, models: &'s Models) -> Self {
         Draft {
             source,
+            models,
             docs: BTreeMap::new(),
             counters: BTreeMap::new(),
+            read: RefCell::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn models(&self) -> &'s Models {
+        self.models
+    }
+
+    /// The views this draft changed (or means to), each once.
+    pub(crate) fn changed_views(&self) -> Vec<View> {
+        let mut views: Vec<View> = self.docs.keys().map(|(v, _)| *v).collect();
+        views.dedup();
+        views
+    }
+
+    /// The documents of `view` this draft set or deleted, by key.
+    pub(crate) fn touched(&self, view: View) -> Vec<(String, Option<Value>)> {
+        self.docs
+            .iter()
+            .filter(|((v, _), _)| *v == view)
+            .map(|((_, k), doc)| (k.clone(), doc.clone()))
+            .collect()
+    }
+
+    /// The committed document, whatever this draft did to it.
+    pub(crate) fn committed(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
+        let at = (view, key.to_string());
+        if let Some(doc) = self.read.borrow().get(&at) {
+            return Ok(doc.clone());
+        }
+        let doc = self.source.doc(view, key)?;
+        self.read.borrow_mut().insert(at, doc.clone());
+        Ok(doc)
+    }
+
+    /// Takes `doc` for the committed document at `key` of `view`, unless
+    /// it was read already: what a derivation knows of its own view.
+    pub(crate) fn known(&self, view: View, key: &str, doc: Option<Value>) {
+        self.read
+            .borrow_mut()
+            .entry((view, key.to_string()))
+            .or_insert(doc);
+    }
+
+    /// The committed revision of `view` (this draft does not move it: the
+    /// plan does).
+    pub fn revision(&self, view: View) -> Result<u64, Error> {
+        Ok(self.source.revision(view)?)
     }
 
     /// A document as this write sees it: its own changes first, else the
@@ -195,8 +281,16 @@ impl<'s> Draft<'s> {
     pub fn get(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         match self.docs.get(&(view, key.to_string())) {
             Some(doc) => Ok(doc.clone()),
-            None => Ok(self.source.doc(view, key)?),
+            None => self.committed(view, key),
         }
+    }
+
+    /// The revision of `view` that last changed the document at `key`, as
+    /// committed before this write (`None`: no document). What a request's
+    /// `If-Match` is checked against, inside the writing transaction; read
+    /// it before the write changes that document.
+    pub fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Error> {
+        Ok(self.source.doc_revision(view, key)?)
     }
 
     /// A document read as its type `T`. A stored document that is not a
@@ -312,11 +406,17 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
         source,
         docs,
         counters,
+        read,
+        ..
     } = draft;
+    let mut read = read.into_inner();
     let mut by_view: BTreeMap<View, (Map<String, Value>, Rows, Map<String, Value>)> =
         BTreeMap::new();
     for ((view, key), new) in docs {
-        let old = source.doc(view, &key)?;
+        let old = match read.remove(&(view, key.clone())) {
+            Some(old) => old,
+            None => source.doc(view, &key)?,
+        };
         let entry = match (&old, &new) {
             (None, None) => None,
             (Some(_), None) => Some(Value::Null),
@@ -360,6 +460,8 @@ fn plan(draft: Draft<'_>, views: &[View]) -> Result<Plan, Error> {
 pub struct MemorySource {
     /// Documents by view and key.
     pub docs: BTreeMap<(View, String), Value>,
+    /// The revision that last changed each document, by view and key.
+    pub doc_revisions: BTreeMap<(View, String), u64>,
     /// Counters by name; one not set reads as 1.
     pub counters: BTreeMap<String, u64>,
     /// Current revision per view; one not set reads as 0.
@@ -373,9 +475,16 @@ impl MemorySource {
     pub fn commit(&mut self, plan: &Plan) {
         for change in &plan.changes {
             for (key, doc) in &change.rows {
+                let at = (change.view, key.clone());
                 match doc {
-                    Some(doc) => self.docs.insert((change.view, key.clone()), doc.clone()),
-                    None => self.docs.remove(&(change.view, key.clone())),
+                    Some(doc) => {
+                        self.docs.insert(at.clone(), doc.clone());
+                        self.doc_revisions.insert(at, change.revision);
+                    }
+                    None => {
+                        self.docs.remove(&at);
+                        self.doc_revisions.remove(&at);
+                    }
                 };
             }
             self.revisions.insert(change.view, change.revision);
@@ -395,6 +504,32 @@ impl MemorySource {
         Ok((out, plan))
     }
 
+    /// Runs a write with the models of its derived-from views, as a store
+    /// does: a model not kept yet is loaded from this source's documents;
+    /// the committed plan moves them.
+    pub fn run_with(
+        &mut self,
+        write: &Write,
+        models: &mut Models,
+    ) -> Result<(Output, Plan), Error> {
+        for &view in write.views() {
+            if Models::modeled(view) && models.get(view).is_none() {
+                let revision = self.revisions.get(&view).copied().unwrap_or(0);
+                let mut model = crate::derive::Model::start(view, revision);
+                for ((v, key), doc) in &self.docs {
+                    if *v == view {
+                        model.add(key, doc);
+                    }
+                }
+                models.insert(view, model);
+            }
+        }
+        let (out, plan) = write.execute_with(self, models)?;
+        self.commit(&plan);
+        models.apply(&plan);
+        Ok((out, plan))
+    }
+
     /// The whole view as one JSON object.
     pub fn view(&self, view: View) -> Value {
         Value::Object(
@@ -410,6 +545,9 @@ impl MemorySource {
 impl Source for MemorySource {
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
         Ok(self.docs.get(&(view, key.to_string())).cloned())
+    }
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        Ok(self.doc_revisions.get(&(view, key.to_string())).copied())
     }
     fn counter(&self, name: &str) -> Result<u64, Missing> {
         Ok(self.counters.get(name).copied().unwrap_or(1))
@@ -456,6 +594,30 @@ mod tests {
         });
         let (_, plan) = src.run(&del).unwrap();
         assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn a_document_s_revision_is_the_one_that_last_changed_it() {
+        let mut src = MemorySource::default();
+        let put = |key: &'static str, n: u64| {
+            Write::new(&[PERSONS], move |d| {
+                let before = d.doc_revision(PERSONS, key)?;
+                d.put(PERSONS, key, json!({ "n": n }))?;
+                Ok(json!(before))
+            })
+        };
+        assert_eq!(src.run(&put("a", 1)).unwrap().0, json!(null));
+        src.run(&put("b", 1)).unwrap();
+        assert_eq!(src.run(&put("a", 1)).unwrap().0, json!(1), "unchanged");
+        assert_eq!(src.run(&put("a", 2)).unwrap().0, json!(1));
+        assert_eq!(src.doc_revision(PERSONS, "a"), Ok(Some(3)));
+        assert_eq!(src.doc_revision(PERSONS, "b"), Ok(Some(2)));
+        let del = Write::new(&[PERSONS], |d| {
+            d.delete(PERSONS, "a");
+            Ok(Value::Null)
+        });
+        src.run(&del).unwrap();
+        assert_eq!(src.doc_revision(PERSONS, "a"), Ok(None));
     }
 
     #[test]
@@ -525,6 +687,9 @@ mod tests {
     struct Empty;
     impl Source for Empty {
         fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
+            Err(Missing::Doc(view, key.into()))
+        }
+        fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
             Err(Missing::Doc(view, key.into()))
         }
         fn counter(&self, name: &str) -> Result<u64, Missing> {

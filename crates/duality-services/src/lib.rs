@@ -6,7 +6,9 @@
 
 pub mod aggregate;
 pub mod collections;
+pub mod config_file;
 pub mod demo;
+pub mod derived;
 pub mod fields;
 pub mod openapi;
 pub mod panels;
@@ -31,10 +33,16 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
         aggregate::customers_service(),
         aggregate::incidents_service(),
         aggregate::aggregates_service(settings.upstreams()),
-        collections::service(&settings.collections)?,
+        collections::service(
+            &settings.collections,
+            &settings.derived,
+            &settings.replace_schema,
+            settings.collection_batch_limit.0,
+        )?,
     ];
     let known: Vec<&'static str> = all.iter().map(Service::name).collect();
-    if let Some(wanted) = settings.services.names()
+    let services = settings.selected();
+    if let Some(wanted) = services.names()
         && let Some(unknown) = wanted.iter().find(|w| !known.contains(&w.as_str()))
     {
         return Err(LaunchError::Config(format!(
@@ -44,7 +52,7 @@ pub fn builtin(settings: &Builtin) -> Result<Server, LaunchError> {
     }
     let selected: Vec<Service> = all
         .into_iter()
-        .filter(|s| settings.services.contains(s.name()))
+        .filter(|s| services.contains(s.name()))
         .collect();
     let running: Vec<&'static str> = selected.iter().map(Service::name).collect();
     demo_needs_backends(settings, &running).map_err(LaunchError::Config)?;

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use duality::domain::idempotency::MAX_KEY_LEN;
+use duality::domain::precondition::PATTERN;
 pub use duality::http::openapi::{closed, error, revision_header, schema, unavailable};
 
 /// A string with at least one character that is not white space, as the
@@ -40,6 +41,27 @@ pub fn idempotency_key() -> Value {
     json!({"name": "Idempotency-Key", "in": "header", "required": false,
            "description": "Makes the request at most once: a repeat with the same key and body answers the first outcome (status, body, Location, X-Revision) and writes nothing. Keys are kept as long as events (the retention time).",
            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": "^[\\x21-\\x7e]+$"}})
+}
+
+/// The `If-Match` header of a conditional request.
+pub fn if_match() -> Value {
+    json!({"name": "If-Match", "in": "header", "required": false,
+           "description": "Do it only if the current ETag is one of these (`*`: if it exists); else 412 and nothing changes. Checked in the write's transaction.",
+           "schema": {"type": "string", "pattern": PATTERN}})
+}
+
+/// The `If-None-Match` header of a conditional request.
+pub fn if_none_match() -> Value {
+    json!({"name": "If-None-Match", "in": "header", "required": false,
+           "description": "Do it only if the current ETag is none of these (`*`: if it does not exist, so a PUT creates only); else 412 for a write, 304 for a read.",
+           "schema": {"type": "string", "pattern": PATTERN}})
+}
+
+/// The `ETag` header of an answer about one document: the database's
+/// epoch and the revision that last changed it.
+pub fn etag_header() -> Value {
+    json!({"required": true, "description": "\"EPOCH-REVISION\": the revision that last changed it",
+           "schema": {"type": "string"}})
 }
 
 /// A creating `POST`: its answers and its `Idempotency-Key`.

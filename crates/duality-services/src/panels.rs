@@ -32,7 +32,13 @@ mod tests {
             crate::aggregate::customers_service(),
             crate::aggregate::incidents_service(),
             crate::aggregate::aggregates_service(settings.upstreams()),
-            crate::collections::service(&settings.collections).unwrap(),
+            crate::collections::service(
+                &settings.collections,
+                &[],
+                &[],
+                settings.collection_batch_limit.0,
+            )
+            .unwrap(),
         ]
     }
 

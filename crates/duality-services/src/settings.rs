@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use clap::Args;
 use clap::builder::BoolishValueParser;
 use duality::Config;
+
+use crate::derived::DerivedSpec;
 use duality::settings::{Token, parse_token};
 
 /// Everything the built-in server needs: the engine's configuration and
@@ -38,9 +40,10 @@ impl Settings {
 #[derive(Debug, Clone, Default, Args)]
 pub struct Builtin {
     /// Comma list of services to run (built in: persons, customers,
-    /// incidents, aggregates, collections), or `all`.
-    #[arg(long, env = "DUALITY_SERVICES", default_value = "all", value_parser = parse_services)]
-    pub services: Services,
+    /// incidents, aggregates, collections), or `all`. When not given: only
+    /// the collections and derived views if any are configured, else all.
+    #[arg(long, env = "DUALITY_SERVICES", value_parser = parse_services)]
+    pub services: Option<Services>,
 
     /// Where the aggregates service finds the customers service.
     #[arg(long, env = "DUALITY_CUSTOMERS_URL")]
@@ -58,6 +61,20 @@ pub struct Builtin {
     #[arg(long = "collection", value_name = "NAME[=SCHEMA]", env = "DUALITY_COLLECTIONS", value_delimiter = ',', value_parser = parse_collection)]
     pub collections: Vec<CollectionArg>,
 
+    /// Replace the schema stored with the collection NAME by the one it is
+    /// started with (repeatable; the variable takes a comma list). Every
+    /// stored document is checked against the new schema first: the first
+    /// one it rejects refuses the start and nothing changes. Without it, a
+    /// start with another schema than the stored one (or none) is refused.
+    #[arg(long = "replace-schema", value_name = "NAME", env = "DUALITY_REPLACE_SCHEMA", value_delimiter = ',', value_parser = parse_collection_name)]
+    pub replace_schema: Vec<String>,
+
+    /// The most documents one `PATCH /collections/NAME` (a merge patch of
+    /// many documents, all or nothing) may change: 1 to 100000. A larger
+    /// patch is refused with `413`, naming the limit.
+    #[arg(long, env = "DUALITY_COLLECTION_BATCH_LIMIT", value_name = "DOCUMENTS", default_value = "1000", value_parser = parse_batch_limit)]
+    pub collection_batch_limit: BatchLimit,
+
     /// Load a built-in sample of customers and incidents into an empty database.
     #[arg(long, env = "DUALITY_DEMO_DATA", value_parser = BoolishValueParser::new())]
     pub demo_data: bool,
@@ -66,9 +83,27 @@ pub struct Builtin {
     /// `--incidents-url` (a read token of those servers).
     #[arg(long, env = "DUALITY_UPSTREAM_TOKEN", value_parser = parse_token, hide_env_values = true)]
     pub upstream_token: Option<Token>,
+
+    /// The derived views, each checked against the collections (from the
+    /// configuration file's `[derived.NAME]` tables; there is no flag).
+    #[arg(skip)]
+    pub derived: Vec<DerivedSpec>,
 }
 
 impl Builtin {
+    /// The services this process runs: those `--services` names; when it
+    /// is not given, only the collections (and their derived views) if any
+    /// are configured, else every built-in service.
+    pub fn selected(&self) -> Services {
+        match &self.services {
+            Some(services) => services.clone(),
+            None if !self.collections.is_empty() || !self.derived.is_empty() => {
+                Services::only(CONFIGURED_ONLY.iter().copied())
+            }
+            None => Services::all(),
+        }
+    }
+
     /// Where the aggregates service finds its backends when they do not
     /// run in this process.
     pub fn upstreams(&self) -> crate::aggregate::Upstream {
@@ -123,6 +158,35 @@ pub struct CollectionArg {
     pub schema: Option<PathBuf>,
 }
 
+/// The services that run by default when collections or derived views are
+/// configured: the collections service serves both.
+pub const CONFIGURED_ONLY: &[&str] = &[crate::collections::SERVICE];
+
+/// How many documents one patch of a collection may change
+/// (`--collection-batch-limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit(pub usize);
+
+impl Default for BatchLimit {
+    fn default() -> Self {
+        BatchLimit(crate::collections::DEFAULT_BATCH_LIMIT)
+    }
+}
+
+/// The largest `--collection-batch-limit`.
+pub const MAX_BATCH_LIMIT: usize = 100_000;
+
+/// Reads `--collection-batch-limit`: a whole number from 1 to
+/// [`MAX_BATCH_LIMIT`].
+pub fn parse_batch_limit(raw: &str) -> Result<BatchLimit, String> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_LIMIT).contains(&n) => Ok(BatchLimit(n)),
+        _ => Err(format!(
+            "`{raw}` is not a batch limit: use a whole number of documents from 1 to {MAX_BATCH_LIMIT}"
+        )),
+    }
+}
+
 /// The longest collection name.
 pub const MAX_COLLECTION_NAME: usize = 64;
 
@@ -136,16 +200,23 @@ pub fn parse_collection(raw: &str) -> Result<CollectionArg, String> {
         Some((name, path)) => (name.trim(), Some(PathBuf::from(path.trim()))),
         None => (raw.trim(), None),
     };
+    Ok(CollectionArg {
+        name: parse_collection_name(name)?,
+        schema,
+    })
+}
+
+/// Reads a collection's name: 1 to 64 ASCII letters, digits, `-` or `_`
+/// (it is part of the URL).
+pub fn parse_collection_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim();
     let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     if name.is_empty() || name.len() > MAX_COLLECTION_NAME || !name.chars().all(plain) {
         return Err(format!(
             "`{name}` is not a collection name: use 1 to {MAX_COLLECTION_NAME} ASCII letters, digits, - or _"
         ));
     }
-    Ok(CollectionArg {
-        name: name.to_string(),
-        schema,
-    })
+    Ok(name.to_string())
 }
 
 /// Reads `--services`: a comma list of service names, or `all`.

@@ -11,8 +11,18 @@ use tokio::sync::watch;
 use crate::hub::Hub;
 use crate::in_flight::InFlight;
 use crate::materialized::{Index, Snapshot};
-use crate::store::{Committed, Store};
+use crate::store::{Committed, MetaChange, MetaSet, Store};
 use duality_core::{View, Write};
+
+/// One document as read by [`App::doc_at`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocAt {
+    /// The document as stored JSON text, and the revision of the view that
+    /// last changed it; `None` if there is no document at the key.
+    pub doc: Option<(String, u64)>,
+    /// The view's revision the document was read at.
+    pub revision: u64,
+}
 
 /// Shared state of every handler: the store, the hub, and how streams
 /// behave. Its parts are the engine's own; services use its methods.
@@ -105,6 +115,21 @@ impl App {
         self.store.write(write).await
     }
 
+    /// The metadata `name` a service keeps with `view` in the database
+    /// (see [`Store::view_meta`]); `NotFound` for a view this process does
+    /// not serve.
+    pub async fn view_meta(&self, view: View, name: &str) -> Result<Option<String>, Error> {
+        self.hub.latest(view)?;
+        self.store.view_meta(view, name.to_string()).await
+    }
+
+    /// Stores a view's metadata, compare-and-set, after checking every
+    /// document of the view if asked (see [`Store::set_view_meta`]).
+    pub async fn set_view_meta(&self, change: MetaChange) -> Result<MetaSet, Error> {
+        self.hub.latest(change.view)?;
+        self.store.set_view_meta(change).await
+    }
+
     /// The view at the newest revision committed (in this process, or
     /// published to it by another): its in-memory copy, not a store read.
     pub async fn snapshot(&self, view: View) -> Result<Arc<Snapshot>, Error> {
@@ -115,6 +140,19 @@ impl App {
     /// One document of a view, from its in-memory copy.
     pub async fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Error> {
         Ok(self.snapshot(view).await?.doc(key))
+    }
+
+    /// One document of a view from its in-memory copy, as stored JSON text,
+    /// with the revision that last changed it (its `ETag`), and the view's
+    /// revision it was read at (`X-Revision`): O(log n), no store read.
+    pub async fn doc_at(&self, view: View, key: &str) -> Result<DocAt, Error> {
+        let snapshot = self.snapshot(view).await?;
+        Ok(DocAt {
+            doc: snapshot
+                .doc_at(key)
+                .map(|(text, changed)| (text.to_string(), changed)),
+            revision: snapshot.revision,
+        })
     }
 
     /// One document of a view as its type `T`; `None` if absent. A stored

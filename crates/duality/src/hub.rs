@@ -6,6 +6,10 @@
 //! is told it lagged and reads the missed events from the store instead, so
 //! memory per subscriber stays bounded however slowly it reads.
 //!
+//! Filtered subscribers do not read the ring: each view's [`Interests`]
+//! files their filters by key and `where` member, and routing an event
+//! wakes only those whose subset it changes.
+//!
 //! Publishing is also what advances each view's in-memory copy
 //! ([`Views`]): the hub sees every committed event once, in order.
 
@@ -16,11 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
+use crate::interest::{Interest, Interests};
 use crate::materialized::{DocText, Materialized, Views};
 use crate::store::Publish;
 use duality_core::sse;
 use duality_core::view::Registry;
-use duality_core::{Error, View};
+use duality_core::{Error, Filter, View};
 
 /// How many recent frames each view keeps for live subscribers.
 pub const RING: usize = 1024;
@@ -69,6 +74,8 @@ struct Channel {
     /// The newest revision known to be committed. Written only by the
     /// publisher (after commit), read by snapshot caching and health checks.
     latest: AtomicU64,
+    /// The filtered subscribers, offered only the events that concern them.
+    interests: Arc<Interests>,
 }
 
 /// The channels and in-memory copies of every registered view.
@@ -95,6 +102,7 @@ impl Hub {
                         sender,
                         stale,
                         latest,
+                        interests: Arc::default(),
                     },
                 )
             })
@@ -175,6 +183,7 @@ impl Hub {
         metrics::counter!("duality_events_total", "view" => view.name()).increment(1);
         // No receivers is fine: nobody is listening right now.
         let _ = channel.sender.send(frame);
+        channel.interests.route(revision, patch, prior);
     }
 
     /// Records a revision committed without a live frame (at start-up, or
@@ -189,6 +198,12 @@ impl Hub {
     /// [`RING`] frames behind loses some and must catch up from the store.
     pub fn subscribe(&self, view: View) -> Result<broadcast::Receiver<Arc<Frame>>, Error> {
         Ok(self.channel(view)?.sender.subscribe())
+    }
+
+    /// Registers a filtered subscriber of `view`: from now on the events
+    /// that change its subset are delivered to it, restricted to it.
+    pub fn watch(&self, view: View, filter: Filter) -> Result<Interest, Error> {
+        Ok(self.channel(view)?.interests.register(filter))
     }
 
     /// Marks `view` stale (`Some(data)`, the data of the `stale` event) or

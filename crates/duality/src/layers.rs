@@ -23,7 +23,14 @@ use std::path::{Path, PathBuf};
 /// or above. A new module gets a layer here (and in docs/ARCHITECTURE.md).
 const LAYERS: &[&[&str]] = &[
     // Leaves: they name no other module of the engine.
-    &["error", "in_flight", "telemetry", "net", "client"],
+    &[
+        "error",
+        "in_flight",
+        "telemetry",
+        "net",
+        "client",
+        "interest",
+    ],
     // Storage; owns the `Publish` trait it announces commits through.
     &["store"],
     // Over the store: the configuration (it names a SQLite `Location`),

@@ -84,6 +84,7 @@ pub mod error;
 pub mod http;
 pub mod hub;
 pub mod in_flight;
+pub mod interest;
 #[cfg(test)]
 mod layers;
 pub mod materialized;
@@ -100,15 +101,16 @@ pub mod telemetry;
 /// The pure core (the `duality-core` crate): views, writes, merge patches.
 pub use duality_core as domain;
 
-pub use app::App;
+pub use app::{App, DocAt};
 pub use domain::merge;
 pub use domain::view::{Registry, View, ViewSchemas, ViewSpec};
 pub use domain::write::{Draft, Output, Write};
 pub use domain::{Error, Index, MakeIndex};
 pub use error::LaunchError;
+pub use http::document::Conditions;
 pub use http::extract::ApiJson;
 pub use http::idempotency::{KeyHeader, create_once};
 pub use http::views::written;
 pub use service::{Context, Health, Panel, Server, Service, Started};
 pub use settings::Config;
-pub use store::Committed;
+pub use store::{Committed, DocCheck, MetaChange, MetaSet};

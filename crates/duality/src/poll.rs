@@ -10,6 +10,11 @@
 //! changes and may be cached for good, one that reaches the head only for
 //! a second, and an empty one not at all.
 //!
+//! A waiting poll is woken by the view's ring when unfiltered, and answers
+//! from the frames it was handed when they go on from its position, with
+//! no store read; a filtered one is woken only by a change of its subset
+//! (routed by [`crate::interest`]) and then reads the outbox.
+//!
 //! A position older than the retained events but within the catch-up
 //! horizon gets one change marked `"compacted": true` instead of `410`: the
 //! merge patch from it to the current revision ([`crate::catch_up`]), with
@@ -24,11 +29,12 @@ use std::time::Duration;
 use duality_core::position::{self, Gone};
 use duality_core::{Error, Filter, Restrict, View};
 use serde_json::value::RawValue;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::app::App;
 use crate::catch_up;
 use crate::hub::Frame;
+use crate::interest::Interest;
 
 /// Revisions per aligned page.
 pub const PAGE: u64 = 256;
@@ -95,12 +101,18 @@ pub async fn poll(
     wait: Duration,
 ) -> Result<Polled, Error> {
     // Subscribed before the first read: a commit after it wakes the wait.
-    let mut live = app.hub().subscribe(view)?;
+    // A filtered poll is woken only by a change of its subset.
+    let mut live = if filter.is_all() {
+        Wake::Ring(app.hub().subscribe(view)?)
+    } else {
+        Wake::Routed(app.hub().watch(view, filter.clone())?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut shutdown = app.shutdown();
     let mut at = after;
-    // Live frames received while waiting; when they go on from `at`, the
-    // answer is made of them, without reading the store: a thousand
+    // Live frames received while waiting (unfiltered polls only: a filtered
+    // one is woken by its routed subset, not handed frames); when they go on
+    // from `at`, the answer is made of them, without reading the store: a thousand
     // clients waiting at the head cost one read each per wait, not one
     // per change.
     let mut frames: Vec<Arc<Frame>> = Vec::new();
@@ -178,18 +190,7 @@ pub async fn poll(
         // Nothing for this client yet: past what it has seen, wait for more.
         at = next;
         tokio::select! {
-            received = live.recv() => match received {
-                Ok(frame) => {
-                    frames.push(frame);
-                    // Whatever else is already waiting goes in the same answer.
-                    while let Ok(frame) = live.try_recv() {
-                        frames.push(frame);
-                    }
-                }
-                // Lapped: the store has what the ring no longer does.
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return Err(Error::store_unavailable("the hub closed")),
-            },
+            woken = live.changed(&mut frames) => woken?,
             _ = tokio::time::sleep_until(deadline) => {}
             _ = shutdown.changed() => {}
         }
@@ -224,6 +225,41 @@ fn from_frames(
         next = frame.revision;
     }
     (next > at).then_some((changes, next))
+}
+
+/// What wakes a waiting poll: any change of the view, or (filtered) a
+/// change of its subset. An unfiltered poll keeps the frames that woke it,
+/// so its answer can be made of them ([`from_frames`]); a filtered one, or
+/// one whose frames have a gap, then reads the outbox.
+enum Wake {
+    Ring(broadcast::Receiver<Arc<Frame>>),
+    Routed(Interest),
+}
+
+impl Wake {
+    /// Waits for a change; an unfiltered poll's frames go into `frames`.
+    /// Cancel-safe: a frame is received and kept in one step.
+    async fn changed(&mut self, frames: &mut Vec<Arc<Frame>>) -> Result<(), Error> {
+        match self {
+            Wake::Ring(ring) => match ring.recv().await {
+                Ok(frame) => {
+                    frames.push(frame);
+                    // Whatever else is already waiting goes in the same answer.
+                    while let Ok(frame) = ring.try_recv() {
+                        frames.push(frame);
+                    }
+                    Ok(())
+                }
+                // Lapped: the store has what the ring no longer does.
+                Err(RecvError::Lagged(_)) => Ok(()),
+                Err(RecvError::Closed) => Err(Error::store_unavailable("the hub closed")),
+            },
+            Wake::Routed(interest) => {
+                interest.mailbox().recv().await;
+                Ok(())
+            }
+        }
+    }
 }
 
 fn gone(why: Gone, page: &crate::store::EventsPage) -> Polled {

@@ -1,4 +1,5 @@
 //! Launching a [`Server`]: open the store, load every registered view once,
+//! bring derived views up to date with the views they are derived from,
 //! run the services' start hooks, then serve until shutdown.
 
 use std::future::Future;
@@ -6,7 +7,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use duality_core::derive::{self, Models};
 use duality_core::view::Registry;
+use duality_core::{Error, View};
 
 use crate::app::App;
 use crate::error::LaunchError;
@@ -68,6 +71,64 @@ async fn open_store(
     }
 }
 
+/// How often start-up tries to bring a view's derived views up to date
+/// while other processes keep writing them.
+const REDERIVE_ATTEMPTS: usize = 50;
+/// Derived documents written per write when bringing them up to date: an
+/// event holds them all, and a very large event slows down every later
+/// insert into the outbox next to it (SQLite compares whole rows).
+const REFRESH_CHUNK: usize = 256;
+
+/// Writes the derived documents of `view` that differ from what its
+/// derivations answer for its documents: none, unless a derivation is new
+/// or changed since the view was last written (see [`derive::rederive`]).
+/// Compares with this process's copies, then writes the differences
+/// [`REFRESH_CHUNK`] at a time.
+async fn rederive(app: &App, view: View) -> Result<(), Error> {
+    let derived: Vec<View> = view
+        .derives()
+        .iter()
+        .flat_map(|d| d.views().iter().copied())
+        .collect();
+    for _ in 0..REDERIVE_ATTEMPTS {
+        let mut current = Vec::with_capacity(derived.len());
+        for &d in &derived {
+            let snapshot = app.snapshot(d).await?;
+            let mut docs = serde_json::Map::new();
+            for (key, text) in snapshot.docs.iter() {
+                let doc = serde_json::from_str(text).map_err(|e| {
+                    Error::internal_from(format!("the {d} document {key} is unreadable"), e)
+                })?;
+                docs.insert(key.to_string(), doc);
+            }
+            current.push((d, snapshot.revision, docs));
+        }
+        let found = app.write(derive::rederive(view, current)).await?;
+        let serde_json::Value::Array(stale) = found.output else {
+            // Another process wrote a derived view since this copy was taken.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        };
+        let stale: Vec<(View, String)> = stale
+            .iter()
+            .filter_map(|pair| {
+                let d = derived.iter().find(|d| pair[0] == d.name())?;
+                Some((*d, pair[1].as_str()?.to_string()))
+            })
+            .collect();
+        if !stale.is_empty() {
+            tracing::info!(%view, documents = stale.len(), "bringing derived views up to date");
+        }
+        for chunk in stale.chunks(REFRESH_CHUNK) {
+            app.write(derive::refresh(view, chunk.to_vec())).await?;
+        }
+        return Ok(());
+    }
+    Err(Error::store_unavailable(format!(
+        "the views derived from {view} kept moving while this process started"
+    )))
+}
+
 impl Server {
     /// Serves every service of this server on `listener` until `shutdown`
     /// completes; open streams end when it does, and connections still
@@ -112,6 +173,9 @@ async fn run(
         stopped.clone(),
         settings.keep_alive,
     );
+    for view in registry.views().filter(|v| Models::modeled(*v)) {
+        rederive(&app, view).await?;
+    }
     let mut parts = selected.parts();
     let running = selected.names();
     let context = Context {

@@ -21,7 +21,7 @@ use duality_core::View;
 
 use crate::app::App;
 use crate::error::LaunchError;
-use crate::http::Parts;
+use crate::http::{Parts, query};
 use crate::settings::Config;
 use crate::telemetry::Metric;
 
@@ -119,7 +119,9 @@ impl Service {
     /// [`Service::openapi`]; a route left undescribed still appears in
     /// `/openapi.json`, with what its path says.
     pub fn route(mut self, path: &str, method_router: MethodRouter<App>) -> Service {
-        self.routes = self.routes.route(path, method_router);
+        // Its handlers take no query parameter; a method it does not take
+        // stays a 405.
+        self.routes = self.routes.route(path, query::strict(method_router));
         self.paths.push(path.to_string());
         self
     }
@@ -311,7 +313,7 @@ impl Server {
             let started = hook(cx.clone()).await?;
             let mut routes = Router::new();
             for (path, method_router) in started.routes {
-                routes = routes.route(&path, method_router);
+                routes = routes.route(&path, query::strict(method_router));
                 parts.paths.push((name, path));
             }
             parts.routes.push(routes);

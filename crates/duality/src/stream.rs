@@ -24,6 +24,13 @@
 //! stream sends `caught-up` once, when it has sent all that existed when
 //! it was opened.
 //!
+//! A filtered subscription does not read the ring: it registers its filter
+//! with the hub ([`crate::interest`]) and is woken only by the changes of
+//! its subset, already restricted. It learns that the other revisions have
+//! passed from how far the hub has routed, which it reads only when it is
+//! about to tell its consumer (`progress`, keep-alive), so a quiet
+//! subscriber costs nothing per change.
+//!
 //! A subscription yields [`Item`]s, not bytes: the single-view stream
 //! frames them as its SSE events ([`encode`]), and [`multiplex`] frames
 //! those of several subscriptions as the events of one connection, each
@@ -47,6 +54,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use crate::app::App;
 use crate::catch_up;
 use crate::hub::Frame;
+use crate::interest::{Delivery, Interest};
 use crate::materialized::Pieces;
 use crate::store::EventsPage;
 use duality_core::sse;
@@ -58,6 +66,20 @@ pub const PAGE: usize = 256;
 
 /// How often a filtered stream may tell a quiet consumer its position.
 pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// About how many `progress` events a view's filtered subscribers send
+/// per second, all together: with more subscribers than this, each tells
+/// its position less often, so the cost of quiet subscribers stays bounded
+/// however many there are.
+pub const PROGRESS_PER_SECOND: usize = 1000;
+
+/// How often each of `registered` filtered subscribers of a view may send
+/// `progress`: [`PROGRESS_EVERY`], stretched so that together they send
+/// about [`PROGRESS_PER_SECOND`].
+pub fn progress_period(registered: usize) -> std::time::Duration {
+    let share = registered.div_ceil(PROGRESS_PER_SECOND).max(1);
+    PROGRESS_EVERY * u32::try_from(share).unwrap_or(u32::MAX)
+}
 
 /// What a subscription sends, before it is framed as SSE.
 #[derive(Debug)]
@@ -173,6 +195,14 @@ pub enum Opened {
     },
 }
 
+/// Where a live subscription's changes come from.
+enum Live {
+    /// Every frame of the view, shared with every unfiltered subscriber.
+    Ring(broadcast::Receiver<Arc<Frame>>),
+    /// The changes of its subset only, routed to it by the hub.
+    Routed(Interest),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     CatchUp,
@@ -197,7 +227,7 @@ pub struct Subscription {
     until: Option<u64>,
     /// When a filtered stream may send `progress` again.
     progress_after: Instant,
-    live: broadcast::Receiver<Arc<Frame>>,
+    live: Live,
     phase: Phase,
     /// What to send before anything else (snapshot and first page).
     lead: Lead,
@@ -288,7 +318,13 @@ pub async fn open(
     request: Request,
     filter: Filter,
 ) -> Result<Opened, Error> {
-    let live = app.hub().subscribe(view)?;
+    // Subscribed before the first read of the outbox: nothing committed
+    // after that read is missed.
+    let live = if filter.is_all() {
+        Live::Ring(app.hub().subscribe(view)?)
+    } else {
+        Live::Routed(app.hub().watch(view, filter.clone())?)
+    };
     let mut stale = app.hub().stale(view)?;
     let stale_now = stale.borrow_and_update().clone();
     let mut lead = Lead::default();
@@ -498,20 +534,19 @@ impl Subscription {
             return None;
         }
         self.sent = at;
-        self.progress_after = now + PROGRESS_EVERY;
+        self.progress_after = now + self.progress_period();
         Some(Item::Progress(at))
     }
 
     /// Appends `first` and any next frames already waiting in the ring:
-    /// under load that is one write to the socket instead of many. A
-    /// filter may leave nothing of them.
+    /// under load that is one write to the socket instead of many. Each
+    /// frame is shared with every other subscriber; the encoder copies
+    /// them only to send several as one chunk.
     fn with_ready_frames(&mut self, first: Arc<Frame>, out: &mut Vec<Item>) {
-        if self.filter.is_all() {
-            // Each frame is shared with every other subscriber; the
-            // encoder copies them only to send several as one chunk.
-            self.sent = first.revision;
-            out.push(Item::Frame(first));
-            while let Ok(frame) = self.live.try_recv() {
+        self.sent = first.revision;
+        out.push(Item::Frame(first));
+        if let Live::Ring(ring) = &mut self.live {
+            while let Ok(frame) = ring.try_recv() {
                 if frame.revision < self.next {
                     continue;
                 }
@@ -524,32 +559,41 @@ impl Subscription {
                 self.sent = frame.revision;
                 out.push(Item::Frame(frame));
             }
-            self.put_caught_up(out);
-            return;
         }
-        self.push_event(
-            out,
-            first.revision,
-            Cow::Borrowed(first.patch()),
-            first.prior.as_deref(),
-        );
-        while self.phase != Phase::Done
-            && let Ok(frame) = self.live.try_recv()
-        {
-            if frame.revision < self.next {
-                continue;
+        self.put_caught_up(out);
+    }
+
+    /// Takes one routed delivery: a change of the subset (the revisions
+    /// before it left the subset alone), or word that some were lost.
+    fn take_delivery(&mut self, delivery: Delivery, out: &mut Vec<Item>) {
+        match delivery {
+            Delivery::Lagged => self.phase = Phase::CatchUp,
+            Delivery::Change { revision, .. } if revision < self.next => {}
+            Delivery::Change { revision, patch } => {
+                self.next = revision + 1;
+                self.sent = revision;
+                out.push(Item::Change { revision, patch });
             }
-            if frame.revision > self.next {
-                self.phase = Phase::CatchUp;
-                break;
-            }
-            self.next += 1;
-            self.push_event(
-                out,
-                frame.revision,
-                Cow::Borrowed(frame.patch()),
-                frame.prior.as_deref(),
-            );
+        }
+    }
+
+    /// Takes every routed delivery already waiting, then moves past every
+    /// revision the hub has routed: any change of the subset up to there
+    /// was among them.
+    fn take_routed(&mut self, out: &mut Vec<Item>) {
+        let Live::Routed(interest) = &self.live else {
+            return;
+        };
+        let routed = interest.routed();
+        let mut ready = Vec::new();
+        while let Some(delivery) = interest.mailbox().try_recv() {
+            ready.push(delivery);
+        }
+        for delivery in ready {
+            self.take_delivery(delivery, out);
+        }
+        if self.phase == Phase::Live && routed >= self.next {
+            self.next = routed + 1;
         }
         self.put_caught_up(out);
     }
@@ -567,9 +611,95 @@ impl Subscription {
         Item::Reset(gone_body(self.view, why, oldest, current, self.app.epoch()))
     }
 
-    /// True if a filtered stream has a position to tell its consumer.
-    fn progress_pending(&self) -> bool {
-        !self.filter.is_all() && self.next.saturating_sub(1) > self.sent
+    /// How often this stream may send `progress` (see [`progress_period`]).
+    fn progress_period(&self) -> std::time::Duration {
+        match &self.live {
+            Live::Routed(interest) => progress_period(interest.registered()),
+            Live::Ring(_) => PROGRESS_EVERY,
+        }
+    }
+
+    /// Sends `stale` or `fresh` for a change of the view's staleness.
+    async fn stale_changed(
+        &mut self,
+        changed: Result<(), watch::error::RecvError>,
+        out: &mut Vec<Item>,
+    ) {
+        if changed.is_err() {
+            // The hub is gone: nothing more will change.
+            std::future::pending::<()>().await;
+        }
+        let now = self.stale.borrow_and_update().clone();
+        out.push(match now {
+            Some(data) => Item::Stale(data),
+            None => Item::Fresh,
+        });
+    }
+
+    /// Waits for the next frame of the ring (an unfiltered stream): true
+    /// to send what it appended, false to end the stream, `None` to look
+    /// again.
+    async fn from_ring(&mut self, out: &mut Vec<Item>) -> Option<bool> {
+        let Live::Ring(ring) = &mut self.live else {
+            return None;
+        };
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => Some(false),
+            received = ring.recv() => match received {
+                Ok(frame) if frame.revision < self.next => None,
+                Ok(frame) if frame.revision == self.next => {
+                    self.next += 1;
+                    self.with_ready_frames(frame, out);
+                    Some(true)
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    self.phase = Phase::CatchUp;
+                    None
+                }
+                Err(RecvError::Closed) => Some(false),
+            },
+            _ = tick(&mut self.keep_alive) => {
+                out.push(Item::KeepAlive);
+                Some(true)
+            }
+            changed = self.stale.changed() => {
+                self.stale_changed(changed, out).await;
+                Some(true)
+            }
+        }
+    }
+
+    /// Waits for the next change routed to a filtered stream, or the time
+    /// to tell its consumer its position: as [`from_ring`](Self::from_ring).
+    async fn from_mailbox(&mut self, out: &mut Vec<Item>) -> Option<bool> {
+        let before = out.len();
+        let Live::Routed(interest) = &self.live else {
+            return None;
+        };
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => return Some(false),
+            delivery = interest.mailbox().recv() => {
+                self.take_delivery(delivery, out);
+                self.take_routed(out);
+            }
+            _ = tokio::time::sleep_until(self.progress_after) => {
+                self.take_routed(out);
+                let now = Instant::now();
+                match self.progress(now) {
+                    Some(progress) => out.push(progress),
+                    None => self.progress_after = now + self.progress_period(),
+                }
+            }
+            _ = tick(&mut self.keep_alive) => {
+                self.take_routed(out);
+                // Where a position is owed, it goes first.
+                out.push(self.progress(Instant::now()).unwrap_or(Item::KeepAlive));
+            }
+            changed = self.stale.changed() => self.stale_changed(changed, out).await,
+        }
+        (out.len() > before).then_some(true)
     }
 
     /// Appends the next items to send to `out`, waiting for them; false
@@ -601,47 +731,29 @@ impl Subscription {
                     }
                 }
                 Phase::Live => {
-                    tokio::select! {
-                        biased;
-                        _ = self.shutdown.changed() => return false,
-                        received = self.live.recv() => match received {
-                            Ok(frame) if frame.revision < self.next => {}
-                            Ok(frame) if frame.revision == self.next => {
-                                self.next += 1;
-                                self.with_ready_frames(frame, out);
-                                if out.len() > before {
-                                    return true;
-                                }
-                            }
-                            Ok(_) | Err(RecvError::Lagged(_)) => self.phase = Phase::CatchUp,
-                            Err(RecvError::Closed) => return false,
-                        },
-                        _ = tokio::time::sleep_until(self.progress_after), if self.progress_pending() => {
-                            if let Some(progress) = self.progress(Instant::now()) {
-                                out.push(progress);
-                                return true;
-                            }
-                        }
-                        _ = tick(&mut self.keep_alive) => {
-                            // Where a position is owed, it goes first.
-                            out.push(self.progress(Instant::now()).unwrap_or(Item::KeepAlive));
-                            return true;
-                        }
-                        changed = self.stale.changed() => {
-                            if changed.is_err() {
-                                // The hub is gone: nothing more will change.
-                                std::future::pending::<()>().await;
-                            }
-                            let now = self.stale.borrow_and_update().clone();
-                            out.push(match now {
-                                Some(data) => Item::Stale(data),
-                                None => Item::Fresh,
-                            });
-                            return true;
-                        }
+                    let step = match self.live {
+                        Live::Ring(_) => self.from_ring(out).await,
+                        Live::Routed(_) => self.from_mailbox(out).await,
+                    };
+                    if let Some(alive) = step {
+                        return alive;
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_filtered_subscribers_share_a_budget_of_progress_events() {
+        assert_eq!(progress_period(0), PROGRESS_EVERY);
+        assert_eq!(progress_period(1), PROGRESS_EVERY);
+        assert_eq!(progress_period(PROGRESS_PER_SECOND), PROGRESS_EVERY);
+        assert_eq!(progress_period(PROGRESS_PER_SECOND + 1), PROGRESS_EVERY * 2);
+        assert_eq!(progress_period(10_000), PROGRESS_EVERY * 10);
     }
 }

@@ -193,6 +193,21 @@ impl ChildServer {
         ChildServer::launch(addr, None, args, dir, rust_log).await
     }
 
+    /// `duality ARGS` exactly as given (no `serve --listen`), with the
+    /// variables `env`, in `dir`, ready once it answers on `addr` (where
+    /// its arguments, variables or configuration file make it listen);
+    /// `None` if it exits at start.
+    pub async fn start_exact(
+        addr: SocketAddr,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: &Path,
+    ) -> Option<ChildServer> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_duality"));
+        command.args(args).envs(env.iter().copied());
+        ChildServer::ready(command, addr, dir, "warn").await
+    }
+
     async fn launch(
         addr: SocketAddr,
         shift: Option<&str>,
@@ -200,7 +215,6 @@ impl ChildServer {
         dir: &Path,
         rust_log: &str,
     ) -> Option<ChildServer> {
-        let log = dir.join(format!("server-{}-{}.log", addr.port(), std::process::id()));
         let binary = env!("CARGO_BIN_EXE_duality");
         let mut command = match shift {
             None => Command::new(binary),
@@ -212,12 +226,25 @@ impl ChildServer {
                 faketime
             }
         };
+        command
+            .args(["serve", "--listen", &addr.to_string()])
+            .args(args);
+        ChildServer::ready(command, addr, dir, rust_log).await
+    }
+
+    /// Spawns `command` in `dir` and waits until it answers `/healthz` on
+    /// `addr`; `None` if it exits first.
+    async fn ready(
+        mut command: Command,
+        addr: SocketAddr,
+        dir: &Path,
+        rust_log: &str,
+    ) -> Option<ChildServer> {
+        let log = dir.join(format!("server-{}-{}.log", addr.port(), std::process::id()));
         // Its own process group: `faketime` runs the server as its child,
         // and killing `faketime` alone would leave the server running.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
-            .args(["serve", "--listen", &addr.to_string()])
-            .args(args)
             .current_dir(dir)
             .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())

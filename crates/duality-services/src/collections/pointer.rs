@@ -25,6 +25,39 @@ pub fn first_null_member(members: &Map<String, Value>) -> Option<String> {
     found(null, path)
 }
 
+/// The pointer of the first `null` inside an array in the merge patch with
+/// these members, at any depth, or `None` if it holds none: a `null`
+/// member of a patch removes that member, but one in an array could never
+/// be stored.
+pub fn first_null_in_array(members: &Map<String, Value>) -> Option<String> {
+    let mut path = Vec::new();
+    let null = members
+        .iter()
+        .any(|(key, member)| descend_patch(&mut path, key.as_str().into(), member));
+    found(null, path)
+}
+
+/// Looks for a `null` inside an array under `segment` of a patch (a
+/// `null` member is a removal, not one).
+fn descend_patch<'v>(
+    path: &mut Vec<LocationSegment<'v>>,
+    segment: LocationSegment<'v>,
+    value: &'v Value,
+) -> bool {
+    path.push(segment);
+    let found = match value {
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, member)| descend_patch(path, key.as_str().into(), member)),
+        Value::Array(_) => find_null(value, path),
+        _ => false,
+    };
+    if !found {
+        path.pop();
+    }
+    found
+}
+
 fn found(null: bool, path: Vec<LocationSegment<'_>>) -> Option<String> {
     null.then(|| {
         path.into_iter()
@@ -79,6 +112,17 @@ mod tests {
         assert_eq!(
             first_null(json!({"a/b": {"c~d": null}})).unwrap(),
             "/a~1b/c~0d"
+        );
+    }
+
+    #[test]
+    fn a_patch_may_hold_null_members_but_no_null_in_an_array() {
+        let first = |v: Value| first_null_in_array(v.as_object().unwrap());
+        assert_eq!(first(json!({"a": null, "b": {"c": null}})), None);
+        assert_eq!(first(json!({"a": null, "b": [1, null]})).unwrap(), "/b/1");
+        assert_eq!(
+            first(json!({"a": {"x": null, "y": [{"z": null}]}})).unwrap(),
+            "/a/y/0/z"
         );
     }
 

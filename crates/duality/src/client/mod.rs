@@ -3,7 +3,9 @@
 
 mod in_process;
 
-pub use duality_client::{Error, Follower, Health, Observer, Options, ViewCopy, follower};
+pub use duality_client::{
+    Error, Follower, FollowerSet, Health, Member, Observer, Options, ViewCopy, follower, set,
+};
 pub use in_process::InProcess;
 
 /// The client's transports, with the in-process one beside them.

@@ -50,6 +50,8 @@ pub fn layer(cors: &Cors) -> CorsLayer {
         methods.extend([Method::POST, Method::PATCH, Method::PUT, Method::DELETE]);
         headers.extend([
             header::CONTENT_TYPE,
+            // Conditional writes of one document (`412` when it changed).
+            header::IF_MATCH,
             HeaderName::from_static("idempotency-key"),
         ]);
     }

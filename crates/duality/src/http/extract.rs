@@ -37,9 +37,18 @@ fn json_rejection(rejection: JsonRejection) -> Error {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             Error::UnsupportedMediaType("expected Content-Type: application/json".into())
         }
-        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge(text),
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge(too_large()),
         _ => Error::Invalid(text),
     }
+}
+
+/// The `413` message: it names the limit, so a client knows what to send.
+pub fn too_large() -> String {
+    let limit = super::BODY_LIMIT;
+    format!(
+        "the body is larger than the limit of {} MiB ({limit} bytes)",
+        limit / (1024 * 1024)
+    )
 }
 
 /// `axum::extract::Query`, with rejections as 400 JSON errors.

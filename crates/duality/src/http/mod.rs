@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cors;
+pub mod document;
 pub mod edge_doc;
 pub mod extract;
 pub mod idempotency;
@@ -192,17 +193,19 @@ pub fn router(app: App, parts: &Parts, edge: &Edge) -> Router {
     // Several views on one connection (the page follows them all so).
     router = router.route(streams::PATH, multiplexed_route());
     // Every other route takes no query parameter (the page's assets take
-    // their version): one it does not know is refused, not ignored.
+    // their version): one it does not know is refused, not ignored, by the
+    // handler's method only (`query::strict`, as services' routes are when
+    // added): a method a path does not take is its `405`, whatever the
+    // query.
     let mut own = Router::new();
     for routes in &parts.routes {
         own = own.merge(routes.clone().with_state::<Served>(app.clone()));
     }
     let own = own
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .layer(middleware::from_fn(query::none));
+        .route("/healthz", query::strict(get(ops::healthz)))
+        .route("/readyz", query::strict(get(ops::readyz)))
+        .route("/metrics", query::strict(get(ops::metrics)))
+        .route("/openapi.json", query::strict(get(ops::openapi)));
     let pages = web::routes(parts).layer(middleware::from_fn(query::version_only));
     router
         .merge(own)

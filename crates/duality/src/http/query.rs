@@ -3,8 +3,9 @@
 //! never answers the whole view as if it had been applied.
 
 use axum::extract::Request;
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use duality_core::{Error, Filter};
 
 /// The parameters of one request, in order, decoded.
@@ -90,6 +91,36 @@ pub async fn none(request: Request, next: Next) -> Response {
     }
 }
 
+/// `router` with its query read strictly ([`none`]) by each method it
+/// routes, not by its fallback: a method the path does not take stays a
+/// `405`, whatever the query. A router made only of a fallback
+/// (`axum::routing::any`) is checked as a whole.
+pub fn strict<S: Clone + Send + Sync + 'static>(router: MethodRouter<S>) -> MethodRouter<S> {
+    if routes_a_method(&router) {
+        router.route_layer(middleware::from_fn(none))
+    } else {
+        router.layer(middleware::from_fn(none))
+    }
+}
+
+/// Whether `router` routes at least one method itself. axum has no
+/// accessor for it (and `route_layer` panics on a router that routes
+/// none); its `Debug` lists each method's endpoint, `None` when unset
+/// (pinned by `a_router_tells_whether_it_routes_a_method`). An unexpected
+/// form reads as "none", the safe side.
+fn routes_a_method<S>(router: &MethodRouter<S>) -> bool {
+    let shown = format!("{router:?}");
+    [
+        "get", "head", "delete", "options", "patch", "post", "put", "trace", "connect",
+    ]
+    .iter()
+    .any(|method| {
+        shown
+            .split_once(&format!("{method}: "))
+            .is_some_and(|(_, rest)| !rest.starts_with("None"))
+    })
+}
+
 /// Middleware for the page and its assets, which take only their version
 /// (`?v=`, see `web`).
 pub async fn version_only(request: Request, next: Next) -> Response {
@@ -102,6 +133,15 @@ pub async fn version_only(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_router_tells_whether_it_routes_a_method() {
+        async fn ok() {}
+        assert!(routes_a_method::<()>(&axum::routing::get(ok)));
+        assert!(routes_a_method::<()>(&axum::routing::delete(ok).put(ok)));
+        assert!(!routes_a_method::<()>(&axum::routing::any(ok)));
+        assert!(!routes_a_method::<()>(&MethodRouter::new()));
+    }
 
     #[test]
     fn unknown_parameters_are_refused_by_name() {

@@ -71,7 +71,7 @@ impl Snapshot {
     /// same revision. By keys it costs O(keys · log n); a `where` alone
     /// looks at every document.
     pub fn filtered(&self, filter: &Filter) -> Result<Snapshot, Error> {
-        let keeps = |key: &str, text: &str| match filter.pattern() {
+        let keeps = |&(key, text, _): &(&str, &str, u64)| match filter.pattern() {
             None => true,
             Some(_) => {
                 serde_json::from_str::<Value>(text).is_ok_and(|doc| filter.matches(key, &doc))
@@ -80,10 +80,10 @@ impl Snapshot {
         let docs = match filter.key_set() {
             Some(keys) => Chunks::from_sorted(
                 keys.iter()
-                    .filter_map(|k| self.docs.get(k).map(|d| (k.as_str(), d)))
-                    .filter(|(k, d)| keeps(k, d)),
+                    .filter_map(|k| self.docs.get_at(k).map(|(d, r)| (k.as_str(), d, r)))
+                    .filter(keeps),
             ),
-            None => Chunks::from_sorted(self.docs.iter().filter(|(k, d)| keeps(k, d))),
+            None => Chunks::from_sorted(self.docs.entries().filter(keeps)),
         }
         .map_err(|e| Error::internal(format!("filtering the view {}: {e}", self.revision)))?;
         Ok(Snapshot::new(self.revision, docs))
@@ -94,6 +94,12 @@ impl Snapshot {
         self.docs
             .get(key)
             .and_then(|d| serde_json::from_str(d).ok())
+    }
+
+    /// One document as stored JSON text, with the revision of the view
+    /// that last changed it (what its `ETag` is made of): O(log n).
+    pub fn doc_at(&self, key: &str) -> Option<(&str, u64)> {
+        self.docs.get_at(key)
     }
 
     /// The body, identity or gzip, built once per revision; large views
@@ -193,7 +199,7 @@ impl Materialized {
                 }
             };
             for (key, entry) in &patch {
-                merge_doc(docs, indexes, key, entry);
+                merge_doc(docs, indexes, key, entry, revision);
             }
             true
         });
@@ -206,7 +212,7 @@ impl Materialized {
     pub fn apply_docs(&self, revision: u64, changed: &[DocText]) {
         self.advance(revision, |docs, indexes| {
             for (key, new) in changed {
-                set_doc(docs, indexes, key, new.as_deref());
+                set_doc(docs, indexes, key, new.as_deref(), revision);
             }
             true
         });
@@ -336,8 +342,15 @@ fn build_indexes(make: &[MakeIndex], docs: &Chunks) -> Vec<Box<dyn Index>> {
     indexes
 }
 
-/// Applies one member of a merge patch to the copy and its indexes.
-fn merge_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entry: &Value) {
+/// Applies one member of the merge patch of `revision` to the copy and
+/// its indexes.
+fn merge_doc(
+    docs: &mut Chunks,
+    indexes: &mut [Box<dyn Index>],
+    key: &str,
+    entry: &Value,
+    revision: u64,
+) {
     let new: Option<String> = if entry.is_null() {
         None
     } else {
@@ -348,17 +361,24 @@ fn merge_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, entry
         merge::apply(&mut doc, entry);
         Some(doc.to_string())
     };
-    set_doc(docs, indexes, key, new.as_deref());
+    set_doc(docs, indexes, key, new.as_deref(), revision);
 }
 
-/// Sets one document of the copy and tells its indexes.
-fn set_doc(docs: &mut Chunks, indexes: &mut [Box<dyn Index>], key: &str, new: Option<&str>) {
+/// Sets one document of the copy, as changed by `revision`, and tells its
+/// indexes.
+fn set_doc(
+    docs: &mut Chunks,
+    indexes: &mut [Box<dyn Index>],
+    key: &str,
+    new: Option<&str>,
+    revision: u64,
+) {
     // The indexes first, while the old text is still the copy's.
     let old = docs.get(key);
     for index in indexes.iter_mut() {
         index.change(key, old, new);
     }
-    docs.set(key, new);
+    docs.set(key, new, revision);
 }
 
 /// Every view's copy.
@@ -476,26 +496,30 @@ mod tests {
 
     fn loaded() -> Materialized {
         let m = Materialized::new(View::of(&SPEC), vec![told as MakeIndex]);
-        let docs =
-            Chunks::from_sorted([("a", r#"{"n":1,"tags":{"x":1}}"#), ("b", r#"{"n":2}"#)]).unwrap();
+        let docs = Chunks::from_sorted([
+            ("a", r#"{"n":1,"tags":{"x":1}}"#, 6),
+            ("b", r#"{"n":2}"#, 7),
+        ])
+        .unwrap();
         m.install(7, docs, vec![told()]);
         m
     }
 
-    /// The copy's revision, its documents, and what its index was told.
-    fn state(m: &Materialized) -> (u64, Vec<(String, String)>, Vec<Change>) {
+    /// The copy's revision, its documents with the revision that last
+    /// changed each, and what its index was told.
+    fn state(m: &Materialized) -> (u64, Vec<(String, String, u64)>, Vec<Change>) {
         let snapshot = m.at_least(0).unwrap();
         let docs = snapshot
             .docs
-            .iter()
-            .map(|(k, d)| (k.to_owned(), d.to_owned()))
+            .entries()
+            .map(|(k, d, r)| (k.to_owned(), d.to_owned(), r))
             .collect();
         let told = m.with_index(|t: &Told| t.0.clone()).unwrap();
         (snapshot.revision, docs, told)
     }
 
     #[test]
-    fn stored_texts_advance_the_copy_as_the_event_patch_does() {
+    fn stored_texts_advance_the_copy_as_the_event_patch_does_and_stamp_the_revision() {
         let by_patch = loaded();
         let by_docs = loaded();
         by_patch.apply(
@@ -515,12 +539,22 @@ mod tests {
         assert_eq!(
             docs,
             [
-                ("a".to_owned(), r#"{"n":3,"tags":{"y":2}}"#.to_owned()),
-                ("c".to_owned(), r#"{"n":4}"#.to_owned()),
+                ("a".to_owned(), r#"{"n":3,"tags":{"y":2}}"#.to_owned(), 8),
+                ("c".to_owned(), r#"{"n":4}"#.to_owned(), 8),
             ]
         );
         assert_eq!(told.len(), 3);
         assert_eq!(state(&by_patch), (revision, docs, told));
+    }
+
+    #[test]
+    fn a_document_an_event_leaves_alone_keeps_the_revision_that_last_changed_it() {
+        let m = loaded();
+        m.apply(8, r#"{"a":{"n":5}}"#);
+        let snapshot = m.at_least(8).unwrap();
+        assert_eq!(snapshot.doc_at("a").map(|(_, r)| r), Some(8));
+        assert_eq!(snapshot.doc_at("b"), Some((r#"{"n":2}"#, 7)));
+        assert_eq!(snapshot.doc_at("zz"), None);
     }
 
     #[test]

@@ -94,6 +94,35 @@ impl Committed {
     }
 }
 
+/// Checks one stored document of a view (its key and value) for
+/// [`Store::set_view_meta`]; a refusal is the error the change answers.
+pub type DocCheck = std::sync::Arc<dyn Fn(&str, &Value) -> Result<(), Error> + Send + Sync>;
+
+/// A change of one piece of a view's metadata (see [`Store::view_meta`]).
+#[derive(Clone)]
+pub struct MetaChange {
+    /// The view the metadata belongs to.
+    pub view: View,
+    /// The metadata's name, chosen by the service (`schema`).
+    pub name: String,
+    /// What must be stored now for the change to happen (`None`: nothing).
+    pub expected: Option<String>,
+    /// What to store.
+    pub value: String,
+    /// Every document of the view must pass this first, if given.
+    pub check: Option<DocCheck>,
+}
+
+/// What [`Store::set_view_meta`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetaSet {
+    /// The value is stored.
+    Stored,
+    /// Nothing changed: what is stored was not the expected value, but this
+    /// (another process changed it meanwhile).
+    Changed(Option<String>),
+}
+
 /// Where a store announces what it committed, in revision order per view.
 /// The engine's hub implements it (advancing each view's in-memory copy and
 /// fanning the event out); the store knows nothing above this trait.
@@ -153,6 +182,19 @@ pub trait Store: Send + Sync + 'static {
         from: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<EventsPage, Error>>;
+
+    /// The metadata `name` that a service keeps with `view` (for example
+    /// the JSON Schema of a collection), or `None` if none was stored. The
+    /// engine gives it no meaning; it lives and dies with the database.
+    fn view_meta(&self, view: View, name: String) -> BoxFuture<'_, Result<Option<String>, Error>>;
+
+    /// Stores a view's metadata, compare-and-set: only if what is stored is
+    /// still `change.expected`, and, with `change.check`, only once every
+    /// document of the view passed it (the first refusal is the answer).
+    /// One transaction during which no write of the view commits, in any
+    /// process, so no document slips past the check. Nothing changes unless
+    /// it answers [`MetaSet::Stored`].
+    fn set_view_meta(&self, change: MetaChange) -> BoxFuture<'_, Result<MetaSet, Error>>;
 
     /// Answers `Ok` if the database can be read right now (for `/readyz`).
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>>;

@@ -23,6 +23,12 @@
 //! epoch: consumers start over from a snapshot instead of following a
 //! history that changed (docs/PROTOCOL.md, "Epochs").
 //!
+//! The writer also keeps the models of the views that have derived views
+//! (see [`duality_core::derive`]): loaded from the file when the store
+//! opens, moved by each write of a batch before the next one runs, and
+//! moved back if the batch does not commit. Being the file's only writer,
+//! it never has to catch them up with anyone else's commits.
+//!
 //! Readers use separate connections (WAL lets them read while the writer
 //! writes). An in-memory database has only the writer's connection, so its
 //! reads run on the writer thread too.
@@ -39,10 +45,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use super::Location;
 use super::{
-    Changed, ChangedKeys, Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim,
-    unix_ms,
+    Changed, ChangedKeys, Committed, Event, EventsPage, MetaChange, MetaSet, Publish, Snapshot,
+    Store, new_epoch, trim, unix_ms,
 };
 use duality_core::View;
+use duality_core::derive::{Model, Models};
 use duality_core::idempotency::Outcome;
 use duality_core::view::Registry;
 use duality_core::write::{Missing, Plan, Source, Write};
@@ -61,8 +68,12 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (
+    view TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (view, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS docs (
     view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    revision INTEGER NOT NULL,
     PRIMARY KEY (view, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision INTEGER NOT NULL, patch TEXT NOT NULL,
@@ -131,6 +142,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         add_prior_column(&conn).map_err(unavailable)?;
         add_changed_keys(&conn).map_err(unavailable)?;
+        add_doc_revision_column(&conn).map_err(unavailable)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
             [new_epoch()],
@@ -203,11 +215,18 @@ impl SqliteStore {
             }
             Location::Memory => None,
         };
+        let mut models = Models::default();
+        // This process is the file's only writer, and brings the derived
+        // views up to date before it serves: they always equal the models.
+        models.trust(true);
+        for view in hub.registry().views().filter(|v| Models::modeled(*v)) {
+            models.insert(view, load_model(&conn, view).map_err(unavailable)?);
+        }
         let (jobs, rx) = mpsc::channel(QUEUE);
         let registry = hub.registry().clone();
         std::thread::Builder::new()
             .name("duality-sqlite-writer".into())
-            .spawn(move || Writer::new(conn, hub, boot.is_some()).run(rx))
+            .spawn(move || Writer::new(conn, hub, boot.is_some(), models).run(rx))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             jobs,
@@ -316,6 +335,18 @@ impl Store for SqliteStore {
 
     fn changed(&self, view: View, after: u64) -> BoxFuture<'_, Result<Option<ChangedKeys>, Error>> {
         Box::pin(self.read(move |conn| read_changed(conn, view, after)))
+    }
+
+    fn view_meta(&self, view: View, name: String) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(self.read(move |conn| read_view_meta(conn, view, &name)))
+    }
+
+    fn set_view_meta(&self, change: MetaChange) -> BoxFuture<'_, Result<MetaSet, Error>> {
+        // On the writer's connection, between batches: no write interleaves.
+        Box::pin(async move {
+            self.on_writer(move |conn| set_view_meta(conn, &change))
+                .await?
+        })
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), Error>> {
@@ -502,15 +533,19 @@ struct Writer {
     /// Whether the connection commits without waiting for the flush now
     /// (`synchronous=NORMAL`); `open` left it waiting (`FULL`).
     deferring: bool,
+    /// The models of the views with derived views, at their committed
+    /// revisions between batches.
+    models: Models,
 }
 
 impl Writer {
-    fn new(conn: Connection, hub: Arc<dyn Publish>, may_defer: bool) -> Self {
+    fn new(conn: Connection, hub: Arc<dyn Publish>, may_defer: bool, models: Models) -> Self {
         Writer {
             conn,
             hub,
             may_defer,
             deferring: false,
+            models,
         }
     }
 
@@ -544,7 +579,13 @@ impl Writer {
     fn commit(&mut self, writes: Vec<(Write, Reply)>) {
         let defer = self.may_defer && writes.iter().all(|(w, _)| w.is_derived());
         match self.defer_flush(defer) {
-            Ok(()) => commit_batch(&mut self.conn, writes, &*self.hub, self.deferring),
+            Ok(()) => commit_batch(
+                &mut self.conn,
+                writes,
+                &*self.hub,
+                self.deferring,
+                &mut self.models,
+            ),
             Err(e) => refuse(writes, &e),
         }
     }
@@ -650,12 +691,15 @@ type Published = Vec<Outgoing>;
 
 /// Commits `writes` in one transaction, then acknowledges and publishes
 /// them; `deferred` says the connection commits without waiting for the
-/// flush (counted apart in `duality_sqlite_commits_total`).
+/// flush (counted apart in `duality_sqlite_commits_total`). Each write
+/// that commits to its savepoint moves `models` before the next one runs;
+/// if the batch does not commit, they are moved back.
 fn commit_batch(
     conn: &mut Connection,
     writes: Vec<(Write, Reply)>,
     hub: &dyn Publish,
     deferred: bool,
+    models: &mut Models,
 ) {
     metrics::histogram!("duality_commit_batch_writes").record(writes.len() as f64);
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
@@ -665,24 +709,34 @@ fn commit_batch(
     let now = unix_ms(SystemTime::now());
     let mut published: Published = Vec::new();
     let mut answers = Vec::with_capacity(writes.len());
+    let mut modelled: Vec<Plan> = Vec::new();
     for (write, reply) in writes {
-        let answer = run_one(&mut tx, &write, now).map(|(committed, events)| {
+        let answer = run_one(&mut tx, &write, now, models).map(|(committed, events, plan)| {
             published.extend(events);
+            if let Some(plan) = plan {
+                models.apply(&plan);
+                modelled.push(plan);
+            }
             committed
         });
         answers.push((reply, answer));
     }
     // Catch-up's rows for the whole batch, in its transaction: a document
     // written by several of its writes gets one row, its last change.
-    if let Err(e) = record_changed(&tx, &published, now) {
-        tracing::error!(error = %e, "recording the changed keys failed; the batch is not committed");
-        drop(tx);
-        for (reply, answer) in answers {
-            let _ = reply.send(answer.and(Err(unavailable(&e))));
+    let committed = match record_changed(&tx, &published, now) {
+        Ok(()) => tx.commit(),
+        Err(e) => {
+            tracing::error!(error = %e, "recording the changed keys failed; the batch is not committed");
+            drop(tx);
+            Err(e)
         }
-        return;
+    };
+    if committed.is_err() {
+        for plan in modelled.iter().rev() {
+            models.undo(plan);
+        }
     }
-    match tx.commit() {
+    match committed {
         Ok(()) => {
             let flush = if deferred { "deferred" } else { "waited" };
             metrics::counter!("duality_sqlite_commits_total", "flush" => flush).increment(1);
@@ -714,18 +768,20 @@ fn commit_batch(
     }
 }
 
-/// Runs one write inside its own savepoint of the batch transaction.
+/// Runs one write inside its own savepoint of the batch transaction;
+/// answers its plan too if it changed a view that `models` keeps.
 fn run_one(
     tx: &mut rusqlite::Transaction<'_>,
     write: &Write,
     now: i64,
-) -> Result<(Committed, Published), Error> {
+    models: &Models,
+) -> Result<(Committed, Published, Option<Plan>), Error> {
     let sp = tx.savepoint().map_err(unavailable)?;
     let source = TxSource {
         conn: &sp,
         failure: RefCell::new(None),
     };
-    let executed = write.execute(&source);
+    let executed = write.execute_with(&source, models);
     if let Some(failure) = source.failure.into_inner() {
         return Err(Error::store_unavailable(failure));
     }
@@ -734,14 +790,17 @@ fn run_one(
     let (output, plan) = executed?;
     let events = persist(&sp, &plan, now).map_err(unavailable)?;
     sp.commit().map_err(unavailable)?;
-    Ok((
-        Committed {
-            output,
-            revisions: plan.revisions,
-            replayed: plan.replayed,
-        },
-        events,
-    ))
+    let committed = Committed {
+        output,
+        revisions: plan.revisions.clone(),
+        replayed: plan.replayed,
+    };
+    let modelled = plan
+        .changes
+        .iter()
+        .any(|c| models.get(c.view).is_some())
+        .then_some(plan);
+    Ok((committed, events, modelled))
 }
 
 fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Published> {
@@ -754,10 +813,11 @@ fn persist(conn: &Connection, plan: &Plan, now: i64) -> rusqlite::Result<Publish
             match &text {
                 Some(text) => conn
                     .prepare_cached(
-                        "INSERT INTO docs (view, key, doc) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc",
+                        "INSERT INTO docs (view, key, doc, revision) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (view, key) DO UPDATE
+                         SET doc = excluded.doc, revision = excluded.revision",
                     )?
-                    .execute(params![view, key, text])?,
+                    .execute(params![view, key, text, change.revision as i64])?,
                 None => conn
                     .prepare_cached("DELETE FROM docs WHERE view = ?1 AND key = ?2")?
                     .execute(params![view, key])?,
@@ -864,6 +924,26 @@ fn add_changed_keys(conn: &Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// A file written before documents kept the revision that last changed
+/// them gets the column, each document stamped with its view's current
+/// revision: no later than its last change, and below every change to come,
+/// so its `ETag` still changes with the document.
+fn add_doc_revision_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('docs') WHERE name = 'revision'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE docs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+             UPDATE docs SET revision =
+                 COALESCE((SELECT revision FROM views WHERE views.view = docs.view), 0);
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 /// Reads committed state inside the writing transaction. Database errors
 /// cannot travel through [`Source`], so the first one is kept in `failure`
 /// and the write is failed after it returns.
@@ -887,6 +967,18 @@ impl Source for TxSource<'_> {
             read_doc(self.conn, view, key),
             Missing::Doc(view, key.into()),
         )
+    }
+
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        let revision = self
+            .conn
+            .prepare_cached("SELECT revision FROM docs WHERE view = ?1 AND key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![view.name(), key], |r| r.get::<_, i64>(0))
+                    .optional()
+            });
+        self.check(revision, Missing::Doc(view, key.into()))
+            .map(|r| r.map(|r| r as u64))
     }
 
     fn counter(&self, name: &str) -> Result<u64, Missing> {
@@ -949,6 +1041,48 @@ fn read_doc(conn: &Connection, view: View, key: &str) -> rusqlite::Result<Option
     text.as_deref().map(parse_doc).transpose()
 }
 
+fn read_view_meta(conn: &Connection, view: View, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM view_meta WHERE view = ?1 AND name = ?2")?
+        .query_row(params![view.name(), name], |r| r.get(0))
+        .optional()
+}
+
+/// [`Store::set_view_meta`] in one transaction on the writer's connection.
+fn set_view_meta(conn: &mut Connection, change: &MetaChange) -> Result<MetaSet, Error> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let stored = read_view_meta(&tx, change.view, &change.name).map_err(unavailable)?;
+    if stored != change.expected {
+        return Ok(MetaSet::Changed(stored));
+    }
+    if let Some(check) = &change.check {
+        let mut stmt = tx
+            .prepare_cached("SELECT key, doc FROM docs WHERE view = ?1 ORDER BY key")
+            .map_err(unavailable)?;
+        let mut rows = stmt.query([change.view.name()]).map_err(unavailable)?;
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let key = row
+                .get_ref(0)
+                .and_then(|k| Ok(k.as_str()?))
+                .map_err(unavailable)?;
+            let doc = row
+                .get_ref(1)
+                .and_then(|d| Ok(d.as_str()?))
+                .map_err(unavailable)?;
+            check(key, &parse_doc(doc).map_err(unavailable)?)?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO view_meta (view, name, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (view, name) DO UPDATE SET value = excluded.value",
+        params![change.view.name(), change.name, change.value],
+    )
+    .map_err(unavailable)?;
+    tx.commit().map_err(unavailable)?;
+    Ok(MetaSet::Stored)
+}
+
 fn read_snapshot(conn: &mut Connection, view: View) -> rusqlite::Result<Snapshot> {
     let tx = conn.transaction()?;
     let revision = read_revision(&tx, view)?;
@@ -973,12 +1107,13 @@ fn scan_view(conn: &mut Connection, view: View) -> rusqlite::Result<(u64, Chunks
     {
         // The primary key orders keys bytewise, which is Rust's `str` order.
         let mut stmt =
-            tx.prepare_cached("SELECT key, doc FROM docs WHERE view = ?1 ORDER BY key")?;
+            tx.prepare_cached("SELECT key, doc, revision FROM docs WHERE view = ?1 ORDER BY key")?;
         let mut rows = stmt.query([view.name()])?;
         while let Some(row) = rows.next()? {
             let key = row.get_ref(0)?.as_str()?;
             let doc = row.get_ref(1)?.as_str()?;
-            builder.push(key, doc).map_err(|e| {
+            let revision = row.get::<_, i64>(2)? as u64;
+            builder.push(key, doc, revision).map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
             })?;
         }
@@ -1017,6 +1152,19 @@ fn read_changed(
     }
     tx.commit()?;
     Ok(Some(ChangedKeys { since, keys }))
+}
+
+/// The model of `view` over its committed documents (see
+/// [`duality_core::derive`]).
+fn load_model(conn: &Connection, view: View) -> rusqlite::Result<Model> {
+    let mut model = Model::start(view, read_revision(conn, view)?);
+    let mut stmt = conn.prepare("SELECT key, doc FROM docs WHERE view = ?1")?;
+    let mut rows = stmt.query([view.name()])?;
+    while let Some(row) = rows.next()? {
+        let key = row.get_ref(0)?.as_str()?;
+        model.add(key, &parse_doc(row.get_ref(1)?.as_str()?)?);
+    }
+    Ok(model)
 }
 
 fn read_events(

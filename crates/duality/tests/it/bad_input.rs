@@ -64,6 +64,10 @@ fn cases() -> Vec<Bad> {
         bad("PATCH", "/notes", r#"{"text":"A"}"#, 405),
         bad("PUT", "/notes", r#"{"text":"A"}"#, 405),
         bad("POST", "/tags", r#"{"rome":{"total":9}}"#, 405),
+        // A method the path does not take is 405, whatever the query.
+        bad("PATCH", "/notes?key=a", r#"{"text":"A"}"#, 405),
+        bad("TRACE", "/notes?where=x", "", 405),
+        bad("DELETE", "/notes/a?x=1", "", 400),
         bad("POST", "/nowhere", r#"{}"#, 404),
         bad_get("/notes/nobody", vec![], 404),
         bad_get("/notes/a%20b", vec![], 400),

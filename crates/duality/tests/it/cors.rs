@@ -97,8 +97,19 @@ async fn other_origins_may_only_read_unless_writes_are_allowed_too() {
     );
 
     let writable = spawn(with_origin(true)).await;
-    let r = preflight(&writable, "/notes/a", "PUT", "content-type").await;
+    let r = preflight(&writable, "/notes/a", "PUT", "content-type, if-match").await;
     assert!(allowed(&r, "access-control-allow-methods", "PUT"));
+    for header in [
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+    ] {
+        assert!(
+            allowed(&r, "access-control-allow-headers", header),
+            "{header}"
+        );
+    }
     assert_eq!(
         write_from(&writable, "https://dash.example").await.status(),
         200

@@ -13,6 +13,7 @@ mod catch_up;
 mod common;
 mod connection_limits;
 mod cors;
+mod document_etags;
 mod filters;
 mod http_metrics;
 mod idempotency_keys;

@@ -13,10 +13,10 @@ use std::time::{Duration, SystemTime};
 use crate::common::notes::{self, ELSEWHERE, NOTES, Note, TAGS};
 use duality::domain::{Error, Registry, View, Write};
 use duality::hub::Hub;
-use duality::store::Store;
 #[cfg(feature = "postgres")]
 use duality::store::postgres::PgStore;
 use duality::store::sqlite::{Location, SqliteStore};
+use duality::store::{DocCheck, MetaChange, MetaSet, Store};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -167,7 +167,132 @@ on_both_backends!(
     a_write_to_a_view_the_store_does_not_serve_is_refused_and_writing_goes_on,
     every_write_records_the_keys_it_changed_and_the_horizon_trims_them_as_a_prefix,
     a_database_from_before_catch_up_answers_only_positions_from_its_revision_on,
+    view_metadata_is_compare_and_set_per_view_and_outlives_the_store,
+    a_metadata_change_checks_every_document_and_a_refusal_changes_nothing,
+    writes_of_the_view_wait_while_a_metadata_change_checks_its_documents,
 );
+
+fn meta(name: &str, expected: Option<&str>, value: &str) -> MetaChange {
+    MetaChange {
+        view: NOTES,
+        name: name.into(),
+        expected: expected.map(Into::into),
+        value: value.into(),
+        check: None,
+    }
+}
+
+async fn view_metadata_is_compare_and_set_per_view_and_outlives_the_store(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    assert_eq!(store.view_meta(NOTES, "schema".into()).await, Ok(None));
+    let first = store.set_view_meta(meta("schema", None, "one")).await;
+    assert_eq!(first, Ok(MetaSet::Stored));
+    // Another writer that expected nothing learns what is there instead.
+    let late = store.set_view_meta(meta("schema", None, "two")).await;
+    assert_eq!(late, Ok(MetaSet::Changed(Some("one".into()))));
+    let stale = store
+        .set_view_meta(meta("schema", Some("zero"), "two"))
+        .await;
+    assert_eq!(stale, Ok(MetaSet::Changed(Some("one".into()))));
+    let next = store
+        .set_view_meta(meta("schema", Some("one"), "two"))
+        .await;
+    assert_eq!(next, Ok(MetaSet::Stored));
+    // Per view and per name; events and revisions are left alone.
+    assert_eq!(store.view_meta(TAGS, "schema".into()).await, Ok(None));
+    assert_eq!(store.view_meta(NOTES, "other".into()).await, Ok(None));
+    assert_eq!(store.events(NOTES, 0, 10).await.unwrap().current, 0);
+    drop(store);
+    let (again, _hub) = db.open().await;
+    assert_eq!(
+        again.view_meta(NOTES, "schema".into()).await,
+        Ok(Some("two".into()))
+    );
+}
+
+/// A check that refuses the note whose text is `bad`, and counts the
+/// documents it was shown.
+fn refusing_bad(seen: Arc<AtomicUsize>) -> DocCheck {
+    Arc::new(move |key: &str, doc: &Value| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        if doc["text"] == "bad" {
+            return Err(Error::Invalid(format!("note {key} is bad")));
+        }
+        Ok(())
+    })
+}
+
+async fn a_metadata_change_checks_every_document_and_a_refusal_changes_nothing(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    for text in ["a", "b", "c"] {
+        store.write(create(text, None)).await.unwrap();
+    }
+    let seen = Arc::new(AtomicUsize::new(0));
+    let checked = MetaChange {
+        check: Some(refusing_bad(Arc::clone(&seen))),
+        ..meta("schema", None, "strict")
+    };
+    assert_eq!(
+        store.set_view_meta(checked.clone()).await,
+        Ok(MetaSet::Stored)
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "every document was shown");
+    store.write(create("bad", None)).await.unwrap();
+    let stricter = MetaChange {
+        expected: Some("strict".into()),
+        value: "stricter".into(),
+        ..checked
+    };
+    let refused = store.set_view_meta(stricter).await;
+    assert_eq!(refused, Err(Error::Invalid("note 4 is bad".into())));
+    assert_eq!(
+        store.view_meta(NOTES, "schema".into()).await,
+        Ok(Some("strict".into())),
+        "a refused change changes nothing"
+    );
+}
+
+async fn writes_of_the_view_wait_while_a_metadata_change_checks_its_documents(b: Backend) {
+    let db = Db::new(b).await;
+    let (store, _hub) = db.open().await;
+    store.write(create("a", None)).await.unwrap();
+    let (checking, checked) = std::sync::mpsc::channel::<()>();
+    let release = Arc::new(std::sync::Mutex::new(checked));
+    let slow: DocCheck = Arc::new(move |_: &str, _: &Value| {
+        // Holds the check until the test has started a write and let it
+        // try for a while.
+        let _ = release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10));
+        Ok(())
+    });
+    let change = MetaChange {
+        check: Some(slow),
+        ..meta("schema", None, "checked")
+    };
+    let setter = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.set_view_meta(change).await })
+    };
+    // A second store on PostgreSQL, as another process; the same one on
+    // SQLite, whose one writer is the file's.
+    let (writer, _writer_hub) = match b {
+        Backend::Sqlite => (Arc::clone(&store), _hub),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => db.open().await,
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let write = tokio::spawn(async move { writer.write(create("b", None)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!write.is_finished(), "a write committed during the check");
+    checking.send(()).unwrap();
+    assert_eq!(setter.await.unwrap(), Ok(MetaSet::Stored));
+    let committed = write.await.unwrap().unwrap();
+    assert_eq!(committed.revision(NOTES), 2);
+}
 
 fn note(text: &str, tag: Option<&str>) -> Note {
     Note {

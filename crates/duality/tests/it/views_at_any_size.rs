@@ -2,10 +2,12 @@
 //! in-memory copy, which it advances with committed events. These tests
 //! check that the copy always equals what the store holds: after random
 //! write sequences, after a restart, and on two servers sharing one
-//! PostgreSQL database (with the engine's `postgres` feature). They also
-//! check that the gzip body and the `?snapshot=true` event carry the very
-//! same view.
+//! PostgreSQL database (with the engine's `postgres` feature), down to the
+//! revision that last changed each document (its `ETag`). They also check
+//! that the gzip body and the `?snapshot=true` event carry the very same
+//! view.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -123,6 +125,61 @@ fn stored_sqlite(db: &Path, view: &str) -> (Value, u64) {
     (Value::Object(docs), revision as u64)
 }
 
+/// The revision that last changed each note, as the SQLite file holds it.
+fn stored_sqlite_changes(db: &Path) -> BTreeMap<String, u64> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key, revision FROM docs WHERE view = 'notes'")
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// The revision that last changed each note, as the PostgreSQL database
+/// holds it.
+#[cfg(feature = "postgres")]
+async fn stored_pg_changes(url: &str) -> BTreeMap<String, u64> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .query("SELECT key, revision FROM docs WHERE view = 'notes'", &[])
+        .await
+        .unwrap();
+    let changes = rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+        .collect();
+    drop(client);
+    let _ = driver.await;
+    changes
+}
+
+/// Checks that the server at `base` answers, from its in-memory copy, the
+/// `ETag` of each note the store holds: the epoch and the revision that
+/// last changed it.
+async fn assert_etags(client: &reqwest::Client, base: &str, stored: &BTreeMap<String, u64>) {
+    for (key, changed) in stored {
+        let r = client
+            .get(format!("{base}/notes/{key}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "note {key}");
+        let epoch = header(&r, "x-epoch");
+        assert_eq!(
+            header(&r, "etag"),
+            format!("\"{epoch}-{changed}\""),
+            "note {key} on {base}"
+        );
+    }
+}
+
 /// The view as the PostgreSQL database holds it.
 #[cfg(feature = "postgres")]
 async fn stored_pg(url: &str, view: &str) -> (Value, u64) {
@@ -188,7 +245,8 @@ fn on_file(db: &Path) -> duality::Config {
 }
 
 #[test]
-fn the_in_memory_view_equals_the_sqlite_file_after_random_writes_and_after_a_restart() {
+fn the_in_memory_view_and_its_etags_equal_the_sqlite_file_after_random_writes_and_after_a_restart()
+{
     let rt = runtime();
     let mut runner = TestRunner::new(Config::with_cases(6));
     runner
@@ -209,6 +267,7 @@ fn the_in_memory_view_equals_the_sqlite_file_after_random_writes_and_after_a_res
                         "{view} before restart"
                     );
                 }
+                assert_etags(&client, &server.url(""), &stored_sqlite_changes(&db)).await;
                 server.stop().await.unwrap();
                 let server = spawn(on_file(&db)).await;
                 for view in ["notes", "tags"] {
@@ -220,6 +279,7 @@ fn the_in_memory_view_equals_the_sqlite_file_after_random_writes_and_after_a_res
                         "{view} after restart"
                     );
                 }
+                assert_etags(&client, &server.url(""), &stored_sqlite_changes(&db)).await;
                 run(&client, &[server.url("")], &after, &mut ids).await;
                 for view in ["notes", "tags"] {
                     let (body, revision) =
@@ -230,6 +290,7 @@ fn the_in_memory_view_equals_the_sqlite_file_after_random_writes_and_after_a_res
                         "{view} after more writes"
                     );
                 }
+                assert_etags(&client, &server.url(""), &stored_sqlite_changes(&db)).await;
                 server.stop().await.unwrap();
             });
             Ok(())
@@ -239,7 +300,8 @@ fn the_in_memory_view_equals_the_sqlite_file_after_random_writes_and_after_a_res
 
 #[cfg(feature = "postgres")]
 #[test]
-fn two_servers_on_one_postgresql_database_each_serve_the_view_it_holds_after_random_writes() {
+fn two_servers_on_one_postgresql_database_each_serve_the_view_and_etags_it_holds_after_random_writes()
+ {
     let rt = runtime();
     let mut runner = TestRunner::new(Config::with_cases(4));
     runner
@@ -261,6 +323,10 @@ fn two_servers_on_one_postgresql_database_each_serve_the_view_it_holds_after_ran
                         let body = served_at(&client, &base, &format!("/{view}"), revision).await;
                         assert_eq!(body, stored, "{view} on {base}");
                     }
+                }
+                let changes = stored_pg_changes(&url).await;
+                for base in [a.url(""), b.url("")] {
+                    assert_etags(&client, &base, &changes).await;
                 }
                 a.stop().await.unwrap();
                 b.stop().await.unwrap();

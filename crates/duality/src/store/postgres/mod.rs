@@ -34,8 +34,8 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 
 use super::{
-    Changed, ChangedKeys, Committed, Event, EventsPage, Publish, Snapshot, Store, new_epoch, trim,
-    unix_ms,
+    Changed, ChangedKeys, Committed, Event, EventsPage, MetaChange, MetaSet, Publish, Snapshot,
+    Store, new_epoch, trim, unix_ms,
 };
 use duality_core::View;
 use duality_core::view::Registry;
@@ -54,6 +54,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one read.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Documents checked at once by `set_view_meta`.
+const CHECK_PAGE: usize = 1024;
 /// Bound on reading a whole view (once per process, at start).
 const SCAN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -231,9 +233,21 @@ impl PgStore {
             }
         }
         drop(client);
+        let mut models = duality_core::derive::Models::default();
+        for view in registry
+            .views()
+            .filter(|v| duality_core::derive::Models::modeled(*v))
+        {
+            models.insert(view, load_model(&pool, view).await?);
+        }
         let (jobs, queued) = mpsc::channel(writer::QUEUE);
         let tasks = vec![
-            tokio::spawn(writer::run(pool.clone(), Arc::clone(&publisher), queued)),
+            tokio::spawn(writer::run(
+                pool.clone(),
+                Arc::clone(&publisher),
+                queued,
+                models,
+            )),
             tokio::spawn(Arc::clone(&publisher).run()),
             tokio::spawn(listener::listen_forever(
                 config,
@@ -356,6 +370,34 @@ impl PgStore {
     }
 }
 
+/// The model of `view` (see [`duality_core::derive`]) over its documents
+/// and at its revision, read in one snapshot (once, at start).
+async fn load_model(pool: &Pool, view: View) -> Result<duality_core::derive::Model, Error> {
+    let load = async {
+        let mut client = pooled(pool).await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(unavailable)?;
+        let revision = tx
+            .query_opt(sql::REVISION, &[&view.name()])
+            .await
+            .map_err(unavailable)?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64);
+        let model = writer::read_model(&tx, view, revision)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(model)
+    };
+    tokio::time::timeout(SCAN_TIMEOUT, load)
+        .await
+        .map_err(|_| unavailable_msg("reading a view's model did not finish in time"))?
+}
+
 /// Bounds a read in time: a database that stopped answering is a 503.
 async fn bounded<R>(read: impl Future<Output = Result<R, Error>>) -> Result<R, Error> {
     tokio::time::timeout(READ_TIMEOUT, read)
@@ -439,7 +481,7 @@ impl Store for PgStore {
                 while let Some(row) = rows.next().await {
                     let row = row.map_err(unavailable)?;
                     builder
-                        .push(row.get(0), row.get(1))
+                        .push(row.get(0), row.get(1), row.get::<_, i64>(2) as u64)
                         .map_err(unavailable_msg)?;
                 }
                 tx.commit().await.map_err(unavailable)?;
@@ -560,6 +602,84 @@ impl Store for PgStore {
                 }
             }
             Ok(deleted)
+        })
+    }
+
+    fn view_meta(&self, view: View, name: String) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(bounded(async move {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(sql::VIEW_META, &[&view.name(), &name])
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| r.get(0)))
+        }))
+    }
+
+    fn set_view_meta(&self, change: MetaChange) -> BoxFuture<'_, Result<MetaSet, Error>> {
+        Box::pin(async move {
+            let set = async {
+                let mut client = self.client().await?;
+                let tx = client.transaction().await.map_err(unavailable)?;
+                // The view's row, locked as every writer of the view locks
+                // it: no write of any process commits until this one ends.
+                let names = vec![change.view.name()];
+                tx.execute(sql::ADD_VIEWS, &[&names])
+                    .await
+                    .map_err(unavailable)?;
+                tx.query(sql::LOCK_VIEWS, &[&names])
+                    .await
+                    .map_err(unavailable)?;
+                let stored: Option<String> = tx
+                    .query_opt(sql::VIEW_META, &[&change.view.name(), &change.name])
+                    .await
+                    .map_err(unavailable)?
+                    .map(|r| r.get(0));
+                if stored != change.expected {
+                    return Ok(MetaSet::Changed(stored));
+                }
+                if let Some(check) = &change.check {
+                    let rows = tx
+                        .query_raw(sql::SCAN, &[change.view.name()])
+                        .await
+                        .map_err(unavailable)?;
+                    futures_util::pin_mut!(rows);
+                    // Checked off the runtime, a page at a time: a check
+                    // is the service's code and may take its time.
+                    let mut page = Vec::with_capacity(CHECK_PAGE);
+                    loop {
+                        let row = rows.next().await.transpose().map_err(unavailable)?;
+                        let done = row.is_none();
+                        if let Some(row) = row {
+                            page.push((row.get::<_, String>(0), row.get::<_, String>(1)));
+                        }
+                        if page.len() == CHECK_PAGE || (done && !page.is_empty()) {
+                            let docs = std::mem::replace(&mut page, Vec::with_capacity(CHECK_PAGE));
+                            let check = Arc::clone(check);
+                            tokio::task::spawn_blocking(move || {
+                                docs.iter()
+                                    .try_for_each(|(key, doc)| check(key, &parse_doc(doc)?))
+                            })
+                            .await
+                            .map_err(|e| unavailable_msg(e.to_string()))??;
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                }
+                tx.execute(
+                    sql::UPSERT_VIEW_META,
+                    &[&change.view.name(), &change.name, &change.value],
+                )
+                .await
+                .map_err(unavailable)?;
+                tx.commit().await.map_err(unavailable)?;
+                Ok(MetaSet::Stored)
+            };
+            tokio::time::timeout(SCAN_TIMEOUT, set)
+                .await
+                .map_err(|_| unavailable_msg("checking the view did not finish in time"))?
         })
     }
 

@@ -19,17 +19,35 @@ pub const CHANNEL: &str = "duality_events";
 /// Creates or upgrades the schema. Runs as one implicit transaction (one
 /// simple query), holding [`SCHEMA_LOCK`]; `{epoch}` and `{views}` are
 /// filled in by the caller with values that need no quoting (hex, names).
+///
 /// A database written before catch-up gets its table of changed keys with
 /// each view's current revision as the oldest position it answers for
 /// (the keys changed before were never recorded).
+///
+/// A database written before documents kept the revision that last
+/// changed them gets the column, each document stamped with its view's
+/// current revision: no later than its last change and below every change
+/// to come, so its `ETag` still changes with the document.
 pub const SCHEMA: &str = "
 SELECT pg_advisory_xact_lock({lock});
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, next BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS views (view TEXT PRIMARY KEY, revision BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS view_meta (
+    view TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (view, name));
 CREATE TABLE IF NOT EXISTS docs (
     view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    revision BIGINT NOT NULL,
     PRIMARY KEY (view, key));
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'docs'::regclass AND attname = 'revision'
+                     AND NOT attisdropped) THEN
+        ALTER TABLE docs ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;
+        UPDATE docs AS d SET revision = v.revision FROM views AS v WHERE v.view = d.view;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS events (
     view TEXT NOT NULL, revision BIGINT NOT NULL, patch TEXT NOT NULL,
     created_ms BIGINT NOT NULL,
@@ -78,7 +96,14 @@ pub const ADD_VIEWS: &str = "INSERT INTO views (view, revision)
 
 pub const REVISION: &str = "SELECT revision FROM views WHERE view = $1";
 
-pub const DOC: &str = "SELECT doc FROM docs WHERE view = $1 AND key = $2";
+/// A service's metadata of a view (see `Store::view_meta`).
+pub const VIEW_META: &str = "SELECT value FROM view_meta WHERE view = $1 AND name = $2";
+
+pub const UPSERT_VIEW_META: &str = "INSERT INTO view_meta (view, name, value) VALUES ($1, $2, $3)
+    ON CONFLICT (view, name) DO UPDATE SET value = excluded.value";
+
+/// A document and the revision that last changed it.
+pub const DOC: &str = "SELECT doc, revision FROM docs WHERE view = $1 AND key = $2";
 
 /// Reads a counter and locks it for the rest of the transaction (creating
 /// it at 1 if it was never used), in one statement.
@@ -94,9 +119,9 @@ pub const OUTCOME: &str = "SELECT fingerprint, outcome FROM idempotency WHERE ke
 pub const INSERT_KEYS: &str = "INSERT INTO idempotency (key, fingerprint, outcome, created_ms)
     SELECT k, f, o, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS x(k, f, o)";
 
-pub const UPSERT_DOCS: &str = "INSERT INTO docs (view, key, doc)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-    ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc";
+pub const UPSERT_DOCS: &str = "INSERT INTO docs (view, key, doc, revision)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
+    ON CONFLICT (view, key) DO UPDATE SET doc = excluded.doc, revision = excluded.revision";
 
 pub const DELETE_DOCS: &str = "DELETE FROM docs AS d
     USING unnest($1::text[], $2::text[]) AS x(view, key)
@@ -140,7 +165,8 @@ pub const SNAPSHOT: &str = "SELECT COALESCE((SELECT revision FROM views WHERE vi
 
 /// A view's documents in `str` order (bytewise, hence `COLLATE "C"`); the
 /// revision is read in the same transaction.
-pub const SCAN: &str = "SELECT key, doc FROM docs WHERE view = $1 ORDER BY key COLLATE \"C\"";
+pub const SCAN: &str =
+    "SELECT key, doc, revision FROM docs WHERE view = $1 ORDER BY key COLLATE \"C\"";
 /// A page of the outbox with the view's bounds, in one statement.
 pub const EVENTS: &str = "SELECT c.current, o.oldest, e.revision, e.patch, e.prior
     FROM (SELECT COALESCE((SELECT revision FROM views WHERE view = $1), 0) AS current) AS c

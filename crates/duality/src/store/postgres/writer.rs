@@ -18,7 +18,14 @@
 //!    for each changed view, and commit with one WAL flush.
 //!
 //! Only then are the events published, in revision order, and the writes
-//! answered. Without batching, writers of a view would each hold its lock
+//! answered.
+//!
+//! The writer keeps the models of the views that have derived views (see
+//! [`duality_core::derive`]). Other processes write those views too, so
+//! after step 1 each model is caught up to the revision just locked, from
+//! the events committed since (or loaded again from the view's documents
+//! if they are gone); in step 2 each write moves it before the next one
+//! runs; an attempt that does not commit moves it back. Without batching, writers of a view would each hold its lock
 //! across their own commit's flush, one flush per write.
 
 use duality_core::Error;
@@ -36,6 +43,7 @@ use super::listener::{self, Publisher};
 use super::{WRITE_TIMEOUT, pooled, sql, unavailable, unavailable_msg};
 use crate::store::{Committed, unix_ms};
 use duality_core::View;
+use duality_core::derive::{Model, Models};
 use duality_core::idempotency::Outcome;
 use duality_core::write::{Missing, Plan, Source, Write};
 
@@ -62,8 +70,14 @@ pub struct Job {
     pub reply: Reply,
 }
 
-/// Runs every write of this process; ends when the store is dropped.
-pub async fn run(pool: Pool, publisher: Arc<Publisher>, mut jobs: mpsc::Receiver<Job>) {
+/// Runs every write of this process, keeping `models`; ends when the
+/// store is dropped.
+pub async fn run(
+    pool: Pool,
+    publisher: Arc<Publisher>,
+    mut jobs: mpsc::Receiver<Job>,
+    mut models: Models,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -72,22 +86,34 @@ pub async fn run(pool: Pool, publisher: Arc<Publisher>, mut jobs: mpsc::Receiver
                 Err(_) => break,
             }
         }
-        commit_batch(&pool, &publisher, batch).await;
+        commit_batch(&pool, &publisher, batch, &mut models).await;
     }
 }
 
-async fn commit_batch(pool: &Pool, publisher: &Publisher, batch: Vec<Job>) {
+async fn commit_batch(pool: &Pool, publisher: &Publisher, batch: Vec<Job>, models: &mut Models) {
     metrics::histogram!("duality_commit_batch_writes").record(batch.len() as f64);
     let writes: Vec<&Write> = batch.iter().map(|job| &job.write).collect();
     let mut attempt = 1;
     let outcome = loop {
-        let outcome = tokio::time::timeout(WRITE_TIMEOUT, try_batch(pool, &writes))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Failed::Commit(unavailable_msg(
-                    "the database did not answer in time",
-                )))
-            });
+        let mut applied = Vec::new();
+        let outcome = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            try_batch(pool, &writes, models, &mut applied),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Failed::Commit(unavailable_msg(
+                "the database did not answer in time",
+            )))
+        });
+        if outcome.is_err() {
+            // Committed or not (a failed commit may have committed), the
+            // models go back to where they were: the next batch catches
+            // them up from the outbox if it did.
+            for plan in applied.iter().rev() {
+                models.undo(plan);
+            }
+        }
         match outcome {
             Err(Failed::Before { error, retry: true }) if attempt < ATTEMPTS => {
                 attempt += 1;
@@ -128,12 +154,20 @@ struct Done {
 }
 
 /// One attempt at a batch: one transaction, committed or rolled back.
-async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
+/// The plans that moved `models` are kept in `applied`, for the caller to
+/// move them back if the attempt fails.
+async fn try_batch(
+    pool: &Pool,
+    writes: &[&Write],
+    models: &mut Models,
+    applied: &mut Vec<Plan>,
+) -> Result<Done, Failed> {
     let mut client = pooled(pool).await.map_err(Failed::final_before)?;
     let tx = client.transaction().await?;
     let views: BTreeSet<View> = writes.iter().flat_map(|w| w.views()).copied().collect();
     let mut loaded = Loaded::default();
     lock_views(&tx, &views, &mut loaded).await?;
+    catch_up(&tx, &views, &loaded, models).await?;
     let mut changes = Changes {
         locked: loaded.revisions.clone(),
         ..Changes::default()
@@ -142,19 +176,24 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
     for (i, write) in writes.iter().enumerate() {
         let mut rounds = 0;
         let answer = loop {
-            match write.execute(&loaded) {
+            match write.execute_with(&loaded, models) {
                 Ok((output, plan)) => {
                     loaded.apply(&plan);
                     changes.add(&plan);
-                    break Ok(Committed {
+                    let committed = Committed {
                         output,
-                        revisions: plan.revisions,
+                        revisions: plan.revisions.clone(),
                         replayed: plan.replayed,
-                    });
+                    };
+                    if plan.changes.iter().any(|c| models.get(c.view).is_some()) {
+                        models.apply(&plan);
+                        applied.push(plan);
+                    }
+                    break Ok(committed);
                 }
                 Err(Error::Missing(missing)) if rounds < MAX_ROUNDS => {
                     rounds += 1;
-                    let wanted = foresee(missing, &writes[i..], &loaded);
+                    let wanted = foresee(missing, &writes[i..], &loaded, models);
                     loaded.load_all(&tx, wanted).await?;
                 }
                 Err(Error::Missing(m)) => {
@@ -186,13 +225,15 @@ async fn try_batch(pool: &Pool, writes: &[&Write]) -> Result<Done, Failed> {
 /// yet is taken to be absent (counters and revisions are not guessed: the
 /// write waits for them). A wrong guess costs another round; a read that
 /// turns out unneeded is harmless: the real runs use only loaded values.
-fn foresee(missing: Missing, writes: &[&Write], loaded: &Loaded) -> Vec<Missing> {
+/// The models are those before the write that is waiting: later writes'
+/// derived documents may be guessed from a model that is one write behind.
+fn foresee(missing: Missing, writes: &[&Write], loaded: &Loaded, models: &Models) -> Vec<Missing> {
     let mut wanted = vec![missing.clone()];
     let mut seen: HashSet<Missing> = HashSet::from([missing]);
     let mut guess = loaded.clone();
     for write in writes.iter().take(LOOKAHEAD) {
         for _ in 0..GUESSES {
-            match write.execute(&guess) {
+            match write.execute_with(&guess, models) {
                 Ok((_, plan)) => {
                     guess.apply(&plan);
                     break;
@@ -280,12 +321,88 @@ async fn lock_views(
     Ok(())
 }
 
+/// Events read per round trip when catching a model up.
+const CATCH_UP_PAGE: i64 = 1024;
+
+/// Brings the model of each locked view that has one to the revision it
+/// was locked at: from the events committed since by other processes (or
+/// by this one, in a batch whose commit failed but went through), or, if
+/// the outbox no longer has them, from the view's documents.
+async fn catch_up(
+    tx: &Transaction<'_>,
+    views: &BTreeSet<View>,
+    loaded: &Loaded,
+    models: &mut Models,
+) -> Result<(), Failed> {
+    for &view in views.iter().filter(|v| Models::modeled(**v)) {
+        let Some(&locked) = loaded.revisions.get(&view) else {
+            continue;
+        };
+        let mut behind = match models.revision(view) {
+            Some(at) => at < locked,
+            None => false,
+        };
+        while behind {
+            let at = models.revision(view).unwrap_or(locked);
+            let page = tx.prepare_cached(sql::EVENTS_AFTER).await?;
+            let rows = tx
+                .query(
+                    &page,
+                    &[&view.name(), &(at as i64), &(locked as i64), &CATCH_UP_PAGE],
+                )
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                let revision = row.get::<_, i64>(0) as u64;
+                if let Err(why) = models.follow(view, revision, row.get(1), row.get(2)) {
+                    tracing::info!(%view, %why, "loading a model again");
+                    models.forget(view);
+                    break;
+                }
+            }
+            behind = models.revision(view).is_some_and(|at| at < locked);
+        }
+        if models.revision(view) != Some(locked) {
+            models.insert(view, read_model(tx, view, locked).await?);
+        }
+    }
+    Ok(())
+}
+
+/// The model of `view` over its documents as `tx` sees them, at
+/// `revision` (the caller's read of it in the same snapshot, or under its
+/// lock).
+pub async fn read_model(
+    tx: &Transaction<'_>,
+    view: View,
+    revision: u64,
+) -> Result<Model, tokio_postgres::Error> {
+    use futures_util::StreamExt;
+    let mut model = Model::start(view, revision);
+    let rows = tx.query_raw(sql::SCAN, &[view.name()]).await?;
+    futures_util::pin_mut!(rows);
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        match serde_json::from_str::<Value>(row.get(1)) {
+            Ok(doc) => model.add(row.get(0), &doc),
+            Err(e) => {
+                let key: &str = row.get(0);
+                tracing::error!(%view, key, error = %e, "a stored document is not JSON; left out of the model");
+            }
+        }
+    }
+    Ok(model)
+}
+
 /// What a batch has read so far, plus what its writes changed: the state
 /// the next write of the batch sees.
 #[derive(Default, Clone)]
 struct Loaded {
     revisions: HashMap<View, u64>,
-    docs: HashMap<(View, String), Option<Value>>,
+    /// Each document, with the revision that last changed it.
+    docs: HashMap<(View, String), Option<(Value, u64)>>,
     counters: HashMap<String, u64>,
     outcomes: HashMap<String, Option<Outcome>>,
 }
@@ -315,7 +432,10 @@ impl Loaded {
             match missing {
                 Missing::Doc(view, key) => {
                     let doc = row
-                        .map(|r| super::parse_doc(r.get(0)))
+                        .map(|r| {
+                            let doc = super::parse_doc(r.get(0))?;
+                            Ok((doc, r.get::<_, i64>(1) as u64))
+                        })
                         .transpose()
                         .map_err(Failed::final_before)?;
                     self.docs.entry((view, key)).or_insert(doc);
@@ -348,7 +468,8 @@ impl Loaded {
     fn apply(&mut self, plan: &Plan) {
         for change in &plan.changes {
             for (key, doc) in &change.rows {
-                self.docs.insert((change.view, key.clone()), doc.clone());
+                let doc = doc.clone().map(|doc| (doc, change.revision));
+                self.docs.insert((change.view, key.clone()), doc);
             }
             self.revisions.insert(change.view, change.revision);
         }
@@ -363,10 +484,17 @@ impl Loaded {
 
 impl Source for Loaded {
     fn doc(&self, view: View, key: &str) -> Result<Option<Value>, Missing> {
-        self.docs
-            .get(&(view, key.to_string()))
-            .cloned()
-            .ok_or_else(|| Missing::Doc(view, key.into()))
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.as_ref().map(|(doc, _)| doc.clone())),
+            None => Err(Missing::Doc(view, key.into())),
+        }
+    }
+
+    fn doc_revision(&self, view: View, key: &str) -> Result<Option<u64>, Missing> {
+        match self.docs.get(&(view, key.to_string())) {
+            Some(doc) => Ok(doc.as_ref().map(|(_, revision)| *revision)),
+            None => Err(Missing::Doc(view, key.into())),
+        }
     }
 
     fn counter(&self, name: &str) -> Result<u64, Missing> {
@@ -397,7 +525,8 @@ impl Source for Loaded {
 struct Changes {
     /// The revisions of the locked views when the batch began.
     locked: HashMap<View, u64>,
-    docs: BTreeMap<(View, String), Option<String>>,
+    /// Each document's new text and the revision that changed it.
+    docs: BTreeMap<(View, String), Option<(String, u64)>>,
     counters: BTreeMap<String, u64>,
     revisions: BTreeMap<View, u64>,
     /// View, revision, patch, and the documents it replaced.
@@ -415,7 +544,7 @@ impl Changes {
             for (key, doc) in &change.rows {
                 self.docs.insert(
                     (change.view, key.clone()),
-                    doc.as_ref().map(Value::to_string),
+                    doc.as_ref().map(|doc| (doc.to_string(), change.revision)),
                 );
                 self.changed
                     .insert((change.view, key.clone()), (change.revision, doc.is_none()));
@@ -446,13 +575,15 @@ impl Changes {
 /// pipelined statements whatever the batch's size.
 async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<(), Failed> {
     let (mut up_views, mut up_keys, mut up_docs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut up_revisions: Vec<i64> = Vec::new();
     let (mut del_views, mut del_keys) = (Vec::new(), Vec::new());
     for ((view, key), doc) in &changes.docs {
         match doc {
-            Some(doc) => {
+            Some((doc, revision)) => {
                 up_views.push(view.name());
                 up_keys.push(key.as_str());
                 up_docs.push(doc.as_str());
+                up_revisions.push(*revision as i64);
             }
             None => {
                 del_views.push(view.name());
@@ -522,7 +653,8 @@ async fn persist(tx: &Transaction<'_>, changes: &Changes, now: i64) -> Result<()
     let mut statements: Vec<Pending<'_>> = Vec::new();
     if !up_views.is_empty() {
         statements.push(Box::pin(async {
-            tx.execute(upsert, &[&up_views, &up_keys, &up_docs]).await
+            tx.execute(upsert, &[&up_views, &up_keys, &up_docs, &up_revisions])
+                .await
         }));
     }
     if !del_views.is_empty() {

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use duality::telemetry::{Kind, Metric};
 use duality::{
-    ApiJson, App, Draft, Error, KeyHeader, Server, Service, View, ViewSpec, Write, create_once,
-    written,
+    ApiJson, App, Conditions, Draft, Error, KeyHeader, Server, Service, View, ViewSpec, Write,
+    create_once, written,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -265,12 +265,16 @@ async fn delete_note(State(app): State<App>, Path(key): Path<String>) -> Result<
     Ok(written(StatusCode::NO_CONTENT, done, NOTES))
 }
 
-async fn get_note(State(app): State<App>, Path(key): Path<String>) -> Result<Response, Error> {
+async fn get_note(
+    State(app): State<App>,
+    Path(key): Path<String>,
+    Conditions(conditions): Conditions,
+) -> Result<Response, Error> {
     valid_key(&key)?;
-    match app.doc(NOTES, &key).await? {
-        Some(note) => Ok(Json(note).into_response()),
-        None => Err(Error::NotFound(format!("no note {key}"))),
-    }
+    duality::http::document::get(&app, NOTES, &key, &conditions, || {
+        Error::NotFound(format!("no note {key}"))
+    })
+    .await
 }
 
 async fn broken() -> Result<Response, Error> {
