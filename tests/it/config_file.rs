@@ -208,7 +208,7 @@ fn each_configuration_error_is_refused_with_its_line() {
     let view = "[derived.by-status]\nfrom = \"tickets\"\ngroup_by = \"/status\"\n";
     assert_eq!(
         refused("db = \":memory:\"\nlisten_address = \"3000\"\n"),
-        "error: bad.toml:2: unknown key `listen_address`; the settings are listen, db, retention, \
+        "error: bad.toml:2: unknown key `listen_address`; the settings are listen, db, retention, catch_up_horizon, \
          cors_origin, keep_alive, cors_allow_writes, write_token, read_token, open_writes, \
          max_connections, header_timeout, shutdown_grace, services, customers_url, \
          incidents_url, replace_schema, collection_batch_limit, demo_data, upstream_token, and the tables \
