@@ -6,9 +6,13 @@
 //! starts from its `snapshot` event, then applies its `change` events, as
 //! a [`Follower`](crate::Follower) does with a view's own stream. After a
 //! dropped connection it reconnects with the list of every member's
-//! position as `Last-Event-ID`, so each resumes exactly. A member whose
-//! position cannot be served gets a `reset`: only that member starts over
-//! from a snapshot (the set reconnects without its position). A changed
+//! position as `Last-Event-ID`, so each resumes exactly. A member away
+//! longer than the server keeps events, but within its catch-up horizon,
+//! gets one `catch-up` event (docs/PROTOCOL.md, "Catch-up"): a merge patch
+//! from its position to the revision it names, folded into that member's
+//! copy like a change that skips the revisions between. A member whose
+//! position cannot be served at all gets a `reset`: only that member
+//! starts over from a snapshot (the set reconnects without its position). A changed
 //! epoch (`410` for the whole request) starts every member over.
 
 use std::collections::BTreeMap;
@@ -415,7 +419,9 @@ impl Run {
                 state.position = Some(revision);
                 self.health.send_modify(|h| h.bootstraps += 1);
             }
-            "change" => {
+            // A catch-up is one patch from the member's position to its
+            // revision, however many revisions that skips.
+            "change" | "catch-up" => {
                 let (Some(revision), Some(patch)) = (data.revision, data.patch) else {
                     return missing("revision and patch");
                 };
@@ -423,7 +429,8 @@ impl Run {
                 if revision <= at {
                     return None;
                 }
-                if revision != at + 1 && !state.member.filtered() {
+                let compacted = name == "catch-up";
+                if revision != at + 1 && !state.member.filtered() && !compacted {
                     // An unfiltered member must not skip: start it over.
                     tracing::info!(member = %state.member.id, revision, at, "a revision gap; starting the member over");
                     state.position = None;

@@ -589,6 +589,8 @@ async fn a_member_of_a_set_whose_position_is_gone_starts_over_alone() {
     let settings = Settings {
         engine: Config {
             retention: Duration::from_secs(1),
+            // No catch-up past retention: `p`'s position becomes 410.
+            catch_up_horizon: Duration::from_secs(1),
             keep_alive: Duration::from_millis(100),
             ..Config::ephemeral()
         },
@@ -634,4 +636,107 @@ async fn a_member_of_a_set_whose_position_is_gone_starts_over_alone() {
         3,
         "p started over from a snapshot, loc resumed"
     );
+}
+
+#[tokio::test]
+async fn members_of_a_set_away_longer_than_retention_each_catch_up_with_one_patch_without_reloading()
+ {
+    let settings = Settings {
+        engine: Config {
+            retention: Duration::from_secs(1),
+            catch_up_horizon: Duration::from_secs(3600),
+            keep_alive: Duration::from_millis(100),
+            ..Config::ephemeral()
+        },
+        ..Settings::ephemeral()
+    };
+    let server = spawn(settings).await;
+    let base = server.url("");
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Ann", "city": "Rome"}),
+    )
+    .await;
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Bob", "city": "Oslo"}),
+    )
+    .await;
+    let open = Arc::new(AtomicBool::new(true));
+    let asked = Asked::default();
+    let members = [
+        ("p", "/persons"),
+        ("one", "/persons?key=1"),
+        ("loc", "/locations"),
+    ];
+    let set = FollowerSet::spawn(
+        recorded(&base, &open, &asked),
+        vec![
+            Member::new("p", "persons"),
+            Member::new("one", "persons").key("1"),
+            Member::new("loc", "locations"),
+        ],
+        fast(),
+    )
+    .unwrap();
+    set_matches(&server, &set, &members).await;
+    let mut health = set.watch_health();
+    open.store(false, Ordering::SeqCst);
+    tokio::time::timeout(WAIT, health.wait_for(|h| !h.live))
+        .await
+        .unwrap()
+        .unwrap();
+    // Changed, deleted and created while the set is away, until retention
+    // has deleted every event after its positions (2).
+    server
+        .send("PATCH", "/persons/1", Some(json!({"city": "Oslo"})))
+        .await;
+    let r = server.send("DELETE", "/persons/2", None).await;
+    assert_eq!(r.status(), 204);
+    post(&server.client, &base, json!({"name": "Cy", "city": "Lima"})).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page: Value = server
+            .get("/person-events?mode=poll&after=2&wait=0")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["changes"][0]["compacted"] == json!(true) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    open.store(true, Ordering::SeqCst);
+    set_matches(&server, &set, &members).await;
+    let one = set.current("one").unwrap();
+    assert_eq!(
+        Value::Object(one.doc),
+        json!({"1": {"name": "Ann", "city": "Oslo"}})
+    );
+    assert_eq!(
+        set.health().bootstraps,
+        3,
+        "each member caught up from its position, none started over"
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|(_, last)| last.contains("p=2")),
+        "it resumed from 2, a position whose events are gone: {asked:?}"
+    );
+    // And every member follows on live from the catch-up's revision.
+    post(
+        &server.client,
+        &base,
+        json!({"name": "Dee", "city": "Rome"}),
+    )
+    .await;
+    server
+        .send("PATCH", "/persons/1", Some(json!({"name": "Ann B."})))
+        .await;
+    set_matches(&server, &set, &members).await;
+    assert_eq!(set.health().bootstraps, 3);
 }
