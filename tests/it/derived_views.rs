@@ -1,4 +1,4 @@
-//! Derived views (SPEC §15) over real HTTP and SSE: a group-by of a
+//! Derived views (docs/ARCHITECTURE.md, "Derived views") over real HTTP and SSE: a group-by of a
 //! collection, kept in the same write as each collection change, equal to
 //! the same aggregate computed from the collection at every revision, on
 //! SQLite and across two servers on one PostgreSQL database, and after a
@@ -78,7 +78,7 @@ async fn a_collection_of_persons_counted_by_city_replays_the_locations_events_ev
         .await;
     type Step = (&'static str, &'static str, &'static str, Option<Value>);
     // (method, seed path, collection path, body): the seed's reference
-    // table (SPEC §3), then moves between cities.
+    // table (tests/it/persons_and_locations.rs), then moves between cities.
     let steps: Vec<Step> = vec![
         (
             "POST",

@@ -1,4 +1,4 @@
-//! Collections for real apps (SPEC §15, docs/PROTOCOL.md, "One
+//! Collections for real apps (docs/PROTOCOL.md, "One
 //! document: ETag and conditional writes"): a document's `ETag` and
 //! `If-Match`/`If-None-Match` (exactly one of two writers with the same
 //! tag wins, on SQLite and across two PostgreSQL processes), server-made

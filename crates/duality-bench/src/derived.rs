@@ -1,4 +1,4 @@
-//! Scenario `derived` (not part of `all`): what derived views (SPEC §15)
+//! Scenario `derived` (not part of `all`): what derived views (docs/ARCHITECTURE.md, "Derived views")
 //! cost a collection's writes, on a collection of `--documents` (1,000,000
 //! by default) spread over `--groups` (100,000) groups.
 //!

@@ -1,5 +1,5 @@
 //! The configuration file (`--config duality.toml` or `DUALITY_CONFIG`,
-//! README "The configuration file", SPEC §15): every setting a flag holds,
+//! README "The configuration file", docs/ARCHITECTURE.md, "Derived views"): every setting a flag holds,
 //! the collections with their schemas, and the derived views.
 //!
 //! A top-level key is a flag's name with `_` for `-` (`listen`,

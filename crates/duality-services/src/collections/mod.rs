@@ -154,7 +154,7 @@ impl Health for Listed {
 }
 
 /// The collections service for `args` (reads and compiles their schemas),
-/// with the views `derived` from them (SPEC §15), each patch of a
+/// with the views `derived` from them (docs/ARCHITECTURE.md, "Derived views"), each patch of a
 /// collection changing at most `batch_limit` documents.
 /// At start it makes sure the database holds each collection's schema
 /// (see [`stored_schema`]), replacing the stored one of the collections

@@ -162,7 +162,7 @@ pub fn put(
 ) -> Result<Write, Error> {
     let Checked(doc) = Checked::new(&c, doc)?;
     Ok(write(c, move |docs| {
-        docs.expect(&key, &conditions)?;
+        docs.expect(&key, &conditions)?; // ok: Docs::expect checks If-Match and answers a Result, not a panic
         let created = docs.get(&key)?.is_none();
         save(docs, &key, doc.clone(), created)
     }))
@@ -174,7 +174,7 @@ pub fn patch(c: Arc<Collection>, key: String, patch: Doc, conditions: Preconditi
     let patch = Value::Object(patch);
     write(Arc::clone(&c), move |docs| {
         let doc = docs.get(&key)?.ok_or_else(|| not_found(&c, &key))?;
-        docs.expect(&key, &conditions)?;
+        docs.expect(&key, &conditions)?; // ok: Docs::expect checks If-Match and answers a Result, not a panic
         let Checked(doc) = merged(&c, Some(doc), &patch)?;
         save(docs, &key, doc, false)
     })
@@ -186,7 +186,7 @@ pub fn delete(c: Arc<Collection>, key: String, conditions: Preconditions) -> Wri
         if docs.get(&key)?.is_none() {
             return Err(not_found(&c, &key));
         }
-        docs.expect(&key, &conditions)?;
+        docs.expect(&key, &conditions)?; // ok: Docs::expect checks If-Match and answers a Result, not a panic
         docs.set(&key, None)?;
         Ok(Value::Null)
     })

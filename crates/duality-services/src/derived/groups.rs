@@ -1,5 +1,5 @@
 //! The state of one derived view, and the documents a write changes in it
-//! (SPEC §15): pure, with no view, store or write in sight.
+//! (docs/ARCHITECTURE.md, "Derived views"): pure, with no view, store or write in sight.
 //!
 //! [`Shape`] is what a [`DerivedSpec`] asks of each document: its group
 //! (the value at `group_by`; a string as it is, a number or a boolean as
@@ -664,7 +664,7 @@ mod tests {
             .collect()
     }
 
-    /// SPEC §3's reference sequence, as a collection of persons with
+    /// The reference sequence of persons and locations (tests/it/persons_and_locations.rs), as a collection of persons with
     /// `group_by = "/city"`, `count = "total"`: the locations events.
     #[test]
     fn counting_persons_by_city_gives_the_locations_events() {

@@ -1,4 +1,4 @@
-//! Derived views (`[derived.NAME]` in the configuration file, SPEC §15):
+//! Derived views (`[derived.NAME]` in the configuration file, docs/ARCHITECTURE.md, "Derived views"):
 //! views computed from a collection's documents, grouped by a JSON
 //! Pointer, with counts, sums, minimums and maximums per group, and
 //! optionally only the largest groups (`top`). [`spec`] is what the file

@@ -1,5 +1,5 @@
 //! What a derived view is, as declared in the configuration file
-//! (`[derived.NAME]`, SPEC §15): the collection it is computed from, the
+//! (`[derived.NAME]`, docs/ARCHITECTURE.md, "Derived views"): the collection it is computed from, the
 //! JSON Pointer its documents are grouped by, and the members each group
 //! holds (a count, sums, minimums, maximums), optionally only the `limit`
 //! largest groups (`top`).
